@@ -1,0 +1,143 @@
+//! Linux error numbers returned by syscalls, and fault values returned by accesses.
+//!
+//! Owns nothing; every other module may call it.
+
+use core::fmt;
+
+/// An error number with the value Linux uses on x86-64 (`include/uapi/asm-generic/errno-base.h`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum Errno {
+    EPERM = 1,
+    ENOENT = 2,
+    ESRCH = 3,
+    EBADF = 9,
+    EAGAIN = 11,
+    ENOMEM = 12,
+    EACCES = 13,
+    EFAULT = 14,
+    EBUSY = 16,
+    EEXIST = 17,
+    ENODEV = 19,
+    EINVAL = 22,
+    EFBIG = 27,
+    ENOSPC = 28,
+    ENOSYS = 38,
+    EOVERFLOW = 75,
+    EOPNOTSUPP = 95,
+}
+
+impl Errno {
+    /// The errno name as Linux spells it (`"EINVAL"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Errno::EPERM => "EPERM",
+            Errno::ENOENT => "ENOENT",
+            Errno::ESRCH => "ESRCH",
+            Errno::EBADF => "EBADF",
+            Errno::EAGAIN => "EAGAIN",
+            Errno::ENOMEM => "ENOMEM",
+            Errno::EACCES => "EACCES",
+            Errno::EFAULT => "EFAULT",
+            Errno::EBUSY => "EBUSY",
+            Errno::EEXIST => "EEXIST",
+            Errno::ENODEV => "ENODEV",
+            Errno::EINVAL => "EINVAL",
+            Errno::EFBIG => "EFBIG",
+            Errno::ENOSPC => "ENOSPC",
+            Errno::ENOSYS => "ENOSYS",
+            Errno::EOVERFLOW => "EOVERFLOW",
+            Errno::EOPNOTSUPP => "EOPNOTSUPP",
+        }
+    }
+
+    /// The positive errno value.
+    pub const fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The errno with value `code`, if vmlab knows it.
+    pub fn from_code(code: i32) -> Option<Errno> {
+        const ALL: [Errno; 17] = [
+            Errno::EPERM,
+            Errno::ENOENT,
+            Errno::ESRCH,
+            Errno::EBADF,
+            Errno::EAGAIN,
+            Errno::ENOMEM,
+            Errno::EACCES,
+            Errno::EFAULT,
+            Errno::EBUSY,
+            Errno::EEXIST,
+            Errno::ENODEV,
+            Errno::EINVAL,
+            Errno::EFBIG,
+            Errno::ENOSPC,
+            Errno::ENOSYS,
+            Errno::EOVERFLOW,
+            Errno::EOPNOTSUPP,
+        ];
+        ALL.into_iter().find(|e| e.code() == code)
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Result of a syscall.
+pub type SysResult<T> = Result<T, Errno>;
+
+/// The signal an access would raise on Linux.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// SIGSEGV.
+    Segv,
+    /// SIGBUS.
+    Bus,
+}
+
+/// Why an access faulted. Mirrors the `si_code` Linux reports, plus out-of-memory.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FaultReason {
+    /// No VMA covers the address (`SEGV_MAPERR`).
+    NotMapped,
+    /// A VMA covers it but forbids this access (`SEGV_ACCERR`).
+    Protection,
+    /// No frame could be found to satisfy the fault (`VM_FAULT_OOM`; Linux would
+    /// invoke the OOM killer).
+    OutOfMemory,
+    /// The access does not go to memory the process can reach (non-canonical
+    /// or kernel address).
+    BadAddress,
+}
+
+/// A failed access: the signal, the faulting address and the reason.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fault {
+    pub signal: Signal,
+    pub addr: u64,
+    pub reason: FaultReason,
+}
+
+impl Fault {
+    pub const fn segv(addr: u64, reason: FaultReason) -> Fault {
+        Fault {
+            signal: Signal::Segv,
+            addr,
+            reason,
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sig = match self.signal {
+            Signal::Segv => "SIGSEGV",
+            Signal::Bus => "SIGBUS",
+        };
+        write!(f, "{sig} at {:#x} ({:?})", self.addr, self.reason)
+    }
+}

@@ -1,0 +1,242 @@
+//! One process's address space: VMA map + page table, and the mechanisms the
+//! syscalls share (split, merge, zap a range, change protection, teardown).
+//!
+//! Lock order (outermost first):
+//! ```text
+//! AddressSpace::map (RwLock, "mmap_lock")
+//!   page-table entries (atomic words; updated by compare-and-swap)
+//!     Zone::alloc (Mutex, leaf)
+//! ```
+//! Syscalls hold `map` for writing; faults hold it for reading and install
+//! PTEs by compare-and-swap. Functions that need `map` held end in `_locked`
+//! and take the guarded `MapState` as an argument.
+
+use super::vma::{Backing, Prot, Vma};
+use super::vma_map::{VmaMap, VmaMapPolicy, VmaTree};
+use crate::addr::{vpn, PAGE_SIZE, TASK_SIZE};
+use crate::errno::{Errno, SysResult};
+use crate::pgtable::{NoFrame, PageTable, Pte};
+use crate::phys::PhysMem;
+use crate::sync::{AtomicU64, AtomicUsize, Ordering, RwLock};
+use crate::tlb::PendingFlush;
+
+/// Per-address-space settings from config.
+#[derive(Copy, Clone, Debug)]
+pub struct AddressSpaceParams {
+    pub vma_map: VmaMapPolicy,
+    /// Linux `vm.max_map_count`.
+    pub max_map_count: usize,
+    /// Top of the mmap area (`mm->mmap_base`); top-down placement starts below it.
+    pub mmap_base: u64,
+    /// Start of the brk heap (`mm->start_brk`).
+    pub start_brk: u64,
+    /// Frames a private writable mapping may not exceed (Linux's overcommit
+    /// heuristic compares against RAM + swap).
+    pub commit_limit_pages: u64,
+}
+
+/// State protected by the map lock. Linux: the fields of `mm_struct` under `mmap_lock`.
+pub struct MapState {
+    pub vmas: VmaTree,
+    pub mmap_base: u64,
+    pub start_brk: u64,
+    pub brk: u64,
+    pub max_map_count: usize,
+    pub commit_limit_pages: u64,
+    /// Set by `teardown`: the page table is gone and every access faults.
+    pub dead: bool,
+}
+
+/// An address space. Linux: `struct mm_struct`; FreeBSD: `struct vmspace`.
+pub struct AddressSpace {
+    /// Unique id (what an ASID would be).
+    pub id: u64,
+    /// The page table; its root never changes.
+    pt: PageTable,
+    /// The mmap lock and everything it protects.
+    pub map: RwLock<MapState>,
+    /// Bit i set: CPU i may hold translations of this address space in its TLB
+    /// (Linux `mm_cpumask`). Set by a CPU when it switches to the address space.
+    pub cpu_mask: AtomicU64,
+    /// Frames mapped (zero page excluded). Linux: `MM_ANONPAGES`.
+    pub rss: AtomicUsize,
+}
+
+impl AddressSpace {
+    /// An empty address space.
+    pub fn new(phys: &PhysMem, id: u64, p: AddressSpaceParams) -> Result<AddressSpace, NoFrame> {
+        Ok(AddressSpace {
+            id,
+            pt: PageTable::new(phys)?,
+            map: RwLock::new(MapState {
+                vmas: VmaTree::new(p.vma_map),
+                mmap_base: p.mmap_base,
+                start_brk: p.start_brk,
+                brk: p.start_brk,
+                max_map_count: p.max_map_count,
+                commit_limit_pages: p.commit_limit_pages,
+                dead: false,
+            }),
+            cpu_mask: AtomicU64::new(0),
+            rss: AtomicUsize::new(0),
+        })
+    }
+
+    /// The page table.
+    #[inline]
+    pub fn page_table(&self) -> &PageTable {
+        &self.pt
+    }
+
+    /// Unmap everything and free the page table, root included; afterwards
+    /// every access faults. Idempotent. Linux: `exit_mmap`.
+    pub fn teardown(&self, phys: &PhysMem, flush: &mut PendingFlush) {
+        let mut st = self.map.write();
+        if st.dead {
+            return;
+        }
+        for s in st.vmas.starts_in(0, TASK_SIZE) {
+            if let Some(v) = st.vmas.remove(s) {
+                self.zap_range(phys, v.start, v.end, flush);
+            }
+        }
+        // The map lock is held for writing and `dead` is set before it is
+        // released, so no walker can reach the freed tables.
+        self.pt.destroy(phys);
+        st.dead = true;
+    }
+
+    /// Split the VMA that strictly contains `addr` so that a VMA boundary lies at `addr`.
+    pub fn split_at_locked(st: &mut MapState, addr: u64) {
+        if let Some(v) = st.vmas.find_mut(addr) {
+            if v.start < addr && addr < v.end {
+                let tail = v.split_off(addr);
+                st.vmas.insert(tail);
+            }
+        }
+    }
+
+    /// Merge neighbouring VMAs that Linux would have merged, over the
+    /// boundaries that lie in `[start, end]`. Linux: the `vma_merge` calls of
+    /// `mmap_region` and `mprotect_fixup`.
+    pub fn merge_range_locked(st: &mut MapState, start: u64, end: u64) {
+        // The VMA ending at or containing `start` is the first candidate.
+        let mut cur = match st.vmas.prev(start.max(1)) {
+            Some(v) => v.start,
+            None => match st.vmas.find(start) {
+                Some(v) => v.start,
+                None => return,
+            },
+        };
+        loop {
+            let Some(v) = st.vmas.find(cur) else { return };
+            if v.start != cur {
+                return;
+            }
+            let v_end = v.end;
+            if v_end > end {
+                return;
+            }
+            let mergeable = match st.vmas.find(v_end) {
+                Some(n) if n.start == v_end => v.can_merge_with_next(n),
+                _ => false,
+            };
+            if mergeable {
+                let Some(n) = st.vmas.remove(v_end) else {
+                    return;
+                };
+                if let Some(v) = st.vmas.find_mut(cur) {
+                    v.end = n.end;
+                    if v.anon_id() == 0 {
+                        v.anon.store(n.anon_id(), Ordering::Release);
+                    }
+                }
+            } else {
+                cur = v_end;
+            }
+        }
+    }
+
+    /// Clear every PTE of `[start, end)`, dropping mapcounts, and collect the
+    /// frames to release once the TLBs are flushed. Page-table pages are
+    /// pruned afterwards by the caller. Linux: `zap_page_range` /
+    /// `zap_pte_range` into an `mmu_gather`.
+    pub fn zap_range(&self, phys: &PhysMem, start: u64, end: u64, flush: &mut PendingFlush) {
+        self.pt.for_each_leaf(phys, start, end, |va, e| {
+            let old = Pte(e.swap(0, Ordering::AcqRel));
+            if old.is_none() {
+                return;
+            }
+            flush.add_page(vpn(va));
+            if old.maps_frame() && !old.special() {
+                if let Some(d) = phys.desc(old.pfn()) {
+                    d.mapcount.fetch_sub(1, Ordering::AcqRel);
+                }
+                self.rss.fetch_sub(1, Ordering::Relaxed);
+                flush.frames.push(old.pfn());
+            }
+        });
+    }
+
+    /// Free page-table pages left with no entry in `[start, end)`; the
+    /// caller holds the map lock for writing, so no fault is walking them.
+    /// Linux: `free_pgtables`.
+    pub fn prune_tables_locked(&self, _st: &mut MapState, phys: &PhysMem, start: u64, end: u64) {
+        self.pt.prune(phys, start, end);
+    }
+
+    /// Rewrite the PTEs of `[start, end)` for protection `prot`.
+    /// Linux: `change_protection` / `change_pte_range`.
+    pub fn change_protection(&self, phys: &PhysMem, start: u64, end: u64, prot: Prot, flush: &mut PendingFlush) {
+        self.pt.for_each_leaf(phys, start, end, |va, e| {
+            let changed = e.fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                let old = Pte(cur);
+                if !old.maps_frame() {
+                    return None;
+                }
+                let mut new = old.without(Pte::WRITE | Pte::PRESENT | Pte::PROTNONE | Pte::NX);
+                if !prot.accessible() {
+                    new = new.with(Pte::PROTNONE);
+                } else {
+                    new = new.with(Pte::PRESENT);
+                    if !prot.exec() {
+                        new = new.with(Pte::NX);
+                    }
+                    // Write is granted now only where no copy would be owed:
+                    // a private frame mapped once (Linux `can_change_pte_writable`).
+                    if prot.write() && !old.special() && exclusive(phys, old) {
+                        new = new.with(Pte::WRITE);
+                    }
+                }
+                (new != old).then_some(new.0)
+            });
+            if changed.is_ok() {
+                flush.add_page(vpn(va));
+            }
+        });
+    }
+
+    /// Check the arguments Linux checks before touching the map, for a range
+    /// `[addr, addr + len)` given to munmap-like calls.
+    pub fn check_unmap_range(addr: u64, len: u64) -> SysResult<u64> {
+        if addr & (PAGE_SIZE - 1) != 0 || addr > TASK_SIZE || len > TASK_SIZE - addr {
+            return Err(Errno::EINVAL);
+        }
+        let end = addr + crate::addr::page_ceil(len).ok_or(Errno::EINVAL)?;
+        if end == addr {
+            return Err(Errno::EINVAL);
+        }
+        Ok(end)
+    }
+}
+
+/// Whether `pte` maps a frame no one else maps or references.
+fn exclusive(phys: &PhysMem, pte: Pte) -> bool {
+    phys.desc(pte.pfn())
+        .is_some_and(|d| d.mapcount.load(Ordering::Acquire) == 1 && d.refcount.load(Ordering::Acquire) == 1)
+}
+
+/// Whether the VMA is private anonymous memory.
+pub fn is_private_anon(v: &Vma) -> bool {
+    v.backing == Backing::Anon && !v.flags.has(super::vma::VmFlags::SHARED)
+}

@@ -1,0 +1,245 @@
+//! The page-fault handler for anonymous private memory: demand-zero pages,
+//! the shared zero page on read, write-protect faults (zero page to private
+//! frame, and reuse or copy of a frame mapped elsewhere).
+//!
+//! Runs with the map lock held for reading; PTEs are filled by
+//! compare-and-swap, so two CPUs faulting on one page both see one frame.
+//! Linux: `handle_mm_fault`, `do_anonymous_page`, `do_wp_page`.
+
+use super::address_space::{AddressSpace, MapState};
+use super::stats::MmCounters;
+use super::vma::{Backing, Vma};
+use super::vma_map::VmaMap;
+use crate::addr::{page_floor, Pfn, TASK_SIZE};
+use crate::errno::{Fault, FaultReason};
+use crate::pgtable::Pte;
+use crate::phys::{FrameUse, PhysMem};
+use crate::sync::{AtomicU64, Ordering};
+
+/// The kind of access that faulted.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    Read,
+    Write,
+    Exec,
+}
+
+/// What the fault handler needs from the machine besides the address space.
+pub struct FaultCtx<'a> {
+    pub phys: &'a PhysMem,
+    pub counters: &'a MmCounters,
+    /// Source of fresh anonymous identities (machine-wide, never 0).
+    pub next_anon_id: &'a AtomicU64,
+}
+
+/// Resolve a fault at `addr` and return the leaf PTE now in place, which
+/// allows `access`. Linux: `handle_mm_fault`.
+///
+/// Preconditions: `st` is `mm.map` held for reading (or writing).
+pub fn handle_fault_locked(
+    cx: &FaultCtx<'_>,
+    mm: &AddressSpace,
+    st: &MapState,
+    addr: u64,
+    access: Access,
+) -> Result<Pte, Fault> {
+    let r = handle_fault_inner(cx, mm, st, addr, access);
+    match r {
+        Ok(_) => MmCounters::bump(&cx.counters.minor_faults),
+        Err(_) => MmCounters::bump(&cx.counters.failed_faults),
+    }
+    r
+}
+
+fn handle_fault_inner(
+    cx: &FaultCtx<'_>,
+    mm: &AddressSpace,
+    st: &MapState,
+    addr: u64,
+    access: Access,
+) -> Result<Pte, Fault> {
+    if addr >= TASK_SIZE || st.dead {
+        return Err(Fault::segv(addr, FaultReason::BadAddress));
+    }
+    let vma = match st.vmas.find(addr) {
+        Some(v) if v.start <= addr => v,
+        _ => return Err(Fault::segv(addr, FaultReason::NotMapped)),
+    };
+    // Linux `access_error`: any permission lets a read through on x86.
+    let allowed = match access {
+        Access::Read => vma.prot.accessible(),
+        Access::Write => vma.prot.write(),
+        Access::Exec => vma.prot.exec(),
+    };
+    if !allowed {
+        return Err(Fault::segv(addr, FaultReason::Protection));
+    }
+    if vma.backing != Backing::Anon {
+        // Objects behind VMAs come with the fork/page-cache work.
+        return Err(Fault {
+            signal: crate::errno::Signal::Bus,
+            addr,
+            reason: FaultReason::BadAddress,
+        });
+    }
+    let oom = Fault {
+        signal: crate::errno::Signal::Bus,
+        addr,
+        reason: FaultReason::OutOfMemory,
+    };
+    let entry = mm.page_table().leaf_alloc(cx.phys, addr).map_err(|_| oom)?;
+    let base = leaf_flags(vma);
+    loop {
+        let cur = Pte(entry.load(Ordering::Acquire));
+        if cur.is_none() {
+            if cur.locked() {
+                core::hint::spin_loop();
+                continue;
+            }
+            // do_anonymous_page: reads map the zero page, writes a fresh frame.
+            if access != Access::Write {
+                let new = Pte::new(cx.phys.zero_pfn(), (base & !Pte::WRITE) | Pte::SPECIAL | Pte::ACCESSED);
+                if entry
+                    .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    MmCounters::bump(&cx.counters.zero_page_maps);
+                    return Ok(new);
+                }
+                continue;
+            }
+            let pfn = new_anon_frame(cx, vma, addr).ok_or(oom)?;
+            let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
+            if entry
+                .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                mm.rss.fetch_add(1, Ordering::Relaxed);
+                return Ok(new);
+            }
+            // Another CPU filled the entry first.
+            discard_frame(cx, pfn);
+            continue;
+        }
+        if !cur.present() {
+            // A PROT_NONE entry in a VMA that now allows access: mprotect
+            // rewrites PTEs before it returns, so this is a race with it; retry.
+            core::hint::spin_loop();
+            continue;
+        }
+        if access == Access::Write && !cur.writable() {
+            match do_wp_page(cx, mm, vma, addr, entry, cur, base, oom)? {
+                Some(p) => return Ok(p),
+                None => continue,
+            }
+        }
+        // Present and permitted: a TLB miss that the hardware walk would
+        // resolve; set the accessed/dirty bits it would set.
+        let mut bits = Pte::ACCESSED;
+        if access == Access::Write {
+            bits |= Pte::DIRTY;
+        }
+        let now = Pte(entry.fetch_or(bits, Ordering::AcqRel) | bits);
+        return Ok(now);
+    }
+}
+
+/// PTE permission bits for a page of `vma` (before COW state is considered).
+fn leaf_flags(vma: &Vma) -> u64 {
+    let mut f = Pte::PRESENT | Pte::USER;
+    if vma.prot.write() {
+        f |= Pte::WRITE;
+    }
+    if !vma.prot.exec() {
+        f |= Pte::NX;
+    }
+    f
+}
+
+/// The VMA's anonymous identity, assigned on first need. Linux: `anon_vma_prepare`.
+fn anon_id(cx: &FaultCtx<'_>, vma: &Vma) -> u64 {
+    let id = vma.anon_id();
+    if id != 0 {
+        return id;
+    }
+    let fresh = cx.next_anon_id.fetch_add(1, Ordering::Relaxed);
+    match vma.anon.compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => fresh,
+        Err(winner) => winner,
+    }
+}
+
+/// A zeroed frame owned by `vma`'s anonymous identity at the page of `addr`,
+/// mapped once. Linux: `alloc_zeroed_user_highpage_movable` + `page_add_new_anon_rmap`.
+fn new_anon_frame(cx: &FaultCtx<'_>, vma: &Vma, addr: u64) -> Option<Pfn> {
+    let pfn = cx.phys.alloc_zeroed(FrameUse::Anon)?;
+    if let Some(d) = cx.phys.desc(pfn) {
+        d.mapping.store(anon_id(cx, vma), Ordering::Relaxed);
+        d.index.store(vma.pgoff_of(page_floor(addr)), Ordering::Relaxed);
+        d.mapcount.store(1, Ordering::Release);
+    }
+    Some(pfn)
+}
+
+/// Give back a frame that lost the race to fill a PTE.
+fn discard_frame(cx: &FaultCtx<'_>, pfn: Pfn) {
+    if let Some(d) = cx.phys.desc(pfn) {
+        d.mapcount.store(0, Ordering::Relaxed);
+    }
+    cx.phys.put_frame(pfn);
+    MmCounters::bump(&cx.counters.pages_wasted);
+}
+
+/// A store to a present, write-protected PTE in a writable VMA. Returns the
+/// new PTE, or `None` if the entry changed under us (retry).
+/// Linux: `do_wp_page` (reuse when exclusive, else `wp_page_copy`).
+#[allow(clippy::too_many_arguments)]
+fn do_wp_page(
+    cx: &FaultCtx<'_>,
+    mm: &AddressSpace,
+    vma: &Vma,
+    addr: u64,
+    entry: &AtomicU64,
+    cur: Pte,
+    base: u64,
+    oom: Fault,
+) -> Result<Option<Pte>, Fault> {
+    let old_pfn = cur.pfn();
+    if !cur.special() {
+        let exclusive = cx
+            .phys
+            .desc(old_pfn)
+            .is_some_and(|d| d.mapcount.load(Ordering::Acquire) == 1 && d.refcount.load(Ordering::Acquire) == 1);
+        if exclusive {
+            let new = cur.with(Pte::WRITE | Pte::ACCESSED | Pte::DIRTY);
+            return Ok(entry
+                .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+                .then_some(new));
+        }
+    }
+    let pfn = new_anon_frame(cx, vma, addr).ok_or(oom)?;
+    if !cur.special() {
+        cx.phys.ram().copy_frame(pfn, old_pfn);
+    }
+    let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
+    if entry
+        .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        discard_frame(cx, pfn);
+        return Ok(None);
+    }
+    mm.rss.fetch_add(1, Ordering::Relaxed);
+    if !cur.special() {
+        // The old frame loses this mapping. Without fork no frame is mapped
+        // twice, so this branch waits for COW (the fork issue), which must
+        // also shoot down other CPUs' entries before dropping the reference.
+        if let Some(d) = cx.phys.desc(old_pfn) {
+            d.mapcount.fetch_sub(1, Ordering::AcqRel);
+        }
+        mm.rss.fetch_sub(1, Ordering::Relaxed);
+        cx.phys.put_frame(old_pfn);
+    }
+    Ok(Some(new))
+}

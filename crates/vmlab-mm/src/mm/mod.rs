@@ -1,0 +1,22 @@
+//! Address spaces: the VMA map plus the page table, the demand fault handler,
+//! and the memory syscalls with Linux semantics, one file per operation.
+//!
+//! Owns: VMAs, the mapping of pages into page tables, anonymous identities.
+//! May call: `addr`, `errno`, `phys`, `pgtable`, `tlb`, `sync`.
+
+pub mod address_space;
+mod brk;
+pub mod fault;
+mod mmap;
+mod mprotect;
+mod munmap;
+pub mod stats;
+pub mod uapi;
+pub mod vma;
+pub mod vma_map;
+
+pub use address_space::{AddressSpace, AddressSpaceParams, MapState};
+pub use fault::Access;
+pub use stats::MmCounters;
+pub use vma::{Backing, ObjectId, Prot, VmFlags, Vma};
+pub use vma_map::{VmaMap, VmaMapPolicy, VmaTree};

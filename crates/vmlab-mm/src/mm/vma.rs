@@ -1,0 +1,203 @@
+//! Virtual memory areas: a contiguous range of one address space with one
+//! protection and one backing. Linux: `struct vm_area_struct`; FreeBSD:
+//! `struct vm_map_entry`.
+//!
+//! A VMA carries everything Linux's merge rules look at (`vma_merge`,
+//! `is_mergeable_vma`, `is_mergeable_anon_vma`): flags, backing object and page
+//! offset, and the anonymous-memory identity.
+
+use crate::mm::uapi::{PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::sync::{AtomicU64, Ordering};
+
+/// Access permissions of a VMA, as `PROT_*` bits (read, write, exec only).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Prot(pub u8);
+
+impl Prot {
+    pub const NONE: Prot = Prot(0);
+    pub const READ: u8 = PROT_READ as u8;
+    pub const WRITE: u8 = PROT_WRITE as u8;
+    pub const EXEC: u8 = PROT_EXEC as u8;
+
+    pub fn from_bits(p: u32) -> Prot {
+        Prot((p & (PROT_READ | PROT_WRITE | PROT_EXEC)) as u8)
+    }
+    #[inline]
+    pub fn read(self) -> bool {
+        self.0 & Self::READ != 0
+    }
+    #[inline]
+    pub fn write(self) -> bool {
+        self.0 & Self::WRITE != 0
+    }
+    #[inline]
+    pub fn exec(self) -> bool {
+        self.0 & Self::EXEC != 0
+    }
+    /// Whether any access is allowed: on x86 any of R/W/X lets loads through
+    /// (Linux `vma_is_accessible`).
+    #[inline]
+    pub fn accessible(self) -> bool {
+        self.0 != 0
+    }
+}
+
+/// VMA flags beyond protection. Linux: the non-protection `VM_*` bits.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct VmFlags(pub u32);
+
+impl VmFlags {
+    /// Writes are shared with the backing object (`VM_SHARED`).
+    pub const SHARED: u32 = 1 << 0;
+    /// Stack that grows down (`VM_GROWSDOWN`).
+    pub const GROWSDOWN: u32 = 1 << 1;
+    /// Not inherited by fork (`VM_DONTCOPY`, MADV_DONTFORK).
+    pub const DONTCOPY: u32 = 1 << 2;
+    /// Read-ahead hints (`VM_SEQ_READ`, `VM_RAND_READ`).
+    pub const SEQ_READ: u32 = 1 << 3;
+    pub const RAND_READ: u32 = 1 << 4;
+    /// Memory was accounted at mmap (`VM_ACCOUNT`; absent with MAP_NORESERVE).
+    pub const ACCOUNT: u32 = 1 << 5;
+    /// Locked in memory (`VM_LOCKED`).
+    pub const LOCKED: u32 = 1 << 6;
+
+    #[inline]
+    pub fn has(self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+/// Identity of a memory object behind a VMA (a file, or shared anonymous
+/// memory). Linux: `vm_file`/`address_space`; FreeBSD: `vm_object`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ObjectId(pub u64);
+
+/// What backs a VMA.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Backing {
+    /// Private anonymous memory: demand-zero pages owned by the VMA's
+    /// anonymous identity.
+    Anon,
+    /// A memory object at `Vma::pgoff`.
+    Object(ObjectId),
+}
+
+/// A virtual memory area.
+#[derive(Debug)]
+pub struct Vma {
+    /// First byte; page aligned.
+    pub start: u64,
+    /// One past the last byte; page aligned; `end > start`.
+    pub end: u64,
+    pub prot: Prot,
+    pub flags: VmFlags,
+    pub backing: Backing,
+    /// Page offset of `start` in the backing. For private anonymous memory
+    /// Linux sets it to `start >> PAGE_SHIFT` at mmap, and a moved VMA keeps
+    /// it; merging requires it to be contiguous.
+    pub pgoff: u64,
+    /// Anonymous-memory identity (Linux `anon_vma`), 0 until the first fault
+    /// that needs it. Set by compare-and-swap under the map lock held for
+    /// reading (Linux's `anon_vma_prepare` takes `page_table_lock` for this).
+    pub anon: AtomicU64,
+}
+
+impl Clone for Vma {
+    fn clone(&self) -> Vma {
+        Vma {
+            start: self.start,
+            end: self.end,
+            prot: self.prot,
+            flags: self.flags,
+            backing: self.backing,
+            pgoff: self.pgoff,
+            anon: AtomicU64::new(self.anon_id()),
+        }
+    }
+}
+
+impl PartialEq for Vma {
+    fn eq(&self, o: &Vma) -> bool {
+        self.start == o.start
+            && self.end == o.end
+            && self.prot == o.prot
+            && self.flags == o.flags
+            && self.backing == o.backing
+            && self.pgoff == o.pgoff
+            && self.anon_id() == o.anon_id()
+    }
+}
+
+impl Vma {
+    /// A new VMA without anonymous identity.
+    pub fn new(start: u64, end: u64, prot: Prot, flags: VmFlags, backing: Backing, pgoff: u64) -> Vma {
+        Vma {
+            start,
+            end,
+            prot,
+            flags,
+            backing,
+            pgoff,
+            anon: AtomicU64::new(0),
+        }
+    }
+
+    /// Pages covered.
+    #[inline]
+    pub fn pages(&self) -> u64 {
+        (self.end - self.start) >> crate::addr::PAGE_SHIFT
+    }
+
+    /// Anonymous identity, 0 if none yet.
+    #[inline]
+    pub fn anon_id(&self) -> u64 {
+        self.anon.load(Ordering::Acquire)
+    }
+
+    /// Page offset in the backing of the page holding `addr`.
+    #[inline]
+    pub fn pgoff_of(&self, addr: u64) -> u64 {
+        self.pgoff + ((addr - self.start) >> crate::addr::PAGE_SHIFT)
+    }
+
+    /// Whether `addr` is inside.
+    #[inline]
+    pub fn contains(&self, addr: u64) -> bool {
+        self.start <= addr && addr < self.end
+    }
+
+    /// Whether `next`, starting where `self` ends, can become one VMA with it,
+    /// by Linux's rules: same flags, protection and backing, page offsets that
+    /// continue, and anonymous identities that are equal or not yet assigned
+    /// on one side (`is_mergeable_vma`, `is_mergeable_anon_vma`).
+    pub fn can_merge_with_next(&self, next: &Vma) -> bool {
+        let (a, b) = (self.anon_id(), next.anon_id());
+        self.end == next.start
+            && self.prot == next.prot
+            && self.flags == next.flags
+            && self.backing == next.backing
+            && self.pgoff + self.pages() == next.pgoff
+            && (a == b || a == 0 || b == 0)
+    }
+
+    /// Split at `addr` (strictly inside): `self` keeps `[start, addr)`, the
+    /// returned VMA is `[addr, end)` with the same identity and offset continued.
+    /// Linux: `__split_vma`.
+    pub fn split_off(&mut self, addr: u64) -> Vma {
+        let mut tail = self.clone();
+        tail.pgoff = self.pgoff_of(addr);
+        tail.start = addr;
+        self.end = addr;
+        tail
+    }
+
+    /// The four-character permission field of `/proc/PID/maps`.
+    pub fn perms(&self) -> [u8; 4] {
+        [
+            if self.prot.read() { b'r' } else { b'-' },
+            if self.prot.write() { b'w' } else { b'-' },
+            if self.prot.exec() { b'x' } else { b'-' },
+            if self.flags.has(VmFlags::SHARED) { b's' } else { b'p' },
+        ]
+    }
+}

@@ -1,0 +1,212 @@
+//! The page-table tree and the walker API: find a leaf, populate a path,
+//! visit every leaf of a range (the page-walking API of seed 003), prune
+//! empty tables, tear the tree down.
+
+use super::pte::{Level, Pte};
+use crate::addr::Pfn;
+use crate::phys::{FrameUse, PhysMem};
+use crate::sync::{AtomicU64, Ordering};
+
+/// No frame was free for a page-table page.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct NoFrame;
+
+/// One process's page-table tree, by its root (PML4) frame. Linux: `mm->pgd`.
+///
+/// Invariant: every non-leaf entry that is present points at a frame with
+/// `FrameUse::PageTable`; no table is reachable from two parents (sharing
+/// comes with the shared-page-table fork policy, which refcounts tables).
+#[derive(Debug)]
+pub struct PageTable {
+    root: Pfn,
+}
+
+#[inline]
+fn slot(phys: &PhysMem, table: Pfn, idx: usize) -> Option<&AtomicU64> {
+    phys.ram().word(table.first_word() + idx)
+}
+
+impl PageTable {
+    /// A new tree with an empty root.
+    pub fn new(phys: &PhysMem) -> Result<PageTable, NoFrame> {
+        let root = phys.alloc_zeroed(FrameUse::PageTable).ok_or(NoFrame)?;
+        Ok(PageTable { root })
+    }
+
+    /// The root (PML4) frame, what CR3 would hold.
+    #[inline]
+    pub fn root(&self) -> Pfn {
+        self.root
+    }
+
+    /// The leaf entry for `va` if every table on the path exists.
+    #[inline]
+    pub fn leaf<'a>(&self, phys: &'a PhysMem, va: u64) -> Option<&'a AtomicU64> {
+        let mut table = self.root;
+        let mut level = Level::Pml4;
+        loop {
+            let e = slot(phys, table, level.index(va))?;
+            match level.next() {
+                None => return Some(e),
+                Some(next) => {
+                    let v = Pte(e.load(Ordering::Acquire));
+                    if !v.present() {
+                        return None;
+                    }
+                    table = v.pfn();
+                    level = next;
+                }
+            }
+        }
+    }
+
+    /// The leaf entry for `va`, allocating missing tables on the way.
+    /// A table is installed by compare-and-swap; the loser of a race frees
+    /// its table and uses the winner's. Linux: `__pte_alloc` and friends.
+    pub fn leaf_alloc<'a>(&self, phys: &'a PhysMem, va: u64) -> Result<&'a AtomicU64, NoFrame> {
+        let mut table = self.root;
+        let mut level = Level::Pml4;
+        loop {
+            let e = slot(phys, table, level.index(va)).ok_or(NoFrame)?;
+            let Some(next) = level.next() else {
+                return Ok(e);
+            };
+            let mut v = Pte(e.load(Ordering::Acquire));
+            if !v.present() {
+                let new = phys.alloc_zeroed(FrameUse::PageTable).ok_or(NoFrame)?;
+                let want = Pte::new(new, Pte::TABLE_FLAGS);
+                match e.compare_exchange(v.0, want.0, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => v = want,
+                    Err(cur) => {
+                        let _ = phys.free_frames(new, 1);
+                        v = Pte(cur);
+                    }
+                }
+            }
+            table = v.pfn();
+            level = next;
+        }
+    }
+
+    /// Call `f(va, entry)` for every leaf entry of `[start, end)` whose table
+    /// exists, in address order, skipping absent subtrees whole.
+    pub fn for_each_leaf<'a>(&self, phys: &'a PhysMem, start: u64, end: u64, mut f: impl FnMut(u64, &'a AtomicU64)) {
+        if start < end {
+            visit(phys, self.root, Level::Pml4, 0, start, end, &mut f);
+        }
+    }
+
+    /// Free every table below the root that covers part of `[start, end)` and
+    /// holds no entry at all. The caller holds the map lock for writing.
+    /// Linux: `free_pgtables`.
+    pub fn prune(&self, phys: &PhysMem, start: u64, end: u64) {
+        if start < end {
+            prune_level(phys, self.root, Level::Pml4, 0, start, end);
+        }
+    }
+
+    /// Free the whole tree. Leaves must already be zapped: frames they still
+    /// map are not released here. The caller must never use this tree again
+    /// (`AddressSpace` guarantees it with its `dead` flag).
+    pub fn destroy(&self, phys: &PhysMem) {
+        free_level(phys, self.root, Level::Pml4);
+    }
+
+    /// Page-table pages in the tree, root included (for the invariant checker).
+    pub fn count_tables(&self, phys: &PhysMem) -> usize {
+        count_level(phys, self.root, Level::Pml4)
+    }
+}
+
+/// Child table of entry `idx` of `table`, if present.
+#[inline]
+fn child(phys: &PhysMem, table: Pfn, idx: usize) -> Option<Pfn> {
+    let v = Pte(slot(phys, table, idx)?.load(Ordering::Acquire));
+    v.present().then(|| v.pfn())
+}
+
+/// Indices of `level`'s table based at `base` that `[start, end)` touches.
+#[inline]
+fn index_range(level: Level, base: u64, start: u64, end: u64) -> core::ops::Range<usize> {
+    let span = level.entry_span();
+    let lo = start.max(base);
+    let first = ((lo - base) / span) as usize;
+    let last = ((end - 1 - base) / span).min(511) as usize;
+    first..last + 1
+}
+
+fn visit<'a>(
+    phys: &'a PhysMem,
+    table: Pfn,
+    level: Level,
+    base: u64,
+    start: u64,
+    end: u64,
+    f: &mut impl FnMut(u64, &'a AtomicU64),
+) {
+    let span = level.entry_span();
+    for idx in index_range(level, base, start, end) {
+        let va = base + idx as u64 * span;
+        match level.next() {
+            None => {
+                if let Some(e) = slot(phys, table, idx) {
+                    f(va, e);
+                }
+            }
+            Some(next) => {
+                if let Some(c) = child(phys, table, idx) {
+                    visit(phys, c, next, va, start, end, f);
+                }
+            }
+        }
+    }
+}
+
+fn table_empty(phys: &PhysMem, table: Pfn) -> bool {
+    phys.ram()
+        .frame(table)
+        .is_some_and(|f| f.iter().all(|w| w.load(Ordering::Relaxed) == 0))
+}
+
+/// Returns whether `table` is empty after pruning its children.
+fn prune_level(phys: &PhysMem, table: Pfn, level: Level, base: u64, start: u64, end: u64) -> bool {
+    if let Some(next) = level.next() {
+        let span = level.entry_span();
+        for idx in index_range(level, base, start, end) {
+            let Some(c) = child(phys, table, idx) else {
+                continue;
+            };
+            let va = base + idx as u64 * span;
+            if prune_level(phys, c, next, va, start, end) {
+                if let Some(e) = slot(phys, table, idx) {
+                    e.store(0, Ordering::Release);
+                }
+                let _ = phys.free_frames(c, 1);
+            }
+        }
+    }
+    table_empty(phys, table)
+}
+
+fn free_level(phys: &PhysMem, table: Pfn, level: Level) {
+    if let Some(next) = level.next() {
+        for idx in 0..512 {
+            if let Some(c) = child(phys, table, idx) {
+                free_level(phys, c, next);
+            }
+        }
+    }
+    let _ = phys.free_frames(table, 1);
+}
+
+fn count_level(phys: &PhysMem, table: Pfn, level: Level) -> usize {
+    let mut n = 1;
+    if let Some(next) = level.next() {
+        for idx in 0..512 {
+            if let Some(c) = child(phys, table, idx) {
+                n += count_level(phys, c, next);
+            }
+        }
+    }
+    n
+}

@@ -1,0 +1,95 @@
+//! Frame descriptors. Linux: `struct page`; FreeBSD: `struct vm_page`.
+
+use crate::sync::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+/// What a frame is being used for. Stored in the low byte of `FrameDesc::flags`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameUse {
+    /// On an allocator's free list.
+    Free = 0,
+    /// A page of a page table (any level). Linux: `PageTable()`.
+    PageTable = 1,
+    /// Anonymous memory of one or more processes. Linux: `PageAnon()`.
+    Anon = 2,
+    /// The shared zero page.
+    Zero = 3,
+    /// Owned by a kernel client (slab, a test) that is not mapped.
+    Kernel = 4,
+}
+
+impl FrameUse {
+    fn from_u8(v: u8) -> FrameUse {
+        match v {
+            1 => FrameUse::PageTable,
+            2 => FrameUse::Anon,
+            3 => FrameUse::Zero,
+            4 => FrameUse::Kernel,
+            _ => FrameUse::Free,
+        }
+    }
+}
+
+/// One per frame, in an array indexed by frame number; kept small so that the
+/// array stays cache-friendly. Fields change under concurrency, so they are atomics.
+pub struct FrameDesc {
+    /// Low byte: `FrameUse`; higher bits: page flags (`PG_*` below).
+    pub flags: AtomicU32,
+    /// References held (page tables through mapcount, caches, I/O). Linux: `_refcount`.
+    pub refcount: AtomicU32,
+    /// Page-table entries that map the frame. Linux: `_mapcount + 1`.
+    pub mapcount: AtomicI32,
+    /// Owner: the anonymous-memory identity (or, later, memory object) the
+    /// frame belongs to; 0 for none. Linux: `page->mapping`.
+    pub mapping: AtomicU64,
+    /// Page offset within the owner. Linux: `page->index`.
+    pub index: AtomicU64,
+    /// LRU list links (frame numbers, `u32::MAX` for none), used by reclaim.
+    pub lru_prev: AtomicU32,
+    pub lru_next: AtomicU32,
+}
+
+/// Page flag bits above the `FrameUse` byte.
+pub const PG_DIRTY: u32 = 1 << 8;
+pub const PG_REFERENCED: u32 = 1 << 9;
+pub const PG_ACTIVE: u32 = 1 << 10;
+pub const PG_LRU: u32 = 1 << 11;
+pub const PG_LOCKED: u32 = 1 << 12;
+
+impl FrameDesc {
+    pub(crate) fn new() -> FrameDesc {
+        FrameDesc {
+            flags: AtomicU32::new(0),
+            refcount: AtomicU32::new(0),
+            mapcount: AtomicI32::new(0),
+            mapping: AtomicU64::new(0),
+            index: AtomicU64::new(0),
+            lru_prev: AtomicU32::new(u32::MAX),
+            lru_next: AtomicU32::new(u32::MAX),
+        }
+    }
+
+    pub(crate) fn init_allocated(&self, usage: FrameUse) {
+        self.flags.store(usage as u32, Ordering::Relaxed);
+        self.refcount.store(1, Ordering::Relaxed);
+        self.mapcount.store(0, Ordering::Relaxed);
+        self.mapping.store(0, Ordering::Relaxed);
+        self.index.store(0, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reset(&self) {
+        self.flags.store(0, Ordering::Relaxed);
+        self.refcount.store(0, Ordering::Relaxed);
+        self.mapcount.store(0, Ordering::Relaxed);
+        self.mapping.store(0, Ordering::Relaxed);
+        self.index.store(0, Ordering::Relaxed);
+        self.lru_prev.store(u32::MAX, Ordering::Relaxed);
+        self.lru_next.store(u32::MAX, Ordering::Relaxed);
+    }
+
+    /// What the frame is used for.
+    #[inline]
+    pub fn usage(&self) -> FrameUse {
+        FrameUse::from_u8(self.flags.load(Ordering::Relaxed) as u8)
+    }
+}

@@ -1,0 +1,271 @@
+//! Physical memory: simulated RAM that holds real bytes, one descriptor per
+//! frame, and the zones whose allocators hand frames out.
+//!
+//! Owns: RAM words, frame descriptors, zone allocators, the shared zero page.
+//! May call: `addr`, `frame`, `sync`.
+//!
+//! Lock order: a zone's allocator lock is a leaf; nothing is taken under it.
+
+mod desc;
+mod ram;
+
+pub use desc::*;
+pub use ram::Ram;
+
+use crate::addr::{Pfn, PAGE_SIZE};
+use crate::frame::buddy::Buddy;
+use crate::frame::{FrameAllocator, FreeError};
+use crate::sync::{AtomicUsize, Mutex, Ordering};
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// The frame-allocator policy of a zone, chosen once at machine build time
+/// (static dispatch: no `dyn` call on the fault path).
+pub enum ZoneAllocator {
+    Buddy(Buddy),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $a:ident => $e:expr) => {
+        match $self {
+            ZoneAllocator::Buddy($a) => $e,
+        }
+    };
+}
+
+impl ZoneAllocator {
+    /// Build the allocator named `policy` over `[base, base + frames)`.
+    pub fn new(policy: FrameAllocatorPolicy, base: Pfn, frames: usize) -> ZoneAllocator {
+        match policy {
+            FrameAllocatorPolicy::Buddy => ZoneAllocator::Buddy(Buddy::new(base, frames)),
+        }
+    }
+}
+
+impl FrameAllocator for ZoneAllocator {
+    #[inline]
+    fn alloc(&mut self, count: usize, align: usize) -> Option<Pfn> {
+        dispatch!(self, a => a.alloc(count, align))
+    }
+    #[inline]
+    fn free(&mut self, pfn: Pfn, count: usize) -> Result<(), FreeError> {
+        dispatch!(self, a => a.free(pfn, count))
+    }
+    fn free_frames(&self) -> usize {
+        dispatch!(self, a => a.free_frames())
+    }
+    fn total_frames(&self) -> usize {
+        dispatch!(self, a => a.total_frames())
+    }
+    fn frames_for(&self, count: usize) -> usize {
+        dispatch!(self, a => a.frames_for(count))
+    }
+    fn is_free(&self, pfn: Pfn) -> bool {
+        dispatch!(self, a => a.is_free(pfn))
+    }
+    fn largest_free_run(&self) -> usize {
+        dispatch!(self, a => a.largest_free_run())
+    }
+    fn check(&self) -> Result<(), String> {
+        dispatch!(self, a => a.check())
+    }
+    fn name(&self) -> &'static str {
+        dispatch!(self, a => a.name())
+    }
+}
+
+/// Config values of `frame_allocator`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FrameAllocatorPolicy {
+    /// Binary buddy, orders 0..=10 (Linux `mm/page_alloc.c`).
+    Buddy,
+}
+
+/// A range of frames with its own allocator. Linux: `struct zone`.
+pub struct Zone {
+    pub name: &'static str,
+    pub start: Pfn,
+    pub frames: usize,
+    /// Leaf lock.
+    pub alloc: Mutex<ZoneAllocator>,
+}
+
+/// Frames below this are ZONE_DMA (16 MiB), as on x86.
+const DMA_FRAMES: usize = (16 << 20) / PAGE_SIZE as usize;
+
+/// All of physical memory. Linux: `mem_map` + `pg_data_t`; FreeBSD: `vm_page_array` + `vm_phys`.
+pub struct PhysMem {
+    ram: Ram,
+    descs: Box<[FrameDesc]>,
+    /// Allocation tries these in order (Linux's zonelist: NORMAL, then DMA).
+    zones: Vec<Zone>,
+    /// A frame of zeros mapped read-only by read faults on anonymous memory
+    /// (Linux `ZERO_PAGE`). Never freed, never counted in `mapcount`.
+    zero_pfn: Pfn,
+    frames_used: AtomicUsize,
+    pt_pages: AtomicUsize,
+}
+
+impl PhysMem {
+    /// Build `frames` frames of zeroed RAM, zones, allocators and the zero page.
+    /// `None` if `frames` is too small to hold the zero page and a few tables.
+    pub fn new(frames: usize, policy: FrameAllocatorPolicy) -> Option<PhysMem> {
+        if frames < 16 {
+            return None;
+        }
+        let ram = Ram::zeroed(frames)?;
+        let descs: Box<[FrameDesc]> = (0..frames).map(|_| FrameDesc::new()).collect();
+        let mut zones = Vec::new();
+        // Keep a DMA zone only when it leaves a useful NORMAL zone beside it.
+        if frames > 4 * DMA_FRAMES {
+            zones.push(Zone {
+                name: "Normal",
+                start: Pfn(DMA_FRAMES),
+                frames: frames - DMA_FRAMES,
+                alloc: Mutex::new(ZoneAllocator::new(policy, Pfn(DMA_FRAMES), frames - DMA_FRAMES)),
+            });
+            zones.push(Zone {
+                name: "DMA",
+                start: Pfn(0),
+                frames: DMA_FRAMES,
+                alloc: Mutex::new(ZoneAllocator::new(policy, Pfn(0), DMA_FRAMES)),
+            });
+        } else {
+            zones.push(Zone {
+                name: "Normal",
+                start: Pfn(0),
+                frames,
+                alloc: Mutex::new(ZoneAllocator::new(policy, Pfn(0), frames)),
+            });
+        }
+        let mut pm = PhysMem {
+            ram,
+            descs,
+            zones,
+            zero_pfn: Pfn(0),
+            frames_used: AtomicUsize::new(0),
+            pt_pages: AtomicUsize::new(0),
+        };
+        pm.zero_pfn = pm.alloc_frames(1, 1, FrameUse::Zero)?;
+        Some(pm)
+    }
+
+    /// The RAM bytes.
+    #[inline]
+    pub fn ram(&self) -> &Ram {
+        &self.ram
+    }
+
+    /// Frames of RAM.
+    #[inline]
+    pub fn total_frames(&self) -> usize {
+        self.ram.frames()
+    }
+
+    /// The shared zero page.
+    #[inline]
+    pub fn zero_pfn(&self) -> Pfn {
+        self.zero_pfn
+    }
+
+    /// The descriptor of `pfn`; `None` outside RAM.
+    #[inline]
+    pub fn desc(&self, pfn: Pfn) -> Option<&FrameDesc> {
+        self.descs.get(pfn.0)
+    }
+
+    /// The zones, in allocation-fallback order.
+    pub fn zones(&self) -> &[Zone] {
+        &self.zones
+    }
+
+    /// Frames handed out by the allocators (rounded as each allocator rounds).
+    pub fn frames_used(&self) -> usize {
+        self.frames_used.load(Ordering::Relaxed)
+    }
+
+    /// Frames in use as page-table pages.
+    pub fn page_table_pages(&self) -> usize {
+        self.pt_pages.load(Ordering::Relaxed)
+    }
+
+    /// Allocate a run of `count` frames aligned to `align` frames for `usage`,
+    /// trying zones in fallback order. The head descriptor gets refcount 1.
+    /// Contents are not zeroed (see `alloc_zeroed`). Linux: `alloc_pages`.
+    pub fn alloc_frames(&self, count: usize, align: usize, usage: FrameUse) -> Option<Pfn> {
+        for zone in &self.zones {
+            let mut a = zone.alloc.lock();
+            if let Some(pfn) = a.alloc(count, align) {
+                let taken = a.frames_for(count);
+                drop(a);
+                self.frames_used.fetch_add(taken, Ordering::Relaxed);
+                if usage == FrameUse::PageTable {
+                    self.pt_pages.fetch_add(1, Ordering::Relaxed);
+                }
+                self.descs[pfn.0].init_allocated(usage);
+                return Some(pfn);
+            }
+        }
+        None
+    }
+
+    /// Allocate one zero-filled frame for `usage`. Linux: `alloc_page(__GFP_ZERO)`.
+    pub fn alloc_zeroed(&self, usage: FrameUse) -> Option<Pfn> {
+        let pfn = self.alloc_frames(1, 1, usage)?;
+        self.ram.zero_frame(pfn);
+        Some(pfn)
+    }
+
+    /// Return a run got from `alloc_frames(count, ..)`. The descriptor is reset.
+    /// Linux: `__free_pages`.
+    pub fn free_frames(&self, pfn: Pfn, count: usize) -> Result<(), FreeError> {
+        let desc = self.descs.get(pfn.0).ok_or(FreeError::OutOfRange)?;
+        let zone = self
+            .zones
+            .iter()
+            .find(|z| pfn.0 >= z.start.0 && pfn.0 < z.start.0 + z.frames)
+            .ok_or(FreeError::OutOfRange)?;
+        let was_pt = desc.usage() == FrameUse::PageTable;
+        let mut a = zone.alloc.lock();
+        let taken = a.frames_for(count);
+        a.free(pfn, count)?;
+        drop(a);
+        desc.reset();
+        self.frames_used.fetch_sub(taken, Ordering::Relaxed);
+        if was_pt {
+            self.pt_pages.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Drop one reference to a single frame; free it when none is left.
+    /// Returns whether the frame was freed. Linux: `put_page`.
+    pub fn put_frame(&self, pfn: Pfn) -> bool {
+        let Some(desc) = self.descs.get(pfn.0) else {
+            return false;
+        };
+        if pfn == self.zero_pfn {
+            return false;
+        }
+        if desc.refcount.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Refcount reached zero: no other holder can see the frame any more.
+            let _ = self.free_frames(pfn, 1);
+            return true;
+        }
+        false
+    }
+
+    /// Free frames according to the allocators' own books.
+    pub fn free_frames_count(&self) -> usize {
+        self.zones.iter().map(|z| z.alloc.lock().free_frames()).sum()
+    }
+
+    /// Whether the allocator of `pfn`'s zone holds it as free.
+    pub fn is_free(&self, pfn: Pfn) -> bool {
+        self.zones
+            .iter()
+            .find(|z| pfn.0 >= z.start.0 && pfn.0 < z.start.0 + z.frames)
+            .is_some_and(|z| z.alloc.lock().is_free(pfn))
+    }
+}

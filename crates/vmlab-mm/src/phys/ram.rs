@@ -1,0 +1,140 @@
+//! Simulated RAM: one host allocation of 64-bit words indexed by frame number.
+//!
+//! Words are `AtomicU64` accessed with `Relaxed` ordering (plain moves on
+//! x86-64) because several simulated CPUs may touch the same bytes at once, as
+//! real CPUs do; a racy simulated program must not be undefined behaviour in
+//! Rust. Page-table pages live here too, so a page-table entry is a RAM word.
+
+use crate::addr::{Pfn, WORDS_PER_PAGE};
+use crate::sync::{AtomicU64, Ordering};
+use alloc::boxed::Box;
+
+/// The machine's physical memory contents. In a kernel this would be the direct map.
+pub struct Ram {
+    words: Box<[AtomicU64]>,
+    frames: usize,
+}
+
+impl Ram {
+    /// `frames` zeroed frames; `None` if the size overflows.
+    pub fn zeroed(frames: usize) -> Option<Ram> {
+        let n = frames.checked_mul(WORDS_PER_PAGE)?;
+        Some(Ram {
+            words: zeroed_words(n),
+            frames,
+        })
+    }
+
+    /// Number of frames.
+    #[inline]
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Word `idx` of RAM (`idx = pfn * 512 + word-in-page`).
+    #[inline]
+    pub fn word(&self, idx: usize) -> Option<&AtomicU64> {
+        self.words.get(idx)
+    }
+
+    /// The 512 words of frame `pfn`; `None` outside RAM.
+    #[inline]
+    pub fn frame(&self, pfn: Pfn) -> Option<&[AtomicU64]> {
+        let start = pfn.first_word();
+        self.words.get(start..start + WORDS_PER_PAGE)
+    }
+
+    /// Fill frame `pfn` with zeros.
+    pub fn zero_frame(&self, pfn: Pfn) {
+        if let Some(f) = self.frame(pfn) {
+            for w in f {
+                w.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Copy frame `src` into frame `dst`.
+    pub fn copy_frame(&self, dst: Pfn, src: Pfn) {
+        if let (Some(d), Some(s)) = (self.frame(dst), self.frame(src)) {
+            for (d, s) in d.iter().zip(s) {
+                d.store(s.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Copy bytes `[off, off + buf.len())` of frame `pfn` into `buf`.
+    /// The range must lie inside the frame; returns false otherwise.
+    pub fn read_bytes(&self, pfn: Pfn, off: usize, buf: &mut [u8]) -> bool {
+        let Some(f) = self.frame(pfn) else {
+            return false;
+        };
+        if off + buf.len() > WORDS_PER_PAGE * 8 {
+            return false;
+        }
+        let mut pos = 0;
+        while pos < buf.len() {
+            let at = off + pos;
+            let w = f[at / 8].load(Ordering::Relaxed).to_le_bytes();
+            let from = at % 8;
+            let n = (8 - from).min(buf.len() - pos);
+            buf[pos..pos + n].copy_from_slice(&w[from..from + n]);
+            pos += n;
+        }
+        true
+    }
+
+    /// Copy `buf` into bytes `[off, off + buf.len())` of frame `pfn`.
+    /// Whole words are stored directly; partial words by compare-and-swap so
+    /// that a concurrent store to the other bytes of the word is not lost.
+    pub fn write_bytes(&self, pfn: Pfn, off: usize, buf: &[u8]) -> bool {
+        let Some(f) = self.frame(pfn) else {
+            return false;
+        };
+        if off + buf.len() > WORDS_PER_PAGE * 8 {
+            return false;
+        }
+        let mut pos = 0;
+        while pos < buf.len() {
+            let at = off + pos;
+            let from = at % 8;
+            let n = (8 - from).min(buf.len() - pos);
+            let word = &f[at / 8];
+            if n == 8 {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&buf[pos..pos + 8]);
+                word.store(u64::from_le_bytes(b), Ordering::Relaxed);
+            } else {
+                let _ = word.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                    let mut b = old.to_le_bytes();
+                    b[from..from + n].copy_from_slice(&buf[pos..pos + n]);
+                    Some(u64::from_le_bytes(b))
+                });
+            }
+            pos += n;
+        }
+        true
+    }
+}
+
+#[cfg(not(loom))]
+fn zeroed_words(n: usize) -> Box<[AtomicU64]> {
+    // A zeroed `Vec<u64>` comes from the allocator's zeroed path (calloc,
+    // fresh anonymous pages on a host), so RAM the simulation never touches
+    // costs the host nothing.
+    let words: Box<[u64]> = alloc::vec![0u64; n].into_boxed_slice();
+    let len = words.len();
+    let ptr = Box::into_raw(words) as *mut u64 as *mut AtomicU64;
+    const _: () = assert!(core::mem::align_of::<AtomicU64>() == core::mem::align_of::<u64>());
+    const _: () = assert!(core::mem::size_of::<AtomicU64>() == core::mem::size_of::<u64>());
+    // SAFETY: `AtomicU64` has the same size and bit validity as `u64` (its
+    // documentation guarantees it) and, as asserted above, the same alignment
+    // on this target, so a `[u64]` allocation of `len` elements is a valid
+    // `[AtomicU64]` of `len` elements, and it was allocated by the global
+    // allocator with that layout, so `Box` may free it as one.
+    unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(ptr, len)) }
+}
+
+#[cfg(loom)]
+fn zeroed_words(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}

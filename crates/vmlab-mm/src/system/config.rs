@@ -1,0 +1,198 @@
+//! The machine's config schema (serde). The host crate reads it from TOML
+//! and applies `--set key=value` overrides; every key is documented in
+//! docs/CONFIG.md. Later policies add their keys here.
+
+use crate::mm::VmaMapPolicy;
+use crate::phys::FrameAllocatorPolicy;
+use alloc::format;
+use alloc::string::{String, ToString};
+use core::fmt;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A size in bytes, written in config as an integer or a string with a
+/// binary unit (`"256MiB"`, `"1GiB"`, `"4096"`, `"64KiB"`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parse `"256MiB"`-style sizes (units B, KiB, MiB, GiB, TiB; K/M/G/T accepted as binary too).
+    pub fn parse(s: &str) -> Result<ByteSize, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid size {s:?}: expected a number with an optional unit such as 256MiB"))?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "K" | "KiB" | "k" => 1 << 10,
+            "M" | "MiB" => 1 << 20,
+            "G" | "GiB" => 1 << 30,
+            "T" | "TiB" => 1 << 40,
+            u => {
+                return Err(format!(
+                    "invalid size {s:?}: unknown unit {u:?} (use B, KiB, MiB, GiB or TiB)"
+                ))
+            }
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("invalid size {s:?}: too large"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+            if b >= 1 << shift && b % (1 << shift) == 0 {
+                return write!(f, "{}{}", b >> shift, unit);
+            }
+        }
+        write!(f, "{b}")
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size in bytes: an integer or a string such as \"256MiB\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Everything that shapes a machine. `Default` is the built-in config
+/// (with 1 CPU; the host crate sets `cpus` to the host's core count).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MachineConfig {
+    /// Simulated RAM in bytes (4 KiB frames).
+    pub ram: ByteSize,
+    /// Simulated CPUs, each with its own TLB.
+    pub cpus: usize,
+    /// Slots in each CPU's TLB (direct mapped; rounded up to a power of two).
+    pub tlb_entries: usize,
+    /// VMA map policy.
+    pub vma_map: VmaMapName,
+    /// Frame allocator policy.
+    pub frame_allocator: FrameAllocatorName,
+    /// Linux `vm.max_map_count`.
+    pub max_map_count: usize,
+}
+
+impl Default for MachineConfig {
+    fn default() -> MachineConfig {
+        MachineConfig {
+            ram: ByteSize(256 << 20),
+            cpus: 1,
+            tlb_entries: 512,
+            vma_map: VmaMapName::Btree,
+            frame_allocator: FrameAllocatorName::Buddy,
+            max_map_count: crate::mm::uapi::DEFAULT_MAX_MAP_COUNT,
+        }
+    }
+}
+
+/// Config spelling of `VmaMapPolicy`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmaMapName {
+    Btree,
+}
+
+impl VmaMapName {
+    pub const ALL: &'static [&'static str] = &["btree"];
+    pub fn policy(self) -> VmaMapPolicy {
+        match self {
+            VmaMapName::Btree => VmaMapPolicy::Btree,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmaMapName::Btree => "btree",
+        }
+    }
+}
+
+/// Config spelling of `FrameAllocatorPolicy`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameAllocatorName {
+    Buddy,
+}
+
+impl FrameAllocatorName {
+    pub const ALL: &'static [&'static str] = &["buddy"];
+    pub fn policy(self) -> FrameAllocatorPolicy {
+        match self {
+            FrameAllocatorName::Buddy => FrameAllocatorPolicy::Buddy,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrameAllocatorName::Buddy => "buddy",
+        }
+    }
+}
+
+impl MachineConfig {
+    /// Check values serde cannot: ranges and limits. The message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let frames = self.ram.0 / crate::addr::PAGE_SIZE;
+        if self.ram.0 % crate::addr::PAGE_SIZE != 0 {
+            return Err(format!("ram: {} is not a multiple of the 4 KiB page size", self.ram));
+        }
+        if frames < 64 {
+            return Err(format!("ram: {} is too small (at least 256KiB)", self.ram));
+        }
+        if frames as usize > crate::tlb::MAX_PFN {
+            return Err(format!(
+                "ram: {} is larger than the 256GiB a TLB entry can address",
+                self.ram
+            ));
+        }
+        if self.cpus == 0 || self.cpus > 64 {
+            return Err(format!("cpus: {} is out of range (1..=64)", self.cpus));
+        }
+        if self.tlb_entries == 0 || self.tlb_entries > 1 << 20 {
+            return Err(format!(
+                "tlb_entries: {} is out of range (1..=1048576)",
+                self.tlb_entries
+            ));
+        }
+        if self.max_map_count == 0 {
+            return Err("max_map_count: must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Policies in force, as `(key, value)` pairs for a run's header.
+    pub fn policies(&self) -> [(&'static str, &'static str); 2] {
+        [
+            ("vma_map", self.vma_map.as_str()),
+            ("frame_allocator", self.frame_allocator.as_str()),
+        ]
+    }
+}

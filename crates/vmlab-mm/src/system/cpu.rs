@@ -1,0 +1,244 @@
+//! A CPU: its TLB and the process it runs. Accesses go through here; a TLB
+//! hit is an index, a tag compare and a permission check, with no lock, no
+//! map lookup by pid and no allocation.
+
+use super::machine::{Machine, Pid, Process};
+use crate::addr::{vpn, Pfn, PAGE_SIZE, TASK_SIZE};
+use crate::errno::{Errno, Fault, FaultReason, SysResult};
+use crate::mm::fault::{handle_fault_locked, Access};
+use crate::pgtable::Pte;
+use crate::phys::Ram;
+use crate::sync::{Arc, Ordering};
+use crate::tlb::Tlb;
+
+/// The handle of one simulated CPU, owned by the thread that drives it.
+/// Linux has no one type for this: it is the hardware plus `current`.
+pub struct Cpu<'m> {
+    m: &'m Machine,
+    id: usize,
+    tlb: &'m Tlb,
+    ram: &'m Ram,
+    proc: Option<Arc<Process>>,
+    hits: u64,
+    misses: u64,
+}
+
+impl<'m> Cpu<'m> {
+    pub(crate) fn new(m: &'m Machine, id: usize) -> Cpu<'m> {
+        let tlb = m.tlb(id);
+        tlb.flush_all();
+        Cpu {
+            m,
+            id,
+            tlb,
+            ram: m.phys().ram(),
+            proc: None,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    /// This CPU's number.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// The process this CPU runs, if any.
+    pub fn pid(&self) -> Option<Pid> {
+        self.proc.as_ref().map(|p| p.pid)
+    }
+
+    /// Run process `pid` from now on (a context switch: the TLB, which has
+    /// no address-space tags, is flushed). ESRCH if there is no such process.
+    pub fn switch_to(&mut self, pid: Pid) -> SysResult<()> {
+        let p = self.m.process(pid)?;
+        let bit = 1u64 << self.id;
+        if let Some(old) = self.proc.take() {
+            old.mm.cpu_mask.fetch_and(!bit, Ordering::AcqRel);
+        }
+        // Join the new mask before the flush so that no shootdown is missed
+        // between the flush and the first fill.
+        p.mm.cpu_mask.fetch_or(bit, Ordering::AcqRel);
+        self.tlb.flush_all();
+        self.proc = Some(p);
+        Ok(())
+    }
+
+    /// TLB hits and misses counted by this CPU and not yet published.
+    pub fn local_tlb_counts(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+
+    fn publish(&mut self) {
+        self.m.tlb_hits.fetch_add(self.hits, Ordering::Relaxed);
+        self.m.tlb_misses.fetch_add(self.misses, Ordering::Relaxed);
+        self.hits = 0;
+        self.misses = 0;
+    }
+
+    /// Load the 8 bytes at `addr` (little endian).
+    #[inline]
+    pub fn load_u64(&mut self, addr: u64) -> Result<u64, Fault> {
+        if addr & 7 == 0 {
+            let e = self.tlb.lookup_raw(addr >> 12);
+            if e != 0 {
+                if let Some(w) = self.ram.word(Tlb::raw_pfn(e) * 512 + ((addr & 0xfff) >> 3) as usize) {
+                    self.hits += 1;
+                    return Ok(w.load(Ordering::Relaxed));
+                }
+            }
+        }
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Store 8 bytes at `addr` (little endian).
+    #[inline]
+    pub fn store_u64(&mut self, addr: u64, val: u64) -> Result<(), Fault> {
+        if addr & 7 == 0 {
+            let e = self.tlb.lookup_raw(addr >> 12);
+            if Tlb::raw_writable(e) {
+                if let Some(w) = self.ram.word(Tlb::raw_pfn(e) * 512 + ((addr & 0xfff) >> 3) as usize) {
+                    self.hits += 1;
+                    w.store(val, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+        }
+        self.write(addr, &val.to_le_bytes())
+    }
+
+    /// Touch `addr` as `kind` without moving data (trace replay).
+    #[inline]
+    pub fn access(&mut self, addr: u64, kind: Access) -> Result<(), Fault> {
+        self.translate(addr, kind).map(|_| ())
+    }
+
+    /// Copy `buf.len()` bytes from `addr`. On a fault, the bytes before the
+    /// faulting page have been copied.
+    pub fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let va = addr
+                .checked_add(done as u64)
+                .ok_or(Fault::segv(addr, FaultReason::BadAddress))?;
+            let off = (va % PAGE_SIZE) as usize;
+            let n = (PAGE_SIZE as usize - off).min(buf.len() - done);
+            let pfn = self.translate(va, Access::Read)?;
+            self.ram.read_bytes(pfn, off, &mut buf[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copy `buf` to `addr`. On a fault, the bytes before the faulting page
+    /// have been stored.
+    pub fn write(&mut self, addr: u64, buf: &[u8]) -> Result<(), Fault> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let va = addr
+                .checked_add(done as u64)
+                .ok_or(Fault::segv(addr, FaultReason::BadAddress))?;
+            let off = (va % PAGE_SIZE) as usize;
+            let n = (PAGE_SIZE as usize - off).min(buf.len() - done);
+            let pfn = self.translate(va, Access::Write)?;
+            self.ram.write_bytes(pfn, off, &buf[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// The frame `addr` is in, for an access of `kind`: TLB, then a page-table
+    /// walk (setting accessed/dirty as hardware does), then the fault handler.
+    #[inline]
+    pub fn translate(&mut self, addr: u64, kind: Access) -> Result<Pfn, Fault> {
+        let e = self.tlb.lookup_raw(vpn(addr));
+        if e != 0 && (kind != Access::Write || Tlb::raw_writable(e)) && kind != Access::Exec {
+            self.hits += 1;
+            return Ok(Pfn(Tlb::raw_pfn(e)));
+        }
+        self.translate_slow(addr, kind)
+    }
+
+    #[cold]
+    fn translate_slow(&mut self, addr: u64, kind: Access) -> Result<Pfn, Fault> {
+        self.misses += 1;
+        if self.misses >= 4096 {
+            self.publish();
+        }
+        let Some(p) = self.proc.as_ref() else {
+            return Err(Fault::segv(addr, FaultReason::BadAddress));
+        };
+        if addr >= TASK_SIZE {
+            return Err(Fault::segv(addr, FaultReason::BadAddress));
+        }
+        let mm = &p.mm;
+        let phys = self.m.phys();
+        // Walk and fill under the map lock held for reading: a munmap (which
+        // holds it for writing) then shoots down after any fill made here.
+        let st = mm.map.read();
+        if st.dead {
+            return Err(Fault::segv(addr, FaultReason::BadAddress));
+        }
+        let walked = mm.page_table().leaf(phys, addr).and_then(|leaf| {
+            let pte = Pte(leaf.load(Ordering::Acquire));
+            let ok = pte.present()
+                && (kind != Access::Write || pte.writable())
+                && (kind != Access::Exec || pte.0 & Pte::NX == 0);
+            if !ok {
+                return None;
+            }
+            let mut bits = Pte::ACCESSED;
+            if kind == Access::Write {
+                bits |= Pte::DIRTY;
+            }
+            Some(if pte.0 & bits == bits {
+                pte
+            } else {
+                Pte(leaf.fetch_or(bits, Ordering::AcqRel) | bits)
+            })
+        });
+        let pte = match walked {
+            Some(p) => p,
+            None => handle_fault_locked(&self.m.fault_ctx(), mm, &st, addr, kind)?,
+        };
+        // Cache writable only once dirty, so the first store through a clean
+        // entry comes back here to set the dirty bit.
+        self.tlb.fill(vpn(addr), pte.pfn(), pte.writable() && pte.dirty());
+        Ok(pte.pfn())
+    }
+}
+
+impl Drop for Cpu<'_> {
+    fn drop(&mut self) {
+        self.publish();
+        if let Some(p) = self.proc.take() {
+            p.mm.cpu_mask.fetch_and(!(1u64 << self.id), Ordering::AcqRel);
+        }
+        self.tlb.flush_all();
+        self.m.release_cpu(self.id);
+    }
+}
+
+impl Machine {
+    /// Convenience: read `buf.len()` bytes at `addr` in `pid` through CPU 0's
+    /// handle if it is free (tests, tools; not the hot path).
+    pub fn read(&self, pid: Pid, addr: u64, buf: &mut [u8]) -> SysResult<Result<(), Fault>> {
+        let mut cpu = self.any_cpu()?;
+        cpu.switch_to(pid)?;
+        Ok(cpu.read(addr, buf))
+    }
+
+    /// Convenience: write `buf` at `addr` in `pid` (see `read`).
+    pub fn write(&self, pid: Pid, addr: u64, buf: &[u8]) -> SysResult<Result<(), Fault>> {
+        let mut cpu = self.any_cpu()?;
+        cpu.switch_to(pid)?;
+        Ok(cpu.write(addr, buf))
+    }
+
+    /// The first CPU whose handle is free. EBUSY if all are taken.
+    pub fn any_cpu(&self) -> SysResult<Cpu<'_>> {
+        (0..self.cpus()).find_map(|i| self.cpu(i).ok()).ok_or(Errno::EBUSY)
+    }
+}

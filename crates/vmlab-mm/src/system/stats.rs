@@ -1,0 +1,23 @@
+//! A snapshot of machine counters.
+
+use serde::Serialize;
+
+/// Counters and gauges of a machine at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub tlb_hits: u64,
+    pub tlb_misses: u64,
+    pub minor_faults: u64,
+    pub failed_faults: u64,
+    pub zero_page_maps: u64,
+    pub pages_wasted: u64,
+    pub shootdowns: u64,
+    pub shootdown_cpus: u64,
+    pub frames_total: u64,
+    pub frames_free: u64,
+    pub frames_used: u64,
+    pub page_table_pages: u64,
+    pub rss_pages: u64,
+    pub vmas: u64,
+    pub processes: u64,
+}

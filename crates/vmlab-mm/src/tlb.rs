@@ -1,0 +1,175 @@
+//! A per-CPU software TLB, and the `#[must_use]` flush token that makes a
+//! forgotten shootdown a compiler warning.
+//!
+//! Owns: cached translations of one CPU. Filled only by its own CPU (on a
+//! miss, from the page table); invalidated by any CPU (a shootdown), so each
+//! entry is one atomic word.
+//! May call: `addr`, `sync`.
+//!
+//! An entry is installed writable only if the PTE is already dirty, so the
+//! first store through a clean translation takes the slow path and sets the
+//! dirty bit, as x86 hardware does with its page walk on a write to a clean
+//! entry.
+
+use crate::addr::Pfn;
+use crate::sync::{AtomicU64, Ordering};
+use alloc::boxed::Box;
+
+/// Entry layout: bits 0..36 virtual page number, 36..62 frame number,
+/// bit 62 writable, bit 63 valid.
+const VPN_BITS: u32 = 36;
+const VPN_MASK: u64 = (1 << VPN_BITS) - 1;
+const PFN_MASK: u64 = (1 << 26) - 1;
+const WRITABLE: u64 = 1 << 62;
+const VALID: u64 = 1 << 63;
+
+/// Largest frame number a TLB entry can hold (RAM up to 256 GiB).
+pub const MAX_PFN: usize = PFN_MASK as usize;
+
+/// A direct-mapped software TLB of one CPU. Linux has no analogue (the MMU
+/// does it); this is the hardware.
+pub struct Tlb {
+    entries: Box<[AtomicU64]>,
+    mask: u64,
+}
+
+/// A translation found in the TLB.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Translation {
+    pub pfn: Pfn,
+    pub writable: bool,
+}
+
+impl Tlb {
+    /// A TLB of `entries` slots, rounded up to a power of two (at least 1).
+    pub fn new(entries: usize) -> Tlb {
+        let n = entries.max(1).next_power_of_two();
+        Tlb {
+            entries: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            mask: n as u64 - 1,
+        }
+    }
+
+    /// Slots in this TLB.
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[inline]
+    fn slot(&self, vpn: u64) -> &AtomicU64 {
+        // `mask` is len - 1 and len is a power of two, so the index is in bounds.
+        &self.entries[(vpn & self.mask) as usize]
+    }
+
+    /// The raw entry word for `vpn` if it is valid and tags match, else 0.
+    /// The hot path: one load, one compare.
+    #[inline(always)]
+    pub fn lookup_raw(&self, vpn: u64) -> u64 {
+        let e = self.slot(vpn).load(Ordering::Relaxed);
+        if e & (VALID | VPN_MASK) == VALID | (vpn & VPN_MASK) {
+            e
+        } else {
+            0
+        }
+    }
+
+    /// Frame number of a raw entry from `lookup_raw`.
+    #[inline(always)]
+    pub fn raw_pfn(e: u64) -> usize {
+        ((e >> VPN_BITS) & PFN_MASK) as usize
+    }
+
+    /// Whether a raw entry allows stores.
+    #[inline(always)]
+    pub fn raw_writable(e: u64) -> bool {
+        e & WRITABLE != 0
+    }
+
+    /// The translation of `vpn`, if cached.
+    #[inline]
+    pub fn lookup(&self, vpn: u64) -> Option<Translation> {
+        let e = self.lookup_raw(vpn);
+        (e != 0).then(|| Translation {
+            pfn: Pfn(Self::raw_pfn(e)),
+            writable: Self::raw_writable(e),
+        })
+    }
+
+    /// Cache `vpn -> pfn`. Only the owning CPU fills.
+    #[inline]
+    pub fn fill(&self, vpn: u64, pfn: Pfn, writable: bool) {
+        let mut e = VALID | (vpn & VPN_MASK) | ((pfn.0 as u64 & PFN_MASK) << VPN_BITS);
+        if writable {
+            e |= WRITABLE;
+        }
+        self.slot(vpn).store(e, Ordering::Release);
+    }
+
+    /// Drop the translation of `vpn` if cached. Linux: `flush_tlb_page`.
+    #[inline]
+    pub fn invalidate_page(&self, vpn: u64) {
+        let s = self.slot(vpn);
+        let e = s.load(Ordering::Relaxed);
+        if e & VALID != 0 && e & VPN_MASK == vpn & VPN_MASK {
+            // Only clear it if it still holds this page: a concurrent fill of
+            // another page into the slot is left alone.
+            let _ = s.compare_exchange(e, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    /// Drop translations of pages `[first, last]`; a range larger than the
+    /// TLB flushes it whole, as Linux's `flush_tlb_mm_range` ceiling does.
+    pub fn invalidate_range(&self, first_vpn: u64, last_vpn: u64) {
+        if last_vpn < first_vpn {
+            return;
+        }
+        if last_vpn - first_vpn >= self.mask {
+            self.flush_all();
+        } else {
+            for v in first_vpn..=last_vpn {
+                self.invalidate_page(v);
+            }
+        }
+    }
+
+    /// Drop everything. Linux: `flush_tlb_all` on one CPU (a CR3 reload).
+    pub fn flush_all(&self) {
+        for e in self.entries.iter() {
+            e.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// A page range whose translations were changed in the page table and must
+/// still be shot down on every CPU that may cache them. Dropping it without
+/// calling the machine's flush is a compile-time warning (`#[must_use]`), as
+/// the `x86_64` crate's `MapperFlush` does. Frames unmapped by the change are
+/// freed only after the flush, as Linux's `mmu_gather` does.
+#[must_use = "a page-table change must be followed by a TLB shootdown"]
+#[derive(Debug, Default)]
+pub struct PendingFlush {
+    /// First and last virtual page number to invalidate; `None` if nothing changed.
+    pub range: Option<(u64, u64)>,
+    /// Frames to release (one reference each) once no TLB can reach them.
+    pub frames: alloc::vec::Vec<Pfn>,
+}
+
+impl PendingFlush {
+    /// Record that the translation of `vpn` changed.
+    #[inline]
+    pub fn add_page(&mut self, vpn: u64) {
+        self.range = Some(match self.range {
+            None => (vpn, vpn),
+            Some((a, b)) => (a.min(vpn), b.max(vpn)),
+        });
+    }
+
+    /// Merge another pending flush into this one.
+    pub fn merge(&mut self, other: PendingFlush) {
+        if let Some((a, b)) = other.range {
+            self.add_page(a);
+            self.add_page(b);
+        }
+        self.frames.extend(other.frames);
+    }
+}

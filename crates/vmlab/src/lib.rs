@@ -1,0 +1,1 @@
+pub use vmlab_mm as mm;
