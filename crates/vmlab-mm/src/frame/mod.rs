@@ -43,7 +43,9 @@ pub trait FrameAllocator {
     /// or `align` is not a power of two.
     fn alloc(&mut self, count: usize, align: usize) -> Option<Pfn>;
 
-    /// Return a run got from `alloc` with the same `count`.
+    /// Return a run got from `alloc` with the same `count`. A run that an
+    /// allocator enlarged to honour `align` (buddy: `alloc(1, 8)` takes 8
+    /// frames) is freed whole by its requested count.
     fn free(&mut self, pfn: Pfn, count: usize) -> Result<(), FreeError>;
 
     /// Frames currently free.
@@ -52,7 +54,9 @@ pub trait FrameAllocator {
     /// Frames this allocator manages.
     fn total_frames(&self) -> usize;
 
-    /// Frames a request for `count` frames really takes (buddy: the next power of two).
+    /// Frames a request for `count` frames with `align <= count` really takes
+    /// (buddy: the next power of two). Callers that ask for `align > count`
+    /// pass `max(count, align)` here.
     fn frames_for(&self, count: usize) -> usize;
 
     /// Whether `pfn` is free in this allocator's own books.
