@@ -173,3 +173,61 @@ impl PendingFlush {
         self.frames.extend(other.frames);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_lookup_invalidate() {
+        let t = Tlb::new(100);
+        assert_eq!(t.capacity(), 128);
+        assert_eq!(t.lookup(5), None);
+        t.fill(5, Pfn(77), false);
+        assert_eq!(
+            t.lookup(5),
+            Some(Translation {
+                pfn: Pfn(77),
+                writable: false
+            })
+        );
+        // Same slot, other tag: a miss, and invalidating it leaves entry 5 alone.
+        assert_eq!(t.lookup(5 + 128), None);
+        t.invalidate_page(5 + 128);
+        assert!(t.lookup(5).is_some());
+        t.fill(5 + 128, Pfn(3), true);
+        assert_eq!(t.lookup(5), None, "direct mapped: the new fill evicts");
+        assert_eq!(
+            t.lookup(133),
+            Some(Translation {
+                pfn: Pfn(3),
+                writable: true
+            })
+        );
+        t.invalidate_range(130, 140);
+        assert_eq!(t.lookup(133), None);
+    }
+
+    #[test]
+    fn large_range_flushes_all() {
+        let t = Tlb::new(8);
+        for v in 0..8 {
+            t.fill(v * 1000, Pfn(v as usize), true);
+        }
+        t.invalidate_range(0, 100);
+        assert!((0..8).all(|v| t.lookup(v * 1000).is_none()));
+    }
+
+    #[test]
+    fn pending_flush_tracks_range() {
+        let mut f = PendingFlush::default();
+        f.add_page(10);
+        f.add_page(4);
+        let mut g = PendingFlush::default();
+        g.add_page(20);
+        g.frames.push(Pfn(1));
+        f.merge(g);
+        assert_eq!(f.range, Some((4, 20)));
+        assert_eq!(f.frames, alloc::vec![Pfn(1)]);
+    }
+}

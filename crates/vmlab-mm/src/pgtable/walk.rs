@@ -210,3 +210,57 @@ fn count_level(phys: &PhysMem, table: Pfn, level: Level) -> usize {
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phys::FrameAllocatorPolicy;
+
+    #[test]
+    fn populate_walk_prune_destroy() {
+        let phys = PhysMem::new(1024, FrameAllocatorPolicy::Buddy).unwrap();
+        let used0 = phys.frames_used();
+        let pt = PageTable::new(&phys).unwrap();
+        let va = 0x7fff_1234_5000u64;
+        assert!(pt.leaf(&phys, va).is_none());
+        let e = pt.leaf_alloc(&phys, va).unwrap();
+        e.store(Pte::new(Pfn(9), Pte::PRESENT).0, Ordering::Relaxed);
+        assert_eq!(pt.count_tables(&phys), 4);
+        assert_eq!(phys.page_table_pages(), 4);
+        // The same slot is found again, and a neighbour shares the leaf table.
+        assert!(core::ptr::eq(pt.leaf(&phys, va).unwrap(), e));
+        pt.leaf_alloc(&phys, va + 4096).unwrap();
+        assert_eq!(pt.count_tables(&phys), 4);
+        let mut seen = alloc::vec::Vec::new();
+        pt.for_each_leaf(&phys, va - 4096, va + 8192, |v, w| {
+            if w.load(Ordering::Relaxed) != 0 {
+                seen.push(v)
+            }
+        });
+        assert_eq!(seen, [va]);
+        // A non-empty table survives pruning; an empty one goes.
+        pt.prune(&phys, 0, 1 << 47);
+        assert_eq!(pt.count_tables(&phys), 4);
+        e.store(0, Ordering::Relaxed);
+        pt.prune(&phys, va, va + 4096);
+        assert_eq!(pt.count_tables(&phys), 1);
+        pt.destroy(&phys);
+        assert_eq!(phys.frames_used(), used0);
+        assert_eq!(phys.page_table_pages(), 0);
+    }
+
+    #[test]
+    fn no_frame_for_tables_is_an_error() {
+        let phys = PhysMem::new(16, FrameAllocatorPolicy::Buddy).unwrap();
+        let pt = PageTable::new(&phys).unwrap();
+        let mut held = alloc::vec::Vec::new();
+        while let Some(p) = phys.alloc_frames(1, 1, FrameUse::Kernel) {
+            held.push(p);
+        }
+        assert_eq!(pt.leaf_alloc(&phys, 0x1000).err(), Some(NoFrame));
+        for p in held {
+            phys.free_frames(p, 1).unwrap();
+        }
+        assert!(pt.leaf_alloc(&phys, 0x1000).is_ok());
+    }
+}

@@ -1,0 +1,211 @@
+use vmlab_mm::errno::{Errno, FaultReason};
+use vmlab_mm::mm::uapi::*;
+use vmlab_mm::system::{ByteSize, Machine, MachineConfig};
+
+fn machine() -> Machine {
+    Machine::new(&MachineConfig {
+        ram: ByteSize(64 << 20),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn write_read_back_and_exit_frees_everything() {
+    let m = machine();
+    let base_used = m.phys().frames_used();
+    let pid = m.spawn().unwrap();
+    let a = m
+        .mmap(pid, 0, 5 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        .unwrap();
+    let data: Vec<u8> = (0..5 * 4096 + 0).map(|i| (i * 7 % 251) as u8).collect();
+    m.write(pid, a + 3, &data[..5 * 4096 - 3]).unwrap().unwrap();
+    let mut back = vec![0u8; 5 * 4096 - 3];
+    m.read(pid, a + 3, &mut back).unwrap().unwrap();
+    assert_eq!(back, &data[..5 * 4096 - 3]);
+    m.check().unwrap();
+    {
+        let mut cpu = m.cpu(0).unwrap();
+        cpu.switch_to(pid).unwrap();
+        cpu.store_u64(a + 8, 0xdead_beef).unwrap();
+        assert_eq!(cpu.load_u64(a + 8).unwrap(), 0xdead_beef);
+        m.mprotect(pid, a, 4096, PROT_READ).unwrap();
+        assert_eq!(cpu.store_u64(a + 8, 1).unwrap_err().reason, FaultReason::Protection);
+        assert_eq!(cpu.load_u64(a + 8).unwrap(), 0xdead_beef);
+        m.munmap(pid, a, 4096).unwrap();
+        assert_eq!(cpu.load_u64(a + 8).unwrap_err().reason, FaultReason::NotMapped);
+    }
+    m.check().unwrap();
+    assert_eq!(m.maps(pid).unwrap().len(), 1);
+    m.exit(pid).unwrap();
+    m.check().unwrap();
+    assert_eq!(m.phys().frames_used(), base_used);
+    assert_eq!(
+        m.mmap(pid, 0, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS),
+        Err(Errno::ESRCH)
+    );
+}
+
+/// A translation cached by another CPU is shot down by munmap and mprotect
+/// before the call returns.
+#[test]
+fn shootdown_reaches_every_cpu_that_ran_the_process() {
+    let m = Machine::new(&MachineConfig {
+        ram: ByteSize(64 << 20),
+        cpus: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let pid = m.spawn().unwrap();
+    let a = m
+        .mmap(pid, 0, 2 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        .unwrap();
+    let mut c0 = m.cpu(0).unwrap();
+    let mut c1 = m.cpu(1).unwrap();
+    assert_eq!(m.cpu(1).err(), Some(Errno::EBUSY));
+    c0.switch_to(pid).unwrap();
+    c1.switch_to(pid).unwrap();
+    c0.store_u64(a, 7).unwrap();
+    c0.store_u64(a + 4096, 9).unwrap();
+    // CPU 1 caches both pages writable (dirty already), then hits in its TLB.
+    c1.store_u64(a, 8).unwrap();
+    c1.store_u64(a + 4096, 10).unwrap();
+    let (hits_before, _) = c1.local_tlb_counts();
+    c1.store_u64(a, 8).unwrap();
+    assert_eq!(c1.local_tlb_counts().0, hits_before + 1, "second store is a TLB hit");
+    let shootdowns = m.stats().shootdowns;
+    m.mprotect(pid, a, 4096, PROT_READ).unwrap();
+    assert_eq!(c1.store_u64(a, 1).unwrap_err().reason, FaultReason::Protection);
+    assert_eq!(c1.load_u64(a).unwrap(), 8);
+    m.munmap(pid, a + 4096, 4096).unwrap();
+    assert_eq!(c1.load_u64(a + 4096).unwrap_err().reason, FaultReason::NotMapped);
+    assert_eq!(c0.load_u64(a + 4096).unwrap_err().reason, FaultReason::NotMapped);
+    let s = m.stats();
+    assert_eq!(s.shootdowns, shootdowns + 2);
+    assert!(s.shootdown_cpus >= 4, "both CPUs reached twice: {}", s.shootdown_cpus);
+    drop((c0, c1));
+    m.check().unwrap();
+}
+
+/// Reads of untouched anonymous memory map the shared zero page; the first
+/// store replaces it with a private zeroed frame.
+#[test]
+fn read_maps_zero_page_then_write_gets_private_frame() {
+    let m = machine();
+    let pid = m.spawn().unwrap();
+    let a = m
+        .mmap(pid, 0, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        .unwrap();
+    let used = m.phys().frames_used();
+    let mut buf = vec![1u8; 3 * 4096];
+    m.read(pid, a, &mut buf).unwrap().unwrap();
+    assert!(buf.iter().all(|&b| b == 0));
+    let s = m.stats();
+    assert_eq!(s.zero_page_maps, 3);
+    assert_eq!(s.rss_pages, 0);
+    // Only page-table pages were allocated by the reads.
+    assert_eq!(m.phys().frames_used() - used, s.page_table_pages as usize - 1);
+    m.write(pid, a + 4096 + 5, &[42]).unwrap().unwrap();
+    let mut one = [0u8; 2];
+    m.read(pid, a + 4096 + 4, &mut one).unwrap().unwrap();
+    assert_eq!(one, [0, 42]);
+    m.read(pid, a, &mut one).unwrap().unwrap();
+    assert_eq!(one, [0, 0]);
+    assert_eq!(m.stats().rss_pages, 1);
+    m.check().unwrap();
+    m.exit(pid).unwrap();
+    assert_eq!(m.phys().frames_used(), m.reserved_frames());
+}
+
+/// munmap frees the page-table pages it leaves empty.
+#[test]
+fn munmap_prunes_empty_page_tables() {
+    let m = machine();
+    let pid = m.spawn().unwrap();
+    let base = m.stats().page_table_pages;
+    // Two pages 1 GiB apart need separate PDPT entries: PD + PT each.
+    let a = m
+        .mmap(
+            pid,
+            0x7000_0000_0000,
+            4096,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+        )
+        .unwrap();
+    let b = m
+        .mmap(
+            pid,
+            a + (1 << 30),
+            4096,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+        )
+        .unwrap();
+    m.write(pid, a, &[1]).unwrap().unwrap();
+    m.write(pid, b, &[2]).unwrap().unwrap();
+    assert_eq!(m.stats().page_table_pages, base + 1 + 2 + 2, "PDPT shared, PD+PT each");
+    m.munmap(pid, b, 4096).unwrap();
+    assert_eq!(m.stats().page_table_pages, base + 1 + 2);
+    m.check().unwrap();
+    m.munmap(pid, a, 4096).unwrap();
+    assert_eq!(m.stats().page_table_pages, base);
+    m.check().unwrap();
+}
+
+/// Accesses with no process, above the user address space, or after exit
+/// fault; none panics.
+#[test]
+fn bad_accesses_fault_without_panicking() {
+    let m = machine();
+    let mut c = m.cpu(0).unwrap();
+    assert_eq!(c.load_u64(0x1000).unwrap_err().reason, FaultReason::BadAddress);
+    let pid = m.spawn().unwrap();
+    c.switch_to(pid).unwrap();
+    assert_eq!(c.load_u64(u64::MAX - 7).unwrap_err().reason, FaultReason::BadAddress);
+    assert_eq!(
+        c.store_u64(0xffff_8000_0000_0000, 1).unwrap_err().reason,
+        FaultReason::BadAddress
+    );
+    assert_eq!(c.load_u64(0x1000).unwrap_err().reason, FaultReason::NotMapped);
+    let mut buf = [0u8; 16];
+    assert!(c.read(u64::MAX - 3, &mut buf).is_err());
+    let a = m
+        .mmap(pid, 0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        .unwrap();
+    c.store_u64(a, 5).unwrap();
+    m.exit(pid).unwrap();
+    assert_eq!(c.load_u64(a).unwrap_err().reason, FaultReason::BadAddress);
+    assert_eq!(c.switch_to(pid), Err(Errno::ESRCH));
+    drop(c);
+    m.check().unwrap();
+    assert_eq!(m.phys().frames_used(), m.reserved_frames());
+}
+
+/// The checker is not a test that cannot fail: corrupting a mapcount, a
+/// refcount or the rss is reported.
+#[test]
+fn checker_reports_corruption() {
+    use std::sync::atomic::Ordering;
+    use vmlab_mm::pgtable::Pte;
+    let m = machine();
+    let pid = m.spawn().unwrap();
+    let a = m
+        .mmap(pid, 0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        .unwrap();
+    m.write(pid, a, &[1]).unwrap().unwrap();
+    m.check().unwrap();
+    let p = m.process(pid).unwrap();
+    let pte = Pte(p.mm.page_table().leaf(m.phys(), a).unwrap().load(Ordering::Relaxed));
+    let d = m.phys().desc(pte.pfn()).unwrap();
+    d.mapcount.fetch_add(1, Ordering::Relaxed);
+    assert!(m.check().unwrap_err().0.contains("mapcount"));
+    d.mapcount.fetch_sub(1, Ordering::Relaxed);
+    d.refcount.fetch_add(1, Ordering::Relaxed);
+    assert!(m.check().unwrap_err().0.contains("refcount"));
+    d.refcount.fetch_sub(1, Ordering::Relaxed);
+    p.mm.rss.fetch_add(1, Ordering::Relaxed);
+    assert!(m.check().unwrap_err().0.contains("rss"));
+    p.mm.rss.fetch_sub(1, Ordering::Relaxed);
+    m.check().unwrap();
+}
