@@ -1,1 +1,255 @@
-fn main() {}
+//! `vmlab`: run workloads on the simulated machine and print the effective
+//! config. Exit codes: 0 success, 1 a run failed (wrong value, unexpected
+//! fault, broken invariant), 2 a bad command line or config.
+
+use clap::builder::PossibleValuesParser;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use vmlab::config::{self, ConfigError};
+use vmlab::mm::system::{Machine, MachineConfig};
+use vmlab::workload::{self, RunReport, WorkloadKind, WorkloadSpec};
+
+/// A user-space virtual-memory subsystem on a simulated machine.
+#[derive(Parser, Debug)]
+#[command(name = "vmlab", version, about, propagate_version = true)]
+struct Cli {
+    /// Machine config file (TOML; keys in docs/CONFIG.md). Applied over the built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Override one config key, after --config; repeatable (e.g. --set ram=1GiB --set cpus=4).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    set: Vec<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a synthetic workload, verify every load, print policies and stats, check invariants.
+    Run(RunArgs),
+    /// Print the effective config (defaults, --config and --set applied) as TOML.
+    Config,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Address pattern.
+    #[arg(long, default_value = "zipf", value_parser = PossibleValuesParser::new(WorkloadKind::NAMES))]
+    workload: String,
+
+    /// Print one JSON object {"config", "workload", "stats", "check", "errors"} instead of tables.
+    #[arg(long)]
+    json: bool,
+
+    /// Seed of every random choice; a run is reproducible given seed and config.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+
+    /// Loads and stores in total, over all processes.
+    #[arg(long, default_value_t = WorkloadSpec::DEFAULT_ACCESSES)]
+    accesses: u64,
+
+    /// Processes (default: 4, or one per CPU if there are more CPUs).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    processes: Option<u32>,
+}
+
+/// How a command failed.
+enum Failure {
+    /// Bad config: exit 2.
+    Usage(String),
+    /// The run went wrong: exit 1.
+    Runtime(String),
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Failure {
+        Failure::Usage(format!("config error: {e}"))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        // Help and version go to stdout with 0; usage errors to stderr with 2.
+        Err(e) => e.exit(),
+    };
+    match dispatch(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            eprintln!("vmlab: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(m)) => {
+            eprintln!("vmlab: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Write to stdout; a closed pipe (`vmlab config | head`) is not an error worth a panic.
+fn out(text: &str) -> Result<(), Failure> {
+    let mut so = std::io::stdout().lock();
+    match so.write_all(text.as_bytes()).and_then(|()| so.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::Runtime(format!("writing to stdout failed: {e}"))),
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<(), Failure> {
+    let cfg = config::load(cli.config.as_deref(), &cli.set)?;
+    match &cli.command {
+        Command::Config => {
+            let text =
+                config::to_toml(&cfg).map_err(|e| Failure::Runtime(format!("cannot write config as TOML: {e}")))?;
+            out(&text)
+        }
+        Command::Run(args) => run(&cfg, args),
+    }
+}
+
+fn run(cfg: &MachineConfig, args: &RunArgs) -> Result<(), Failure> {
+    let kind: WorkloadKind = args.workload.parse().map_err(Failure::Usage)?;
+    let mut spec = WorkloadSpec::new(kind, args.seed, args.accesses, cfg);
+    if let Some(p) = args.processes {
+        spec = spec.with_processes(p as usize, cfg);
+    }
+    let machine = Machine::new(cfg).map_err(|e| Failure::Usage(format!("config error: {e}")))?;
+    let report = workload::run(&machine, &spec).map_err(|e| Failure::Runtime(format!("run failed: {e}")))?;
+    // Invariants with the processes alive, then again once they have all exited.
+    let live = machine.check().map_err(|e| e.to_string());
+    let after_exit = workload::teardown(&machine).and_then(|()| machine.check().map_err(|e| e.to_string()));
+    let ok = report.errors.is_empty() && live.is_ok() && after_exit.is_ok();
+
+    if args.json {
+        let verdict = |r: &Result<(), String>| match r {
+            Ok(()) => json!("ok"),
+            Err(e) => json!(e),
+        };
+        let doc = json!({
+            "config": cfg,
+            "workload": spec,
+            "stats": report.stats,
+            "check": {"ok": ok, "live": verdict(&live), "after_exit": verdict(&after_exit)},
+            "errors": report.errors,
+        });
+        let text =
+            serde_json::to_string_pretty(&doc).map_err(|e| Failure::Runtime(format!("cannot write JSON: {e}")))?;
+        out(&(text + "\n"))?;
+    } else {
+        out(&render(cfg, &spec, &report, &live, &after_exit))?;
+    }
+    if ok {
+        return Ok(());
+    }
+    let mut why = Vec::new();
+    if !report.errors.is_empty() {
+        why.push(format!(
+            "{} error(s) in the workload: {}",
+            report.errors.len(),
+            report.errors.join("; ")
+        ));
+    }
+    if let Err(e) = &live {
+        why.push(format!("invariant check failed: {e}"));
+    }
+    if let Err(e) = &after_exit {
+        why.push(format!("check after exit failed: {e}"));
+    }
+    Err(Failure::Runtime(format!("run failed: {}", why.join("; "))))
+}
+
+fn ratio(x: f64) -> String {
+    format!("{:.2}%", x * 100.0)
+}
+
+fn rate(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.2} k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+/// The human-readable report: the policies in force, then the stats table.
+fn render(
+    cfg: &MachineConfig,
+    spec: &WorkloadSpec,
+    r: &RunReport,
+    live: &Result<(), String>,
+    after_exit: &Result<(), String>,
+) -> String {
+    let s = &r.stats;
+    let m = &s.machine;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "vmlab run: workload {}, seed {}, {} accesses, {} processes x {} regions x {} pages, {} CPUs",
+        spec.kind, spec.seed, spec.accesses, spec.processes, spec.regions, spec.region_pages, cfg.cpus
+    );
+    let _ = writeln!(o, "\npolicies");
+    let ram = cfg.ram.to_string();
+    let cpus = cfg.cpus.to_string();
+    let tlb = cfg.tlb_entries.to_string();
+    let mut rows: Vec<(&str, &str)> = vec![("ram", &ram), ("cpus", &cpus), ("tlb_entries", &tlb)];
+    rows.extend(cfg.policies());
+    for (k, v) in rows {
+        let _ = writeln!(o, "  {k:<18} {v}");
+    }
+    let rows: Vec<(&str, String)> = vec![
+        ("accesses", s.accesses.to_string()),
+        ("  loads (verified)", s.loads_verified.to_string()),
+        ("  stores", s.stores.to_string()),
+        ("elapsed", format!("{:.3} s", s.elapsed_secs)),
+        ("accesses/s", rate(s.accesses_per_sec)),
+        ("TLB hits", m.tlb_hits.to_string()),
+        ("TLB misses", m.tlb_misses.to_string()),
+        ("TLB hit ratio", ratio(s.tlb_hit_ratio)),
+        ("minor faults", m.minor_faults.to_string()),
+        ("failed faults", m.failed_faults.to_string()),
+        ("zero-page maps", m.zero_page_maps.to_string()),
+        ("pages wasted", m.pages_wasted.to_string()),
+        (
+            "shootdowns",
+            format!("{} ({} CPU flushes)", m.shootdowns, m.shootdown_cpus),
+        ),
+        ("mprotect calls", s.mprotects.to_string()),
+        ("munmap/mmap calls", format!("{}/{}", s.munmaps, s.mmaps)),
+        ("expected faults", s.expected_faults.to_string()),
+        (
+            "frames used/free/total",
+            format!("{}/{}/{}", m.frames_used, m.frames_free, m.frames_total),
+        ),
+        ("page-table pages", m.page_table_pages.to_string()),
+        ("RSS pages", m.rss_pages.to_string()),
+        ("VMAs", m.vmas.to_string()),
+        ("processes", m.processes.to_string()),
+    ];
+    let _ = writeln!(o, "\nstats");
+    for (k, v) in rows {
+        let _ = writeln!(o, "  {k:<24} {v}");
+    }
+    let verdict = |r: &Result<(), String>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("FAILED: {e}"),
+    };
+    let _ = writeln!(o, "\ncheck");
+    let _ = writeln!(
+        o,
+        "  {:<24} {}",
+        "values",
+        if r.errors.is_empty() { "ok" } else { "FAILED" }
+    );
+    let _ = writeln!(o, "  {:<24} {}", "invariants (live)", verdict(live));
+    let _ = writeln!(o, "  {:<24} {}", "after exit (no leak)", verdict(after_exit));
+    o
+}

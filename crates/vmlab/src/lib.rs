@@ -1,1 +1,7 @@
+//! vmlab on a host: loading the machine config and running workloads on the
+//! simulated machine, with CPUs as host threads.
+
 pub use vmlab_mm as mm;
+
+pub mod config;
+pub mod workload;

@@ -45,7 +45,7 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
         for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-            if b >= 1 << shift && b % (1 << shift) == 0 {
+            if b >= 1 << shift && b.is_multiple_of(1 << shift) {
                 return write!(f, "{}{}", b >> shift, unit);
             }
         }
@@ -161,7 +161,7 @@ impl MachineConfig {
     /// Check values serde cannot: ranges and limits. The message names the key.
     pub fn validate(&self) -> Result<(), String> {
         let frames = self.ram.0 / crate::addr::PAGE_SIZE;
-        if self.ram.0 % crate::addr::PAGE_SIZE != 0 {
+        if !self.ram.0.is_multiple_of(crate::addr::PAGE_SIZE) {
             return Err(format!("ram: {} is not a multiple of the 4 KiB page size", self.ram));
         }
         if frames < 64 {
