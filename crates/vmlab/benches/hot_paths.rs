@@ -1,1 +1,411 @@
-fn main() {}
+//! Criterion benchmarks of vmlab's hot paths, each beside an outside anchor
+//! measured in the same run (DESIGN.md, "the hot path").
+//!
+//! | group        | vmlab                                   | anchor                                      | target  |
+//! |--------------|-----------------------------------------|---------------------------------------------|---------|
+//! | `fault`      | demand-zero store fault via `Cpu`       | the host kernel's anonymous write fault     | ≤ 0.25x |
+//! | `frame`      | `Buddy` order-0 alloc + free            | `buddy_system_allocator::FrameAllocator<32>` | ≤ 0.67x |
+//! | `mprotect`   | one page to R and back among 32k VMAs   | the host's `mprotect` among 32k VMAs        | ≤ 0.25x |
+//! | `tlb`        | TLB-hit `load_u64`/`store_u64`, walk    | (absolute: ≥ 300 M hits/s per thread)       |         |
+//!
+//! Run one group with, e.g.:
+//! `cargo bench -p vmlab --bench hot_paths -- fault --warm-up-time 1 --measurement-time 3`
+
+use buddy_system_allocator::FrameAllocator as Bsa;
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use std::time::{Duration, Instant};
+use vmlab_mm::addr::Pfn;
+use vmlab_mm::frame::buddy::Buddy;
+use vmlab_mm::frame::FrameAllocator;
+use vmlab_mm::mm::uapi::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+use vmlab_mm::system::{ByteSize, Machine, MachineConfig};
+
+const PAGE: u64 = 4096;
+const RW: u32 = PROT_READ | PROT_WRITE;
+const ANON: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
+
+fn machine(ram: u64, tlb_entries: usize) -> Machine {
+    Machine::new(&MachineConfig {
+        ram: ByteSize(ram),
+        tlb_entries,
+        ..Default::default()
+    })
+    .expect("machine")
+}
+
+// ---------------------------------------------------------------------------
+// 1. Demand-zero fault: first store to a fresh page.
+
+/// Pages per mapping; the mapping is made and unmapped outside the timed part.
+const FAULT_CHUNK: u64 = 4096;
+
+/// Host anonymous mapping of `pages` pages, 4 KiB pages only (no THP).
+fn host_map(pages: u64, prot: i32) -> *mut u8 {
+    let len = (pages * PAGE) as usize;
+    // SAFETY: an anonymous private mapping at an address of the kernel's
+    // choosing touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED, "host mmap");
+    // SAFETY: advice on the mapping just made.
+    unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
+    p.cast()
+}
+
+fn host_unmap(p: *mut u8, pages: u64) {
+    // SAFETY: `p` came from `host_map(pages)` and nothing refers to it any more.
+    let r = unsafe { libc::munmap(p.cast(), (pages * PAGE) as usize) };
+    assert_eq!(r, 0, "host munmap");
+}
+
+fn bench_fault(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fault");
+    g.throughput(Throughput::Elements(1));
+
+    // Enough RAM for a chunk and its tables several times over; the first
+    // chunks make the simulated RAM resident on the host, later ones reuse it.
+    let m = machine(256 << 20, 512);
+    let pid = m.spawn().unwrap();
+    let mut cpu = m.cpu(0).unwrap();
+    cpu.switch_to(pid).unwrap();
+    let mut vmlab_chunk = |n: u64| -> Duration {
+        let a = m.mmap(pid, 0, n * PAGE, RW, ANON).unwrap();
+        let t = Instant::now();
+        for i in 0..n {
+            cpu.store_u64(a + i * PAGE, i).unwrap();
+        }
+        let d = t.elapsed();
+        m.munmap(pid, a, n * PAGE).unwrap();
+        d
+    };
+    let mut warm = false;
+    g.bench_function("vmlab_demand_zero_store", |b| {
+        b.iter_custom(|iters| {
+            if !warm {
+                warm = true;
+                for _ in 0..4 {
+                    vmlab_chunk(FAULT_CHUNK);
+                }
+            }
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(FAULT_CHUNK);
+                total += vmlab_chunk(n);
+                left -= n;
+            }
+            total
+        })
+    });
+
+    let host_chunk = |n: u64| -> Duration {
+        let p = host_map(n, libc::PROT_READ | libc::PROT_WRITE);
+        let t = Instant::now();
+        for i in 0..n as usize {
+            // SAFETY: inside the mapping, which is readable and writable.
+            unsafe { p.add(i * PAGE as usize).write_volatile(1) };
+        }
+        let d = t.elapsed();
+        host_unmap(p, n);
+        d
+    };
+    g.bench_function("host_demand_zero_store", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(FAULT_CHUNK);
+                total += host_chunk(n);
+                left -= n;
+            }
+            total
+        })
+    });
+    g.finish();
+    drop(cpu);
+    m.check().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// 2. Order-0 alloc + free against buddy_system_allocator.
+
+const BUDDY_BASE: usize = 1 << 20;
+const BUDDY_FRAMES: usize = 1 << 16;
+
+/// The frames allocator `A` takes in a steady state with some frames held:
+/// every frame allocated, then every other one freed, so each free order-0
+/// frame has an allocated buddy and an alloc+free pair neither splits nor
+/// merges (the common case of a busy system's order-0 traffic).
+fn vmlab_fragmented() -> Buddy {
+    let mut b = Buddy::new(Pfn(BUDDY_BASE), BUDDY_FRAMES);
+    let ps: Vec<Pfn> = (0..BUDDY_FRAMES).map(|_| b.alloc(1, 1).unwrap()).collect();
+    for p in ps.iter().filter(|p| p.0 % 2 == 0) {
+        b.free(*p, 1).unwrap();
+    }
+    b
+}
+
+fn bsa_fragmented() -> Bsa<32> {
+    let mut a = Bsa::<32>::new();
+    a.add_frame(BUDDY_BASE, BUDDY_BASE + BUDDY_FRAMES);
+    let ps: Vec<usize> = (0..BUDDY_FRAMES).map(|_| a.alloc(1).unwrap()).collect();
+    for p in ps.iter().filter(|p| *p % 2 == 0) {
+        a.dealloc(*p, 1);
+    }
+    a
+}
+
+/// xorshift indices into the live set of the churn scenario.
+fn churn_indices(n: usize, live: usize) -> Vec<usize> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % live as u64) as usize
+        })
+        .collect()
+}
+
+fn bench_frame(c: &mut Criterion) {
+    let mut g = c.benchmark_group("frame");
+    g.throughput(Throughput::Elements(1));
+
+    // (a) Steady state, half the frames held: alloc(1) + free of that frame.
+    fn pair<A: FrameAllocator>(a: &mut A) {
+        let p = a.alloc(black_box(1), 1).unwrap();
+        a.free(black_box(p), 1).unwrap();
+    }
+    let mut b = vmlab_fragmented();
+    g.bench_function("vmlab_buddy_alloc1_free/held_half", |bn| bn.iter(|| pair(&mut b)));
+    let mut a = bsa_fragmented();
+    g.bench_function("bsa_alloc1_free/held_half", |bn| {
+        bn.iter(|| {
+            let p = a.alloc(black_box(1)).unwrap();
+            a.dealloc(black_box(p), 1);
+        })
+    });
+
+    // (b) Random churn: 60% of a pool held; free a random live frame, allocate
+    // another (splits and merges happen as the pattern dictates).
+    const POOL: usize = 1024;
+    const LIVE: usize = 600;
+    let idx = churn_indices(1 << 16, LIVE);
+    let mut b = Buddy::new(Pfn(BUDDY_BASE), POOL);
+    let mut live: Vec<Pfn> = (0..LIVE).map(|_| b.alloc(1, 1).unwrap()).collect();
+    let mut k = 0usize;
+    g.bench_function("vmlab_buddy_free_alloc1/churn", |bn| {
+        bn.iter(|| {
+            let i = idx[k & (idx.len() - 1)];
+            k = k.wrapping_add(1);
+            FrameAllocator::free(&mut b, live[i], 1).unwrap();
+            live[i] = FrameAllocator::alloc(&mut b, black_box(1), 1).unwrap();
+        })
+    });
+    let mut a = Bsa::<32>::new();
+    a.add_frame(BUDDY_BASE, BUDDY_BASE + POOL);
+    let mut live: Vec<usize> = (0..LIVE).map(|_| a.alloc(1).unwrap()).collect();
+    let mut k = 0usize;
+    g.bench_function("bsa_free_alloc1/churn", |bn| {
+        bn.iter(|| {
+            let i = idx[k & (idx.len() - 1)];
+            k = k.wrapping_add(1);
+            a.dealloc(live[i], 1);
+            live[i] = a.alloc(black_box(1)).unwrap();
+        })
+    });
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 3. mprotect of one page among 32k VMAs (seed 001's claim).
+
+/// Pages of the mapping; blocks of 2 RW pages then 2 R pages give 32768 VMAs.
+const MPROT_PAGES: u64 = 65536;
+const MPROT_VMAS: usize = 32768;
+
+/// The page toggled: the first page of a read-write block in the middle.
+/// To R it splits its block and merges with the read-only block before it;
+/// back to RW it splits that block and merges again.
+const MPROT_PAGE: u64 = MPROT_PAGES / 2;
+
+fn host_vma_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps").map_or(0, |s| s.lines().count())
+}
+
+fn bench_mprotect(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mprotect");
+    g.throughput(Throughput::Elements(1));
+
+    let m = machine(512 << 20, 512);
+    let pid = m.spawn().unwrap();
+    let a = m.mmap(pid, 0, MPROT_PAGES * PAGE, RW, ANON).unwrap();
+    let page = a + MPROT_PAGE * PAGE;
+    let mut made = false;
+    g.bench_function("vmlab_one_page_r_and_back/32k_vmas", |b| {
+        if !made {
+            made = true;
+            for blk in (0..MPROT_PAGES).step_by(4) {
+                m.mprotect(pid, a + (blk + 2) * PAGE, 2 * PAGE, PROT_READ).unwrap();
+            }
+            assert_eq!(m.maps(pid).unwrap().len(), MPROT_VMAS);
+            m.write(pid, page, &[1]).unwrap().unwrap();
+        }
+        b.iter(|| {
+            m.mprotect(pid, black_box(page), PAGE, PROT_READ).unwrap();
+            m.mprotect(pid, black_box(page), PAGE, RW).unwrap();
+        })
+    });
+    if made {
+        assert_eq!(m.maps(pid).unwrap().len(), MPROT_VMAS);
+    }
+
+    let mut host: Option<*mut u8> = None;
+    g.bench_function("host_one_page_r_and_back/32k_vmas", |b| {
+        let p = *host.get_or_insert_with(|| {
+            let before = host_vma_count();
+            let p = host_map(MPROT_PAGES, libc::PROT_READ | libc::PROT_WRITE);
+            for blk in (0..MPROT_PAGES as usize).step_by(4) {
+                // SAFETY: a sub-range of the mapping made above.
+                let r = unsafe {
+                    libc::mprotect(
+                        p.add((blk + 2) * PAGE as usize).cast(),
+                        2 * PAGE as usize,
+                        libc::PROT_READ,
+                    )
+                };
+                assert_eq!(r, 0, "host mprotect");
+            }
+            let host_vmas = host_vma_count() - before;
+            assert!(host_vmas >= MPROT_VMAS - 1, "host made {host_vmas} VMAs");
+            p
+        });
+        // SAFETY: inside the mapping; the page is read-write.
+        let hp = unsafe { p.add((MPROT_PAGE * PAGE) as usize) };
+        unsafe { hp.write_volatile(1) };
+        b.iter(|| {
+            // SAFETY: one page of the mapping, which stays mapped.
+            unsafe {
+                assert_eq!(libc::mprotect(black_box(hp).cast(), PAGE as usize, libc::PROT_READ), 0);
+                assert_eq!(
+                    libc::mprotect(black_box(hp).cast(), PAGE as usize, libc::PROT_READ | libc::PROT_WRITE),
+                    0
+                );
+            }
+        })
+    });
+    if let Some(p) = host {
+        host_unmap(p, MPROT_PAGES);
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------
+// 4. The TLB: hits, and misses resolved by a page-table walk.
+
+/// Accesses per criterion iteration.
+const TLB_ACCESSES: u64 = 4096;
+
+/// Address of access `i` over `pages` pages from `base`: one word per page in
+/// turn, moving to the next word each round.
+#[inline(always)]
+fn tlb_addr(base: u64, i: u64, pages: u64) -> u64 {
+    base + (i % pages) * PAGE + (((i / pages) * 8) & (PAGE - 8))
+}
+
+fn bench_tlb(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tlb");
+    g.throughput(Throughput::Elements(TLB_ACCESSES));
+
+    // Hits: 4 pages, all cached after the first round.
+    {
+        const PAGES: u64 = 4;
+        let m = machine(64 << 20, 512);
+        let pid = m.spawn().unwrap();
+        let a = m.mmap(pid, 0, PAGES * PAGE, RW, ANON).unwrap();
+        let mut cpu = m.cpu(0).unwrap();
+        cpu.switch_to(pid).unwrap();
+        for i in 0..PAGES {
+            cpu.store_u64(a + i * PAGE, i).unwrap();
+        }
+        g.bench_function("load_u64_hit/4_pages", |b| {
+            b.iter(|| {
+                let mut s = 0u64;
+                for i in 0..TLB_ACCESSES {
+                    s = s.wrapping_add(cpu.load_u64(tlb_addr(a, i, PAGES)).unwrap());
+                }
+                black_box(s)
+            })
+        });
+        g.bench_function("store_u64_hit/4_pages", |b| {
+            b.iter(|| {
+                for i in 0..TLB_ACCESSES {
+                    cpu.store_u64(tlb_addr(a, i, PAGES), i).unwrap();
+                }
+            })
+        });
+        drop(cpu);
+        let st = m.stats();
+        if st.tlb_hits + st.tlb_misses > 1 << 20 {
+            assert!(
+                st.tlb_hits > 100 * st.tlb_misses,
+                "hits {} misses {}",
+                st.tlb_hits,
+                st.tlb_misses
+            );
+        }
+    }
+
+    // Misses: a 64-entry TLB and 4096 resident, dirty pages visited in turn,
+    // so every access evicts the entry the next visit to its slot would need.
+    {
+        const PAGES: u64 = 4096;
+        let m = machine(64 << 20, 64);
+        let pid = m.spawn().unwrap();
+        let a = m.mmap(pid, 0, PAGES * PAGE, RW, ANON).unwrap();
+        let mut cpu = m.cpu(0).unwrap();
+        cpu.switch_to(pid).unwrap();
+        for i in 0..PAGES {
+            cpu.store_u64(a + i * PAGE, i).unwrap();
+        }
+        g.bench_function("load_u64_miss_walk/4096_pages_tlb64", |b| {
+            b.iter(|| {
+                let mut s = 0u64;
+                for i in 0..TLB_ACCESSES {
+                    s = s.wrapping_add(cpu.load_u64(tlb_addr(a, i, PAGES)).unwrap());
+                }
+                black_box(s)
+            })
+        });
+        g.bench_function("store_u64_miss_walk/4096_pages_tlb64", |b| {
+            b.iter(|| {
+                for i in 0..TLB_ACCESSES {
+                    cpu.store_u64(tlb_addr(a, i, PAGES), i).unwrap();
+                }
+            })
+        });
+        drop(cpu);
+        let st = m.stats();
+        if st.tlb_hits + st.tlb_misses > 1 << 20 {
+            assert!(
+                st.tlb_misses > 100 * st.tlb_hits,
+                "hits {} misses {}",
+                st.tlb_hits,
+                st.tlb_misses
+            );
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_fault, bench_frame, bench_mprotect, bench_tlb);
+criterion_main!(benches);

@@ -42,50 +42,36 @@ impl PageTable {
     /// The leaf entry for `va` if every table on the path exists.
     #[inline]
     pub fn leaf<'a>(&self, phys: &'a PhysMem, va: u64) -> Option<&'a AtomicU64> {
+        let ram = phys.ram();
         let mut table = self.root;
-        let mut level = Level::Pml4;
-        loop {
-            let e = slot(phys, table, level.index(va))?;
-            match level.next() {
-                None => return Some(e),
-                Some(next) => {
-                    let v = Pte(e.load(Ordering::Acquire));
-                    if !v.present() {
-                        return None;
-                    }
-                    table = v.pfn();
-                    level = next;
-                }
+        // A fixed-length array loop that the compiler unrolls: no per-level
+        // dispatch on `Level::next` in the TLB-miss path.
+        for level in UPPER_LEVELS {
+            let v = Pte(ram.word(table.first_word() + level.index(va))?.load(Ordering::Acquire));
+            if !v.present() {
+                return None;
             }
+            table = v.pfn();
         }
+        ram.word(table.first_word() + Level::Pt.index(va))
     }
 
     /// The leaf entry for `va`, allocating missing tables on the way.
     /// A table is installed by compare-and-swap; the loser of a race frees
     /// its table and uses the winner's. Linux: `__pte_alloc` and friends.
+    #[inline]
     pub fn leaf_alloc<'a>(&self, phys: &'a PhysMem, va: u64) -> Result<&'a AtomicU64, NoFrame> {
+        let ram = phys.ram();
         let mut table = self.root;
-        let mut level = Level::Pml4;
-        loop {
-            let e = slot(phys, table, level.index(va)).ok_or(NoFrame)?;
-            let Some(next) = level.next() else {
-                return Ok(e);
-            };
+        for level in UPPER_LEVELS {
+            let e = ram.word(table.first_word() + level.index(va)).ok_or(NoFrame)?;
             let mut v = Pte(e.load(Ordering::Acquire));
             if !v.present() {
-                let new = phys.alloc_zeroed(FrameUse::PageTable).ok_or(NoFrame)?;
-                let want = Pte::new(new, Pte::TABLE_FLAGS);
-                match e.compare_exchange(v.0, want.0, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => v = want,
-                    Err(cur) => {
-                        let _ = phys.free_frames(new, 1);
-                        v = Pte(cur);
-                    }
-                }
+                v = install_table(phys, e, v)?;
             }
             table = v.pfn();
-            level = next;
         }
+        ram.word(table.first_word() + Level::Pt.index(va)).ok_or(NoFrame)
     }
 
     /// Call `f(va, entry)` for every leaf entry of `[start, end)` whose table
@@ -115,6 +101,26 @@ impl PageTable {
     /// Page-table pages in the tree, root included (for the invariant checker).
     pub fn count_tables(&self, phys: &PhysMem) -> usize {
         count_level(phys, self.root, Level::Pml4)
+    }
+}
+
+/// The levels above the leaf, root first.
+const UPPER_LEVELS: [Level; 3] = [Level::Pml4, Level::Pdpt, Level::Pd];
+
+/// Install a fresh zeroed table in the non-present entry `e` (whose value was
+/// `cur`) and return the entry now in place, the winner's if another CPU
+/// installed one first. Off the hot path: a table covers 512 pages or more.
+#[cold]
+#[inline(never)]
+fn install_table(phys: &PhysMem, e: &AtomicU64, cur: Pte) -> Result<Pte, NoFrame> {
+    let new = phys.alloc_zeroed(FrameUse::PageTable).ok_or(NoFrame)?;
+    let want = Pte::new(new, Pte::TABLE_FLAGS);
+    match e.compare_exchange(cur.0, want.0, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => Ok(want),
+        Err(now) => {
+            let _ = phys.free_frames(new, 1);
+            Ok(Pte(now))
+        }
     }
 }
 

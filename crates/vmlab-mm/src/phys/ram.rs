@@ -31,6 +31,12 @@ impl Ram {
         self.frames
     }
 
+    /// Every word of RAM, indexed `pfn * 512 + word-in-page` (for a CPU to keep at hand).
+    #[inline]
+    pub fn words(&self) -> &[AtomicU64] {
+        &self.words
+    }
+
     /// Word `idx` of RAM (`idx = pfn * 512 + word-in-page`).
     #[inline]
     pub fn word(&self, idx: usize) -> Option<&AtomicU64> {
