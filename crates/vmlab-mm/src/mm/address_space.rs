@@ -117,8 +117,8 @@ impl AddressSpace {
     }
 
     /// Merge neighbouring VMAs that Linux would have merged, over the
-    /// boundaries that lie in `[start, end]`. Linux: the `vma_merge` calls of
-    /// `mmap_region` and `mprotect_fixup`.
+    /// boundaries that lie in `[start, end]`. Linux: the `vma_merge_*` calls of
+    /// `mmap_region`, `mprotect_fixup` and `do_brk_flags`.
     pub fn merge_range_locked(st: &mut MapState, start: u64, end: u64) {
         // The VMA ending at or containing `start` is the first candidate.
         let mut cur = match st.vmas.prev(start.max(1)) {
@@ -130,30 +130,58 @@ impl AddressSpace {
         };
         loop {
             let Some(v) = st.vmas.find(cur) else { return };
-            if v.start != cur {
-                return;
-            }
             let v_end = v.end;
             if v_end > end {
                 return;
             }
-            let mergeable = match st.vmas.find(v_end) {
-                Some(n) if n.start == v_end => v.can_merge_with_next(n),
-                _ => false,
-            };
-            if mergeable {
-                let Some(n) = st.vmas.remove(v_end) else {
-                    return;
-                };
-                if let Some(v) = st.vmas.find_mut(cur) {
-                    v.end = n.end;
-                    if v.anon_id() == 0 {
-                        v.anon.store(n.anon_id(), Ordering::Release);
-                    }
-                }
-            } else {
-                cur = v_end;
+            let Some(n) = st.vmas.find(v_end) else { return };
+            let n_start = n.start;
+            if !(n_start == v_end && v.can_merge_with_next(n)) {
+                // Not mergeable, or a hole after `v`: go on from the next VMA.
+                cur = n_start;
+                continue;
             }
+            let Some(n) = st.vmas.remove(v_end) else {
+                return;
+            };
+            if let Some(v) = st.vmas.find_mut(cur) {
+                v.end = n.end;
+                if v.anon_id() == 0 {
+                    v.anon.store(n.anon_id(), Ordering::Release);
+                }
+            }
+        }
+    }
+
+    /// The anonymous identity of `vma` (a VMA of `st`), assigned now if it
+    /// has none: that of the next, else the previous, adjacent VMA if the two
+    /// are `anon_compatible_with_next`, else a fresh one from `next_id`.
+    /// Called when a fault is about to need an anonymous page, so that two
+    /// VMAs that differ only in protection and were written side by side
+    /// share an identity and merge once their protections agree.
+    /// Linux: `anon_vma_prepare` → `find_mergeable_anon_vma`, which reuses
+    /// only an `anon_vma` whose chain is singular (not shared with a fork
+    /// parent or child); without fork every chain is.
+    ///
+    /// Preconditions: `st` is the map lock, held for reading or writing.
+    pub fn prepare_anon_locked(st: &MapState, vma: &Vma, next_id: &AtomicU64) -> u64 {
+        let id = vma.anon_id();
+        if id != 0 {
+            return id;
+        }
+        let neighbour = |v: Option<&Vma>| v.map_or(0, |v| v.anon_id());
+        let mut reuse = neighbour(st.vmas.find(vma.end).filter(|n| vma.anon_compatible_with_next(n)));
+        if reuse == 0 {
+            reuse = neighbour(st.vmas.prev(vma.start).filter(|p| p.anon_compatible_with_next(vma)));
+        }
+        let new = if reuse != 0 {
+            reuse
+        } else {
+            next_id.fetch_add(1, Ordering::Relaxed)
+        };
+        match vma.anon.compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => new,
+            Err(winner) => winner,
         }
     }
 

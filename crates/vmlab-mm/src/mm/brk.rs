@@ -24,6 +24,11 @@ impl AddressSpace {
             return addr;
         }
         if addr <= st.brk {
+            // Linux looks for the brk VMA in [newbrk, oldbrk) and fails if
+            // there is none (say the heap was munmapped).
+            if st.vmas.starts_in(new_top, old_top).is_empty() {
+                return orig;
+            }
             if self.unmap_locked(&mut st, phys, new_top, old_top, flush).is_err() {
                 return orig;
             }

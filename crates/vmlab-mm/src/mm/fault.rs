@@ -74,6 +74,10 @@ fn handle_fault_inner(
     if !allowed {
         return Err(Fault::segv(addr, FaultReason::Protection));
     }
+    if access == Access::Write {
+        // Linux `anon_vma_prepare`: the identity may come from a neighbour.
+        AddressSpace::prepare_anon_locked(st, vma, cx.next_anon_id);
+    }
     if vma.backing != Backing::Anon {
         // Objects behind VMAs come with the fork/page-cache work.
         return Err(Fault {

@@ -13,6 +13,7 @@ use crate::tlb::PendingFlush;
 /// Flags `mmap` understands; with MAP_SHARED_VALIDATE any other bit is EOPNOTSUPP.
 const KNOWN_FLAGS: u32 = MAP_TYPE
     | MAP_FIXED
+    | MAP_32BIT
     | MAP_ANONYMOUS
     | MAP_GROWSDOWN
     | MAP_DENYWRITE
@@ -26,6 +27,12 @@ const KNOWN_FLAGS: u32 = MAP_TYPE
     | MAP_SYNC
     | MAP_FIXED_NOREPLACE
     | MAP_UNINITIALIZED;
+
+/// x86 `MAP_32BIT`: place the mapping in the low 2 GiB (ignored with MAP_FIXED).
+pub const MAP_32BIT: u32 = 0x40;
+/// The range `MAP_32BIT` placement searches, bottom-up (x86 `find_start_end`,
+/// without randomisation).
+const MAP_32BIT_RANGE: (u64, u64) = (0x4000_0000, 0x8000_0000);
 
 /// Guard gap Linux keeps below a MAP_GROWSDOWN VMA (`stack_guard_gap`, 256 pages).
 pub const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
@@ -97,9 +104,17 @@ impl AddressSpace {
         if flags & MAP_LOCKED != 0 {
             vm_flags |= VmFlags::LOCKED;
         }
+        if flags & MAP_STACK != 0 {
+            // Linux `calc_vm_flag_bits` (with THP): a stack gets no huge pages.
+            vm_flags |= VmFlags::NOHUGEPAGE;
+        }
+        if flags & MAP_NORESERVE != 0 {
+            // Linux `do_mmap`, overcommit not "never": VM_NORESERVE.
+            vm_flags |= VmFlags::NORESERVE;
+        }
         let prot_v = Prot::from_bits(prot);
-        // Linux `accountable_mapping`: private writable without MAP_NORESERVE.
-        if prot_v.write() && flags & MAP_NORESERVE == 0 {
+        // Linux `accountable_mapping`: private, writable, not VM_NORESERVE.
+        if prot_v.write() && vm_flags & VmFlags::NORESERVE == 0 {
             if (len >> PAGE_SHIFT) > st.commit_limit_pages {
                 return Err(Errno::ENOMEM);
             }
@@ -131,6 +146,9 @@ fn get_unmapped_area(st: &MapState, hint: u64, len: u64, flags: u32) -> SysResul
     }
     let addr = if flags & MAP_FIXED != 0 {
         hint
+    } else if flags & MAP_32BIT != 0 {
+        // x86 arch_get_unmapped_area_topdown: MAP_32BIT ignores the hint.
+        find_gap_bottomup(st, len, MAP_32BIT_RANGE.0, MAP_32BIT_RANGE.1).ok_or(Errno::ENOMEM)?
     } else if hint != 0 && hint_fits(st, hint, len) {
         hint
     } else {

@@ -1,18 +1,19 @@
 //! `mprotect`: change protection of a range, splitting and merging VMAs as
-//! Linux does. Linux: `do_mprotect_pkey`, `mprotect_fixup`.
+//! Linux does. Linux: `do_mprotect_pkey`, `mprotect_fixup`, `vma_modify_flags`.
 
-use super::address_space::AddressSpace;
+use super::address_space::{is_private_anon, AddressSpace};
 use super::uapi::*;
 use super::vma::{Prot, VmFlags};
 use super::vma_map::VmaMap;
-use crate::addr::{is_page_aligned, page_ceil};
+use crate::addr::{is_page_aligned, page_ceil, PAGE_SHIFT};
 use crate::errno::{Errno, SysResult};
 use crate::phys::PhysMem;
 use crate::tlb::PendingFlush;
 
 impl AddressSpace {
     /// `mprotect(addr, len, prot)`. As in Linux, VMAs before a hole in the
-    /// range are changed before ENOMEM is returned for the hole.
+    /// range (or before a VMA that cannot be changed) are changed before
+    /// ENOMEM is returned.
     pub fn mprotect(&self, phys: &PhysMem, addr: u64, len: u64, prot: u32, flush: &mut PendingFlush) -> SysResult<()> {
         let grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
         let prot = prot & !grows;
@@ -34,44 +35,90 @@ impl AddressSpace {
         }
         let new_prot = Prot::from_bits(prot);
         let mut st = self.map.write();
+        // The first VMA that intersects the range.
         let first = match st.vmas.find(addr) {
-            Some(v) if v.start <= addr => v,
+            Some(v) if v.start < end => v,
             _ => return Err(Errno::ENOMEM),
         };
-        if grows & PROT_GROWSDOWN != 0 && !first.flags.has(VmFlags::GROWSDOWN) {
-            return Err(Errno::EINVAL);
-        }
-        // Walk the VMAs in order from `addr`; stop at the first hole.
         let mut at = addr;
-        let mut result = Ok(());
-        while at < end {
-            let splits = match st.vmas.find(at) {
-                Some(v) if v.start <= at => usize::from(v.start < at) + usize::from(end < v.end),
-                _ => {
-                    result = Err(Errno::ENOMEM);
-                    break;
-                }
-            };
-            // Linux `__split_vma` refuses once map_count reaches the limit.
-            if splits > 0 && st.vmas.len() >= st.max_map_count {
-                result = Err(Errno::ENOMEM);
-                break;
+        if grows & PROT_GROWSDOWN != 0 {
+            // The change extends down to the start of a grows-down VMA.
+            if !first.flags.has(VmFlags::GROWSDOWN) {
+                return Err(Errno::EINVAL);
             }
-            Self::split_at_locked(&mut st, at);
-            Self::split_at_locked(&mut st, end);
-            let Some(v) = st.vmas.find_mut(at) else { break };
-            // Linux `mprotect_fixup`: gaining write charges the commit and
-            // sets VM_ACCOUNT; losing write keeps it.
-            if new_prot.write() && !v.prot.write() && !v.flags.has(VmFlags::SHARED) {
-                v.flags.0 |= VmFlags::ACCOUNT;
+            at = first.start;
+        } else {
+            if first.start > addr {
+                return Err(Errno::ENOMEM);
             }
-            v.prot = new_prot;
-            let piece_end = v.end;
-            self.change_protection(phys, at, piece_end, new_prot, flush);
-            at = piece_end;
+            if grows & PROT_GROWSUP != 0 {
+                // x86 has no VM_GROWSUP, so no VMA can take PROT_GROWSUP.
+                return Err(Errno::EINVAL);
+            }
         }
-        let merge_end = at.min(end);
-        Self::merge_range_locked(&mut st, addr, merge_end);
-        result
+        // Walk the VMAs in order; stop at the first hole or failure.
+        while at < end {
+            let v = match st.vmas.find(at) {
+                Some(v) if v.start <= at => v,
+                _ => return Err(Errno::ENOMEM),
+            };
+            let piece_end = v.end.min(end);
+            // mprotect_fixup: gaining write charges the commit and sets
+            // VM_ACCOUNT (unless accounted already, or never accountable);
+            // losing write drops VM_ACCOUNT only from anonymous memory that
+            // has no pages yet (no anon_vma).
+            let mut flags = v.flags;
+            let mut charge = 0;
+            if new_prot.write() {
+                let exempt = VmFlags::ACCOUNT | VmFlags::SHARED | VmFlags::NORESERVE;
+                if !v.prot.write() && flags.0 & exempt == 0 {
+                    charge = (piece_end - at) >> PAGE_SHIFT;
+                    flags.0 |= VmFlags::ACCOUNT;
+                }
+            } else if flags.has(VmFlags::ACCOUNT) && is_private_anon(v) && v.anon_id() == 0 {
+                flags.0 &= !VmFlags::ACCOUNT;
+            }
+            if new_prot == v.prot && flags == v.flags {
+                // Nothing to do: no split, no merge.
+                at = v.end;
+                continue;
+            }
+            // Linux's overcommit heuristic (`__vm_enough_memory`, OVERCOMMIT_GUESS).
+            if charge > st.commit_limit_pages {
+                return Err(Errno::ENOMEM);
+            }
+            // vma_modify: a piece at one end of its VMA that can merge into
+            // the neighbour on that side moves the boundary (no new VMA);
+            // otherwise each split is refused once map_count reaches the
+            // limit (split_vma), and a split done before a refused one stays.
+            let need_front = v.start < at;
+            let need_back = piece_end < v.end;
+            let mut piece = v.clone();
+            piece.pgoff = v.pgoff_of(at);
+            piece.start = at;
+            piece.end = piece_end;
+            piece.prot = new_prot;
+            piece.flags = flags;
+            let absorbed = match (need_front, need_back) {
+                (false, true) => st.vmas.prev(at).is_some_and(|p| p.can_merge_with_next(&piece)),
+                (true, false) => st.vmas.find(piece_end).is_some_and(|n| piece.can_merge_with_next(n)),
+                _ => false,
+            };
+            for (needed, split) in [(need_front, at), (need_back, piece_end)] {
+                if needed {
+                    if !absorbed && st.vmas.len() >= st.max_map_count {
+                        return Err(Errno::ENOMEM);
+                    }
+                    Self::split_at_locked(&mut st, split);
+                }
+            }
+            let Some(v) = st.vmas.find_mut(at) else { break };
+            v.prot = new_prot;
+            v.flags = flags;
+            self.change_protection(phys, at, piece_end, new_prot, flush);
+            Self::merge_range_locked(&mut st, at, piece_end);
+            at = st.vmas.find(at).map_or(piece_end, |v| v.end);
+        }
+        Ok(())
     }
 }

@@ -60,6 +60,13 @@ impl VmFlags {
     pub const ACCOUNT: u32 = 1 << 5;
     /// Locked in memory (`VM_LOCKED`).
     pub const LOCKED: u32 = 1 << 6;
+    /// Not charged against the commit limit (`VM_NORESERVE`: MAP_NORESERVE
+    /// while overcommit is not "never"; vmlab models the heuristic mode).
+    pub const NORESERVE: u32 = 1 << 7;
+    /// No transparent huge pages (`VM_NOHUGEPAGE`): Linux sets it for
+    /// MAP_STACK (`calc_vm_flag_bits`, kernels with THP, since 6.7). vmlab
+    /// has no THP; the flag is kept because it decides merging.
+    pub const NOHUGEPAGE: u32 = 1 << 8;
 
     #[inline]
     pub fn has(self, bit: u32) -> bool {
@@ -178,6 +185,17 @@ impl Vma {
             && self.backing == next.backing
             && self.pgoff + self.pages() == next.pgoff
             && (a == b || a == 0 || b == 0)
+    }
+
+    /// Whether `next`, starting where `self` ends, may share `self`'s
+    /// anonymous identity: everything but the protection would allow a merge.
+    /// Linux: `anon_vma_compatible` (which ignores the access flags), used by
+    /// `find_mergeable_anon_vma` when a VMA first needs an `anon_vma`.
+    pub fn anon_compatible_with_next(&self, next: &Vma) -> bool {
+        self.end == next.start
+            && self.flags == next.flags
+            && self.backing == next.backing
+            && self.pgoff + self.pages() == next.pgoff
     }
 
     /// Split at `addr` (strictly inside): `self` keeps `[start, addr)`, the
