@@ -18,7 +18,7 @@ fn write_read_back_and_exit_frees_everything() {
     let a = m
         .mmap(pid, 0, 5 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
         .unwrap();
-    let data: Vec<u8> = (0..5 * 4096 + 0).map(|i| (i * 7 % 251) as u8).collect();
+    let data: Vec<u8> = (0..5 * 4096).map(|i| (i * 7 % 251) as u8).collect();
     m.write(pid, a + 3, &data[..5 * 4096 - 3]).unwrap().unwrap();
     let mut back = vec![0u8; 5 * 4096 - 3];
     m.read(pid, a + 3, &mut back).unwrap().unwrap();
