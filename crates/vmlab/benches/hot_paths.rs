@@ -12,7 +12,8 @@
 //! `cargo bench -p vmlab --bench hot_paths -- fault --warm-up-time 1 --measurement-time 3`
 
 use buddy_system_allocator::FrameAllocator as Bsa;
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use std::time::{Duration, Instant};
 use vmlab_mm::addr::Pfn;
 use vmlab_mm::frame::buddy::Buddy;
@@ -322,88 +323,67 @@ fn tlb_addr(base: u64, i: u64, pages: u64) -> u64 {
     base + (i % pages) * PAGE + (((i / pages) * 8) & (PAGE - 8))
 }
 
+/// Which way the TLB is expected to go in a `tlb` benchmark.
+#[derive(Copy, Clone)]
+enum Expect {
+    Hits,
+    Misses,
+}
+
+/// Benchmark `load_u64` and `store_u64` over `PAGES` resident, dirty pages
+/// with a TLB of `tlb_entries`, and check afterwards that the TLB really
+/// hit (or missed) as the benchmark's name says.
+fn bench_tlb_case<const PAGES: u64>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    tag: &str,
+    tlb_entries: usize,
+    expect: Expect,
+) {
+    // A constant page count keeps the address arithmetic a mask, not a division.
+    let pages = PAGES;
+    let m = machine(64 << 20, tlb_entries);
+    let pid = m.spawn().unwrap();
+    let a = m.mmap(pid, 0, pages * PAGE, RW, ANON).unwrap();
+    let mut cpu = m.cpu(0).unwrap();
+    cpu.switch_to(pid).unwrap();
+    for i in 0..pages {
+        cpu.store_u64(a + i * PAGE, i).unwrap();
+    }
+    g.bench_function(format!("load_u64_{tag}"), |b| {
+        b.iter(|| {
+            let mut s = 0u64;
+            for i in 0..TLB_ACCESSES {
+                s = s.wrapping_add(cpu.load_u64(tlb_addr(a, i, pages)).unwrap());
+            }
+            black_box(s)
+        })
+    });
+    g.bench_function(format!("store_u64_{tag}"), |b| {
+        b.iter(|| {
+            for i in 0..TLB_ACCESSES {
+                cpu.store_u64(tlb_addr(a, i, pages), i).unwrap();
+            }
+        })
+    });
+    drop(cpu);
+    let st = m.stats();
+    if st.tlb_hits + st.tlb_misses > 1 << 20 {
+        let (more, fewer) = match expect {
+            Expect::Hits => (st.tlb_hits, st.tlb_misses),
+            Expect::Misses => (st.tlb_misses, st.tlb_hits),
+        };
+        assert!(more > 100 * fewer, "hits {} misses {}", st.tlb_hits, st.tlb_misses);
+    }
+}
+
 fn bench_tlb(c: &mut Criterion) {
     let mut g = c.benchmark_group("tlb");
     g.throughput(Throughput::Elements(TLB_ACCESSES));
-
     // Hits: 4 pages, all cached after the first round.
-    {
-        const PAGES: u64 = 4;
-        let m = machine(64 << 20, 512);
-        let pid = m.spawn().unwrap();
-        let a = m.mmap(pid, 0, PAGES * PAGE, RW, ANON).unwrap();
-        let mut cpu = m.cpu(0).unwrap();
-        cpu.switch_to(pid).unwrap();
-        for i in 0..PAGES {
-            cpu.store_u64(a + i * PAGE, i).unwrap();
-        }
-        g.bench_function("load_u64_hit/4_pages", |b| {
-            b.iter(|| {
-                let mut s = 0u64;
-                for i in 0..TLB_ACCESSES {
-                    s = s.wrapping_add(cpu.load_u64(tlb_addr(a, i, PAGES)).unwrap());
-                }
-                black_box(s)
-            })
-        });
-        g.bench_function("store_u64_hit/4_pages", |b| {
-            b.iter(|| {
-                for i in 0..TLB_ACCESSES {
-                    cpu.store_u64(tlb_addr(a, i, PAGES), i).unwrap();
-                }
-            })
-        });
-        drop(cpu);
-        let st = m.stats();
-        if st.tlb_hits + st.tlb_misses > 1 << 20 {
-            assert!(
-                st.tlb_hits > 100 * st.tlb_misses,
-                "hits {} misses {}",
-                st.tlb_hits,
-                st.tlb_misses
-            );
-        }
-    }
-
+    bench_tlb_case::<4>(&mut g, "hit/4_pages", 512, Expect::Hits);
     // Misses: a 64-entry TLB and 4096 resident, dirty pages visited in turn,
     // so every access evicts the entry the next visit to its slot would need.
-    {
-        const PAGES: u64 = 4096;
-        let m = machine(64 << 20, 64);
-        let pid = m.spawn().unwrap();
-        let a = m.mmap(pid, 0, PAGES * PAGE, RW, ANON).unwrap();
-        let mut cpu = m.cpu(0).unwrap();
-        cpu.switch_to(pid).unwrap();
-        for i in 0..PAGES {
-            cpu.store_u64(a + i * PAGE, i).unwrap();
-        }
-        g.bench_function("load_u64_miss_walk/4096_pages_tlb64", |b| {
-            b.iter(|| {
-                let mut s = 0u64;
-                for i in 0..TLB_ACCESSES {
-                    s = s.wrapping_add(cpu.load_u64(tlb_addr(a, i, PAGES)).unwrap());
-                }
-                black_box(s)
-            })
-        });
-        g.bench_function("store_u64_miss_walk/4096_pages_tlb64", |b| {
-            b.iter(|| {
-                for i in 0..TLB_ACCESSES {
-                    cpu.store_u64(tlb_addr(a, i, PAGES), i).unwrap();
-                }
-            })
-        });
-        drop(cpu);
-        let st = m.stats();
-        if st.tlb_hits + st.tlb_misses > 1 << 20 {
-            assert!(
-                st.tlb_misses > 100 * st.tlb_hits,
-                "hits {} misses {}",
-                st.tlb_hits,
-                st.tlb_misses
-            );
-        }
-    }
+    bench_tlb_case::<4096>(&mut g, "miss_walk/4096_pages_tlb64", 64, Expect::Misses);
     g.finish();
 }
 
