@@ -95,15 +95,34 @@ impl AddressSpace {
         if st.dead {
             return;
         }
+        self.clear_locked(&mut st, phys, flush);
+        // The map lock is held for writing and `dead` is set before it is
+        // released, so no walker can reach the freed tables.
+        self.pt.destroy(phys);
+        st.dead = true;
+    }
+
+    /// Unmap everything and free every table but the root, leaving an empty
+    /// address space (what `exec` starts from). Linux: `exec_mmap` swaps in a
+    /// fresh `mm_struct`; the effect is the same.
+    pub fn reset(&self, phys: &PhysMem, flush: &mut PendingFlush) {
+        let mut st = self.map.write();
+        if st.dead {
+            return;
+        }
+        self.clear_locked(&mut st, phys, flush);
+        self.pt.prune(phys, 0, TASK_SIZE);
+        st.brk = st.start_brk;
+    }
+
+    /// Leave shared tables, then remove and zap every VMA.
+    fn clear_locked(&self, st: &mut MapState, phys: &PhysMem, flush: &mut PendingFlush) {
+        self.detach_shared_tables_locked(phys, 0, TASK_SIZE, flush);
         for s in st.vmas.starts_in(0, TASK_SIZE) {
             if let Some(v) = st.vmas.remove(s) {
                 self.zap_range(phys, v.start, v.end, flush);
             }
         }
-        // The map lock is held for writing and `dead` is set before it is
-        // released, so no walker can reach the freed tables.
-        self.pt.destroy(phys);
-        st.dead = true;
     }
 
     /// Split the VMA that strictly contains `addr` so that a VMA boundary lies at `addr`.

@@ -7,6 +7,7 @@
 //! Linux: `handle_mm_fault`, `do_anonymous_page`, `do_wp_page`.
 
 use super::address_space::{AddressSpace, MapState};
+use super::shared_pt::PD_SPAN;
 use super::stats::MmCounters;
 use super::vma::{Backing, Vma};
 use super::vma_map::VmaMap;
@@ -15,6 +16,7 @@ use crate::errno::{Fault, FaultReason};
 use crate::pgtable::Pte;
 use crate::phys::{FrameUse, PhysMem};
 use crate::sync::{AtomicU64, Ordering};
+use crate::tlb::PendingFlush;
 
 /// The kind of access that faulted.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -35,6 +37,10 @@ pub struct FaultCtx<'a> {
 /// Resolve a fault at `addr` and return the leaf PTE now in place, which
 /// allows `access`. Linux: `handle_mm_fault`.
 ///
+/// A fault that breaks copy-on-write or unshares a page table leaves in
+/// `flush` the translations other CPUs must drop and the frames to release
+/// after they have; the caller shoots it down.
+///
 /// Preconditions: `st` is `mm.map` held for reading (or writing).
 pub fn handle_fault_locked(
     cx: &FaultCtx<'_>,
@@ -42,8 +48,9 @@ pub fn handle_fault_locked(
     st: &MapState,
     addr: u64,
     access: Access,
+    flush: &mut PendingFlush,
 ) -> Result<Pte, Fault> {
-    let r = handle_fault_inner(cx, mm, st, addr, access);
+    let r = handle_fault_inner(cx, mm, st, addr, access, flush);
     match r {
         Ok(_) => MmCounters::bump(&cx.counters.minor_faults),
         Err(_) => MmCounters::bump(&cx.counters.failed_faults),
@@ -57,6 +64,7 @@ fn handle_fault_inner(
     st: &MapState,
     addr: u64,
     access: Access,
+    flush: &mut PendingFlush,
 ) -> Result<Pte, Fault> {
     if addr >= TASK_SIZE || st.dead {
         return Err(Fault::segv(addr, FaultReason::BadAddress));
@@ -91,6 +99,14 @@ fn handle_fault_inner(
         addr,
         reason: FaultReason::OutOfMemory,
     };
+    // A table shared copy-on-write with another address space is frozen:
+    // take a private copy before filling or changing any of its entries.
+    if let Some(pe) = mm.page_table().pd_entry(cx.phys, addr) {
+        if pe.load(Ordering::Acquire) & Pte::TABLE_COW != 0 {
+            mm.unshare_table_locked(st, cx.phys, addr & !(PD_SPAN - 1), pe, flush)
+                .map_err(|_| oom)?;
+        }
+    }
     let entry = mm.page_table().leaf_alloc(cx.phys, addr).map_err(|_| oom)?;
     let base = leaf_flags(vma);
     loop {
@@ -132,7 +148,7 @@ fn handle_fault_inner(
             continue;
         }
         if access == Access::Write && !cur.writable() {
-            match do_wp_page(cx, mm, vma, addr, entry, cur, base, oom)? {
+            match do_wp_page(cx, mm, vma, addr, entry, cur, base, oom, flush)? {
                 Some(p) => return Ok(p),
                 None => continue,
             }
@@ -207,6 +223,7 @@ fn do_wp_page(
     cur: Pte,
     base: u64,
     oom: Fault,
+    flush: &mut PendingFlush,
 ) -> Result<Option<Pte>, Fault> {
     let old_pfn = cur.pfn();
     if !cur.special() {
@@ -235,15 +252,16 @@ fn do_wp_page(
         return Ok(None);
     }
     mm.rss.fetch_add(1, Ordering::Relaxed);
+    // Other CPUs may cache the old, read-only translation.
+    flush.add_page(crate::addr::vpn(addr));
     if !cur.special() {
-        // The old frame loses this mapping. Without fork no frame is mapped
-        // twice, so this branch waits for COW (the fork issue), which must
-        // also shoot down other CPUs' entries before dropping the reference.
+        // The old frame loses this mapping. Other CPUs may still cache the
+        // old translation: the reference is dropped after the shootdown.
         if let Some(d) = cx.phys.desc(old_pfn) {
             d.mapcount.fetch_sub(1, Ordering::AcqRel);
         }
         mm.rss.fetch_sub(1, Ordering::Relaxed);
-        cx.phys.put_frame(old_pfn);
+        flush.frames.push(old_pfn);
     }
     Ok(Some(new))
 }

@@ -7,9 +7,11 @@
 pub mod address_space;
 mod brk;
 pub mod fault;
+pub mod fork;
 mod mmap;
 mod mprotect;
 mod munmap;
+mod shared_pt;
 pub mod stats;
 pub mod uapi;
 pub mod vma;
@@ -17,6 +19,7 @@ pub mod vma_map;
 
 pub use address_space::{AddressSpace, AddressSpaceParams, MapState};
 pub use fault::Access;
+pub use fork::{ForkPolicy, ForkReport};
 pub use stats::MmCounters;
 pub use vma::{Backing, ObjectId, Prot, VmFlags, Vma};
 pub use vma_map::{VmaMap, VmaMapPolicy, VmaTree};

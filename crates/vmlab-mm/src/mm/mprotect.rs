@@ -56,6 +56,9 @@ impl AddressSpace {
                 return Err(Errno::EINVAL);
             }
         }
+        // Shared page tables over the range must not see this change.
+        self.unshare_range_locked(&st, phys, at, end, flush)
+            .map_err(|_| Errno::ENOMEM)?;
         // Walk the VMAs in order; stop at the first hole or failure.
         while at < end {
             let v = match st.vmas.find(at) {

@@ -35,6 +35,9 @@ impl AddressSpace {
                 return Err(Errno::ENOMEM);
             }
         }
+        // Shared page tables over the range must not see this change.
+        self.unshare_range_locked(st, phys, start, end, flush)
+            .map_err(|_| Errno::ENOMEM)?;
         Self::split_at_locked(st, start);
         Self::split_at_locked(st, end);
         for s in st.vmas.starts_in(start, end) {

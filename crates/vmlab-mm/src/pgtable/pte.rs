@@ -26,6 +26,11 @@ impl Pte {
     /// Software bit 11: the entry maps a frame but the VMA is PROT_NONE, so
     /// PRESENT is clear. Linux: `_PAGE_PROTNONE`.
     pub const PROTNONE: u64 = 1 << 11;
+    /// Software bit 11 at the PD level: the leaf table below is shared
+    /// copy-on-write between address spaces (fork policy `shared_pt`); WRITE
+    /// is clear in the PD entry, so no store goes through it, and any fault
+    /// in its range first gives the faulting address space its own copy.
+    pub const TABLE_COW: u64 = 1 << 11;
     pub const NX: u64 = 1 << 63;
     /// Physical address bits 12..51.
     pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;

@@ -21,8 +21,9 @@ pub struct PageTable {
     root: Pfn,
 }
 
+/// Entry `idx` of the table in frame `table`.
 #[inline]
-fn slot(phys: &PhysMem, table: Pfn, idx: usize) -> Option<&AtomicU64> {
+pub fn slot(phys: &PhysMem, table: Pfn, idx: usize) -> Option<&AtomicU64> {
     phys.ram().word(table.first_word() + idx)
 }
 
@@ -54,6 +55,113 @@ impl PageTable {
             table = v.pfn();
         }
         ram.word(table.first_word() + Level::Pt.index(va))
+    }
+
+    /// The leaf entry for `va` and whether every level above it allows
+    /// writes (x86 grants a store only if WRITE is set at every level; a
+    /// table shared copy-on-write has it clear in its PD entry).
+    #[inline]
+    pub fn leaf_walk<'a>(&self, phys: &'a PhysMem, va: u64) -> Option<(&'a AtomicU64, bool)> {
+        let ram = phys.ram();
+        let mut table = self.root;
+        let mut upper = Pte::WRITE;
+        for level in UPPER_LEVELS {
+            let v = Pte(ram.word(table.first_word() + level.index(va))?.load(Ordering::Acquire));
+            if !v.present() {
+                return None;
+            }
+            upper &= v.0;
+            table = v.pfn();
+        }
+        Some((ram.word(table.first_word() + Level::Pt.index(va))?, upper != 0))
+    }
+
+    /// The PD entry (the one that points at the leaf table) for `va`, if the
+    /// levels above it exist. Linux: `pmd_offset`.
+    pub fn pd_entry<'a>(&self, phys: &'a PhysMem, va: u64) -> Option<&'a AtomicU64> {
+        let mut table = self.root;
+        for level in [Level::Pml4, Level::Pdpt] {
+            let v = Pte(slot(phys, table, level.index(va))?.load(Ordering::Acquire));
+            if !v.present() {
+                return None;
+            }
+            table = v.pfn();
+        }
+        slot(phys, table, Level::Pd.index(va))
+    }
+
+    /// The PD entry for `va`, allocating the levels above it. Linux: `pmd_alloc`.
+    pub fn pd_entry_alloc<'a>(&self, phys: &'a PhysMem, va: u64) -> Result<&'a AtomicU64, NoFrame> {
+        let mut table = self.root;
+        for level in [Level::Pml4, Level::Pdpt] {
+            let e = slot(phys, table, level.index(va)).ok_or(NoFrame)?;
+            let mut v = Pte(e.load(Ordering::Acquire));
+            if !v.present() {
+                v = install_table(phys, e, v)?;
+            }
+            table = v.pfn();
+        }
+        slot(phys, table, Level::Pd.index(va)).ok_or(NoFrame)
+    }
+
+    /// The leaf table for `va`, allocating it and the levels above.
+    pub fn leaf_table_alloc(&self, phys: &PhysMem, va: u64) -> Result<Pfn, NoFrame> {
+        let e = self.pd_entry_alloc(phys, va)?;
+        let mut v = Pte(e.load(Ordering::Acquire));
+        if !v.present() {
+            v = install_table(phys, e, v)?;
+        }
+        Ok(v.pfn())
+    }
+
+    /// Call `f(span_start, entry)` for every present PD entry whose 2 MiB
+    /// span intersects `[start, end)`, in address order.
+    pub fn for_each_pd_entry<'a>(
+        &self,
+        phys: &'a PhysMem,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(u64, &'a AtomicU64),
+    ) {
+        if start >= end {
+            return;
+        }
+        let span = Level::Pd.entry_span();
+        let mut va = start & !(span - 1);
+        while va < end {
+            match self.pd_entry(phys, va) {
+                Some(e) if Pte(e.load(Ordering::Acquire)).present() => f(va, e),
+                Some(_) => {}
+                None => {
+                    // No PD here: skip to the next PDPT entry's span.
+                    let pdpt_span = Level::Pdpt.entry_span();
+                    va = (va & !(pdpt_span - 1)) + pdpt_span;
+                    continue;
+                }
+            }
+            va += span;
+        }
+    }
+
+    /// Call `f(level, table, parent_entry)` for every table of the tree,
+    /// root first (with `parent_entry` 0), depth first. `f` returns whether
+    /// to descend into the table's children. For the invariant checker.
+    pub fn for_each_table(&self, phys: &PhysMem, mut f: impl FnMut(Level, Pfn, Pte) -> bool) {
+        fn go(phys: &PhysMem, table: Pfn, level: Level, parent: Pte, f: &mut impl FnMut(Level, Pfn, Pte) -> bool) {
+            if !f(level, table, parent) {
+                return;
+            }
+            if let Some(next) = level.next() {
+                for idx in 0..512 {
+                    let Some(e) = slot(phys, table, idx) else { return };
+                    let v = Pte(e.load(Ordering::Acquire));
+                    if v.present() {
+                        go(phys, v.pfn(), next, v, f);
+                    }
+                }
+            }
+        }
+        go(phys, self.root, Level::Pml4, Pte(0), &mut f);
     }
 
     /// The leaf entry for `va`, allocating missing tables on the way.
@@ -182,6 +290,10 @@ fn prune_level(phys: &PhysMem, table: Pfn, level: Level, base: u64, start: u64, 
             let Some(c) = child(phys, table, idx) else {
                 continue;
             };
+            if slot(phys, table, idx).is_some_and(|e| e.load(Ordering::Relaxed) & Pte::TABLE_COW != 0) {
+                // A table shared with other address spaces is theirs too.
+                continue;
+            }
             let va = base + idx as u64 * span;
             if prune_level(phys, c, next, va, start, end) {
                 if let Some(e) = slot(phys, table, idx) {

@@ -6,13 +6,15 @@
 //! 2. Free frames + frames handed out == total frames; a frame is free in
 //!    its allocator iff its descriptor says `Free`.
 //! 3. Page-table pages reachable from live address spaces == page-table
-//!    pages allocated.
+//!    pages allocated; each one's refcount is the number of entries that
+//!    reach it (more than one for a table shared by fork policy `shared_pt`,
+//!    whose PD entries must be read-only).
 //! 4. Every mapped frame's `mapcount` equals the number of leaf PTEs that map
-//!    it, and its `refcount` equals its `mapcount` (no other holders exist
+//!    it (a PTE in a shared table counts once), and its `refcount` equals its `mapcount` (no other holders exist
 //!    yet); every anonymous frame is mapped at least once (no leak).
 //! 5. VMAs are page aligned, non-empty, sorted and disjoint; every leaf PTE
 //!    lies inside a VMA and grants no more than the VMA allows; an address
-//!    space's `rss` equals the frames it maps.
+//!    space's `rss` equals the frames it reaches (shared tables included).
 //!
 //! The checker needs a quiescent machine: no CPU may be faulting while it runs.
 
@@ -20,7 +22,7 @@ use super::machine::{Machine, Pid, Process};
 use crate::addr::{is_page_aligned, Pfn, TASK_SIZE};
 use crate::frame::FrameAllocator;
 use crate::mm::{Vma, VmaMap};
-use crate::pgtable::Pte;
+use crate::pgtable::{Level, Pte};
 use crate::phys::FrameUse;
 use crate::sync::{Arc, Ordering};
 use alloc::collections::BTreeMap;
@@ -77,7 +79,9 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
 
     // 3, 4, 5.
     let mut maps = vec![0i32; total];
-    let mut tables = 0usize;
+    // Parent entries that reach each page-table page (a shared table is
+    // reached from several address spaces; the root from none, counted as 1).
+    let mut table_refs = vec![0u32; total];
     for p in procs.values() {
         let st = p.mm.map.read();
         if st.dead {
@@ -103,9 +107,36 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
             prev_end = v.end;
         }
         let pt = p.mm.page_table();
-        tables += pt.count_tables(phys);
-        let mut rss = 0usize;
         let mut bad: Option<String> = None;
+        pt.for_each_table(phys, |level, table, parent| {
+            let Some(r) = table_refs.get_mut(table.0) else {
+                bad = Some(format!("pid {}: page table {} beyond RAM", p.pid, table.0));
+                return false;
+            };
+            *r += 1;
+            if parent.0 & Pte::TABLE_COW != 0 && (level != Level::Pt || parent.writable()) {
+                bad = Some(format!(
+                    "pid {}: copy-on-write table {} is writable or not a leaf table",
+                    p.pid, table.0
+                ));
+            }
+            let first = *r == 1;
+            if first && level == Level::Pt {
+                // Count each leaf table's mappings once, however many share it.
+                if let Some(words) = phys.ram().frame(table) {
+                    for w in words {
+                        let pte = Pte(w.load(Ordering::Acquire));
+                        if pte.maps_frame() && !pte.special() {
+                            if let Some(c) = maps.get_mut(pte.pfn().0) {
+                                *c += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            first
+        });
+        let mut rss = 0usize;
         let mut vi = 0usize;
         pt.for_each_leaf(phys, 0, TASK_SIZE, |va, e| {
             let pte = Pte(e.load(Ordering::Acquire));
@@ -148,15 +179,12 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
                 }
                 return;
             }
-            match maps.get_mut(pte.pfn().0) {
-                Some(c) => *c += 1,
-                None => {
-                    bad = Some(format!(
-                        "pid {}: PTE at {va:#x} maps frame {} beyond RAM",
-                        p.pid,
-                        pte.pfn().0
-                    ))
-                }
+            if pte.pfn().0 >= total {
+                bad = Some(format!(
+                    "pid {}: PTE at {va:#x} maps frame {} beyond RAM",
+                    p.pid,
+                    pte.pfn().0
+                ));
             }
             rss += 1;
         });
@@ -166,11 +194,19 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
         let counted = p.mm.rss.load(Ordering::Relaxed);
         ensure!(counted == rss, "pid {}: rss {counted} but {rss} frames mapped", p.pid);
     }
+    let tables = table_refs.iter().filter(|&&r| r > 0).count();
     ensure!(
         tables == phys.page_table_pages(),
         "page tables: {tables} reachable but {} allocated",
         phys.page_table_pages()
     );
+    for (i, &r) in table_refs.iter().enumerate() {
+        if r == 0 {
+            continue;
+        }
+        let rc = phys.desc(Pfn(i)).map_or(0, |d| d.refcount.load(Ordering::Relaxed));
+        ensure!(rc == r, "page table {i}: refcount {rc} but {r} entries reach it");
+    }
     for (i, &n) in maps.iter().enumerate() {
         let Some(d) = phys.desc(Pfn(i)) else { continue };
         let mc = d.mapcount.load(Ordering::Relaxed);

@@ -2,10 +2,11 @@
 //! and applies `--set key=value` overrides; every key is documented in
 //! docs/CONFIG.md. Later policies add their keys here.
 
-use crate::mm::VmaMapPolicy;
+use crate::mm::{ForkPolicy, VmaMapPolicy};
 use crate::phys::FrameAllocatorPolicy;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -100,6 +101,11 @@ pub struct MachineConfig {
     pub frame_allocator: FrameAllocatorName,
     /// Linux `vm.max_map_count`.
     pub max_map_count: usize,
+    /// How fork copies an address space.
+    pub fork: ForkName,
+    /// Host files opened at machine start, as file descriptors 3, 4, ... in
+    /// order (the host crate opens them; the mm core sees only `BackingFile`s).
+    pub files: Vec<String>,
 }
 
 impl Default for MachineConfig {
@@ -111,6 +117,8 @@ impl Default for MachineConfig {
             vma_map: VmaMapName::Btree,
             frame_allocator: FrameAllocatorName::Buddy,
             max_map_count: crate::mm::uapi::DEFAULT_MAX_MAP_COUNT,
+            fork: ForkName::Cow,
+            files: Vec::new(),
         }
     }
 }
@@ -132,6 +140,33 @@ impl VmaMapName {
     pub fn as_str(self) -> &'static str {
         match self {
             VmaMapName::Btree => "btree",
+        }
+    }
+}
+
+/// Config spelling of `ForkPolicy`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForkName {
+    Cow,
+    SharedPt,
+    Eager,
+}
+
+impl ForkName {
+    pub const ALL: &'static [&'static str] = &["cow", "shared_pt", "eager"];
+    pub fn policy(self) -> ForkPolicy {
+        match self {
+            ForkName::Cow => ForkPolicy::Cow,
+            ForkName::SharedPt => ForkPolicy::SharedPt,
+            ForkName::Eager => ForkPolicy::Eager,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForkName::Cow => "cow",
+            ForkName::SharedPt => "shared_pt",
+            ForkName::Eager => "eager",
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::mm::fault::{handle_fault_locked, Access};
 use crate::pgtable::Pte;
 use crate::phys::Ram;
 use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::tlb::PendingFlush;
 use crate::tlb::Tlb;
 
 /// The handle of one simulated CPU, owned by the thread that drives it.
@@ -235,31 +236,46 @@ impl<'m> Cpu<'m> {
         if st.dead {
             return Err(Fault::segv(addr, FaultReason::BadAddress));
         }
-        let walked = mm.page_table().leaf(phys, addr).and_then(|leaf| {
-            let pte = Pte(leaf.load(Ordering::Acquire));
-            let ok = pte.present()
-                && (kind != Access::Write || pte.writable())
-                && (kind != Access::Exec || pte.0 & Pte::NX == 0);
-            if !ok {
-                return None;
+        let walked = mm
+            .page_table()
+            .leaf_walk(phys, addr)
+            .and_then(|(leaf, upper_writable)| {
+                let pte = Pte(leaf.load(Ordering::Acquire));
+                let ok = pte.present()
+                    && (kind != Access::Write || (pte.writable() && upper_writable))
+                    && (kind != Access::Exec || pte.0 & Pte::NX == 0);
+                if !ok {
+                    return None;
+                }
+                let mut bits = Pte::ACCESSED;
+                if kind == Access::Write {
+                    bits |= Pte::DIRTY;
+                }
+                let pte = if pte.0 & bits == bits {
+                    pte
+                } else {
+                    Pte(leaf.fetch_or(bits, Ordering::AcqRel) | bits)
+                };
+                Some((pte, upper_writable))
+            });
+        let (pte, upper_writable) = match walked {
+            Some(w) => w,
+            None => {
+                let mut flush = PendingFlush::default();
+                let r = handle_fault_locked(&self.m.fault_ctx(), mm, &st, addr, kind, &mut flush);
+                // A COW break or an unshared table: other CPUs drop the old
+                // translation before the old frame's reference goes.
+                if flush.range.is_some() || !flush.frames.is_empty() {
+                    self.m.shootdown(mm, flush);
+                }
+                // The fault left the page's table private to this address space.
+                (r?, true)
             }
-            let mut bits = Pte::ACCESSED;
-            if kind == Access::Write {
-                bits |= Pte::DIRTY;
-            }
-            Some(if pte.0 & bits == bits {
-                pte
-            } else {
-                Pte(leaf.fetch_or(bits, Ordering::AcqRel) | bits)
-            })
-        });
-        let pte = match walked {
-            Some(p) => p,
-            None => handle_fault_locked(&self.m.fault_ctx(), mm, &st, addr, kind)?,
         };
         // Cache writable only once dirty, so the first store through a clean
         // entry comes back here to set the dirty bit.
-        self.tlb.fill(vpn(addr), pte.pfn(), pte.writable() && pte.dirty());
+        self.tlb
+            .fill(vpn(addr), pte.pfn(), pte.writable() && pte.dirty() && upper_writable);
         Ok(pte.pfn())
     }
 }

@@ -8,7 +8,7 @@ use super::stats::Stats;
 use crate::addr::{PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::mm::fault::FaultCtx;
-use crate::mm::{AddressSpace, AddressSpaceParams, MmCounters, VmaMap};
+use crate::mm::{AddressSpace, AddressSpaceParams, ForkPolicy, ForkReport, MmCounters, VmaMap};
 use crate::phys::PhysMem;
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Ordering, RwLock};
 use crate::tlb::{PendingFlush, Tlb};
@@ -191,6 +191,36 @@ impl Machine {
         p.mm.teardown(&self.phys, &mut flush);
         self.shootdown(&p.mm, flush);
         Ok(())
+    }
+
+    /// `fork()` of process `pid` by the configured policy: a new process whose
+    /// address space is a copy of `pid`'s. ESRCH if `pid` does not exist,
+    /// ENOMEM (with nothing left behind) if memory runs out.
+    pub fn fork(&self, pid: Pid) -> SysResult<Pid> {
+        self.fork_with(pid, self.config.fork.policy()).map(|(child, _)| child)
+    }
+
+    /// `fork()` by an explicit policy, with a report of what it did.
+    pub fn fork_with(&self, pid: Pid, policy: ForkPolicy) -> SysResult<(Pid, ForkReport)> {
+        let parent = self.process(pid)?;
+        let child_pid = self.spawn()?;
+        let child = self.process(child_pid)?;
+        let mut flush = PendingFlush::default();
+        let r = parent.mm.fork_into(&self.fault_ctx(), &child.mm, policy, &mut flush);
+        self.shootdown(&parent.mm, flush);
+        match r {
+            Ok(report) => Ok((child_pid, report)),
+            Err(e) => {
+                let _ = self.exit(child_pid);
+                Err(e)
+            }
+        }
+    }
+
+    /// Replace `pid`'s address space with an empty one, as `execve` does
+    /// before loading a program (no program is loaded here).
+    pub fn exec(&self, pid: Pid) -> SysResult<()> {
+        self.with_mm(pid, |mm, fl| mm.reset(&self.phys, fl))
     }
 
     /// Run `f` on `pid`'s address space, then shoot down what it changed.

@@ -1,0 +1,213 @@
+//! Page-table pages shared copy-on-write between address spaces (fork
+//! policy `shared_pt`; the 2.5.49-mm shared page-table patch of seeds 001/003).
+//!
+//! A shared leaf table is reached from the PD entry of every address space
+//! that shares it, with WRITE clear and `Pte::TABLE_COW` set there; its frame
+//! descriptor's `refcount` is the number of such PD entries.
+//!
+//! Invariants:
+//! - A shared table is frozen: no one changes its entries except to clear
+//!   WRITE (when a sharer leaves with a copy) or to set ACCESSED (a walk).
+//!   Any fault in its span, and any mapping change (mmap, munmap, mprotect,
+//!   brk) over it, first gives the address space its own copy
+//!   (`unshare_table_locked`). So an address space's view of a shared table
+//!   is exactly what it was at fork.
+//! - Frames mapped from a shared table count one mapping (one PTE) however
+//!   many address spaces reach it; each sharer counts them in its `rss`.
+//!   A table's frames lose their mapping when its last sharer leaves.
+
+use super::address_space::{AddressSpace, MapState};
+use super::fork::table_frames;
+use super::vma::VmFlags;
+use super::vma_map::VmaMap;
+use crate::addr::{vpn, Pfn, PAGE_SIZE};
+use crate::pgtable::{slot, NoFrame, Pte};
+use crate::phys::{FrameUse, PhysMem};
+use crate::sync::{AtomicU64, Ordering};
+use crate::tlb::PendingFlush;
+
+/// Bytes one leaf table covers.
+pub const PD_SPAN: u64 = 1 << 21;
+
+impl AddressSpace {
+    /// Make `child` reach this address space's leaf table for the span at
+    /// `span`, copy-on-write at the table level. Returns whether there was a
+    /// table to share. The parent's translations of the span lose write
+    /// permission, so the span goes into `flush`.
+    pub(crate) fn share_table_with(
+        &self,
+        phys: &PhysMem,
+        child: &AddressSpace,
+        span: u64,
+        flush: &mut PendingFlush,
+    ) -> Result<bool, crate::errno::Errno> {
+        let Some(pe) = self.page_table().pd_entry(phys, span) else {
+            return Ok(false);
+        };
+        let cur = Pte(pe.load(Ordering::Acquire));
+        if !cur.present() {
+            return Ok(false);
+        }
+        let ce = child
+            .page_table()
+            .pd_entry_alloc(phys, span)
+            .map_err(|_| crate::errno::Errno::ENOMEM)?;
+        let table = cur.pfn();
+        let Some(td) = phys.desc(table) else { return Ok(false) };
+        if cur.0 & Pte::TABLE_COW == 0 {
+            let _ = pe.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some((v & !Pte::WRITE) | Pte::TABLE_COW)
+            });
+            flush.add_page(vpn(span));
+            flush.add_page(vpn(span + PD_SPAN - PAGE_SIZE));
+        }
+        td.refcount.fetch_add(1, Ordering::AcqRel);
+        ce.store(
+            Pte::new(table, (Pte::TABLE_FLAGS & !Pte::WRITE) | Pte::TABLE_COW).0,
+            Ordering::Release,
+        );
+        child.rss.fetch_add(table_frames(phys, table), Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// Give this address space its own copy of the shared leaf table behind
+    /// PD entry `pe` (span `span`). The sole remaining sharer just takes the
+    /// table back. Private frames end up write-protected in both tables, so
+    /// the usual page copy-on-write applies next.
+    ///
+    /// Preconditions: `st` is `self.map`, held for reading or writing.
+    pub(crate) fn unshare_table_locked(
+        &self,
+        st: &MapState,
+        phys: &PhysMem,
+        span: u64,
+        pe: &AtomicU64,
+        flush: &mut PendingFlush,
+    ) -> Result<(), NoFrame> {
+        loop {
+            let cur = Pte(pe.load(Ordering::Acquire));
+            if cur.0 & Pte::TABLE_COW == 0 || !cur.present() {
+                return Ok(());
+            }
+            let table = cur.pfn();
+            let Some(td) = phys.desc(table) else { return Ok(()) };
+            if td.refcount.load(Ordering::Acquire) == 1 {
+                let mine = cur.without(Pte::TABLE_COW).with(Pte::WRITE);
+                if pe
+                    .compare_exchange(cur.0, mine.0, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            let copy = phys.alloc_zeroed(FrameUse::PageTable).ok_or(NoFrame)?;
+            for idx in 0..512 {
+                let (Some(e), Some(ce)) = (slot(phys, table, idx), slot(phys, copy, idx)) else {
+                    break;
+                };
+                let v = Pte(e.load(Ordering::Acquire));
+                if v.is_none() {
+                    continue;
+                }
+                let mut out = v;
+                if v.maps_frame() && !v.special() {
+                    let va = span + idx as u64 * PAGE_SIZE;
+                    let shared = st
+                        .vmas
+                        .find(va)
+                        .is_some_and(|m| m.contains(va) && m.flags.has(VmFlags::SHARED));
+                    if !shared && v.writable() {
+                        e.fetch_and(!Pte::WRITE, Ordering::AcqRel);
+                        out = out.without(Pte::WRITE);
+                    }
+                    if let Some(d) = phys.desc(v.pfn()) {
+                        d.mapcount.fetch_add(1, Ordering::AcqRel);
+                        d.refcount.fetch_add(1, Ordering::AcqRel);
+                    }
+                }
+                ce.store(out.0, Ordering::Release);
+            }
+            let want = Pte::new(copy, Pte::TABLE_FLAGS);
+            if pe
+                .compare_exchange(cur.0, want.0, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                // Another CPU of this address space unshared it first.
+                release_table(phys, copy, flush);
+                continue;
+            }
+            if td.refcount.fetch_sub(1, Ordering::AcqRel) == 1 {
+                release_table(phys, table, flush);
+            }
+            return Ok(());
+        }
+    }
+
+    /// Unshare every shared table whose span meets `[start, end)`: a mapping
+    /// change there must not reach the other sharers.
+    ///
+    /// Preconditions: `st` is `self.map`, held for writing.
+    pub(crate) fn unshare_range_locked(
+        &self,
+        st: &MapState,
+        phys: &PhysMem,
+        start: u64,
+        end: u64,
+        flush: &mut PendingFlush,
+    ) -> Result<(), NoFrame> {
+        let mut result = Ok(());
+        self.page_table().for_each_pd_entry(phys, start, end, |span, pe| {
+            if result.is_ok() && pe.load(Ordering::Acquire) & Pte::TABLE_COW != 0 {
+                result = self.unshare_table_locked(st, phys, span, pe, flush);
+            }
+        });
+        result
+    }
+
+    /// Leave every shared table in `[start, end)` without copying it (exit,
+    /// exec): clear the PD entry, drop the reference, and release the table
+    /// if this was the last one.
+    ///
+    /// Preconditions: `self.map` is held for writing.
+    pub(crate) fn detach_shared_tables_locked(&self, phys: &PhysMem, start: u64, end: u64, flush: &mut PendingFlush) {
+        self.page_table().for_each_pd_entry(phys, start, end, |span, pe| {
+            let cur = Pte(pe.load(Ordering::Acquire));
+            if cur.0 & Pte::TABLE_COW == 0 {
+                return;
+            }
+            pe.store(0, Ordering::Release);
+            let table = cur.pfn();
+            self.rss.fetch_sub(table_frames(phys, table), Ordering::Relaxed);
+            flush.add_page(vpn(span));
+            flush.add_page(vpn(span + PD_SPAN - PAGE_SIZE));
+            if phys
+                .desc(table)
+                .is_some_and(|d| d.refcount.fetch_sub(1, Ordering::AcqRel) == 1)
+            {
+                release_table(phys, table, flush);
+            }
+        });
+    }
+}
+
+/// Drop the mappings of a leaf table no one reaches any more and free it.
+/// Its frames' references go into `flush`, released after the shootdown.
+fn release_table(phys: &PhysMem, table: Pfn, flush: &mut PendingFlush) {
+    if let Some(words) = phys.ram().frame(table) {
+        for w in words {
+            let v = Pte(w.swap(0, Ordering::AcqRel));
+            if v.maps_frame() && !v.special() {
+                if let Some(d) = phys.desc(v.pfn()) {
+                    d.mapcount.fetch_sub(1, Ordering::AcqRel);
+                }
+                flush.frames.push(v.pfn());
+            }
+        }
+    }
+    if let Some(d) = phys.desc(table) {
+        // `free_frames` expects the allocation's own reference.
+        d.refcount.store(1, Ordering::Release);
+    }
+    let _ = phys.free_frames(table, 1);
+}
