@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use vmlab::config::{self, ConfigError};
-use vmlab::mm::system::{Machine, MachineConfig};
+use vmlab::mm::system::MachineConfig;
 use vmlab::workload::{self, RunReport, WorkloadKind, WorkloadSpec};
 
 /// A user-space virtual-memory subsystem on a simulated machine.
@@ -35,6 +35,37 @@ enum Command {
     Run(RunArgs),
     /// Print the effective config (defaults, --config and --set applied) as TOML.
     Config,
+    /// Run an experiment: designs side by side, the seeds' claims checked (docs/EXPERIMENTS.md).
+    #[command(subcommand)]
+    Exp(ExpCommand),
+}
+
+/// `vmlab exp <name>`: one subcommand per experiment.
+#[derive(Subcommand, Debug)]
+enum ExpCommand {
+    /// Fork latency, page-table pages and first-write cost of cow, shared_pt and eager fork, and the host's fork().
+    Fork(ExpForkArgs),
+}
+
+#[derive(Args, Debug)]
+struct ExpForkArgs {
+    /// Largest resident size; sizes double from 16MiB up to it (e.g. 4GiB adds 2GiB and 4GiB).
+    #[arg(long, default_value = "1GiB", value_name = "SIZE", value_parser = parse_max_size)]
+    max_size: u64,
+
+    /// Measured runs per policy and size (latencies are medians).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(5..=10000))]
+    runs: u32,
+
+    /// Print one JSON object {"experiment", "config", "params", "rows", "claims"} instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_max_size(s: &str) -> Result<u64, String> {
+    let b = vmlab::mm::system::ByteSize::parse(s)?;
+    vmlab::exp::fork::sizes_up_to(b.0).map_err(|e| e.to_string())?;
+    Ok(b.0)
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +97,15 @@ enum Failure {
     Usage(String),
     /// The run went wrong: exit 1.
     Runtime(String),
+}
+
+impl From<vmlab::exp::ExpError> for Failure {
+    fn from(e: vmlab::exp::ExpError) -> Failure {
+        match e {
+            vmlab::exp::ExpError::Usage(m) => Failure::Usage(m),
+            vmlab::exp::ExpError::Runtime(m) => Failure::Runtime(m),
+        }
+    }
 }
 
 impl From<ConfigError> for Failure {
@@ -112,6 +152,27 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
             out(&text)
         }
         Command::Run(args) => run(&cfg, args),
+        Command::Exp(cmd) => exp(&cfg, cmd),
+    }
+}
+
+/// Run an experiment; progress goes to stderr, the report (tables or one JSON object) to stdout.
+fn exp(cfg: &MachineConfig, cmd: &ExpCommand) -> Result<(), Failure> {
+    let build = |c: &MachineConfig| vmlab::host::build_machine(c).map_err(|e| e.to_string());
+    let mut progress = |line: &str| eprintln!("{line}");
+    let (report, json) = match cmd {
+        ExpCommand::Fork(a) => {
+            let params = vmlab::exp::fork::ForkParams::new(a.max_size, a.runs as usize)?;
+            (vmlab::exp::fork::run(cfg, &params, &build, &mut progress)?, a.json)
+        }
+    };
+    if json {
+        let text = report
+            .to_json()
+            .map_err(|e| Failure::Runtime(format!("cannot write JSON: {e}")))?;
+        out(&text)
+    } else {
+        out(&report.render())
     }
 }
 
@@ -121,7 +182,8 @@ fn run(cfg: &MachineConfig, args: &RunArgs) -> Result<(), Failure> {
     if let Some(p) = args.processes {
         spec = spec.with_processes(p as usize, cfg);
     }
-    let machine = Machine::new(cfg).map_err(|e| Failure::Usage(format!("config error: {e}")))?;
+    // The machine, with the config's `files` open as fds 3, 4, ...
+    let machine = vmlab::host::build_machine(cfg).map_err(|e| Failure::Usage(e.to_string()))?;
     let report = workload::run(&machine, &spec).map_err(|e| Failure::Runtime(format!("run failed: {e}")))?;
     // Invariants with the processes alive, then again once they have all exited.
     let live = machine.check().map_err(|e| e.to_string());

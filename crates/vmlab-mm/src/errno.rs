@@ -11,6 +11,7 @@ pub enum Errno {
     EPERM = 1,
     ENOENT = 2,
     ESRCH = 3,
+    EIO = 5,
     EBADF = 9,
     EAGAIN = 11,
     ENOMEM = 12,
@@ -34,6 +35,7 @@ impl Errno {
             Errno::EPERM => "EPERM",
             Errno::ENOENT => "ENOENT",
             Errno::ESRCH => "ESRCH",
+            Errno::EIO => "EIO",
             Errno::EBADF => "EBADF",
             Errno::EAGAIN => "EAGAIN",
             Errno::ENOMEM => "ENOMEM",
@@ -58,10 +60,11 @@ impl Errno {
 
     /// The errno with value `code`, if vmlab knows it.
     pub fn from_code(code: i32) -> Option<Errno> {
-        const ALL: [Errno; 17] = [
+        const ALL: [Errno; 18] = [
             Errno::EPERM,
             Errno::ENOENT,
             Errno::ESRCH,
+            Errno::EIO,
             Errno::EBADF,
             Errno::EAGAIN,
             Errno::ENOMEM,
@@ -112,6 +115,12 @@ pub enum FaultReason {
     /// The access does not go to memory the process can reach (non-canonical
     /// or kernel address).
     BadAddress,
+    /// The page lies wholly beyond the end of the mapped file or shared
+    /// memory object (SIGBUS, `BUS_ADRERR`).
+    BeyondEof,
+    /// Reading the page from its backing file failed (SIGBUS; Linux
+    /// `VM_FAULT_SIGBUS` from `filemap_fault`).
+    IoError,
 }
 
 /// A failed access: the signal, the faulting address and the reason.

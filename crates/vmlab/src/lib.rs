@@ -4,4 +4,6 @@
 pub use vmlab_mm as mm;
 
 pub mod config;
+pub mod exp;
+pub mod host;
 pub mod workload;

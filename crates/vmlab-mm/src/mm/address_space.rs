@@ -58,7 +58,8 @@ pub struct AddressSpace {
     /// Bit i set: CPU i may hold translations of this address space in its TLB
     /// (Linux `mm_cpumask`). Set by a CPU when it switches to the address space.
     pub cpu_mask: AtomicU64,
-    /// Frames mapped (zero page excluded). Linux: `MM_ANONPAGES`.
+    /// Frames mapped (zero page excluded), anonymous and page-cache alike.
+    /// Linux: `MM_ANONPAGES` + `MM_FILEPAGES` + `MM_SHMEMPAGES`.
     pub rss: AtomicUsize,
 }
 
@@ -204,8 +205,9 @@ impl AddressSpace {
         }
     }
 
-    /// Clear every PTE of `[start, end)`, dropping mapcounts, and collect the
-    /// frames to release once the TLBs are flushed. Page-table pages are
+    /// Clear every PTE of `[start, end)`, dropping mapcounts (a dirty PTE
+    /// leaves its page-cache page dirty), and collect the frames to release
+    /// once the TLBs are flushed. Page-table pages are
     /// pruned afterwards by the caller. Linux: `zap_page_range` /
     /// `zap_pte_range` into an `mmu_gather`.
     pub fn zap_range(&self, phys: &PhysMem, start: u64, end: u64, flush: &mut PendingFlush) {
@@ -217,6 +219,8 @@ impl AddressSpace {
             flush.add_page(vpn(va));
             if old.maps_frame() && !old.special() {
                 if let Some(d) = phys.desc(old.pfn()) {
+                    // A store through a shared mapping leaves the page dirty.
+                    super::object::transfer_dirty(d, old);
                     d.mapcount.fetch_sub(1, Ordering::AcqRel);
                 }
                 self.rss.fetch_sub(1, Ordering::Relaxed);

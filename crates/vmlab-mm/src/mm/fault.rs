@@ -1,15 +1,17 @@
-//! The page-fault handler for anonymous private memory: demand-zero pages,
+//! The page-fault handler: for anonymous private memory demand-zero pages,
 //! the shared zero page on read, write-protect faults (zero page to private
-//! frame, and reuse or copy of a frame mapped elsewhere).
+//! frame, and reuse or copy of a frame mapped elsewhere); for VMAs backed by
+//! a memory object, pages from its page cache (`object.rs`).
 //!
 //! Runs with the map lock held for reading; PTEs are filled by
 //! compare-and-swap, so two CPUs faulting on one page both see one frame.
 //! Linux: `handle_mm_fault`, `do_anonymous_page`, `do_wp_page`.
 
 use super::address_space::{AddressSpace, MapState};
+use super::object;
 use super::shared_pt::PD_SPAN;
 use super::stats::MmCounters;
-use super::vma::{Backing, Vma};
+use super::vma::{Backing, VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::{page_floor, Pfn, TASK_SIZE};
 use crate::errno::{Fault, FaultReason};
@@ -82,17 +84,11 @@ fn handle_fault_inner(
     if !allowed {
         return Err(Fault::segv(addr, FaultReason::Protection));
     }
-    if access == Access::Write {
+    let shared = vma.flags.has(VmFlags::SHARED);
+    if access == Access::Write && !shared {
         // Linux `anon_vma_prepare`: the identity may come from a neighbour.
+        // A shared mapping has no anonymous pages, so it never gets one.
         AddressSpace::prepare_anon_locked(st, vma, cx.next_anon_id);
-    }
-    if vma.backing != Backing::Anon {
-        // Objects behind VMAs come with the fork/page-cache work.
-        return Err(Fault {
-            signal: crate::errno::Signal::Bus,
-            addr,
-            reason: FaultReason::BadAddress,
-        });
     }
     let oom = Fault {
         signal: crate::errno::Signal::Bus,
@@ -115,6 +111,13 @@ fn handle_fault_inner(
             if cur.locked() {
                 core::hint::spin_loop();
                 continue;
+            }
+            // A file or shared anonymous memory: the page comes from the object.
+            if let Backing::Object(obj) = &vma.backing {
+                match object::do_object_fault(cx, mm, vma, obj, addr, access, entry, cur, base, oom)? {
+                    Some(p) => return Ok(p),
+                    None => continue,
+                }
             }
             // do_anonymous_page: reads map the zero page, writes a fresh frame.
             if access != Access::Write {
@@ -148,6 +151,13 @@ fn handle_fault_inner(
             continue;
         }
         if access == Access::Write && !cur.writable() {
+            if shared {
+                // A shared page is written in place, never copied.
+                match object::do_shared_wp(entry, cur) {
+                    Some(p) => return Ok(p),
+                    None => continue,
+                }
+            }
             match do_wp_page(cx, mm, vma, addr, entry, cur, base, oom, flush)? {
                 Some(p) => return Ok(p),
                 None => continue,
@@ -191,7 +201,7 @@ fn anon_id(cx: &FaultCtx<'_>, vma: &Vma) -> u64 {
 
 /// A zeroed frame owned by `vma`'s anonymous identity at the page of `addr`,
 /// mapped once. Linux: `alloc_zeroed_user_highpage_movable` + `page_add_new_anon_rmap`.
-fn new_anon_frame(cx: &FaultCtx<'_>, vma: &Vma, addr: u64) -> Option<Pfn> {
+pub(super) fn new_anon_frame(cx: &FaultCtx<'_>, vma: &Vma, addr: u64) -> Option<Pfn> {
     let pfn = cx.phys.alloc_zeroed(FrameUse::Anon)?;
     if let Some(d) = cx.phys.desc(pfn) {
         d.mapping.store(anon_id(cx, vma), Ordering::Relaxed);
@@ -202,7 +212,7 @@ fn new_anon_frame(cx: &FaultCtx<'_>, vma: &Vma, addr: u64) -> Option<Pfn> {
 }
 
 /// Give back a frame that lost the race to fill a PTE.
-fn discard_frame(cx: &FaultCtx<'_>, pfn: Pfn) {
+pub(super) fn discard_frame(cx: &FaultCtx<'_>, pfn: Pfn) {
     if let Some(d) = cx.phys.desc(pfn) {
         d.mapcount.store(0, Ordering::Relaxed);
     }

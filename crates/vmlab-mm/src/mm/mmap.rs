@@ -1,32 +1,75 @@
-//! `mmap` of anonymous memory, and address-space placement.
+//! `mmap` of anonymous memory (private or shared) and of files, and
+//! address-space placement.
 //! Linux: `do_mmap`, `mmap_region`, `arch_get_unmapped_area_topdown`.
 
 use super::address_space::{AddressSpace, MapState};
+use super::object::{MemObject, ObjectTable};
 use super::uapi::*;
 use super::vma::{Backing, Prot, VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::{is_page_aligned, page_ceil, page_floor, MMAP_MIN_ADDR, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::phys::PhysMem;
+use crate::sync::Arc;
 use crate::tlb::PendingFlush;
 
-/// Flags `mmap` understands; with MAP_SHARED_VALIDATE any other bit is EOPNOTSUPP.
-const KNOWN_FLAGS: u32 = MAP_TYPE
+/// Flags a file mapping with MAP_SHARED_VALIDATE accepts; any other bit is
+/// EOPNOTSUPP (Linux `LEGACY_MAP_MASK`, x86: with MAP_32BIT, MAP_ABOVE4G and
+/// the MAP_HUGE_2MB/1GB size encodings).
+const LEGACY_MAP_MASK: u32 = MAP_SHARED
+    | MAP_PRIVATE
     | MAP_FIXED
-    | MAP_32BIT
     | MAP_ANONYMOUS
-    | MAP_GROWSDOWN
     | MAP_DENYWRITE
     | MAP_EXECUTABLE
+    | MAP_UNINITIALIZED
+    | MAP_GROWSDOWN
     | MAP_LOCKED
     | MAP_NORESERVE
     | MAP_POPULATE
     | MAP_NONBLOCK
     | MAP_STACK
     | MAP_HUGETLB
-    | MAP_SYNC
-    | MAP_FIXED_NOREPLACE
-    | MAP_UNINITIALIZED;
+    | MAP_32BIT
+    | MAP_ABOVE4G
+    | MAP_HUGE_2MB
+    | MAP_HUGE_1GB;
+const MAP_ABOVE4G: u32 = 0x80;
+const MAP_HUGE_2MB: u32 = 21 << 26;
+const MAP_HUGE_1GB: u32 = 30 << 26;
+
+/// Largest file size (`MAX_LFS_FILESIZE` on 64-bit): a file mapping may not
+/// reach past it (`file_mmap_ok`).
+const MAX_LFS_FILESIZE: u64 = i64::MAX as u64;
+
+/// The arguments of one `mmap` call, after the file descriptor has been
+/// resolved (Linux `ksys_mmap_pgoff` → `do_mmap`).
+#[derive(Clone, Copy)]
+pub struct MmapRequest<'a> {
+    pub addr: u64,
+    pub len: u64,
+    pub prot: u32,
+    pub flags: u32,
+    /// The file's object, `None` for anonymous memory (MAP_ANONYMOUS).
+    pub file: Option<&'a Arc<MemObject>>,
+    /// Page offset in the file (the byte offset, already checked to be page
+    /// aligned, shifted right by 12). Ignored for anonymous memory.
+    pub pgoff: u64,
+}
+
+impl MmapRequest<'_> {
+    /// Anonymous memory: `mmap(addr, len, prot, flags, -1, 0)`.
+    pub fn anon(addr: u64, len: u64, prot: u32, flags: u32) -> MmapRequest<'static> {
+        MmapRequest {
+            addr,
+            len,
+            prot,
+            flags,
+            file: None,
+            pgoff: 0,
+        }
+    }
+}
 
 /// x86 `MAP_32BIT`: place the mapping in the low 2 GiB (ignored with MAP_FIXED).
 pub const MAP_32BIT: u32 = 0x40;
@@ -38,29 +81,38 @@ const MAP_32BIT_RANGE: (u64, u64) = (0x4000_0000, 0x8000_0000);
 pub const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
 
 impl AddressSpace {
-    /// `mmap(addr, len, prot, flags, -1, 0)` for anonymous memory. Returns
-    /// the mapped address. Mappings it replaces (MAP_FIXED) are zapped into `flush`.
+    /// `mmap`: anonymous memory (private, or shared in a new shared
+    /// anonymous object created in `objects`), or a file (`req.file`).
+    /// Returns the mapped address. Mappings it replaces (MAP_FIXED) are
+    /// zapped into `flush`. Checks come in Linux's order and with its errno
+    /// (`do_mmap`; the syscall's own checks of the offset and the fd are the
+    /// caller's).
     pub fn mmap(
         &self,
         phys: &PhysMem,
-        addr: u64,
-        len: u64,
-        prot: u32,
-        flags: u32,
+        objects: &ObjectTable,
+        req: MmapRequest<'_>,
         flush: &mut PendingFlush,
     ) -> SysResult<u64> {
-        if flags & MAP_ANONYMOUS == 0 {
-            // No file descriptor is passed: Linux's `fget(-1)` fails first.
-            return Err(Errno::EBADF);
-        }
-        if flags & MAP_HUGETLB != 0 {
-            // No hugetlbfs pool is configured (Linux: ENOMEM from hugetlb_file_setup).
-            return Err(Errno::ENOMEM);
+        let MmapRequest {
+            addr,
+            len,
+            prot,
+            flags,
+            file,
+            pgoff,
+        } = req;
+        if file.is_none() {
+            if flags & MAP_ANONYMOUS == 0 {
+                // No file descriptor is passed: Linux's `fget(-1)` fails first.
+                return Err(Errno::EBADF);
+            }
+            if flags & MAP_HUGETLB != 0 {
+                // No hugetlbfs pool is configured (Linux: ENOMEM from hugetlb_file_setup).
+                return Err(Errno::ENOMEM);
+            }
         }
         let map_type = flags & MAP_TYPE;
-        if map_type == MAP_SHARED_VALIDATE && flags & !KNOWN_FLAGS != 0 {
-            return Err(Errno::EOPNOTSUPP);
-        }
         if len == 0 {
             return Err(Errno::EINVAL);
         }
@@ -80,6 +132,10 @@ impl AddressSpace {
             Some(l) if l != 0 => l,
             _ => return Err(Errno::ENOMEM),
         };
+        // Offset overflow (cannot happen for a 52-bit page offset; kept as Linux has it).
+        if pgoff.checked_add(len >> PAGE_SHIFT).is_none() {
+            return Err(Errno::EOVERFLOW);
+        }
         let mut st = self.map.write();
         if st.vmas.len() > st.max_map_count {
             return Err(Errno::ENOMEM);
@@ -89,15 +145,9 @@ impl AddressSpace {
         if flags & MAP_FIXED_NOREPLACE != 0 && !st.vmas.starts_in(start, end).is_empty() {
             return Err(Errno::EEXIST);
         }
+        let prot_v = Prot::from_bits(prot);
+        // Linux `calc_vm_flag_bits`.
         let mut vm_flags = 0u32;
-        match map_type {
-            MAP_PRIVATE => {}
-            MAP_SHARED | MAP_SHARED_VALIDATE => {
-                // Shared anonymous memory needs a memory object (the fork issue).
-                return Err(Errno::EOPNOTSUPP);
-            }
-            _ => return Err(Errno::EINVAL),
-        }
         if flags & MAP_GROWSDOWN != 0 {
             vm_flags |= VmFlags::GROWSDOWN;
         }
@@ -108,30 +158,89 @@ impl AddressSpace {
             // Linux `calc_vm_flag_bits` (with THP): a stack gets no huge pages.
             vm_flags |= VmFlags::NOHUGEPAGE;
         }
+        let vma_pgoff;
+        let mut shared_anon = false;
+        match file {
+            Some(obj) => {
+                if len > MAX_LFS_FILESIZE || pgoff > (MAX_LFS_FILESIZE - len) >> PAGE_SHIFT {
+                    return Err(Errno::EOVERFLOW);
+                }
+                match map_type {
+                    MAP_SHARED | MAP_SHARED_VALIDATE => {
+                        // MAP_SHARED ignores the flags it does not know;
+                        // MAP_SHARED_VALIDATE refuses them.
+                        if map_type == MAP_SHARED_VALIDATE && flags & !LEGACY_MAP_MASK != 0 {
+                            return Err(Errno::EOPNOTSUPP);
+                        }
+                        if prot_v.write() && !obj.writable() {
+                            return Err(Errno::EACCES);
+                        }
+                        // A file opened read-only is mapped "shared" but
+                        // can never be written (no VM_SHARED, no VM_MAYWRITE).
+                        vm_flags |= VmFlags::MAYSHARE;
+                        if obj.writable() {
+                            vm_flags |= VmFlags::SHARED;
+                        }
+                    }
+                    MAP_PRIVATE => {}
+                    _ => return Err(Errno::EINVAL),
+                }
+                if vm_flags & VmFlags::GROWSDOWN != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                vma_pgoff = pgoff;
+            }
+            None => match map_type {
+                MAP_SHARED => {
+                    if vm_flags & VmFlags::GROWSDOWN != 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                    // A new shared anonymous object, mapped from offset 0.
+                    vm_flags |= VmFlags::SHARED | VmFlags::MAYSHARE;
+                    shared_anon = true;
+                    vma_pgoff = 0;
+                }
+                // Set pgoff from the address, for the anonymous identity.
+                MAP_PRIVATE => vma_pgoff = start >> PAGE_SHIFT,
+                // Including MAP_SHARED_VALIDATE: Linux knows it for files only.
+                _ => return Err(Errno::EINVAL),
+            },
+        }
         if flags & MAP_NORESERVE != 0 {
             // Linux `do_mmap`, overcommit not "never": VM_NORESERVE.
             vm_flags |= VmFlags::NORESERVE;
         }
-        let prot_v = Prot::from_bits(prot);
-        // Linux `accountable_mapping`: private, writable, not VM_NORESERVE.
-        if prot_v.write() && vm_flags & VmFlags::NORESERVE == 0 {
-            if (len >> PAGE_SHIFT) > st.commit_limit_pages {
-                return Err(Errno::ENOMEM);
+        let pages = len >> PAGE_SHIFT;
+        if vm_flags & VmFlags::NORESERVE == 0 {
+            if shared_anon {
+                // Shared anonymous memory is charged whole, writable or not
+                // (`shmem_acct_size`), but the VMA is not VM_ACCOUNT.
+                if pages > st.commit_limit_pages {
+                    return Err(Errno::ENOMEM);
+                }
+            } else if prot_v.write() && vm_flags & VmFlags::SHARED == 0 {
+                // Linux `accountable_mapping`: private, writable, not VM_NORESERVE.
+                if pages > st.commit_limit_pages {
+                    return Err(Errno::ENOMEM);
+                }
+                vm_flags |= VmFlags::ACCOUNT;
             }
-            vm_flags |= VmFlags::ACCOUNT;
+        }
+        if file.is_some() && flags & MAP_SYNC != 0 {
+            // The host file system has no DAX: its mmap hook refuses VM_SYNC
+            // whatever the map type (ext4/xfs `daxdev_mapping_supported`).
+            return Err(Errno::EOPNOTSUPP);
         }
         // MAP_FIXED replaces whatever was there (Linux unmaps first).
         if !st.vmas.starts_in(start, end).is_empty() {
             self.unmap_locked(&mut st, phys, start, end, flush)?;
         }
-        let vma = Vma::new(
-            start,
-            end,
-            prot_v,
-            VmFlags(vm_flags),
-            Backing::Anon,
-            start >> PAGE_SHIFT,
-        );
+        let backing = match file {
+            Some(obj) => Backing::Object(obj.clone()),
+            None if shared_anon => Backing::Object(objects.create_shmem(len)),
+            None => Backing::Anon,
+        };
+        let vma = Vma::new(start, end, prot_v, VmFlags(vm_flags), backing, vma_pgoff);
         st.vmas.insert(vma);
         Self::merge_range_locked(&mut st, start, end);
         Ok(start)

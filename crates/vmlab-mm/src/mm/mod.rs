@@ -1,7 +1,8 @@
 //! Address spaces: the VMA map plus the page table, the demand fault handler,
 //! and the memory syscalls with Linux semantics, one file per operation.
 //!
-//! Owns: VMAs, the mapping of pages into page tables, anonymous identities.
+//! Owns: VMAs, the mapping of pages into page tables, anonymous identities,
+//! memory objects and their page caches (`object.rs`).
 //! May call: `addr`, `errno`, `phys`, `pgtable`, `tlb`, `sync`.
 
 pub mod address_space;
@@ -10,7 +11,9 @@ pub mod fault;
 pub mod fork;
 mod mmap;
 mod mprotect;
+mod msync;
 mod munmap;
+pub mod object;
 mod shared_pt;
 pub mod stats;
 pub mod uapi;
@@ -20,6 +23,9 @@ pub mod vma_map;
 pub use address_space::{AddressSpace, AddressSpaceParams, MapState};
 pub use fault::Access;
 pub use fork::{ForkPolicy, ForkReport};
+pub use mmap::MmapRequest;
+pub use msync::SyncWork;
+pub use object::{BackingFile, MemObject, ObjectTable};
 pub use stats::MmCounters;
 pub use vma::{Backing, ObjectId, Prot, VmFlags, Vma};
 pub use vma_map::{VmaMap, VmaMapPolicy, VmaTree};

@@ -65,6 +65,11 @@ impl AddressSpace {
                 Some(v) if v.start <= at => v,
                 _ => return Err(Errno::ENOMEM),
             };
+            // A shared mapping of a file opened read-only never gains write
+            // (Linux: no VM_MAYWRITE, EACCES).
+            if new_prot.write() && v.flags.has(VmFlags::MAYSHARE) && !v.flags.has(VmFlags::SHARED) {
+                return Err(Errno::EACCES);
+            }
             let piece_end = v.end.min(end);
             // mprotect_fixup: gaining write charges the commit and sets
             // VM_ACCOUNT (unless accounted already, or never accountable);

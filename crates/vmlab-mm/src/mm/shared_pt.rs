@@ -13,7 +13,12 @@
 //!   (`unshare_table_locked`). So an address space's view of a shared table
 //!   is exactly what it was at fork.
 //! - Frames mapped from a shared table count one mapping (one PTE) however
-//!   many address spaces reach it; each sharer counts them in its `rss`.
+//!   many address spaces reach it. They count in the `rss` of one sharer at
+//!   most, the table's owner (its descriptor's `mapping` holds the owner's
+//!   address-space id; 0 for none): the address space that first shared it.
+//!   A sharer that leaves with a copy counts the copy's frames from then on;
+//!   the owner leaving leaves the table ownerless. So sharing a table costs
+//!   the same whatever it maps: fork never reads the 512 entries.
 //!   A table's frames lose their mapping when its last sharer leaves.
 
 use super::address_space::{AddressSpace, MapState};
@@ -61,12 +66,14 @@ impl AddressSpace {
             flush.add_page(vpn(span));
             flush.add_page(vpn(span + PD_SPAN - PAGE_SIZE));
         }
-        td.refcount.fetch_add(1, Ordering::AcqRel);
+        if td.refcount.fetch_add(1, Ordering::AcqRel) == 1 {
+            // First shared now: its frames stay in the parent's rss.
+            td.mapping.store(self.id, Ordering::Release);
+        }
         ce.store(
             Pte::new(table, (Pte::TABLE_FLAGS & !Pte::WRITE) | Pte::TABLE_COW).0,
             Ordering::Release,
         );
-        child.rss.fetch_add(table_frames(phys, table), Ordering::Relaxed);
         Ok(true)
     }
 
@@ -91,12 +98,17 @@ impl AddressSpace {
             }
             let table = cur.pfn();
             let Some(td) = phys.desc(table) else { return Ok(()) };
+            let owned = td.mapping.load(Ordering::Acquire) == self.id;
             if td.refcount.load(Ordering::Acquire) == 1 {
                 let mine = cur.without(Pte::TABLE_COW).with(Pte::WRITE);
                 if pe
                     .compare_exchange(cur.0, mine.0, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
+                    if !owned {
+                        self.rss.fetch_add(table_frames(phys, table), Ordering::Relaxed);
+                    }
+                    td.mapping.store(0, Ordering::Release);
                     return Ok(());
                 }
                 continue;
@@ -136,6 +148,12 @@ impl AddressSpace {
                 // Another CPU of this address space unshared it first.
                 release_table(phys, copy, flush);
                 continue;
+            }
+            // The copy's frames are this address space's from now on.
+            if owned {
+                td.mapping.store(0, Ordering::Release);
+            } else {
+                self.rss.fetch_add(table_frames(phys, copy), Ordering::Relaxed);
             }
             if td.refcount.fetch_sub(1, Ordering::AcqRel) == 1 {
                 release_table(phys, table, flush);
@@ -178,7 +196,12 @@ impl AddressSpace {
             }
             pe.store(0, Ordering::Release);
             let table = cur.pfn();
-            self.rss.fetch_sub(table_frames(phys, table), Ordering::Relaxed);
+            if let Some(d) = phys.desc(table) {
+                if d.mapping.load(Ordering::Acquire) == self.id {
+                    self.rss.fetch_sub(table_frames(phys, table), Ordering::Relaxed);
+                    d.mapping.store(0, Ordering::Release);
+                }
+            }
             flush.add_page(vpn(span));
             flush.add_page(vpn(span + PD_SPAN - PAGE_SIZE));
             if phys
@@ -199,6 +222,8 @@ fn release_table(phys: &PhysMem, table: Pfn, flush: &mut PendingFlush) {
             let v = Pte(w.swap(0, Ordering::AcqRel));
             if v.maps_frame() && !v.special() {
                 if let Some(d) = phys.desc(v.pfn()) {
+                    // A store made through this table must reach the file.
+                    super::object::transfer_dirty(d, v);
                     d.mapcount.fetch_sub(1, Ordering::AcqRel);
                 }
                 flush.frames.push(v.pfn());

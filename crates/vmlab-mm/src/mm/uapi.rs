@@ -30,3 +30,7 @@ pub const MAP_UNINITIALIZED: u32 = 0x400_0000;
 
 /// Default `vm.max_map_count`.
 pub const DEFAULT_MAX_MAP_COUNT: usize = 65530;
+
+pub const MS_ASYNC: u32 = 0x1;
+pub const MS_INVALIDATE: u32 = 0x2;
+pub const MS_SYNC: u32 = 0x4;

@@ -6,8 +6,10 @@
 //! `is_mergeable_vma`, `is_mergeable_anon_vma`): flags, backing object and page
 //! offset, and the anonymous-memory identity.
 
+use crate::mm::object::MemObject;
 use crate::mm::uapi::{PROT_EXEC, PROT_READ, PROT_WRITE};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicU64, Ordering};
+use core::fmt;
 
 /// Access permissions of a VMA, as `PROT_*` bits (read, write, exec only).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Default)]
@@ -67,6 +69,10 @@ impl VmFlags {
     /// MAP_STACK (`calc_vm_flag_bits`, kernels with THP, since 6.7). vmlab
     /// has no THP; the flag is kept because it decides merging.
     pub const NOHUGEPAGE: u32 = 1 << 8;
+    /// Mapped with MAP_SHARED (`VM_MAYSHARE`). Without `SHARED` beside it,
+    /// the mapping is of a file opened read-only: it can never be made
+    /// writable (Linux clears `VM_SHARED` and `VM_MAYWRITE` for it in `do_mmap`).
+    pub const MAYSHARE: u32 = 1 << 9;
 
     #[inline]
     pub fn has(self, bit: u32) -> bool {
@@ -75,18 +81,54 @@ impl VmFlags {
 }
 
 /// Identity of a memory object behind a VMA (a file, or shared anonymous
-/// memory). Linux: `vm_file`/`address_space`; FreeBSD: `vm_object`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+/// memory): `MemObject::id`, and the `mapping` of its page-cache frames.
+/// Linux: the `address_space`; FreeBSD: `vm_object`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectId(pub u64);
 
 /// What backs a VMA.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub enum Backing {
     /// Private anonymous memory: demand-zero pages owned by the VMA's
     /// anonymous identity.
     Anon,
-    /// A memory object at `Vma::pgoff`.
-    Object(ObjectId),
+    /// A memory object (file or shared anonymous memory, `mm/object.rs`),
+    /// from page `Vma::pgoff` on. Each VMA holds a reference, so a VMA
+    /// cloned by fork reaches the same object. Linux: `vm_file`.
+    Object(Arc<MemObject>),
+}
+
+impl PartialEq for Backing {
+    /// Same kind, and for objects the same object (not equal contents).
+    fn eq(&self, o: &Backing) -> bool {
+        match (self, o) {
+            (Backing::Anon, Backing::Anon) => true,
+            (Backing::Object(a), Backing::Object(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Backing {}
+
+impl fmt::Debug for Backing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backing::Anon => f.write_str("Anon"),
+            Backing::Object(o) => write!(f, "Object({})", o.id().0),
+        }
+    }
+}
+
+impl Backing {
+    /// The object, if any.
+    #[inline]
+    pub fn object(&self) -> Option<&Arc<MemObject>> {
+        match self {
+            Backing::Anon => None,
+            Backing::Object(o) => Some(o),
+        }
+    }
 }
 
 /// A virtual memory area.
@@ -116,7 +158,7 @@ impl Clone for Vma {
             end: self.end,
             prot: self.prot,
             flags: self.flags,
-            backing: self.backing,
+            backing: self.backing.clone(),
             pgoff: self.pgoff,
             anon: AtomicU64::new(self.anon_id()),
         }
@@ -215,7 +257,11 @@ impl Vma {
             if self.prot.read() { b'r' } else { b'-' },
             if self.prot.write() { b'w' } else { b'-' },
             if self.prot.exec() { b'x' } else { b'-' },
-            if self.flags.has(VmFlags::SHARED) { b's' } else { b'p' },
+            if self.flags.0 & (VmFlags::SHARED | VmFlags::MAYSHARE) != 0 {
+                b's'
+            } else {
+                b'p'
+            },
         ]
     }
 }

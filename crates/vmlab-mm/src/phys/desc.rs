@@ -16,6 +16,11 @@ pub enum FrameUse {
     Zero = 3,
     /// Owned by a kernel client (slab, a test) that is not mapped.
     Kernel = 4,
+    /// A page of a memory object's page cache (file or shared anonymous
+    /// memory, `mm/object.rs`): `mapping` is the object's id, `index` the
+    /// page offset in it. The cache holds one reference, each PTE that maps
+    /// it one more. Linux: a page with `page->mapping` an `address_space`.
+    PageCache = 5,
 }
 
 impl FrameUse {
@@ -25,6 +30,7 @@ impl FrameUse {
             2 => FrameUse::Anon,
             3 => FrameUse::Zero,
             4 => FrameUse::Kernel,
+            5 => FrameUse::PageCache,
             _ => FrameUse::Free,
         }
     }
@@ -55,6 +61,9 @@ pub const PG_REFERENCED: u32 = 1 << 9;
 pub const PG_ACTIVE: u32 = 1 << 10;
 pub const PG_LRU: u32 = 1 << 11;
 pub const PG_LOCKED: u32 = 1 << 12;
+/// A page-cache page of shared anonymous memory (no file to write back to).
+/// Linux: `PG_swapbacked`.
+pub const PG_SWAPBACKED: u32 = 1 << 13;
 
 impl FrameDesc {
     pub(crate) fn new() -> FrameDesc {

@@ -11,19 +11,28 @@
 //!    whose PD entries must be read-only).
 //! 4. Every mapped frame's `mapcount` equals the number of leaf PTEs that map
 //!    it (a PTE in a shared table counts once), and its `refcount` equals its `mapcount` (no other holders exist
-//!    yet); every anonymous frame is mapped at least once (no leak).
+//!    yet; a page-cache frame has one more, see 6); every anonymous frame is mapped at least once (no leak).
 //! 5. VMAs are page aligned, non-empty, sorted and disjoint; every leaf PTE
 //!    lies inside a VMA and grants no more than the VMA allows; an address
-//!    space's `rss` equals the frames it reaches (shared tables included).
+//!    space's `rss` equals the frames it reaches, counting a shared table's
+//!    frames only in its owner's (see `mm/shared_pt.rs`).
+//! 6. Memory objects (`check_objects`): every page-cache frame is in exactly
+//!    one object's cache, at the offset its descriptor names, is used as
+//!    `PageCache` and has `refcount == 1 + mapcount`; every `PageCache`
+//!    frame is in a cache; every live object is mapped by a VMA or open in
+//!    the file table; a PTE that maps a page-cache frame lies in a VMA
+//!    backed by that object at that offset, read-only unless the VMA is
+//!    shared; a shared VMA maps only its object's pages (never the zero page
+//!    or an anonymous frame), and a VMA backed by an object never maps the zero page.
 //!
 //! The checker needs a quiescent machine: no CPU may be faulting while it runs.
 
 use super::machine::{Machine, Pid, Process};
 use crate::addr::{is_page_aligned, Pfn, TASK_SIZE};
 use crate::frame::FrameAllocator;
-use crate::mm::{Vma, VmaMap};
+use crate::mm::{MemObject, VmFlags, Vma, VmaMap};
 use crate::pgtable::{Level, Pte};
-use crate::phys::FrameUse;
+use crate::phys::{FrameUse, PG_SWAPBACKED};
 use crate::sync::{Arc, Ordering};
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -108,6 +117,8 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
         }
         let pt = p.mm.page_table();
         let mut bad: Option<String> = None;
+        // Frames of shared tables this address space does not own: not in its rss.
+        let mut not_owned = 0usize;
         pt.for_each_table(phys, |level, table, parent| {
             let Some(r) = table_refs.get_mut(table.0) else {
                 bad = Some(format!("pid {}: page table {} beyond RAM", p.pid, table.0));
@@ -121,6 +132,10 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
                 ));
             }
             let first = *r == 1;
+            let owner = phys.desc(table).map_or(0, |d| d.mapping.load(Ordering::Relaxed));
+            if parent.0 & Pte::TABLE_COW != 0 && owner != p.mm.id {
+                not_owned += count_frames(phys, table);
+            }
             if first && level == Level::Pt {
                 // Count each leaf table's mappings once, however many share it.
                 if let Some(words) = phys.ram().frame(table) {
@@ -192,6 +207,7 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
             return Err(InvariantError(b));
         }
         let counted = p.mm.rss.load(Ordering::Relaxed);
+        let rss = rss - not_owned;
         ensure!(counted == rss, "pid {}: rss {counted} but {rss} frames mapped", p.pid);
     }
     let tables = table_refs.iter().filter(|&&r| r > 0).count();
@@ -215,9 +231,185 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
             let rc = d.refcount.load(Ordering::Relaxed);
             ensure!(n >= 1, "frame {i}: anonymous frame mapped nowhere (leaked)");
             ensure!(rc as i32 == n, "frame {i}: refcount {rc} != mapcount {n}");
-        } else if n > 0 {
+        } else if n > 0 && d.usage() != FrameUse::PageCache {
+            // Page-cache frames: see `check_objects`.
             ensure!(false, "frame {i}: mapped but used as {:?}", d.usage());
         }
     }
     Ok(())
+}
+
+/// Invariant 6: memory objects and their page caches (see the module doc).
+pub(crate) fn check_objects(
+    m: &Machine,
+    procs: &BTreeMap<Pid, Arc<Process>>,
+    files: &BTreeMap<i32, Arc<MemObject>>,
+) -> Result<(), InvariantError> {
+    let phys = m.phys();
+    let objects = m.objects().snapshot();
+    ensure!(
+        objects.len() == m.objects().len(),
+        "objects: {} in the table but {} counted live",
+        objects.len(),
+        m.objects().len()
+    );
+    // Which object caches each frame.
+    let mut owner: BTreeMap<usize, u64> = BTreeMap::new();
+    for o in &objects {
+        let id = o.id().0;
+        // References: the table's, this snapshot's, and at least one VMA's or fd's.
+        ensure!(
+            Arc::strong_count(o) > 2,
+            "object {id}: neither mapped nor open, but not released"
+        );
+        for (pgoff, pfn) in o.cache_snapshot() {
+            ensure!(
+                owner.insert(pfn.0, id).is_none(),
+                "frame {}: in the caches of two objects",
+                pfn.0
+            );
+            let Some(d) = phys.desc(pfn) else {
+                return Err(InvariantError(format!(
+                    "object {id}: cached frame {} beyond RAM",
+                    pfn.0
+                )));
+            };
+            ensure!(
+                d.usage() == FrameUse::PageCache,
+                "frame {}: cached by object {id} but used as {:?}",
+                pfn.0,
+                d.usage()
+            );
+            let (mapping, index) = (d.mapping.load(Ordering::Relaxed), d.index.load(Ordering::Relaxed));
+            ensure!(
+                mapping == id && index == pgoff,
+                "frame {}: cached by object {id} at page {pgoff} but its descriptor says object {mapping} page {index}",
+                pfn.0
+            );
+            let swapbacked = d.flags.load(Ordering::Relaxed) & PG_SWAPBACKED != 0;
+            ensure!(
+                swapbacked != o.is_file(),
+                "frame {}: PG_SWAPBACKED={swapbacked} on a page of a {}",
+                pfn.0,
+                if o.is_file() { "file" } else { "shared anonymous object" }
+            );
+            let (rc, mc) = (d.refcount.load(Ordering::Relaxed), d.mapcount.load(Ordering::Relaxed));
+            ensure!(
+                mc >= 0 && rc as i64 == 1 + mc as i64,
+                "frame {}: page-cache page with refcount {rc} != 1 + mapcount {mc}",
+                pfn.0
+            );
+        }
+    }
+    for (fd, o) in files {
+        ensure!(
+            objects.iter().any(|x| Arc::ptr_eq(x, o)),
+            "fd {fd}: its object {} is not in the object table",
+            o.id().0
+        );
+    }
+    for i in 0..phys.total_frames() {
+        let Some(d) = phys.desc(Pfn(i)) else { continue };
+        if d.usage() == FrameUse::PageCache {
+            ensure!(
+                owner.contains_key(&i),
+                "frame {i}: page-cache frame in no cache (leaked)"
+            );
+        }
+    }
+    // PTEs against the VMAs that hold them.
+    for p in procs.values() {
+        let st = p.mm.map.read();
+        if st.dead {
+            continue;
+        }
+        let mut vmas: Vec<Vma> = Vec::with_capacity(st.vmas.len());
+        st.vmas.for_each(&mut |v| vmas.push(v.clone()));
+        for v in &vmas {
+            if let Some(o) = v.backing.object() {
+                ensure!(
+                    objects.iter().any(|x| Arc::ptr_eq(x, o)),
+                    "pid {}: VMA {:#x}-{:#x} maps object {}, which is not in the object table",
+                    p.pid,
+                    v.start,
+                    v.end,
+                    o.id().0
+                );
+            }
+        }
+        let mut bad: Option<String> = None;
+        let mut vi = 0usize;
+        p.mm.page_table().for_each_leaf(phys, 0, TASK_SIZE, |va, e| {
+            let pte = Pte(e.load(Ordering::Acquire));
+            if bad.is_some() || !pte.maps_frame() {
+                return;
+            }
+            while vi < vmas.len() && vmas[vi].end <= va {
+                vi += 1;
+            }
+            // A PTE outside every VMA is reported by `check`.
+            let Some(v) = vmas.get(vi).filter(|v| v.start <= va) else {
+                return;
+            };
+            let obj = v.backing.object();
+            let shared = v.flags.has(VmFlags::SHARED);
+            if pte.special() {
+                if obj.is_some() {
+                    bad = Some(format!(
+                        "pid {}: zero page mapped at {va:#x} in a VMA backed by an object",
+                        p.pid
+                    ));
+                }
+                return;
+            }
+            let Some(d) = phys.desc(pte.pfn()) else { return };
+            if d.usage() != FrameUse::PageCache {
+                if shared {
+                    bad = Some(format!(
+                        "pid {}: shared VMA maps frame {} ({:?}) at {va:#x}, not a page of its object",
+                        p.pid,
+                        pte.pfn().0,
+                        d.usage()
+                    ));
+                }
+                return;
+            }
+            let (mapping, index) = (d.mapping.load(Ordering::Relaxed), d.index.load(Ordering::Relaxed));
+            match obj {
+                Some(o) if o.id().0 == mapping && v.pgoff_of(va) == index => {}
+                _ => {
+                    bad = Some(format!(
+                        "pid {}: PTE at {va:#x} maps page {index} of object {mapping}, but the VMA is {:?} at page {}",
+                        p.pid,
+                        v.backing,
+                        v.pgoff_of(va)
+                    ));
+                    return;
+                }
+            }
+            if pte.writable() && !shared {
+                bad = Some(format!(
+                    "pid {}: page-cache page writable at {va:#x} in a private mapping",
+                    p.pid
+                ));
+            }
+        });
+        if let Some(b) = bad {
+            return Err(InvariantError(b));
+        }
+    }
+    Ok(())
+}
+
+/// Frames (not the zero page) mapped by leaf table `table`.
+fn count_frames(phys: &crate::phys::PhysMem, table: Pfn) -> usize {
+    phys.ram().frame(table).map_or(0, |words| {
+        words
+            .iter()
+            .filter(|w| {
+                let p = Pte(w.load(Ordering::Relaxed));
+                p.maps_frame() && !p.special()
+            })
+            .count()
+    })
 }

@@ -8,9 +8,13 @@ use super::stats::Stats;
 use crate::addr::{PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::mm::fault::FaultCtx;
-use crate::mm::{AddressSpace, AddressSpaceParams, ForkPolicy, ForkReport, MmCounters, VmaMap};
+use crate::mm::uapi::MAP_ANONYMOUS;
+use crate::mm::{
+    AddressSpace, AddressSpaceParams, BackingFile, ForkPolicy, ForkReport, MemObject, MmCounters, MmapRequest,
+    ObjectTable, VmaMap,
+};
 use crate::phys::PhysMem;
-use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Ordering, RwLock};
+use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, RwLock};
 use crate::tlb::{PendingFlush, Tlb};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -84,7 +88,15 @@ pub struct Machine {
     /// TLB hits and misses published by CPU handles.
     pub(crate) tlb_hits: AtomicU64,
     pub(crate) tlb_misses: AtomicU64,
+    /// Memory objects (files, shared anonymous memory) and their page caches.
+    /// Lock order: after any map lock.
+    objects: ObjectTable,
+    /// The file table: fd → the file's object. Lock order: before `objects`.
+    files: Mutex<BTreeMap<i32, Arc<MemObject>>>,
 }
+
+/// The first file descriptor `open_file` hands out (0-2 are stdio on Linux).
+pub const FIRST_FD: i32 = 3;
 
 impl Machine {
     /// Build a machine from `config`.
@@ -104,6 +116,8 @@ impl Machine {
             cpu_taken: (0..config.cpus).map(|_| AtomicBool::new(false)).collect(),
             tlb_hits: AtomicU64::new(0),
             tlb_misses: AtomicU64::new(0),
+            objects: ObjectTable::new(),
+            files: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -190,6 +204,10 @@ impl Machine {
         let mut flush = PendingFlush::default();
         p.mm.teardown(&self.phys, &mut flush);
         self.shootdown(&p.mm, flush);
+        drop(p);
+        // Objects this process mapped last (and no fd names) go now; exit
+        // has no caller to report a write-back error to.
+        let _ = self.objects.reap(&self.phys);
         Ok(())
     }
 
@@ -220,7 +238,9 @@ impl Machine {
     /// Replace `pid`'s address space with an empty one, as `execve` does
     /// before loading a program (no program is loaded here).
     pub fn exec(&self, pid: Pid) -> SysResult<()> {
-        self.with_mm(pid, |mm, fl| mm.reset(&self.phys, fl))
+        self.with_mm(pid, |mm, fl| mm.reset(&self.phys, fl))?;
+        let _ = self.objects.reap(&self.phys);
+        Ok(())
     }
 
     /// Run `f` on `pid`'s address space, then shoot down what it changed.
@@ -248,18 +268,129 @@ impl Machine {
             self.counters.shootdown_cpus.fetch_add(reached, Ordering::Relaxed);
         }
         for pfn in flush.frames {
+            // A dirty file page goes to its file before the mapping's
+            // reference goes (the TLBs no longer let a store reach it).
+            self.objects.writeback_unmapped(&self.phys, pfn);
             self.phys.put_frame(pfn);
         }
     }
 
-    /// `mmap(addr, len, prot, flags, -1, 0)` in process `pid` (anonymous memory).
+    /// `mmap(addr, len, prot, flags, -1, 0)` in process `pid`: anonymous
+    /// memory, private or (MAP_SHARED) shared with the process's future children.
     pub fn mmap(&self, pid: Pid, addr: u64, len: u64, prot: u32, flags: u32) -> SysResult<u64> {
-        self.with_mm(pid, |mm, fl| mm.mmap(&self.phys, addr, len, prot, flags, fl))?
+        self.mmap_fd(pid, addr, len, prot, flags, -1, 0)
     }
 
-    /// `munmap(addr, len)` in process `pid`.
+    /// `mmap(addr, len, prot, flags, fd, offset)` in process `pid`, with
+    /// Linux's checks and errno: EINVAL for an offset not page aligned,
+    /// EBADF for an fd not open (unless MAP_ANONYMOUS, which ignores the fd
+    /// and the offset), EINVAL for MAP_HUGETLB on a file, then `do_mmap`'s
+    /// (EOVERFLOW when the offset plus the length passes the largest file
+    /// size, EACCES for a writable MAP_SHARED of a file opened read-only, ...).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mmap_fd(
+        &self,
+        pid: Pid,
+        addr: u64,
+        len: u64,
+        prot: u32,
+        flags: u32,
+        fd: i32,
+        offset: u64,
+    ) -> SysResult<u64> {
+        if offset & (PAGE_SIZE - 1) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let file = if flags & MAP_ANONYMOUS == 0 {
+            let f = self.files.lock().get(&fd).cloned().ok_or(Errno::EBADF)?;
+            if flags & crate::mm::uapi::MAP_HUGETLB != 0 {
+                return Err(Errno::EINVAL);
+            }
+            Some(f)
+        } else {
+            None
+        };
+        let req = MmapRequest {
+            addr,
+            len,
+            prot,
+            flags,
+            file: file.as_ref(),
+            pgoff: offset >> crate::addr::PAGE_SHIFT,
+        };
+        let r = self.with_mm(pid, |mm, fl| mm.mmap(&self.phys, &self.objects, req, fl))?;
+        // MAP_FIXED may have replaced the last mapping of an object.
+        drop(file);
+        let _ = self.objects.reap(&self.phys);
+        r
+    }
+
+    /// `munmap(addr, len)` in process `pid`. Dirty file pages it unmaps
+    /// are written back; an object left unmapped and not open is released.
     pub fn munmap(&self, pid: Pid, addr: u64, len: u64) -> SysResult<()> {
-        self.with_mm(pid, |mm, fl| mm.munmap(&self.phys, addr, len, fl))?
+        let r = self.with_mm(pid, |mm, fl| mm.munmap(&self.phys, addr, len, fl))?;
+        let _ = self.objects.reap(&self.phys);
+        r
+    }
+
+    /// `msync(addr, len, flags)` in process `pid`: with MS_SYNC or MS_ASYNC,
+    /// write back the pages of shared file mappings in the range that
+    /// stores changed (see `mm/msync.rs`). Linux's errno: EINVAL for an
+    /// unaligned `addr`, unknown flags, or MS_SYNC with MS_ASYNC; ENOMEM if
+    /// part of the range is unmapped (the rest is still written back);
+    /// EBUSY for MS_INVALIDATE over locked memory; a write error of the file.
+    pub fn msync(&self, pid: Pid, addr: u64, len: u64, flags: u32) -> SysResult<()> {
+        let (work, result) = self.with_mm(pid, |mm, fl| mm.msync(&self.phys, addr, len, flags, fl))??;
+        // The cleaned PTEs are flushed: a store from now on dirties them again.
+        for w in &work {
+            w.run(&self.phys)?;
+        }
+        result
+    }
+
+    /// Add a host file to the file table (Linux: the `open` that made the
+    /// fd). Returns the lowest free descriptor from 3 on. The file gets a
+    /// memory object of its own (two opens of one host file are two
+    /// objects with two caches: the mm core cannot tell they are the same).
+    pub fn open_file(&self, file: Box<dyn BackingFile>) -> i32 {
+        let obj = self.objects.create_file(file);
+        let mut files = self.files.lock();
+        let mut fd = FIRST_FD;
+        while files.contains_key(&fd) {
+            fd += 1;
+        }
+        files.insert(fd, obj);
+        fd
+    }
+
+    /// `close(fd)`: drop the file table's reference to the file. Its pages
+    /// stay cached while a VMA maps it; once none does, the dirty pages are
+    /// written back and the cache freed (a write-back error is returned).
+    /// EBADF if `fd` is not open.
+    pub fn close(&self, fd: i32) -> SysResult<()> {
+        let obj = self.files.lock().remove(&fd).ok_or(Errno::EBADF)?;
+        drop(obj);
+        self.objects.reap(&self.phys)
+    }
+
+    /// Open file descriptors, ascending.
+    pub fn fds(&self) -> Vec<i32> {
+        self.files.lock().keys().copied().collect()
+    }
+
+    /// The memory object of open file `fd`. EBADF if it is not open.
+    pub fn file_object(&self, fd: i32) -> SysResult<Arc<MemObject>> {
+        self.files.lock().get(&fd).cloned().ok_or(Errno::EBADF)
+    }
+
+    /// The live memory objects.
+    pub fn objects(&self) -> &ObjectTable {
+        &self.objects
+    }
+
+    /// Pages held by the page caches of all live objects.
+    pub fn page_cache_pages(&self) -> usize {
+        self.objects.cached_pages()
     }
 
     /// `mprotect(addr, len, prot)` in process `pid`.
@@ -324,6 +455,23 @@ impl Machine {
 
     /// Walk every structure and verify the invariants (see `check.rs`).
     pub fn check(&self) -> Result<(), super::check::InvariantError> {
-        super::check::check(self, &self.procs.read())
+        let procs = self.procs.read();
+        super::check::check(self, &procs)?;
+        super::check::check_objects(self, &procs, &self.files.lock())
+    }
+}
+
+impl Drop for Machine {
+    /// Shutting the machine down writes dirty file pages back to their files,
+    /// as if every process exited and every file were closed.
+    fn drop(&mut self) {
+        if self.objects.is_empty() {
+            return;
+        }
+        for pid in self.pids() {
+            let _ = self.exit(pid);
+        }
+        self.files.lock().clear();
+        let _ = self.objects.reap(&self.phys);
     }
 }

@@ -1,0 +1,570 @@
+//! Memory objects behind VMAs: host files and shared anonymous memory, each
+//! with its page cache. Linux: `struct address_space` (of a file's inode or
+//! of a shmem inode); FreeBSD: `vm_object`.
+//!
+//! Owns: the page cache, indexed by (object, page offset); the table of live
+//! objects (`ObjectTable`); the host-file seam (`BackingFile`).
+//!
+//! Rules:
+//! - **Refcount.** A page-cache frame (`FrameUse::PageCache`, `mapping` = the
+//!   object's id, `index` = its page offset) holds one reference for the
+//!   cache and one more per PTE that maps it, and `mapcount` counts those
+//!   PTEs: `refcount == 1 + mapcount` whenever no fault or shootdown is half
+//!   done. So a page-cache page is never "exclusive" and a write to one
+//!   mapped read-only in a private mapping always copies it (`do_wp_page`).
+//! - **Faults.** A private mapping maps the cache page read-only; its first
+//!   write copies it into a private anonymous frame (`do_cow_fault`, or
+//!   `do_wp_page` if the page was read first). A shared mapping maps the
+//!   cache page itself, writable if the VMA is, so stores reach the object.
+//!   A page wholly beyond the end of the object is SIGBUS; the bytes of the
+//!   last, partial page past the end read as zeros.
+//! - **Dirty.** The PTE dirty bit records a store through a shared mapping
+//!   (a CPU caches a translation writable only once its PTE is dirty). It
+//!   moves to the page's `PG_DIRTY` when the PTE is zapped (`transfer_dirty`,
+//!   Linux `zap_pte_range` → `folio_mark_dirty`) or cleaned by `msync`.
+//! - **Writeback** (file objects only; shared anonymous pages have no file):
+//!   a page is written to the file, the bytes before end of file only, by
+//!   `msync` (MS_SYNC or MS_ASYNC) over a shared mapping of it, by the
+//!   release of a frame whose last PTE in an address space was zapped
+//!   (munmap, exit, exec, MAP_FIXED) once the TLBs are flushed, and when the
+//!   object is released. `PG_DIRTY` is cleared before the bytes are copied,
+//!   so a store racing with the copy leaves the page dirty for next time.
+//!   Without a reverse map, `msync` cannot clean the PTEs of other address
+//!   spaces: a page mapped anywhere else is written back whether or not it
+//!   is dirty (extra writes of unchanged bytes, never a lost write).
+//! - **Lifetime.** Each VMA of the object and each file-table entry holds an
+//!   `Arc`; so does the machine's `ObjectTable`. When the table's is the
+//!   last (no VMA maps the object and no fd names it), `ObjectTable::reap`
+//!   writes back the dirty pages and frees the cache.
+//!
+//! Lock order: `AddressSpace::map` → `ObjectTable::objects` →
+//! `MemObject::cache` → a zone's allocator lock. Host I/O is done with no
+//! lock of this module held, except at reap (a dead object, which no one
+//! else can reach).
+
+use super::fault::{discard_frame, new_anon_frame, Access, FaultCtx};
+use super::stats::MmCounters;
+use super::vma::{ObjectId, VmFlags, Vma};
+use crate::addr::{page_floor, Pfn, PAGE_SHIFT, PAGE_SIZE};
+use crate::errno::{Errno, Fault, FaultReason, Signal};
+use crate::pgtable::Pte;
+use crate::phys::{FrameDesc, FrameUse, PhysMem, PG_DIRTY, PG_SWAPBACKED};
+use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+use super::address_space::AddressSpace;
+
+/// A host file as the mm core sees it: positional reads and writes. The host
+/// crate implements it over its files (`vmlab::host`). All of a file is readable.
+pub trait BackingFile: Send + Sync {
+    /// Current length in bytes.
+    fn len(&self) -> u64;
+    /// Read up to `buf.len()` bytes at `off`; the number read, 0 at or past
+    /// the end of the file.
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno>;
+    /// Write all of `buf` at `off`.
+    fn write_at(&self, off: u64, buf: &[u8]) -> Result<(), Errno>;
+    /// Whether the file was opened for writing (Linux `FMODE_WRITE`).
+    fn writable(&self) -> bool;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What an object holds.
+enum Kind {
+    /// Shared anonymous memory of a fixed size (Linux: a shmem file set up
+    /// by `shmem_zero_setup`, pages zero-filled on demand).
+    Shmem { pages: u64 },
+    /// A host file.
+    File(Box<dyn BackingFile>),
+}
+
+/// Why the page cache could not provide a page.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PageError {
+    BeyondEof,
+    NoMemory,
+    Io,
+}
+
+/// A memory object: a file or shared anonymous memory, with its page cache.
+pub struct MemObject {
+    id: ObjectId,
+    kind: Kind,
+    /// Page offset → frame. Linux: `mapping->i_pages`.
+    cache: Mutex<BTreeMap<u64, Pfn>>,
+    /// Pages read from the file.
+    reads: AtomicU64,
+    /// Pages written back to the file.
+    writes: AtomicU64,
+    /// The errno of a writeback that had no caller to report it to (one at
+    /// unmap), kept for the next `msync`. Linux: `mapping->wb_err`.
+    wb_err: AtomicU32,
+}
+
+impl MemObject {
+    fn new(id: ObjectId, kind: Kind) -> MemObject {
+        MemObject {
+            id,
+            kind,
+            cache: Mutex::new(BTreeMap::new()),
+            reads: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            wb_err: AtomicU32::new(0),
+        }
+    }
+
+    /// The object's id (the `mapping` of its page-cache frames).
+    #[inline]
+    pub fn id(&self) -> ObjectId {
+        self.id
+    }
+
+    /// Whether it is a file (else shared anonymous memory).
+    #[inline]
+    pub fn is_file(&self) -> bool {
+        matches!(self.kind, Kind::File(_))
+    }
+
+    /// Whether a shared mapping may write to it: shared anonymous memory
+    /// always, a file if it was opened for writing.
+    pub fn writable(&self) -> bool {
+        match &self.kind {
+            Kind::Shmem { .. } => true,
+            Kind::File(f) => f.writable(),
+        }
+    }
+
+    /// Pages that hold data: a page at or past this offset is beyond the end (SIGBUS).
+    pub fn size_pages(&self) -> u64 {
+        match &self.kind {
+            Kind::Shmem { pages } => *pages,
+            Kind::File(f) => f.len().div_ceil(PAGE_SIZE),
+        }
+    }
+
+    /// Pages in the cache.
+    pub fn cached_pages(&self) -> usize {
+        self.cache.lock().len()
+    }
+
+    /// The cache as (page offset, frame) pairs, in offset order.
+    pub fn cache_snapshot(&self) -> Vec<(u64, Pfn)> {
+        self.cache.lock().iter().map(|(&k, &v)| (k, v)).collect()
+    }
+
+    /// Pages read from the file so far, and pages written back to it.
+    pub fn io_counts(&self) -> (u64, u64) {
+        (self.reads.load(Ordering::Relaxed), self.writes.load(Ordering::Relaxed))
+    }
+
+    /// The frame caching page `pgoff`, read in (or zero-filled) if absent,
+    /// with one reference taken for the caller (who maps it or drops it).
+    /// Linux: `filemap_fault` / `shmem_get_folio`.
+    pub(crate) fn get_page(&self, phys: &PhysMem, counters: &MmCounters, pgoff: u64) -> Result<Pfn, PageError> {
+        if let Some(pfn) = self.lookup_ref(phys, pgoff) {
+            return Ok(pfn);
+        }
+        if pgoff >= self.size_pages() {
+            return Err(PageError::BeyondEof);
+        }
+        // Read without the cache lock; a racing fault may insert first.
+        let pfn = self.read_page(phys, pgoff)?;
+        let mut c = self.cache.lock();
+        if let Some(&other) = c.get(&pgoff) {
+            get_ref(phys, other);
+            drop(c);
+            phys.put_frame(pfn);
+            MmCounters::bump(&counters.pages_wasted);
+            return Ok(other);
+        }
+        c.insert(pgoff, pfn);
+        // The caller's reference, beside the cache's own from allocation.
+        get_ref(phys, pfn);
+        Ok(pfn)
+    }
+
+    fn lookup_ref(&self, phys: &PhysMem, pgoff: u64) -> Option<Pfn> {
+        let c = self.cache.lock();
+        let pfn = *c.get(&pgoff)?;
+        get_ref(phys, pfn);
+        Some(pfn)
+    }
+
+    /// A new frame holding page `pgoff`: zeros for shared anonymous memory,
+    /// the file's bytes (zeros past its end) for a file. Refcount 1.
+    fn read_page(&self, phys: &PhysMem, pgoff: u64) -> Result<Pfn, PageError> {
+        let pfn = match &self.kind {
+            Kind::Shmem { .. } => phys.alloc_zeroed(FrameUse::PageCache).ok_or(PageError::NoMemory)?,
+            Kind::File(f) => {
+                let pfn = phys
+                    .alloc_frames(1, 1, FrameUse::PageCache)
+                    .ok_or(PageError::NoMemory)?;
+                let mut buf = [0u8; PAGE_SIZE as usize];
+                let off = pgoff << PAGE_SHIFT;
+                let mut done = 0usize;
+                while done < buf.len() {
+                    match f.read_at(off + done as u64, &mut buf[done..]) {
+                        Ok(0) => break,
+                        Ok(n) => done += n.min(buf.len() - done),
+                        Err(_) => {
+                            phys.put_frame(pfn);
+                            return Err(PageError::Io);
+                        }
+                    }
+                }
+                phys.ram().write_bytes(pfn, 0, &buf);
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                pfn
+            }
+        };
+        if let Some(d) = phys.desc(pfn) {
+            if !self.is_file() {
+                d.flags.fetch_or(PG_SWAPBACKED, Ordering::Relaxed);
+            }
+            d.mapping.store(self.id.0, Ordering::Relaxed);
+            d.index.store(pgoff, Ordering::Relaxed);
+        }
+        Ok(pfn)
+    }
+
+    /// Write page `pgoff` (in frame `pfn`) to the file, only the bytes
+    /// before its end. Linux: `writepage` of the file system.
+    fn write_page(&self, phys: &PhysMem, pgoff: u64, pfn: Pfn) -> Result<(), Errno> {
+        let Kind::File(f) = &self.kind else { return Ok(()) };
+        let off = pgoff << PAGE_SHIFT;
+        let len = f.len();
+        if off >= len {
+            // The file shrank under the mapping: nothing to write.
+            return Ok(());
+        }
+        let n = (len - off).min(PAGE_SIZE) as usize;
+        let mut buf = [0u8; PAGE_SIZE as usize];
+        phys.ram().read_bytes(pfn, 0, &mut buf[..n]);
+        f.write_at(off, &buf[..n])?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Write back page `pgoff` if it is dirty, or unconditionally if
+    /// `force`. `PG_DIRTY` is cleared before the copy and set again if the
+    /// write fails. Returns whether the page was written. Shared anonymous
+    /// memory has nothing to write to. Linux: `folio_clear_dirty_for_io` + `writepage`.
+    pub(crate) fn writeback_page(&self, phys: &PhysMem, pgoff: u64, pfn: Pfn, force: bool) -> Result<bool, Errno> {
+        if !self.is_file() {
+            return Ok(false);
+        }
+        let Some(d) = phys.desc(pfn) else { return Ok(false) };
+        let was_dirty = d.flags.fetch_and(!PG_DIRTY, Ordering::AcqRel) & PG_DIRTY != 0;
+        if !was_dirty && !force {
+            return Ok(false);
+        }
+        match self.write_page(phys, pgoff, pfn) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                if was_dirty {
+                    d.flags.fetch_or(PG_DIRTY, Ordering::AcqRel);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Keep a writeback error for the next `msync` to report.
+    pub(crate) fn record_wb_err(&self, e: Errno) {
+        self.wb_err.store(e.code() as u32, Ordering::Release);
+    }
+
+    fn take_wb_err(&self) -> Option<Errno> {
+        Errno::from_code(self.wb_err.swap(0, Ordering::AcqRel) as i32)
+    }
+
+    /// Write back pages `[first, end)`: the dirty ones, and those mapped
+    /// by more PTEs than `own` (frame → PTEs of the caller just cleaned),
+    /// whose other PTEs may be dirty. Returns the first error (a kept
+    /// writeback error first). Linux: `filemap_write_and_wait_range`.
+    pub(crate) fn sync_range(
+        &self,
+        phys: &PhysMem,
+        first: u64,
+        end: u64,
+        own: &BTreeMap<usize, i32>,
+    ) -> Result<(), Errno> {
+        let pages: Vec<(u64, Pfn)> = self.cache.lock().range(first..end).map(|(&k, &v)| (k, v)).collect();
+        let mut err = self.take_wb_err();
+        for (pgoff, pfn) in pages {
+            let Some(d) = phys.desc(pfn) else { continue };
+            let mine = own.get(&pfn.0).copied().unwrap_or(0);
+            let elsewhere = d.mapcount.load(Ordering::Acquire) > mine;
+            if let Err(e) = self.writeback_page(phys, pgoff, pfn, elsewhere) {
+                err.get_or_insert(e);
+            }
+        }
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Write back the dirty pages and drop the cache's reference to every
+    /// page. Called once no VMA and no fd refers to the object. Returns the
+    /// first writeback error; every page is dropped regardless.
+    fn release(&self, phys: &PhysMem) -> Result<(), Errno> {
+        let pages = core::mem::take(&mut *self.cache.lock());
+        let mut err = self.take_wb_err();
+        for (pgoff, pfn) in pages {
+            if let Err(e) = self.writeback_page(phys, pgoff, pfn, false) {
+                err.get_or_insert(e);
+            }
+            phys.put_frame(pfn);
+        }
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Take one more reference to a frame the caller knows is alive.
+#[inline]
+fn get_ref(phys: &PhysMem, pfn: Pfn) {
+    if let Some(d) = phys.desc(pfn) {
+        d.refcount.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Move the dirty bit of a PTE being cleared to the page it mapped, if that
+/// is a page-cache page (anonymous pages have nowhere to be written back to
+/// yet). Linux: `zap_pte_range` → `folio_mark_dirty`. Every path that clears
+/// a PTE mapping a page for good calls this.
+#[inline]
+pub fn transfer_dirty(d: &FrameDesc, old: Pte) {
+    if old.dirty() && d.usage() == FrameUse::PageCache {
+        d.flags.fetch_or(PG_DIRTY, Ordering::AcqRel);
+    }
+}
+
+/// The machine's live memory objects by id, each with one reference held
+/// here. Lock order: after any map lock, before any object's cache lock.
+pub struct ObjectTable {
+    next_id: AtomicU64,
+    /// Objects in `objects` (read without the lock to skip an empty table).
+    live: AtomicUsize,
+    objects: Mutex<BTreeMap<u64, Arc<MemObject>>>,
+}
+
+impl Default for ObjectTable {
+    fn default() -> ObjectTable {
+        ObjectTable::new()
+    }
+}
+
+impl ObjectTable {
+    pub fn new() -> ObjectTable {
+        ObjectTable {
+            next_id: AtomicU64::new(1),
+            live: AtomicUsize::new(0),
+            objects: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn register(&self, kind: Kind) -> Arc<MemObject> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let o = Arc::new(MemObject::new(ObjectId(id), kind));
+        self.objects.lock().insert(id, o.clone());
+        self.live.fetch_add(1, Ordering::Relaxed);
+        o
+    }
+
+    /// New shared anonymous memory of `len` bytes (page aligned).
+    /// Linux: `shmem_zero_setup`.
+    pub fn create_shmem(&self, len: u64) -> Arc<MemObject> {
+        self.register(Kind::Shmem {
+            pages: len >> PAGE_SHIFT,
+        })
+    }
+
+    /// A new object for an opened host file.
+    pub fn create_file(&self, f: Box<dyn BackingFile>) -> Arc<MemObject> {
+        self.register(Kind::File(f))
+    }
+
+    /// The live object `id`.
+    pub fn get(&self, id: ObjectId) -> Option<Arc<MemObject>> {
+        if self.live.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.objects.lock().get(&id.0).cloned()
+    }
+
+    /// Live objects.
+    pub fn len(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Whether no object is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every live object, in id order.
+    pub fn snapshot(&self) -> Vec<Arc<MemObject>> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        self.objects.lock().values().cloned().collect()
+    }
+
+    /// Release every object that only this table still refers to (no VMA
+    /// maps it, no fd names it): write back its dirty pages, free its
+    /// cache. Returns the first writeback error. Call after anything that
+    /// drops VMAs or fds, once the TLBs are flushed.
+    pub fn reap(&self, phys: &PhysMem) -> Result<(), Errno> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let dead: Vec<Arc<MemObject>> = {
+            let mut objs = self.objects.lock();
+            let ids: Vec<u64> = objs
+                .iter()
+                .filter(|(_, o)| Arc::strong_count(o) == 1)
+                .map(|(&id, _)| id)
+                .collect();
+            ids.iter().filter_map(|id| objs.remove(id)).collect()
+        };
+        self.live.fetch_sub(dead.len(), Ordering::Relaxed);
+        let mut err = None;
+        for o in dead {
+            if let Err(e) = o.release(phys) {
+                err.get_or_insert(e);
+            }
+        }
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// A frame whose PTE was just zapped is about to lose that reference
+    /// (the TLBs are flushed): if it is a dirty page of a file, write it
+    /// back now. A failure is kept for the object's next `msync`.
+    pub fn writeback_unmapped(&self, phys: &PhysMem, pfn: Pfn) {
+        let Some(d) = phys.desc(pfn) else { return };
+        if d.usage() != FrameUse::PageCache {
+            return;
+        }
+        let fl = d.flags.load(Ordering::Acquire);
+        if fl & PG_DIRTY == 0 || fl & PG_SWAPBACKED != 0 {
+            return;
+        }
+        let Some(o) = self.get(ObjectId(d.mapping.load(Ordering::Relaxed))) else {
+            return;
+        };
+        if let Err(e) = o.writeback_page(phys, d.index.load(Ordering::Relaxed), pfn, false) {
+            o.record_wb_err(e);
+        }
+    }
+
+    /// Pages cached by all live objects.
+    pub fn cached_pages(&self) -> usize {
+        self.snapshot().iter().map(|o| o.cached_pages()).sum()
+    }
+}
+
+/// A fault on an empty PTE of a VMA backed by `obj`. Returns the PTE now in
+/// place, or `None` if the entry changed under us (retry).
+/// Linux: `do_read_fault` (read, either kind of mapping), `do_shared_fault`
+/// (write, shared), `do_cow_fault` (write, private).
+///
+/// Preconditions: the map lock is held for reading; `entry` read `cur`, empty.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn do_object_fault(
+    cx: &FaultCtx<'_>,
+    mm: &AddressSpace,
+    vma: &Vma,
+    obj: &MemObject,
+    addr: u64,
+    access: Access,
+    entry: &crate::sync::AtomicU64,
+    cur: Pte,
+    base: u64,
+    oom: Fault,
+) -> Result<Option<Pte>, Fault> {
+    let phys = cx.phys;
+    let pgoff = vma.pgoff_of(page_floor(addr));
+    let page = obj.get_page(phys, cx.counters, pgoff).map_err(|e| match e {
+        PageError::NoMemory => oom,
+        PageError::BeyondEof => Fault {
+            signal: Signal::Bus,
+            addr,
+            reason: FaultReason::BeyondEof,
+        },
+        PageError::Io => Fault {
+            signal: Signal::Bus,
+            addr,
+            reason: FaultReason::IoError,
+        },
+    })?;
+    // `page` carries a reference of ours from here on.
+    let shared = vma.flags.has(VmFlags::SHARED);
+    if access == Access::Write && !shared {
+        // A private copy of the page, mapped writable; the cache keeps its page.
+        let Some(copy) = new_anon_frame(cx, vma, addr) else {
+            phys.put_frame(page);
+            return Err(oom);
+        };
+        phys.ram().copy_frame(copy, page);
+        phys.put_frame(page);
+        let new = Pte::new(copy, base | Pte::ACCESSED | Pte::DIRTY);
+        if entry
+            .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            mm.rss.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(new));
+        }
+        discard_frame(cx, copy);
+        return Ok(None);
+    }
+    // Map the cache page: read-only in a private mapping (a write copies
+    // it), as the VMA allows in a shared one, dirty if this is a store.
+    let mut flags = base | Pte::ACCESSED;
+    if !shared {
+        flags &= !Pte::WRITE;
+    } else if access == Access::Write {
+        flags |= Pte::DIRTY;
+    }
+    let new = Pte::new(page, flags);
+    let Some(d) = phys.desc(page) else {
+        phys.put_frame(page);
+        return Err(oom);
+    };
+    d.mapcount.fetch_add(1, Ordering::AcqRel);
+    if entry
+        .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        mm.rss.fetch_add(1, Ordering::Relaxed);
+        return Ok(Some(new));
+    }
+    d.mapcount.fetch_sub(1, Ordering::AcqRel);
+    phys.put_frame(page);
+    Ok(None)
+}
+
+/// A store to a present, write-protected PTE of a shared mapping (write was
+/// given back by mprotect, which leaves shared pages read-only): make the
+/// PTE writable and dirty in place; nothing is copied and no other CPU can
+/// hold a writable translation, so nothing is flushed. Returns `None` if the
+/// entry changed under us (retry). Linux: `wp_page_shared` → `wp_page_reuse`.
+pub(super) fn do_shared_wp(entry: &crate::sync::AtomicU64, cur: Pte) -> Option<Pte> {
+    let new = cur.with(Pte::WRITE | Pte::ACCESSED | Pte::DIRTY);
+    entry
+        .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+        .then_some(new)
+}

@@ -1,0 +1,774 @@
+//! Memory objects behind VMAs: shared anonymous memory, file mappings
+//! (MAP_SHARED and MAP_PRIVATE) over an in-memory `BackingFile`, the page
+//! cache, dirty tracking and write-back, msync, SIGBUS past the end, and
+//! sharing across fork in all three fork designs. Every sequence ends with
+//! the invariant checker; every machine ends with every frame free.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use vmlab_mm::errno::{Errno, FaultReason, Signal};
+use vmlab_mm::mm::uapi::*;
+use vmlab_mm::mm::{BackingFile, ForkPolicy};
+use vmlab_mm::system::{ByteSize, Machine, MachineConfig, Pid};
+
+const POLICIES: [ForkPolicy; 3] = [ForkPolicy::Cow, ForkPolicy::SharedPt, ForkPolicy::Eager];
+const PAGE: u64 = 4096;
+const R: u32 = PROT_READ;
+const RW: u32 = PROT_READ | PROT_WRITE;
+
+/// A file in memory, shared with the test so it can look at the bytes.
+struct MemFile {
+    data: Mutex<Vec<u8>>,
+    writable: bool,
+    fail_writes: AtomicBool,
+    writes: AtomicUsize,
+}
+
+struct Handle(Arc<MemFile>);
+
+impl BackingFile for Handle {
+    fn len(&self) -> u64 {
+        self.0.data.lock().unwrap().len() as u64
+    }
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        let d = self.0.data.lock().unwrap();
+        let off = off as usize;
+        if off >= d.len() {
+            return Ok(0);
+        }
+        let n = buf.len().min(d.len() - off);
+        buf[..n].copy_from_slice(&d[off..off + n]);
+        Ok(n)
+    }
+    fn write_at(&self, off: u64, buf: &[u8]) -> Result<(), Errno> {
+        assert!(self.0.writable, "write to a file opened read-only");
+        if self.0.fail_writes.load(Ordering::Relaxed) {
+            return Err(Errno::ENOSPC);
+        }
+        let mut d = self.0.data.lock().unwrap();
+        let end = off as usize + buf.len();
+        if d.len() < end {
+            d.resize(end, 0);
+        }
+        d[off as usize..end].copy_from_slice(buf);
+        self.0.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+    fn writable(&self) -> bool {
+        self.0.writable
+    }
+}
+
+fn machine() -> Machine {
+    Machine::new(&MachineConfig {
+        ram: ByteSize(32 << 20),
+        cpus: 2,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn pattern(tag: u8, len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(tag)).collect()
+}
+
+/// Open a file holding `bytes`; returns the fd and the test's handle.
+fn open(m: &Machine, bytes: &[u8], writable: bool) -> (i32, Arc<MemFile>) {
+    let f = Arc::new(MemFile {
+        data: Mutex::new(bytes.to_vec()),
+        writable,
+        fail_writes: AtomicBool::new(false),
+        writes: AtomicUsize::new(0),
+    });
+    (m.open_file(Box::new(Handle(f.clone()))), f)
+}
+
+fn contents(f: &MemFile) -> Vec<u8> {
+    f.data.lock().unwrap().clone()
+}
+
+fn read(m: &Machine, pid: Pid, addr: u64, len: usize) -> Vec<u8> {
+    let mut b = vec![0u8; len];
+    m.read(pid, addr, &mut b).unwrap().unwrap();
+    b
+}
+
+fn write(m: &Machine, pid: Pid, addr: u64, data: &[u8]) {
+    m.write(pid, addr, data).unwrap().unwrap();
+}
+
+fn check(m: &Machine, what: &str) {
+    m.check().unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
+/// After every process exited and every file is closed, every frame is free.
+fn finish(m: &Machine) {
+    for pid in m.pids() {
+        m.exit(pid).unwrap();
+    }
+    for fd in m.fds() {
+        m.close(fd).unwrap();
+    }
+    check(m, "after exit and close");
+    assert_eq!(m.objects().len(), 0, "objects left");
+    assert_eq!(m.phys().frames_used(), m.reserved_frames(), "frames leaked");
+}
+
+#[test]
+fn shared_anonymous_memory_is_shared_across_fork_for_every_policy() {
+    for policy in POLICIES {
+        let m = machine();
+        let p = m.spawn().unwrap();
+        // A private anonymous neighbour written before fork, so that
+        // `shared_pt` shares the leaf table that also maps the shared pages.
+        let len = 8 * PAGE;
+        let s = m.mmap(p, 0, len, RW, MAP_SHARED | MAP_ANONYMOUS).unwrap();
+        let a = m
+            .mmap(p, s - 4 * PAGE, 4 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+            .unwrap();
+        write(&m, p, a, &[5; 64]);
+        assert!(read(&m, p, s, len as usize).iter().all(|&b| b == 0), "zero filled");
+        let before = pattern(1, 3 * PAGE as usize);
+        write(&m, p, s, &before);
+        // Half the pages are mapped in the parent before fork, half are not.
+        let (c, _) = m.fork_with(p, policy).unwrap();
+        check(&m, "after fork");
+        assert_eq!(
+            read(&m, c, s, before.len()),
+            before,
+            "{policy:?}: child sees parent's bytes"
+        );
+        let from_child = pattern(2, 2 * PAGE as usize);
+        write(&m, c, s + 2 * PAGE, &from_child);
+        write(&m, c, s + 7 * PAGE, b"child");
+        assert_eq!(
+            read(&m, p, s + 2 * PAGE, from_child.len()),
+            from_child,
+            "{policy:?}: parent sees child's write"
+        );
+        assert_eq!(read(&m, p, s + 7 * PAGE, 5), b"child");
+        write(&m, p, s + 100, b"parent");
+        write(&m, p, s + 6 * PAGE, b"later");
+        assert_eq!(
+            read(&m, c, s + 100, 6),
+            b"parent",
+            "{policy:?}: child sees parent's write"
+        );
+        assert_eq!(read(&m, c, s + 6 * PAGE, 5), b"later");
+        // The private neighbour stays private.
+        write(&m, c, a, &[6; 8]);
+        assert_eq!(read(&m, p, a, 8), vec![5; 8]);
+        check(&m, "after writes");
+        // A grandchild shares it too.
+        let (g, _) = m.fork_with(c, policy).unwrap();
+        write(&m, g, s + 3 * PAGE, b"grand");
+        assert_eq!(read(&m, p, s + 3 * PAGE, 5), b"grand");
+        // Unmapping in one process leaves the others' view.
+        m.munmap(c, s, len).unwrap();
+        assert_eq!(read(&m, g, s + 7 * PAGE, 5), b"child");
+        m.exit(p).unwrap();
+        assert_eq!(read(&m, g, s + 100, 6), b"parent");
+        check(&m, "after munmap and exit");
+        assert_eq!(m.objects().len(), 1);
+        m.exit(g).unwrap();
+        // The last mapping gone, the object and its pages are too.
+        assert_eq!(m.objects().len(), 0);
+        assert_eq!(m.page_cache_pages(), 0);
+        finish(&m);
+    }
+}
+
+#[test]
+fn shared_anonymous_vmas_do_not_merge_with_neighbours_but_their_own_pieces_do() {
+    let m = machine();
+    let p = m.spawn().unwrap();
+    let a = m.mmap(p, 0, 4 * PAGE, RW, MAP_SHARED | MAP_ANONYMOUS).unwrap();
+    // Another shared anonymous mapping right below: a different object.
+    let b = m
+        .mmap(p, a - 4 * PAGE, 4 * PAGE, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED)
+        .unwrap();
+    assert_eq!(b + 4 * PAGE, a);
+    let maps = m.maps(p).unwrap();
+    assert_eq!(maps.len(), 2);
+    assert!(maps.iter().all(|l| l.perms_str() == "rw-s"));
+    // Split one by mprotect and put it back: the pieces merge again.
+    m.mprotect(p, a + PAGE, PAGE, R).unwrap();
+    assert_eq!(m.maps(p).unwrap().len(), 4);
+    m.mprotect(p, a + PAGE, PAGE, RW).unwrap();
+    assert_eq!(m.maps(p).unwrap().len(), 2);
+    // Write access given back by mprotect: the store goes to the shared page.
+    write(&m, p, a + PAGE, b"x");
+    m.mprotect(p, a, 4 * PAGE, R).unwrap();
+    assert_eq!(
+        m.write(p, a, b"y").unwrap().unwrap_err().reason,
+        FaultReason::Protection
+    );
+    m.mprotect(p, a, 4 * PAGE, RW).unwrap();
+    write(&m, p, a + PAGE + 1, b"y");
+    let c = m.fork(p).unwrap();
+    assert_eq!(read(&m, c, a + PAGE, 2), b"xy");
+    check(&m, "shared anonymous");
+    finish(&m);
+}
+
+#[test]
+fn file_pages_are_the_file_bytes_and_sigbus_past_the_end() {
+    let m = machine();
+    // 2.5 pages of data.
+    let data = pattern(7, 10_000);
+    let (fd, f) = open(&m, &data, true);
+    let p = m.spawn().unwrap();
+    for flags in [MAP_SHARED, MAP_PRIVATE] {
+        let a = m.mmap_fd(p, 0, 4 * PAGE, RW, flags, fd, 0).unwrap();
+        assert_eq!(read(&m, p, a, data.len()), data, "flags {flags:#x}");
+        // The rest of the last, partial page reads as zeros.
+        assert!(read(&m, p, a + 10_000, (3 * PAGE - 10_000) as usize)
+            .iter()
+            .all(|&b| b == 0));
+        // The fourth page is wholly beyond the end: SIGBUS, for loads and stores.
+        for r in [
+            m.read(p, a + 3 * PAGE, &mut [0u8; 8]).unwrap(),
+            m.write(p, a + 3 * PAGE + 8, &[1u8; 8]).unwrap(),
+        ] {
+            let e = r.unwrap_err();
+            assert_eq!((e.signal, e.reason), (Signal::Bus, FaultReason::BeyondEof), "{e}");
+            assert_eq!(e.addr & !(PAGE - 1), a + 3 * PAGE);
+        }
+        // An offset into the file.
+        let b = m.mmap_fd(p, 0, PAGE, R, flags, fd, PAGE).unwrap();
+        assert_eq!(read(&m, p, b, 100), &data[PAGE as usize..PAGE as usize + 100]);
+        // A mapping that starts past the end maps, and faults.
+        let c = m.mmap_fd(p, 0, PAGE, R, flags, fd, 8 * PAGE).unwrap();
+        assert_eq!(m.read(p, c, &mut [0u8; 1]).unwrap().unwrap_err().signal, Signal::Bus);
+        check(&m, "file mapping");
+    }
+    // One page cache for all the mappings: three pages read once each.
+    assert_eq!(m.file_object(fd).unwrap().io_counts(), (3, 0));
+    assert_eq!(m.page_cache_pages(), 3);
+    // Nothing was dirtied through a shared mapping, so nothing was written.
+    finish(&m);
+    assert_eq!(contents(&f), data);
+    assert_eq!(f.writes.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn shared_file_writes_reach_the_file_on_msync_and_private_ones_never() {
+    let m = machine();
+    let data = pattern(3, 3 * PAGE as usize);
+    let (fd, f) = open(&m, &data, true);
+    let p = m.spawn().unwrap();
+    let s = m.mmap_fd(p, 0, 3 * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+    let v = m.mmap_fd(p, 0, 3 * PAGE, RW, MAP_PRIVATE, fd, 0).unwrap();
+    // A private copy of page 0 before the shared write...
+    write(&m, p, v, b"private");
+    write(&m, p, s, b"shared!");
+    write(&m, p, s + PAGE + 10, b"second");
+    // ...keeps its own bytes; page 1, not copied yet, shows the shared write.
+    assert_eq!(read(&m, p, v, 7), b"private");
+    assert_eq!(read(&m, p, v + PAGE + 10, 6), b"second");
+    assert_eq!(contents(&f), data, "nothing written before msync");
+    m.msync(p, s, 3 * PAGE, MS_SYNC).unwrap();
+    let mut want = data.clone();
+    want[..7].copy_from_slice(b"shared!");
+    want[PAGE as usize + 10..PAGE as usize + 16].copy_from_slice(b"second");
+    assert_eq!(contents(&f), want);
+    // Only the two dirty pages were written.
+    assert_eq!(f.writes.load(Ordering::Relaxed), 2);
+    // A second msync with nothing dirty writes only page 1 again: the
+    // private mapping maps it too, and msync cannot see other PTEs' dirty
+    // bits, so a page mapped elsewhere is always written.
+    m.msync(p, s, 3 * PAGE, MS_ASYNC).unwrap();
+    assert_eq!(f.writes.load(Ordering::Relaxed), 3);
+    m.msync(p, s, PAGE, MS_SYNC).unwrap();
+    assert_eq!(
+        f.writes.load(Ordering::Relaxed),
+        3,
+        "a clean page mapped once is not written"
+    );
+    // msync of the private mapping, and of the whole lot, never writes private bytes.
+    write(&m, p, v + 2 * PAGE, b"never");
+    m.msync(p, v, 3 * PAGE, MS_SYNC).unwrap();
+    assert_eq!(contents(&f), want);
+    check(&m, "after msync");
+    m.exit(p).unwrap();
+    m.close(fd).unwrap();
+    assert_eq!(contents(&f), want, "private writes never reach the file");
+    finish(&m);
+}
+
+#[test]
+fn msync_cleans_dirty_bits_and_a_later_store_dirties_again() {
+    let m = machine();
+    let (fd, f) = open(&m, &[0u8; 2 * PAGE as usize], true);
+    let p = m.spawn().unwrap();
+    let s = m.mmap_fd(p, 0, 2 * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+    // A CPU that keeps its TLB across the msyncs: its translation is cached
+    // writable once dirty, and msync must shoot it down.
+    let mut cpu = m.cpu(0).unwrap();
+    cpu.switch_to(p).unwrap();
+    cpu.store_u64(s, 1).unwrap();
+    cpu.store_u64(s + 8, 2).unwrap();
+    m.msync(p, s, 2 * PAGE, MS_SYNC).unwrap();
+    assert_eq!(&contents(&f)[..16], &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+    cpu.store_u64(s + 16, 3).unwrap();
+    m.msync(p, s, PAGE, MS_SYNC).unwrap();
+    assert_eq!(contents(&f)[16], 3, "a store after msync is written by the next one");
+    // A read-faulted page in a shared writable mapping is clean until stored to.
+    assert_eq!(cpu.load_u64(s + PAGE).unwrap(), 0);
+    let writes = f.writes.load(Ordering::Relaxed);
+    m.msync(p, s, 2 * PAGE, MS_SYNC).unwrap();
+    assert_eq!(f.writes.load(Ordering::Relaxed), writes);
+    cpu.store_u64(s + PAGE, 4).unwrap();
+    drop(cpu);
+    m.msync(p, s + PAGE, PAGE, MS_SYNC).unwrap();
+    assert_eq!(contents(&f)[PAGE as usize], 4);
+    check(&m, "msync");
+    finish(&m);
+}
+
+#[test]
+fn dirty_pages_are_written_back_at_munmap_exit_and_release() {
+    let m = machine();
+    let (fd, f) = open(&m, &[0u8; 4 * PAGE as usize], true);
+    let p = m.spawn().unwrap();
+    let s = m.mmap_fd(p, 0, 4 * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+    write(&m, p, s, b"unmap");
+    write(&m, p, s + PAGE, b"exit");
+    m.munmap(p, s, PAGE).unwrap();
+    assert_eq!(&contents(&f)[..5], b"unmap", "written back at munmap");
+    assert_eq!(&contents(&f)[PAGE as usize..PAGE as usize + 4], &[0; 4]);
+    // Still open and still mapped: the cache stays.
+    assert!(m.page_cache_pages() >= 2);
+    m.exit(p).unwrap();
+    assert_eq!(
+        &contents(&f)[PAGE as usize..PAGE as usize + 4],
+        b"exit",
+        "written back at exit"
+    );
+    // Open but unmapped: the pages stay cached until close.
+    assert_eq!(m.page_cache_pages(), 2);
+    check(&m, "after exit, file open");
+    m.close(fd).unwrap();
+    assert_eq!(m.page_cache_pages(), 0);
+    assert_eq!(m.close(fd), Err(Errno::EBADF));
+
+    // Closed first, then mapped until exit: the mapping keeps the object.
+    let (fd, f) = open(&m, &[0u8; PAGE as usize], true);
+    let p = m.spawn().unwrap();
+    let s = m.mmap_fd(p, 0, PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+    m.close(fd).unwrap();
+    assert_eq!(m.objects().len(), 1);
+    write(&m, p, s + 100, b"after close");
+    let c = m.fork(p).unwrap();
+    m.exit(p).unwrap();
+    assert_eq!(read(&m, c, s + 100, 11), b"after close");
+    m.exit(c).unwrap();
+    assert_eq!(&contents(&f)[100..111], b"after close");
+    finish(&m);
+}
+
+#[test]
+fn shared_file_mappings_are_shared_across_fork_for_every_policy() {
+    for policy in POLICIES {
+        let m = machine();
+        let data = pattern(9, 6 * PAGE as usize);
+        let (fd, f) = open(&m, &data, true);
+        let p = m.spawn().unwrap();
+        let s = m.mmap_fd(p, 0, 6 * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+        // Private file and anonymous neighbours, written, so that every
+        // policy has tables to copy or share around the shared mapping.
+        let v = m
+            .mmap_fd(p, s + 6 * PAGE, 2 * PAGE, RW, MAP_PRIVATE | MAP_FIXED, fd, 0)
+            .unwrap();
+        let a = m
+            .mmap(p, s - 2 * PAGE, 2 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+            .unwrap();
+        write(&m, p, v, b"parent private");
+        write(&m, p, a, b"anon");
+        write(&m, p, s + 10, b"before fork");
+        let _ = read(&m, p, s + 3 * PAGE, 1);
+        let (c, _) = m.fork_with(p, policy).unwrap();
+        check(&m, "after fork");
+        assert_eq!(read(&m, c, s + 10, 11), b"before fork", "{policy:?}");
+        assert_eq!(read(&m, c, v, 14), b"parent private", "{policy:?}");
+        write(&m, c, s + 3 * PAGE, b"child");
+        write(&m, c, s + 5 * PAGE, b"child2");
+        write(&m, p, s + 4 * PAGE, b"parent");
+        assert_eq!(read(&m, p, s + 3 * PAGE, 5), b"child", "{policy:?}: parent sees child");
+        assert_eq!(read(&m, p, s + 5 * PAGE, 6), b"child2", "{policy:?}");
+        assert_eq!(read(&m, c, s + 4 * PAGE, 6), b"parent", "{policy:?}: child sees parent");
+        // Private pages stay private both ways.
+        write(&m, c, v + PAGE, b"child private");
+        assert_eq!(read(&m, p, v + PAGE, 13), &data[PAGE as usize..PAGE as usize + 13]);
+        check(&m, "after writes");
+        // msync in the parent writes the child's stores too.
+        m.msync(p, s, 6 * PAGE, MS_SYNC).unwrap();
+        let file = contents(&f);
+        assert_eq!(&file[10..21], b"before fork", "{policy:?}");
+        assert_eq!(&file[3 * PAGE as usize..3 * PAGE as usize + 5], b"child", "{policy:?}");
+        assert_eq!(&file[5 * PAGE as usize..5 * PAGE as usize + 6], b"child2", "{policy:?}");
+        assert_eq!(&file[4 * PAGE as usize..4 * PAGE as usize + 6], b"parent", "{policy:?}");
+        // Stores after the msync, in the child, reach the file at its exit.
+        write(&m, c, s + 2 * PAGE, b"late");
+        m.exit(c).unwrap();
+        m.exit(p).unwrap();
+        m.close(fd).unwrap();
+        let file = contents(&f);
+        assert_eq!(&file[2 * PAGE as usize..2 * PAGE as usize + 4], b"late", "{policy:?}");
+        // Private writes never reached it.
+        assert_eq!(&file[10..21], b"before fork");
+        assert_eq!(
+            &file[PAGE as usize..PAGE as usize + 13],
+            &data[PAGE as usize..PAGE as usize + 13]
+        );
+        finish(&m);
+    }
+}
+
+#[test]
+fn mmap_fd_errors_follow_linux() {
+    let m = machine();
+    let (w, _) = open(&m, &[1u8; 10_000], true);
+    let (ro, _) = open(&m, &[2u8; 10_000], false);
+    let p = m.spawn().unwrap();
+    let e = |r: Result<u64, Errno>| r.err();
+    // The syscall's own checks: offset alignment first, then the fd.
+    assert_eq!(e(m.mmap_fd(p, 0, PAGE, R, MAP_SHARED, w, 100)), Some(Errno::EINVAL));
+    assert_eq!(e(m.mmap_fd(p, 0, PAGE, R, MAP_SHARED, 99, 100)), Some(Errno::EINVAL));
+    assert_eq!(e(m.mmap_fd(p, 0, PAGE, R, MAP_SHARED, 99, 0)), Some(Errno::EBADF));
+    assert_eq!(e(m.mmap_fd(p, 0, 0, R, MAP_SHARED, 99, 0)), Some(Errno::EBADF));
+    assert_eq!(e(m.mmap_fd(p, 0, PAGE, R, MAP_SHARED, -1, 0)), Some(Errno::EBADF));
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, R, MAP_PRIVATE | MAP_HUGETLB, w, 0)),
+        Some(Errno::EINVAL)
+    );
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, R, MAP_PRIVATE | MAP_HUGETLB, 99, 0)),
+        Some(Errno::EBADF)
+    );
+    assert_eq!(e(m.mmap_fd(p, 0, 0, R, MAP_SHARED, w, 0)), Some(Errno::EINVAL));
+    // Write access to a file opened read-only.
+    assert_eq!(e(m.mmap_fd(p, 0, PAGE, RW, MAP_SHARED, ro, 0)), Some(Errno::EACCES));
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, PROT_WRITE, MAP_SHARED, ro, 0)),
+        Some(Errno::EACCES)
+    );
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, RW, MAP_SHARED_VALIDATE, ro, 0)),
+        Some(Errno::EACCES)
+    );
+    // Offset + length past the largest file size; before EACCES and the type.
+    let big = 0x7fff_ffff_ffff_f000;
+    assert_eq!(
+        e(m.mmap_fd(p, 0, 2 * PAGE, R, MAP_SHARED, w, big)),
+        Some(Errno::EOVERFLOW)
+    );
+    assert_eq!(
+        e(m.mmap_fd(p, 0, 2 * PAGE, R, MAP_SHARED, w, big - PAGE)),
+        Some(Errno::EOVERFLOW)
+    );
+    assert_eq!(
+        e(m.mmap_fd(p, 0, 2 * PAGE, RW, MAP_SHARED, ro, big)),
+        Some(Errno::EOVERFLOW)
+    );
+    assert_eq!(e(m.mmap_fd(p, 0, 2 * PAGE, R, 0, w, big)), Some(Errno::EOVERFLOW));
+    assert_eq!(
+        e(m.mmap_fd(p, 0, 2 * PAGE, R, MAP_SHARED, w, u64::MAX - PAGE + 1)),
+        Some(Errno::EOVERFLOW)
+    );
+    assert!(m.mmap_fd(p, 0, 2 * PAGE, R, MAP_SHARED, w, big - 2 * PAGE).is_ok());
+    // ...but after the length and the placement.
+    assert_eq!(e(m.mmap_fd(p, 0, 0, R, MAP_SHARED, w, big)), Some(Errno::EINVAL));
+    assert_eq!(e(m.mmap_fd(p, 0, 1 << 50, R, MAP_SHARED, w, big)), Some(Errno::ENOMEM));
+    // Map type and flags.
+    assert_eq!(e(m.mmap_fd(p, 0, PAGE, R, 0, w, 0)), Some(Errno::EINVAL));
+    assert_eq!(e(m.mmap_fd(p, 0, PAGE, RW, 0, ro, 0)), Some(Errno::EINVAL));
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, R, MAP_SHARED | MAP_GROWSDOWN, w, 0)),
+        Some(Errno::EINVAL)
+    );
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, R, MAP_PRIVATE | MAP_GROWSDOWN, w, 0)),
+        Some(Errno::EINVAL)
+    );
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, RW, MAP_SHARED | MAP_GROWSDOWN, ro, 0)),
+        Some(Errno::EACCES)
+    );
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, R, MAP_SHARED_VALIDATE | 0x400, w, 0)),
+        Some(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, RW, MAP_SHARED_VALIDATE | 0x400, ro, 0)),
+        Some(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, R, MAP_SHARED_VALIDATE | MAP_SYNC, w, 0)),
+        Some(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, R, MAP_SHARED | MAP_SYNC, w, 0)),
+        Some(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, R, MAP_PRIVATE | MAP_SYNC, w, 0)),
+        Some(Errno::EOPNOTSUPP)
+    );
+    assert!(m.mmap_fd(p, 0, PAGE, R, MAP_SHARED | 0x400, w, 0).is_ok());
+    assert!(m.mmap_fd(p, 0, PAGE, R, MAP_SHARED_VALIDATE, w, 0).is_ok());
+    assert!(m.mmap_fd(p, 0, PAGE, R, MAP_PRIVATE | 0x400, w, 0).is_ok());
+    // What is allowed on a read-only file.
+    assert!(m.mmap_fd(p, 0, PAGE, RW, MAP_PRIVATE, ro, 0).is_ok());
+    let s = m.mmap_fd(p, 0, 2 * PAGE, R, MAP_SHARED, ro, 0).unwrap();
+    assert_eq!(
+        m.maps(p).unwrap().iter().find(|l| l.start == s).unwrap().perms_str(),
+        "r--s"
+    );
+    // ...and it never becomes writable.
+    assert_eq!(m.mprotect(p, s, 2 * PAGE, RW), Err(Errno::EACCES));
+    assert_eq!(m.mprotect(p, s, 2 * PAGE, R | PROT_EXEC), Ok(()));
+    // Anonymous memory ignores the fd, not the offset's alignment.
+    assert!(m.mmap_fd(p, 0, PAGE, R, MAP_PRIVATE | MAP_ANONYMOUS, 99, 0).is_ok());
+    assert!(m.mmap_fd(p, 0, PAGE, R, MAP_SHARED | MAP_ANONYMOUS, 99, big).is_ok());
+    assert_eq!(
+        e(m.mmap_fd(p, 0, PAGE, R, MAP_PRIVATE | MAP_ANONYMOUS, -1, 100)),
+        Some(Errno::EINVAL)
+    );
+    // Shared anonymous: no MAP_SHARED_VALIDATE, no grows-down, charged whole.
+    assert_eq!(
+        e(m.mmap(p, 0, PAGE, R, MAP_SHARED_VALIDATE | MAP_ANONYMOUS)),
+        Some(Errno::EINVAL)
+    );
+    assert_eq!(
+        e(m.mmap(p, 0, PAGE, R, MAP_SHARED | MAP_ANONYMOUS | MAP_GROWSDOWN)),
+        Some(Errno::EINVAL)
+    );
+    assert_eq!(
+        e(m.mmap(p, 0, 1 << 40, R, MAP_SHARED | MAP_ANONYMOUS)),
+        Some(Errno::ENOMEM)
+    );
+    assert!(m
+        .mmap(p, 0, 1 << 40, R, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE)
+        .is_ok());
+    // A failed MAP_FIXED leaves the old mapping.
+    let old = m.mmap_fd(p, 0, PAGE, R, MAP_PRIVATE, w, 0).unwrap();
+    assert_eq!(
+        e(m.mmap_fd(p, old, PAGE, R, MAP_SHARED | MAP_FIXED | MAP_SYNC, w, 0)),
+        Some(Errno::EOPNOTSUPP)
+    );
+    assert_eq!(read(&m, p, old, 1), [1]);
+    check(&m, "errno cases");
+    finish(&m);
+}
+
+#[test]
+fn msync_errors_follow_linux() {
+    let m = machine();
+    let (fd, _) = open(&m, &[0u8; 4 * PAGE as usize], true);
+    let p = m.spawn().unwrap();
+    let s = m.mmap_fd(p, 0, 4 * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+    assert_eq!(m.msync(p, s + 1, PAGE, MS_SYNC), Err(Errno::EINVAL));
+    assert_eq!(m.msync(p, s, PAGE, 8), Err(Errno::EINVAL));
+    assert_eq!(m.msync(p, s, PAGE, MS_SYNC | MS_ASYNC), Err(Errno::EINVAL));
+    assert_eq!(m.msync(p, s, 0, MS_SYNC), Ok(()));
+    assert_eq!(m.msync(p, 0x10_0000, 0, MS_SYNC), Ok(()));
+    assert_eq!(m.msync(p, 0x10_0000, PAGE, MS_SYNC), Err(Errno::ENOMEM));
+    assert_eq!(m.msync(p, 0x10_0000, PAGE, MS_ASYNC), Err(Errno::ENOMEM));
+    assert_eq!(m.msync(p, 0x10_0000, PAGE, 0), Err(Errno::ENOMEM));
+    assert_eq!(m.msync(p, 0x10_0000, PAGE, MS_INVALIDATE), Err(Errno::ENOMEM));
+    // A length that wraps to 0 when rounded is no range; one that wraps the end is ENOMEM.
+    assert_eq!(m.msync(p, s, u64::MAX, MS_SYNC), Ok(()));
+    assert_eq!(m.msync(p, s, u64::MAX - 2 * PAGE + 1, MS_SYNC), Err(Errno::ENOMEM));
+    assert_eq!(m.msync(p, 1 << 47, PAGE, MS_SYNC), Err(Errno::ENOMEM));
+    assert_eq!(m.msync(p, s, 4 * PAGE, MS_SYNC), Ok(()));
+    assert_eq!(m.msync(p, s, 4 * PAGE, 0), Ok(()));
+    assert_eq!(m.msync(p, s, 4 * PAGE, MS_INVALIDATE), Ok(()));
+    // Holes: in the middle, after the end, at the start.
+    m.munmap(p, s + PAGE, PAGE).unwrap();
+    write(&m, p, s + 2 * PAGE, b"past the hole");
+    assert_eq!(m.msync(p, s, 4 * PAGE, MS_SYNC), Err(Errno::ENOMEM));
+    // The mapped part after the hole was still written back.
+    assert_eq!(m.file_object(fd).unwrap().io_counts().1, 1);
+    assert_eq!(m.msync(p, s, 4 * PAGE, MS_ASYNC), Err(Errno::ENOMEM));
+    assert_eq!(m.msync(p, s + PAGE, 3 * PAGE, MS_ASYNC), Err(Errno::ENOMEM));
+    assert_eq!(m.msync(p, s + PAGE, 3 * PAGE, MS_SYNC), Err(Errno::ENOMEM));
+    assert_eq!(m.msync(p, s + 3 * PAGE, 100 * PAGE, MS_SYNC), Err(Errno::ENOMEM));
+    // Anonymous memory: nothing to do, no error. Locked memory with MS_INVALIDATE: EBUSY.
+    let a = m.mmap(p, 0, 2 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS).unwrap();
+    assert_eq!(m.msync(p, a, 2 * PAGE, MS_SYNC), Ok(()));
+    let l = m
+        .mmap(p, 0, 2 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_LOCKED)
+        .unwrap();
+    assert_eq!(m.msync(p, l, 2 * PAGE, MS_INVALIDATE), Err(Errno::EBUSY));
+    assert_eq!(m.msync(p, l, 2 * PAGE, MS_INVALIDATE | MS_SYNC), Err(Errno::EBUSY));
+    assert_eq!(m.msync(p, l, 2 * PAGE, MS_SYNC), Ok(()));
+    assert_eq!(m.msync(99, s, PAGE, MS_SYNC), Err(Errno::ESRCH));
+    check(&m, "msync errno");
+    finish(&m);
+}
+
+#[test]
+fn a_failed_write_back_is_reported_and_the_page_stays_dirty() {
+    let m = machine();
+    let (fd, f) = open(&m, &[0u8; PAGE as usize], true);
+    let p = m.spawn().unwrap();
+    let s = m.mmap_fd(p, 0, PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+    write(&m, p, s, b"data");
+    f.fail_writes.store(true, Ordering::Relaxed);
+    assert_eq!(m.msync(p, s, PAGE, MS_SYNC), Err(Errno::ENOSPC));
+    f.fail_writes.store(false, Ordering::Relaxed);
+    m.msync(p, s, PAGE, MS_SYNC).unwrap();
+    assert_eq!(&contents(&f)[..4], b"data");
+    // A failure at munmap (no caller to tell) is reported by the next msync of the file.
+    write(&m, p, s, b"more");
+    let t = m.mmap_fd(p, 0, PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+    f.fail_writes.store(true, Ordering::Relaxed);
+    m.munmap(p, s, PAGE).unwrap();
+    f.fail_writes.store(false, Ordering::Relaxed);
+    assert_eq!(m.msync(p, t, PAGE, MS_SYNC), Err(Errno::ENOSPC));
+    assert_eq!(m.msync(p, t, PAGE, MS_SYNC), Ok(()));
+    assert_eq!(&contents(&f)[..4], b"more");
+    check(&m, "write-back errors");
+    finish(&m);
+}
+
+#[test]
+fn private_file_mappings_copy_on_write_and_fork_for_every_policy() {
+    for policy in POLICIES {
+        let m = machine();
+        let data = pattern(4, 4 * PAGE as usize);
+        let (fd, f) = open(&m, &data, false);
+        let p = m.spawn().unwrap();
+        let v = m.mmap_fd(p, 0, 4 * PAGE, RW, MAP_PRIVATE, fd, 0).unwrap();
+        // Page 0 read first (then copied on write), page 1 written at once.
+        assert_eq!(read(&m, p, v, 16), &data[..16]);
+        write(&m, p, v, b"p0");
+        write(&m, p, v + PAGE, b"p1");
+        let _ = read(&m, p, v + 2 * PAGE, 1);
+        let (c, _) = m.fork_with(p, policy).unwrap();
+        check(&m, "after fork");
+        assert_eq!(read(&m, c, v, 2), b"p0", "{policy:?}");
+        assert_eq!(read(&m, c, v + PAGE, 2), b"p1");
+        assert_eq!(
+            read(&m, c, v + 3 * PAGE, 8),
+            &data[3 * PAGE as usize..3 * PAGE as usize + 8]
+        );
+        write(&m, c, v, b"c0");
+        write(&m, c, v + 2 * PAGE, b"c2");
+        assert_eq!(read(&m, p, v, 2), b"p0", "{policy:?}");
+        assert_eq!(
+            read(&m, p, v + 2 * PAGE, 2),
+            &data[2 * PAGE as usize..2 * PAGE as usize + 2]
+        );
+        write(&m, p, v + 3 * PAGE, b"p3");
+        assert_eq!(
+            read(&m, c, v + 3 * PAGE, 2),
+            &data[3 * PAGE as usize..3 * PAGE as usize + 2]
+        );
+        check(&m, "after writes");
+        m.exit(p).unwrap();
+        m.exit(c).unwrap();
+        finish(&m);
+        assert_eq!(contents(&f), data);
+        assert_eq!(f.writes.load(Ordering::Relaxed), 0);
+    }
+}
+
+#[test]
+fn file_vmas_merge_as_linux_does() {
+    let m = machine();
+    let (fd, _) = open(&m, &[0u8; 8 * PAGE as usize], true);
+    let (fd2, _) = open(&m, &[0u8; 8 * PAGE as usize], true);
+    let p = m.spawn().unwrap();
+    let base = m.mmap(p, 0, 8 * PAGE, R, MAP_PRIVATE | MAP_ANONYMOUS).unwrap();
+    m.munmap(p, base, 8 * PAGE).unwrap();
+    let fixed = MAP_SHARED | MAP_FIXED;
+    // Same file, contiguous offsets: one VMA.
+    m.mmap_fd(p, base, 2 * PAGE, RW, fixed, fd, 0).unwrap();
+    m.mmap_fd(p, base + 2 * PAGE, 2 * PAGE, RW, fixed, fd, 2 * PAGE)
+        .unwrap();
+    assert_eq!(m.maps(p).unwrap().len(), 1);
+    // Offsets that do not continue: two.
+    m.mmap_fd(p, base + 4 * PAGE, PAGE, RW, fixed, fd, 6 * PAGE).unwrap();
+    assert_eq!(m.maps(p).unwrap().len(), 2);
+    // Another file (another object) at the right offset: no merge.
+    m.mmap_fd(p, base + 5 * PAGE, PAGE, RW, fixed, fd2, 7 * PAGE).unwrap();
+    assert_eq!(m.maps(p).unwrap().len(), 3);
+    // Private and shared mappings of one file: no merge.
+    m.mmap_fd(p, base + 6 * PAGE, PAGE, RW, MAP_PRIVATE | MAP_FIXED, fd2, 8 * PAGE)
+        .unwrap();
+    assert_eq!(m.maps(p).unwrap().len(), 4);
+    // Replacing the mapping of fd2 at base+5 by one of fd that continues: merges.
+    m.mmap_fd(p, base + 5 * PAGE, PAGE, RW, fixed, fd, 7 * PAGE).unwrap();
+    assert_eq!(m.maps(p).unwrap().len(), 3);
+    check(&m, "merges");
+    finish(&m);
+}
+
+#[test]
+fn many_cpus_fault_one_shared_file_page_cache() {
+    let m = Machine::new(&MachineConfig {
+        ram: ByteSize(64 << 20),
+        cpus: 4,
+        ..Default::default()
+    })
+    .unwrap();
+    let pages = 64u64;
+    let data = pattern(11, (pages * PAGE) as usize);
+    let (fd, f) = open(&m, &data, true);
+    let p = m.spawn().unwrap();
+    let s = m.mmap_fd(p, 0, pages * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+    let v = m.mmap_fd(p, 0, pages * PAGE, RW, MAP_PRIVATE, fd, 0).unwrap();
+    std::thread::scope(|sc| {
+        for id in 0..4usize {
+            let (m, data) = (&m, &data);
+            sc.spawn(move || {
+                let mut cpu = m.cpu(id).unwrap();
+                cpu.switch_to(p).unwrap();
+                for i in 0..pages {
+                    let off = i * PAGE + 8 * id as u64;
+                    let w = cpu.load_u64(s + off).unwrap();
+                    assert_eq!(w.to_le_bytes(), data[off as usize..off as usize + 8]);
+                    cpu.store_u64(s + off, id as u64 + 1).unwrap();
+                    let _ = cpu.load_u64(v + off).unwrap();
+                    cpu.store_u64(v + off + 64, 7).unwrap();
+                }
+            });
+        }
+    });
+    check(&m, "after concurrent faults");
+    m.msync(p, s, pages * PAGE, MS_SYNC).unwrap();
+    let file = contents(&f);
+    for i in 0..pages {
+        for id in 0..4u64 {
+            let off = (i * PAGE + 8 * id) as usize;
+            assert_eq!(file[off..off + 8], (id + 1).to_le_bytes());
+            assert_eq!(file[off + 64..off + 72], data[off + 64..off + 72]);
+        }
+    }
+    finish(&m);
+}
+
+/// A store through a shared file mapping made before a `shared_pt` fork
+/// lives in a leaf table the two processes share; when the last of them
+/// exits, the table's release must pass the PTE's dirty bit on to the page.
+#[test]
+fn a_dirty_pte_in_a_shared_table_reaches_the_file_when_the_table_goes() {
+    let m = machine();
+    let (fd, f) = open(&m, &[0u8; 2 * PAGE as usize], true);
+    let p = m.spawn().unwrap();
+    let s = m.mmap_fd(p, 0, 2 * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+    let a = m
+        .mmap(p, s - PAGE, PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+        .unwrap();
+    write(&m, p, a, b"anon");
+    write(&m, p, s, b"dirty before fork");
+    let (c, report) = m.fork_with(p, ForkPolicy::SharedPt).unwrap();
+    assert_eq!(report.tables_shared, 1);
+    m.close(fd).unwrap();
+    m.exit(p).unwrap();
+    m.exit(c).unwrap();
+    assert_eq!(&contents(&f)[..17], b"dirty before fork");
+    finish(&m);
+}
