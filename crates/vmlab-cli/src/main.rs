@@ -2,6 +2,8 @@
 //! config. Exit codes: 0 success, 1 a run failed (wrong value, unexpected
 //! fault, broken invariant), 2 a bad command line or config.
 
+mod fork_anchor;
+
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -115,6 +117,12 @@ impl From<ConfigError> for Failure {
 }
 
 fn main() -> ExitCode {
+    // The host anchor of `vmlab exp fork`: a hidden mode, so that the process
+    // the experiment forks is a fresh small one, not the experiment's own.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(vmlab::exp::fork::ANCHOR_ARG) {
+        return fork_anchor::run(&args[2..]);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         // Help and version go to stdout with 0; usage errors to stderr with 2.

@@ -13,9 +13,9 @@
 //! Each (policy, size) starts with one unmeasured warm-up run, so host page
 //! faults on the lazily zeroed simulated RAM are not counted.
 //!
-//! The host rows come from `vmlab-fork-anchor`, a tiny helper binary built
-//! with `vmlab` (never the `vmlab` process itself, which holds the simulated
-//! RAM): it maps and writes the same number of bytes (4 KiB pages, transparent
+//! The host rows come from a helper process: the `vmlab` executable spawned
+//! afresh in its hidden `__fork-anchor` mode (never the experiment's own
+//! process, which holds the simulated RAM): it maps and writes the same number of bytes (4 KiB pages, transparent
 //! huge pages off), times `fork()` in the parent with a child that exits at
 //! once, and has other children time their first write to every page.
 //!
@@ -41,10 +41,8 @@ pub const MIN_SIZE: u64 = 16 << 20;
 pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
 /// The policies, in the order rows are shown.
 pub const POLICIES: [ForkName; 3] = [ForkName::Cow, ForkName::SharedPt, ForkName::Eager];
-/// The helper binary's file name (without the platform's executable suffix).
-pub const ANCHOR_NAME: &str = "vmlab-fork-anchor";
-/// Environment variable that overrides where the helper is looked for.
-pub const ANCHOR_ENV: &str = "VMLAB_FORK_ANCHOR";
+/// The hidden argument that runs the `vmlab` executable as the host anchor.
+pub const ANCHOR_ARG: &str = "__fork-anchor";
 
 /// Claim 1 (seed 003): shared_pt's fork at least this many times faster than cow's.
 pub const SPEEDUP_THRESHOLD: f64 = 20.0;
@@ -126,32 +124,10 @@ pub fn ram_needed(size: u64) -> u64 {
     raw.div_ceil(2 << 20) * (2 << 20)
 }
 
-/// Find the host anchor: `$VMLAB_FORK_ANCHOR` if set, else
-/// `vmlab-fork-anchor` in the directory of the running executable.
+/// The executable to run as the host anchor: this one (the `vmlab` binary),
+/// in its hidden `__fork-anchor` mode.
 pub fn find_anchor() -> Result<PathBuf, ExpError> {
-    if let Some(p) = std::env::var_os(ANCHOR_ENV) {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return Ok(p);
-        }
-        return Err(ExpError::Runtime(format!(
-            "{ANCHOR_ENV}={} does not name a file; unset it or point it at the {ANCHOR_NAME} binary",
-            p.display()
-        )));
-    }
-    let exe =
-        std::env::current_exe().map_err(|e| ExpError::Runtime(format!("cannot locate the running executable: {e}")))?;
-    let dir = exe.parent().unwrap_or(Path::new("."));
-    let p = dir.join(format!("{ANCHOR_NAME}{}", std::env::consts::EXE_SUFFIX));
-    if p.is_file() {
-        Ok(p)
-    } else {
-        Err(ExpError::Runtime(format!(
-            "the host fork anchor {ANCHOR_NAME} was not found at {} (it is built with vmlab's other binaries: \
-             run `cargo build --release --bins`, or set {ANCHOR_ENV} to its path)",
-            p.display()
-        )))
-    }
+    std::env::current_exe().map_err(|e| ExpError::Runtime(format!("cannot locate the running executable: {e}")))
 }
 
 /// One (policy, size): medians over the runs, and what the fork did.
@@ -343,7 +319,7 @@ pub fn run(
                 fmt_bytes(ram),
                 fmt_bytes(max)
             ),
-            "host: the kernel's fork() of a helper process (vmlab-fork-anchor) with the same resident bytes."
+            "host: the kernel's fork() of a helper process (vmlab __fork-anchor) with the same resident bytes."
                 .to_string(),
         ],
     })
@@ -456,7 +432,7 @@ struct AnchorOut {
 
 fn host_anchor(anchor: &Path, size: u64, runs: usize) -> Result<Measured, ExpError> {
     let out = Command::new(anchor)
-        .args(["--bytes", &size.to_string(), "--runs", &runs.to_string()])
+        .args([ANCHOR_ARG, "--bytes", &size.to_string(), "--runs", &runs.to_string()])
         .output()
         .map_err(|e| ExpError::Runtime(format!("cannot run {}: {e}", anchor.display())))?;
     if !out.status.success() {

@@ -1,7 +1,9 @@
-//! `vmlab-fork-anchor --bytes N --runs R`: the host kernel's `fork()` as an
-//! outside anchor for `vmlab exp fork`.
+//! `vmlab __fork-anchor --bytes N --runs R` (hidden): the host kernel's
+//! `fork()` as an outside anchor for `vmlab exp fork`.
 //!
-//! A small process of its own (not `vmlab`, which holds the simulated RAM):
+//! `vmlab exp fork` spawns the vmlab executable afresh in this mode, so the
+//! process forked is a small one of its own, not the experiment's process
+//! that holds the simulated RAM:
 //! it maps N bytes of private anonymous memory (4 KiB pages: transparent huge
 //! pages are turned off for the range), writes every page, and then
 //! - R times: `fork()`, timed in the parent from the call to its return; the
@@ -19,17 +21,17 @@ use std::time::Instant;
 const PAGE: usize = 4096;
 
 fn usage(msg: &str) -> ExitCode {
-    eprintln!("vmlab-fork-anchor: {msg}\nusage: vmlab-fork-anchor --bytes N --runs R");
+    eprintln!("vmlab __fork-anchor: {msg}\nusage: vmlab __fork-anchor --bytes N --runs R");
     ExitCode::from(2)
 }
 
 fn fail(what: &str) -> ExitCode {
-    eprintln!("vmlab-fork-anchor: {what}: {}", std::io::Error::last_os_error());
+    eprintln!("vmlab __fork-anchor: {what}: {}", std::io::Error::last_os_error());
     ExitCode::from(1)
 }
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// Run the anchor with the arguments that follow `__fork-anchor`.
+pub fn run(args: &[String]) -> ExitCode {
     let (mut bytes, mut runs) = (None::<usize>, None::<usize>);
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -136,7 +138,7 @@ fn main() -> ExitCode {
         // SAFETY: closing our read end.
         unsafe { libc::close(fds[0]) };
         if !reap(pid) || got != buf.len() {
-            eprintln!("vmlab-fork-anchor: the first-writes child did not report its time");
+            eprintln!("vmlab __fork-anchor: the first-writes child did not report its time");
             return ExitCode::from(1);
         }
         if run > 0 {
