@@ -118,7 +118,7 @@ impl AddressSpace {
 
     /// Leave shared tables, then remove and zap every VMA.
     fn clear_locked(&self, st: &mut MapState, phys: &PhysMem, flush: &mut PendingFlush) {
-        self.detach_shared_tables_locked(phys, 0, TASK_SIZE, flush);
+        self.detach_shared_tables_locked(st, phys, 0, TASK_SIZE, flush);
         for s in st.vmas.starts_in(0, TASK_SIZE) {
             if let Some(v) = st.vmas.remove(s) {
                 self.zap_range(phys, v.start, v.end, flush);

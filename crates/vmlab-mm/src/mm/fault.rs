@@ -34,6 +34,9 @@ pub struct FaultCtx<'a> {
     pub counters: &'a MmCounters,
     /// Source of fresh anonymous identities (machine-wide, never 0).
     pub next_anon_id: &'a AtomicU64,
+    /// Share the page tables of large shared objects between address spaces
+    /// (fork policy `shared_pt`).
+    pub share_object_tables: bool,
 }
 
 /// Resolve a fault at `addr` and return the leaf PTE now in place, which
@@ -103,6 +106,16 @@ fn handle_fault_inner(
                 .map_err(|_| oom)?;
         }
     }
+    // A whole 2 MiB block of a shared object: use the table every address
+    // space mapping that block shares. Its frames count in no one's rss.
+    let mut count_rss = true;
+    if cx.share_object_tables {
+        if let Backing::Object(obj) = &vma.backing {
+            count_rss = !mm
+                .attach_object_table_locked(cx.phys, vma, obj, addr)
+                .map_err(|_| oom)?;
+        }
+    }
     let entry = mm.page_table().leaf_alloc(cx.phys, addr).map_err(|_| oom)?;
     let base = leaf_flags(vma);
     loop {
@@ -114,7 +127,7 @@ fn handle_fault_inner(
             }
             // A file or shared anonymous memory: the page comes from the object.
             if let Backing::Object(obj) = &vma.backing {
-                match object::do_object_fault(cx, mm, vma, obj, addr, access, entry, cur, base, oom)? {
+                match object::do_object_fault(cx, mm, vma, obj, addr, access, entry, cur, base, oom, count_rss)? {
                     Some(p) => return Ok(p),
                     None => continue,
                 }

@@ -97,6 +97,11 @@ pub struct MemObject {
     kind: Kind,
     /// Page offset → frame. Linux: `mapping->i_pages`.
     cache: Mutex<BTreeMap<u64, Pfn>>,
+    /// Leaf tables shared by the address spaces that map a 2 MiB block of
+    /// this object: (block, protection bits) → table (`mm/shared_pt.rs`).
+    /// An entry lives while its table's refcount is above zero; refcounts of
+    /// these tables change only under this lock.
+    pub(crate) shared_tables: Mutex<BTreeMap<(u64, u8), Pfn>>,
     /// Pages read from the file.
     reads: AtomicU64,
     /// Pages written back to the file.
@@ -112,6 +117,7 @@ impl MemObject {
             id,
             kind,
             cache: Mutex::new(BTreeMap::new()),
+            shared_tables: Mutex::new(BTreeMap::new()),
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             wb_err: AtomicU32::new(0),
@@ -493,6 +499,7 @@ pub(super) fn do_object_fault(
     cur: Pte,
     base: u64,
     oom: Fault,
+    count_rss: bool,
 ) -> Result<Option<Pte>, Fault> {
     let phys = cx.phys;
     let pgoff = vma.pgoff_of(page_floor(addr));
@@ -548,7 +555,9 @@ pub(super) fn do_object_fault(
         .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
     {
-        mm.rss.fetch_add(1, Ordering::Relaxed);
+        if count_rss {
+            mm.rss.fetch_add(1, Ordering::Relaxed);
+        }
         return Ok(Some(new));
     }
     d.mapcount.fetch_sub(1, Ordering::AcqRel);

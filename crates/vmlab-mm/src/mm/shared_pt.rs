@@ -1,5 +1,17 @@
-//! Page-table pages shared copy-on-write between address spaces (fork
-//! policy `shared_pt`; the 2.5.49-mm shared page-table patch of seeds 001/003).
+//! Page-table pages shared between address spaces (fork policy
+//! `shared_pt`; the 2.5.49-mm shared page-table patch of seeds 001/003), in
+//! two kinds:
+//! - copy-on-write tables (`Pte::TABLE_COW`): fork lets the child reach the
+//!   parent's leaf tables; described below;
+//! - object tables (`Pte::TABLE_OBJ`): address spaces that map the same
+//!   2 MiB-aligned block of a shared memory object (a MAP_SHARED file or
+//!   shared anonymous memory), with the same protection, reach one leaf table
+//!   for it, fork or not (seed 003's "large Oracle server"). Faults fill it
+//!   for all of them. Each object keeps the registry of its tables
+//!   (`MemObject::shared_tables`). Their frames count in no one's `rss`.
+//!
+//! Either kind is left (copied into a private table) before any mapping
+//! change over its span, and detached without copying at exit and exec.
 //!
 //! A shared leaf table is reached from the PD entry of every address space
 //! that shares it, with WRITE clear and `Pte::TABLE_COW` set there; its frame
@@ -23,16 +35,63 @@
 
 use super::address_space::{AddressSpace, MapState};
 use super::fork::table_frames;
-use super::vma::VmFlags;
+use super::object::MemObject;
+use super::vma::{Backing, VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::{vpn, Pfn, PAGE_SIZE};
 use crate::pgtable::{slot, NoFrame, Pte};
 use crate::phys::{FrameUse, PhysMem};
+use crate::sync::Arc;
 use crate::sync::{AtomicU64, Ordering};
 use crate::tlb::PendingFlush;
 
 /// Bytes one leaf table covers.
 pub const PD_SPAN: u64 = 1 << 21;
+
+/// The span and object block of `addr` if `vma` maps that whole 2 MiB block
+/// of a shared object, aligned to 2 MiB in the object too.
+fn object_block(vma: &Vma, addr: u64) -> Option<(u64, u64)> {
+    let span = addr & !(PD_SPAN - 1);
+    let pages_per_table = PD_SPAN / PAGE_SIZE;
+    if span < vma.start || span + PD_SPAN > vma.end || !vma.flags.has(VmFlags::SHARED) || !vma.prot.accessible() {
+        return None;
+    }
+    let pg = vma.pgoff_of(span);
+    pg.is_multiple_of(pages_per_table).then_some((span, pg / pages_per_table))
+}
+
+/// Registry key of an object table, also kept in its descriptor's `index`.
+fn object_key(block: u64, prot: u8) -> (u64, u8) {
+    (block, prot)
+}
+
+fn pack_key(k: (u64, u8)) -> u64 {
+    (k.0 << 8) | k.1 as u64
+}
+
+fn unpack_key(v: u64) -> (u64, u8) {
+    (v >> 8, (v & 0xff) as u8)
+}
+
+/// The object mapped at `span`, if a shared object VMA covers it.
+fn object_at(st: &MapState, span: u64) -> Option<Arc<MemObject>> {
+    match st.vmas.find(span).filter(|v| v.start <= span).map(|v| &v.backing) {
+        Some(Backing::Object(o)) => Some(o.clone()),
+        _ => None,
+    }
+}
+
+/// Drop one reference to object table `table`; the last one removes it from
+/// the registry and releases it.
+fn put_object_table(phys: &PhysMem, obj: &MemObject, table: Pfn, flush: &mut PendingFlush) {
+    let Some(td) = phys.desc(table) else { return };
+    let mut reg = obj.shared_tables.lock();
+    if td.refcount.fetch_sub(1, Ordering::AcqRel) == 1 {
+        reg.remove(&unpack_key(td.index.load(Ordering::Relaxed)));
+        drop(reg);
+        release_table(phys, table, flush);
+    }
+}
 
 impl AddressSpace {
     /// Make `child` reach this address space's leaf table for the span at
@@ -162,6 +221,107 @@ impl AddressSpace {
         }
     }
 
+    /// Before a fault in a shared object VMA at `addr`: if this address space
+    /// has no leaf table there yet and the VMA maps a whole 2 MiB block of the
+    /// object, reach the object's table for that block (creating it if no
+    /// one has). Returns whether the leaf table at `addr` is an object table.
+    ///
+    /// Preconditions: `self.map` is held (for reading suffices).
+    pub(crate) fn attach_object_table_locked(
+        &self,
+        phys: &PhysMem,
+        vma: &Vma,
+        obj: &MemObject,
+        addr: u64,
+    ) -> Result<bool, NoFrame> {
+        let Some((_, block)) = object_block(vma, addr) else {
+            return Ok(self
+                .page_table()
+                .pd_entry(phys, addr)
+                .is_some_and(|pe| pe.load(Ordering::Acquire) & Pte::TABLE_OBJ != 0));
+        };
+        let pe = self.page_table().pd_entry_alloc(phys, addr)?;
+        let cur = Pte(pe.load(Ordering::Acquire));
+        if cur.present() {
+            return Ok(cur.0 & Pte::TABLE_OBJ != 0);
+        }
+        let key = object_key(block, vma.prot.0);
+        let mut flags = Pte::TABLE_FLAGS | Pte::TABLE_OBJ;
+        if !vma.prot.write() {
+            flags &= !Pte::WRITE;
+        }
+        let mut reg = obj.shared_tables.lock();
+        let (table, fresh) = match reg.get(&key) {
+            Some(&t) => (t, false),
+            None => (phys.alloc_zeroed(FrameUse::PageTable).ok_or(NoFrame)?, true),
+        };
+        if pe
+            .compare_exchange(cur.0, Pte::new(table, flags).0, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // Another CPU of this address space put a table here first.
+            if fresh {
+                let _ = phys.free_frames(table, 1);
+            }
+            return Ok(pe.load(Ordering::Acquire) & Pte::TABLE_OBJ != 0);
+        }
+        let Some(td) = phys.desc(table) else { return Ok(true) };
+        if fresh {
+            td.mapping.store(obj.id().0, Ordering::Relaxed);
+            td.index.store(pack_key(key), Ordering::Relaxed);
+            reg.insert(key, table);
+        } else {
+            td.refcount.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(true)
+    }
+
+    /// Leave the object table behind PD entry `pe` with a private copy of it
+    /// (its frames join this address space's `rss`).
+    ///
+    /// Preconditions: `st` is `self.map`, held for writing.
+    fn unshare_object_table_locked(
+        &self,
+        st: &MapState,
+        phys: &PhysMem,
+        span: u64,
+        pe: &AtomicU64,
+        flush: &mut PendingFlush,
+    ) -> Result<(), NoFrame> {
+        let cur = Pte(pe.load(Ordering::Acquire));
+        if cur.0 & Pte::TABLE_OBJ == 0 {
+            return Ok(());
+        }
+        // Mapping changes come after unsharing, so the object VMA is still here.
+        let Some(obj) = object_at(st, span) else { return Ok(()) };
+        let table = cur.pfn();
+        let copy = phys.alloc_zeroed(FrameUse::PageTable).ok_or(NoFrame)?;
+        for idx in 0..512 {
+            let (Some(e), Some(ce)) = (slot(phys, table, idx), slot(phys, copy, idx)) else {
+                break;
+            };
+            let v = Pte(e.load(Ordering::Acquire));
+            if v.is_none() {
+                continue;
+            }
+            if v.maps_frame() && !v.special() {
+                if let Some(d) = phys.desc(v.pfn()) {
+                    d.mapcount.fetch_add(1, Ordering::AcqRel);
+                    d.refcount.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+            ce.store(v.0, Ordering::Release);
+        }
+        pe.store(Pte::new(copy, Pte::TABLE_FLAGS).0, Ordering::Release);
+        self.rss.fetch_add(table_frames(phys, copy), Ordering::Relaxed);
+        // Stale translations of the old table would still work (same
+        // frames), but the span's permissions may change next.
+        flush.add_page(vpn(span));
+        flush.add_page(vpn(span + PD_SPAN - PAGE_SIZE));
+        put_object_table(phys, &obj, table, flush);
+        Ok(())
+    }
+
     /// Unshare every shared table whose span meets `[start, end)`: a mapping
     /// change there must not reach the other sharers.
     ///
@@ -176,8 +336,11 @@ impl AddressSpace {
     ) -> Result<(), NoFrame> {
         let mut result = Ok(());
         self.page_table().for_each_pd_entry(phys, start, end, |span, pe| {
-            if result.is_ok() && pe.load(Ordering::Acquire) & Pte::TABLE_COW != 0 {
+            let v = pe.load(Ordering::Acquire);
+            if result.is_ok() && v & Pte::TABLE_COW != 0 {
                 result = self.unshare_table_locked(st, phys, span, pe, flush);
+            } else if result.is_ok() && v & Pte::TABLE_OBJ != 0 {
+                result = self.unshare_object_table_locked(st, phys, span, pe, flush);
             }
         });
         result
@@ -188,9 +351,25 @@ impl AddressSpace {
     /// if this was the last one.
     ///
     /// Preconditions: `self.map` is held for writing.
-    pub(crate) fn detach_shared_tables_locked(&self, phys: &PhysMem, start: u64, end: u64, flush: &mut PendingFlush) {
+    pub(crate) fn detach_shared_tables_locked(
+        &self,
+        st: &MapState,
+        phys: &PhysMem,
+        start: u64,
+        end: u64,
+        flush: &mut PendingFlush,
+    ) {
         self.page_table().for_each_pd_entry(phys, start, end, |span, pe| {
             let cur = Pte(pe.load(Ordering::Acquire));
+            if cur.0 & Pte::TABLE_OBJ != 0 {
+                if let Some(obj) = object_at(st, span) {
+                    pe.store(0, Ordering::Release);
+                    flush.add_page(vpn(span));
+                    flush.add_page(vpn(span + PD_SPAN - PAGE_SIZE));
+                    put_object_table(phys, &obj, cur.pfn(), flush);
+                }
+                return;
+            }
             if cur.0 & Pte::TABLE_COW == 0 {
                 return;
             }

@@ -26,6 +26,11 @@ impl Pte {
     /// Software bit 11: the entry maps a frame but the VMA is PROT_NONE, so
     /// PRESENT is clear. Linux: `_PAGE_PROTNONE`.
     pub const PROTNONE: u64 = 1 << 11;
+    /// Software bit 10 at the PD level: the leaf table below maps pages of
+    /// one memory object and is shared by every address space that maps the
+    /// same 2 MiB-aligned block of that object with the same protection
+    /// (fork policy `shared_pt`: seed 003's "large Oracle server").
+    pub const TABLE_OBJ: u64 = 1 << 10;
     /// Software bit 11 at the PD level: the leaf table below is shared
     /// copy-on-write between address spaces (fork policy `shared_pt`); WRITE
     /// is clear in the PD entry, so no store goes through it, and any fault

@@ -290,7 +290,9 @@ fn prune_level(phys: &PhysMem, table: Pfn, level: Level, base: u64, start: u64, 
             let Some(c) = child(phys, table, idx) else {
                 continue;
             };
-            if slot(phys, table, idx).is_some_and(|e| e.load(Ordering::Relaxed) & Pte::TABLE_COW != 0) {
+            if slot(phys, table, idx)
+                .is_some_and(|e| e.load(Ordering::Relaxed) & (Pte::TABLE_COW | Pte::TABLE_OBJ) != 0)
+            {
                 // A table shared with other address spaces is theirs too.
                 continue;
             }

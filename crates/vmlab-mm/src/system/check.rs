@@ -14,8 +14,9 @@
 //!    yet; a page-cache frame has one more, see 6); every anonymous frame is mapped at least once (no leak).
 //! 5. VMAs are page aligned, non-empty, sorted and disjoint; every leaf PTE
 //!    lies inside a VMA and grants no more than the VMA allows; an address
-//!    space's `rss` equals the frames it reaches, counting a shared table's
-//!    frames only in its owner's (see `mm/shared_pt.rs`).
+//!    space's `rss` equals the frames it reaches, counting a fork-shared
+//!    table's frames only in its owner's and an object table's in no one's
+//!    (see `mm/shared_pt.rs`).
 //! 6. Memory objects (`check_objects`): every page-cache frame is in exactly
 //!    one object's cache, at the offset its descriptor names, is used as
 //!    `PageCache` and has `refcount == 1 + mapcount`; every `PageCache`
@@ -133,7 +134,7 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
             }
             let first = *r == 1;
             let owner = phys.desc(table).map_or(0, |d| d.mapping.load(Ordering::Relaxed));
-            if parent.0 & Pte::TABLE_COW != 0 && owner != p.mm.id {
+            if (parent.0 & Pte::TABLE_COW != 0 && owner != p.mm.id) || parent.0 & Pte::TABLE_OBJ != 0 {
                 not_owned += count_frames(phys, table);
             }
             if first && level == Level::Pt {

@@ -145,6 +145,7 @@ impl Machine {
             phys: &self.phys,
             counters: &self.counters,
             next_anon_id: &self.next_anon_id,
+            share_object_tables: self.config.fork == super::config::ForkName::SharedPt,
         }
     }
 

@@ -1,0 +1,231 @@
+//! Page tables shared between unrelated processes that map one large shared
+//! object at the same 2 MiB alignment (fork policy `shared_pt`, seed 003's
+//! "large Oracle server"), fork or not.
+
+use std::sync::{Arc, Mutex};
+use vmlab_mm::errno::{Errno, FaultReason};
+use vmlab_mm::mm::uapi::*;
+use vmlab_mm::mm::BackingFile;
+use vmlab_mm::system::config::ForkName;
+use vmlab_mm::system::{ByteSize, Machine, MachineConfig, Pid};
+
+const PAGE: u64 = 4096;
+const MIB2: u64 = 2 << 20;
+const RW: u32 = PROT_READ | PROT_WRITE;
+
+struct MemFile(Arc<Mutex<Vec<u8>>>);
+
+impl BackingFile for MemFile {
+    fn len(&self) -> u64 {
+        self.0.lock().unwrap().len() as u64
+    }
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        let d = self.0.lock().unwrap();
+        let off = (off as usize).min(d.len());
+        let n = buf.len().min(d.len() - off);
+        buf[..n].copy_from_slice(&d[off..off + n]);
+        Ok(n)
+    }
+    fn write_at(&self, off: u64, buf: &[u8]) -> Result<(), Errno> {
+        let mut d = self.0.lock().unwrap();
+        let end = off as usize + buf.len();
+        if d.len() < end {
+            d.resize(end, 0);
+        }
+        d[off as usize..end].copy_from_slice(buf);
+        Ok(())
+    }
+    fn writable(&self) -> bool {
+        true
+    }
+}
+
+fn machine(fork: ForkName) -> Machine {
+    Machine::new(&MachineConfig {
+        ram: ByteSize(64 << 20),
+        fork,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn touch_all(m: &Machine, pid: Pid, a: u64, len: u64) {
+    let mut cpu = m.cpu(0).unwrap();
+    cpu.switch_to(pid).unwrap();
+    for off in (0..len).step_by(PAGE as usize) {
+        cpu.load_u64(a + off).unwrap();
+    }
+}
+
+fn load(m: &Machine, pid: Pid, addr: u64) -> u64 {
+    let mut b = [0u8; 8];
+    m.read(pid, addr, &mut b).unwrap().unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn store(m: &Machine, pid: Pid, addr: u64, v: u64) {
+    m.write(pid, addr, &v.to_le_bytes()).unwrap().unwrap();
+}
+
+/// Two processes map an 8 MiB file at different, 2 MiB-aligned addresses.
+/// Returns the leaf tables both together needed.
+fn two_mappers(m: &Machine, data: &Arc<Mutex<Vec<u8>>>) -> (Pid, Pid, u64, u64, i32, u64) {
+    let fd = m.open_file(Box::new(MemFile(data.clone())));
+    let len = 8 << 20;
+    let p1 = m.spawn().unwrap();
+    let p2 = m.spawn().unwrap();
+    let a1 = m
+        .mmap_fd(p1, 0x6000_0000_0000, len, RW, MAP_SHARED | MAP_FIXED, fd, 0)
+        .unwrap();
+    let a2 = m
+        .mmap_fd(p2, 0x6100_0020_0000, len, RW, MAP_SHARED | MAP_FIXED, fd, 0)
+        .unwrap();
+    let before = m.stats().page_table_pages;
+    touch_all(m, p1, a1, len);
+    touch_all(m, p2, a2, len);
+    let tables = m.stats().page_table_pages - before;
+    (p1, p2, a1, a2, fd, tables)
+}
+
+#[test]
+fn unrelated_processes_share_object_tables_and_see_each_others_writes() {
+    let data = Arc::new(Mutex::new(
+        (0..8u64 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>(),
+    ));
+    let m = machine(ForkName::SharedPt);
+    let (p1, p2, a1, a2, fd, tables) = two_mappers(&m, &data);
+    m.check().unwrap();
+    // 8 MiB = 4 leaf tables, shared; each process also needs PDPT and PD.
+    assert!(tables <= 4 + 2 * 2, "shared: {tables} tables");
+    let cow = machine(ForkName::Cow);
+    let (.., cow_tables) = two_mappers(&cow, &data);
+    assert!(cow_tables >= 8, "private tables: {cow_tables}");
+    assert!(tables + 4 <= cow_tables, "shared {tables} vs private {cow_tables}");
+
+    store(&m, p1, a1 + 5 * PAGE, 0x1111);
+    assert_eq!(load(&m, p2, a2 + 5 * PAGE), 0x1111);
+    store(&m, p2, a2 + (3 << 20), 0x2222);
+    assert_eq!(load(&m, p1, a1 + (3 << 20)), 0x2222);
+    m.check().unwrap();
+
+    // p2 makes one page read-only: it leaves the shared table for a copy of
+    // its own; p1 keeps writing, and p2 still sees p1's writes.
+    m.mprotect(p2, a2 + 6 * PAGE, PAGE, PROT_READ).unwrap();
+    m.check().unwrap();
+    let mut cpu = m.cpu(0).unwrap();
+    cpu.switch_to(p2).unwrap();
+    assert_eq!(
+        cpu.store_u64(a2 + 6 * PAGE, 1).unwrap_err().reason,
+        FaultReason::Protection
+    );
+    drop(cpu);
+    store(&m, p1, a1 + 6 * PAGE, 0x3333);
+    assert_eq!(load(&m, p2, a2 + 6 * PAGE), 0x3333);
+    // p1's store made its PTE writable again; p2's view stays read-only.
+    let mut cpu = m.cpu(0).unwrap();
+    cpu.switch_to(p2).unwrap();
+    assert_eq!(
+        cpu.store_u64(a2 + 6 * PAGE, 1).unwrap_err().reason,
+        FaultReason::Protection
+    );
+    drop(cpu);
+    store(&m, p2, a2 + 7 * PAGE, 0x4444);
+    assert_eq!(load(&m, p1, a1 + 7 * PAGE), 0x4444);
+    // p1 unmaps its first 2 MiB: p2 is untouched.
+    m.munmap(p1, a1, MIB2).unwrap();
+    assert_eq!(load(&m, p2, a2 + 5 * PAGE), 0x1111);
+    m.check().unwrap();
+
+    m.msync(p2, a2, 8 << 20, MS_SYNC).unwrap();
+    let bytes = data.lock().unwrap();
+    assert_eq!(
+        u64::from_le_bytes(bytes[(3 << 20)..(3 << 20) + 8].try_into().unwrap()),
+        0x2222
+    );
+    drop(bytes);
+    m.exit(p1).unwrap();
+    m.check().unwrap();
+    assert_eq!(load(&m, p2, a2 + (3 << 20)), 0x2222);
+    m.exit(p2).unwrap();
+    m.close(fd).unwrap();
+    m.check().unwrap();
+    assert_eq!(m.phys().frames_used(), m.reserved_frames());
+    assert_eq!(
+        u64::from_le_bytes(
+            data.lock().unwrap()[6 * PAGE as usize..6 * PAGE as usize + 8]
+                .try_into()
+                .unwrap()
+        ),
+        0x3333
+    );
+}
+
+/// Different 2 MiB alignment, or a different protection, means no sharing;
+/// it must still be correct.
+#[test]
+fn misaligned_or_differently_protected_mappers_do_not_share() {
+    let data = Arc::new(Mutex::new(vec![7u8; 4 << 20]));
+    let m = machine(ForkName::SharedPt);
+    let fd = m.open_file(Box::new(MemFile(data.clone())));
+    let p1 = m.spawn().unwrap();
+    let p2 = m.spawn().unwrap();
+    let p3 = m.spawn().unwrap();
+    let a1 = m
+        .mmap_fd(p1, 0x6000_0000_0000, 4 << 20, RW, MAP_SHARED | MAP_FIXED, fd, 0)
+        .unwrap();
+    // One page off the 2 MiB alignment of the object.
+    let a2 = m
+        .mmap_fd(p2, 0x6100_0000_1000, 4 << 20, RW, MAP_SHARED | MAP_FIXED, fd, 0)
+        .unwrap();
+    let a3 = m
+        .mmap_fd(p3, 0x6200_0000_0000, 4 << 20, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0)
+        .unwrap();
+    touch_all(&m, p1, a1, 4 << 20);
+    touch_all(&m, p2, a2, 4 << 20);
+    touch_all(&m, p3, a3, 4 << 20);
+    m.check().unwrap();
+    store(&m, p1, a1 + 9 * PAGE, 99);
+    assert_eq!(load(&m, p2, a2 + 9 * PAGE), 99);
+    assert_eq!(load(&m, p3, a3 + 9 * PAGE), 99);
+    let mut cpu = m.cpu(0).unwrap();
+    cpu.switch_to(p3).unwrap();
+    assert_eq!(cpu.store_u64(a3, 1).unwrap_err().reason, FaultReason::Protection);
+    drop(cpu);
+    for p in [p1, p2, p3] {
+        m.exit(p).unwrap();
+        m.check().unwrap();
+    }
+    m.close(fd).unwrap();
+    assert_eq!(m.phys().frames_used(), m.reserved_frames());
+}
+
+/// Shared anonymous memory inherited by fork is reached through the same
+/// table in parent and child; writes on either side are seen on the other.
+#[test]
+fn shared_anonymous_memory_tables_across_fork() {
+    let m = machine(ForkName::SharedPt);
+    let p = m.spawn().unwrap();
+    let len = 4 << 20;
+    let a = m
+        .mmap(p, 0x6000_0000_0000, len, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED)
+        .unwrap();
+    touch_all(&m, p, a, len);
+    store(&m, p, a + 3 * PAGE, 5);
+    let c = m.fork(p).unwrap();
+    let before = m.stats().page_table_pages;
+    assert_eq!(load(&m, c, a + 3 * PAGE), 5);
+    touch_all(&m, c, a, len);
+    assert!(
+        m.stats().page_table_pages - before <= 2,
+        "child reuses the parent's object tables"
+    );
+    store(&m, c, a + (2 << 20), 6);
+    assert_eq!(load(&m, p, a + (2 << 20)), 6);
+    m.check().unwrap();
+    m.exit(p).unwrap();
+    assert_eq!(load(&m, c, a + 3 * PAGE), 5);
+    m.check().unwrap();
+    m.exit(c).unwrap();
+    m.check().unwrap();
+    assert_eq!(m.phys().frames_used(), m.reserved_frames());
+}
