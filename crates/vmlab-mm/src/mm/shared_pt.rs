@@ -57,7 +57,8 @@ fn object_block(vma: &Vma, addr: u64) -> Option<(u64, u64)> {
         return None;
     }
     let pg = vma.pgoff_of(span);
-    pg.is_multiple_of(pages_per_table).then_some((span, pg / pages_per_table))
+    pg.is_multiple_of(pages_per_table)
+        .then_some((span, pg / pages_per_table))
 }
 
 /// Registry key of an object table, also kept in its descriptor's `index`.

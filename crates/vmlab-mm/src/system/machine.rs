@@ -349,6 +349,30 @@ impl Machine {
         result
     }
 
+    /// `mremap(old_addr, old_len, new_len, flags, new_addr)` in process `pid`.
+    /// Not implemented yet (issue 4): ENOSYS.
+    pub fn mremap(
+        &self,
+        pid: Pid,
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u32,
+        new_addr: u64,
+    ) -> SysResult<u64> {
+        let _ = (old_addr, old_len, new_len, flags, new_addr);
+        self.process(pid)?;
+        Err(Errno::ENOSYS)
+    }
+
+    /// `madvise(addr, len, advice)` in process `pid`. Not implemented yet
+    /// (issue 4): ENOSYS.
+    pub fn madvise(&self, pid: Pid, addr: u64, len: u64, advice: u32) -> SysResult<()> {
+        let _ = (addr, len, advice);
+        self.process(pid)?;
+        Err(Errno::ENOSYS)
+    }
+
     /// Add a host file to the file table (Linux: the `open` that made the
     /// fd). Returns the lowest free descriptor from 3 on. The file gets a
     /// memory object of its own (two opens of one host file are two
