@@ -158,9 +158,13 @@ fn handle_fault_inner(
             continue;
         }
         if !cur.present() {
-            // A PROT_NONE entry in a VMA that now allows access: mprotect
-            // rewrites PTEs before it returns, so this is a race with it; retry.
-            core::hint::spin_loop();
+            // A PROT_NONE entry in a VMA that allows this access. mprotect
+            // rewrites PTEs under the map lock held for writing, so this is
+            // not a race: make the entry present as the VMA says (read-only;
+            // a store then takes the write-protect path) rather than spin.
+            let keep = cur.0 & (Pte::SPECIAL | Pte::ACCESSED | Pte::DIRTY);
+            let fixed = Pte::new(cur.pfn(), (base & !Pte::WRITE) | keep);
+            let _ = entry.compare_exchange(cur.0, fixed.0, Ordering::AcqRel, Ordering::Acquire);
             continue;
         }
         if access == Access::Write && !cur.writable() {
