@@ -456,8 +456,9 @@ impl ObjectTable {
     }
 
     /// A frame whose PTE was just zapped is about to lose that reference
-    /// (the TLBs are flushed): if it is a dirty page of a file, write it
-    /// back now. A failure is kept for the object's next `msync`.
+    /// (the TLBs are flushed): if it is a dirty page of a file that no PTE
+    /// maps any more, write it back now. A failure is kept for the object's
+    /// next `msync`.
     pub fn writeback_unmapped(&self, phys: &PhysMem, pfn: Pfn) {
         let Some(d) = phys.desc(pfn) else { return };
         if d.usage() != FrameUse::PageCache {
@@ -465,6 +466,11 @@ impl ObjectTable {
         }
         let fl = d.flags.load(Ordering::Acquire);
         if fl & PG_DIRTY == 0 || fl & PG_SWAPBACKED != 0 {
+            return;
+        }
+        // Still mapped elsewhere: the last unmapper (or msync, or the
+        // object's release) writes it, once, as Linux's flusher would.
+        if d.mapcount.load(Ordering::Acquire) > 0 {
             return;
         }
         let Some(o) = self.get(ObjectId(d.mapping.load(Ordering::Relaxed))) else {
