@@ -40,6 +40,58 @@ enum Command {
     /// Run an experiment: designs side by side, the seeds' claims checked (docs/EXPERIMENTS.md).
     #[command(subcommand)]
     Exp(ExpCommand),
+    /// The Linux oracle: record the host kernel's answers to random mmap/munmap/mprotect/mremap/madvise
+    /// sequences, and replay a recording on vmlab (docs/SEMANTICS.md).
+    #[command(subcommand)]
+    Oracle(OracleCommand),
+}
+
+/// `vmlab oracle record|replay`.
+#[derive(Subcommand, Debug)]
+enum OracleCommand {
+    /// Generate sequences, run them on the host kernel (in a child process), write JSON Lines to stdout.
+    Record(OracleRecordArgs),
+    /// Run a recording on vmlab and print every divergence; exit 1 if there is one, 2 for a bad file.
+    Replay(OracleReplayArgs),
+}
+
+#[derive(Args, Debug)]
+struct OracleRecordArgs {
+    /// Seed of the generator; a sequence depends only on the seed, its number and --ops.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+
+    /// Number of sequences to record.
+    #[arg(long, default_value_t = 1000)]
+    sequences: u64,
+
+    /// Calls per sequence.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=100000))]
+    ops: u64,
+
+    /// Number of the first sequence (to record again one sequence of a long run).
+    #[arg(long, default_value_t = 0)]
+    first: u64,
+
+    /// Op kinds to leave out, comma separated: munmap, mprotect, mremap, madvise, store, load.
+    #[arg(long, value_delimiter = ',', value_name = "OPS")]
+    without: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct OracleReplayArgs {
+    /// The recording (JSON Lines); `-` reads stdin.
+    file: PathBuf,
+
+    /// Check vmlab's invariants after every op, not only at the end of each sequence
+    /// (the checker walks every frame: with --set ram=16MiB it is much faster).
+    #[arg(long)]
+    check_each_op: bool,
+
+    /// Count differing contents of MADV_FREE'd pages as divergences (by default they are tolerated:
+    /// Linux frees such pages only when memory is short, vmlab at once).
+    #[arg(long)]
+    strict_free: bool,
 }
 
 /// `vmlab exp <name>`: one subcommand per experiment.
@@ -58,6 +110,10 @@ struct ExpForkArgs {
     /// Measured runs per policy and size (latencies are medians).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(5..=10000))]
     runs: u32,
+
+    /// Processes that map the shared segment (of --max-size bytes) in the shared_segment scenario.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(2..=4096))]
+    processes: u32,
 
     /// Print one JSON object {"experiment", "config", "params", "rows", "claims"} instead of tables.
     #[arg(long)]
@@ -123,6 +179,10 @@ fn main() -> ExitCode {
     if args.get(1).map(String::as_str) == Some(vmlab::exp::fork::ANCHOR_ARG) {
         return fork_anchor::run(&args[2..]);
     }
+    // The recorder child of `vmlab oracle record`: runs sequences on the host kernel.
+    if args.get(1).map(String::as_str) == Some(vmlab::oracle::host::CHILD_ARG) {
+        return ExitCode::from(vmlab::oracle::host::child_main().clamp(0, 255) as u8);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         // Help and version go to stdout with 0; usage errors to stderr with 2.
@@ -161,6 +221,66 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         }
         Command::Run(args) => run(&cfg, args),
         Command::Exp(cmd) => exp(&cfg, cmd),
+        Command::Oracle(cmd) => oracle(&cfg, cmd),
+    }
+}
+
+/// `vmlab oracle record` / `replay`.
+fn oracle(cfg: &MachineConfig, cmd: &OracleCommand) -> Result<(), Failure> {
+    use std::io::BufRead;
+    use vmlab::oracle::{gen::OpMix, host, replay};
+    match cmd {
+        OracleCommand::Record(a) => {
+            if !host::HOST_ORACLE {
+                return Err(Failure::Usage("oracle record needs Linux on x86-64".into()));
+            }
+            let without: Vec<&str> = a.without.iter().map(|s| s.trim()).collect();
+            let mix = OpMix::without(&without).map_err(|e| Failure::Usage(format!("--without: {e}")))?;
+            let exe = std::env::current_exe()
+                .map_err(|e| Failure::Runtime(format!("cannot locate the running executable: {e}")))?;
+            let mut so = std::io::BufWriter::new(std::io::stdout().lock());
+            match host::record(&exe, a.seed, a.first, a.sequences, a.ops as usize, &mix, &mut so) {
+                Ok(sum) if sum.errors > 0 => {
+                    eprintln!(
+                        "vmlab oracle record: {} of {} sequences failed",
+                        sum.errors, sum.sequences
+                    );
+                    Ok(())
+                }
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                Err(e) => Err(Failure::Runtime(format!("oracle record: {e}"))),
+            }
+        }
+        OracleCommand::Replay(a) => {
+            let name = a.file.display().to_string();
+            let open = || -> Result<Box<dyn BufRead>, Failure> {
+                if a.file.as_os_str() == "-" {
+                    return Ok(Box::new(std::io::stdin().lock()));
+                }
+                let f = std::fs::File::open(&a.file).map_err(|e| Failure::Usage(format!("{name}: {e}")))?;
+                Ok(Box::new(std::io::BufReader::new(f)))
+            };
+            let bad = |e: replay::ReplayError| match e {
+                replay::ReplayError::BadInput { .. } => Failure::Usage(format!("{name}: {e}")),
+                _ => Failure::Runtime(format!("{name}: {e}")),
+            };
+            // A file is checked whole before anything runs; stdin as it comes.
+            if a.file.as_os_str() != "-" {
+                replay::validate(open()?).map_err(bad)?;
+            }
+            let opts = replay::ReplayOptions {
+                check_each_op: a.check_each_op,
+                strict_free: a.strict_free,
+            };
+            let build = || vmlab::mm::system::Machine::new(cfg).map_err(|e| e.to_string());
+            let mut so = std::io::stdout().lock();
+            let sum = replay::replay(open()?, &build, opts, &mut so).map_err(bad)?;
+            if sum.divergences > 0 {
+                return Err(Failure::Runtime(format!("{} divergences from Linux", sum.divergences)));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -170,7 +290,8 @@ fn exp(cfg: &MachineConfig, cmd: &ExpCommand) -> Result<(), Failure> {
     let mut progress = |line: &str| eprintln!("{line}");
     let (report, json) = match cmd {
         ExpCommand::Fork(a) => {
-            let params = vmlab::exp::fork::ForkParams::new(a.max_size, a.runs as usize)?;
+            let params =
+                vmlab::exp::fork::ForkParams::new(a.max_size, a.runs as usize)?.with_processes(a.processes as usize)?;
             (vmlab::exp::fork::run(cfg, &params, &build, &mut progress)?, a.json)
         }
     };

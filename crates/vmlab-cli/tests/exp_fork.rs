@@ -1,6 +1,7 @@
 //! `vmlab exp fork` end to end, at 16 MiB so that a debug build stays fast:
-//! the JSON shape, exact sizes, the host anchor's rows, and claim verdicts
-//! that follow from their own numbers by the documented rule.
+//! the JSON shape, exact sizes, the host anchor's rows, the shared-segment
+//! rows' exact page-table counts, and claim verdicts that follow from their
+//! own numbers by the documented rule.
 
 use serde_json::Value;
 use std::process::{Command, Output};
@@ -56,12 +57,14 @@ fn exp_fork_json_at_16mib() {
     assert_eq!(doc["params"]["runs"], 5);
     assert_eq!(doc["params"]["sizes"], serde_json::json!([16777216]));
     let rows = doc["rows"].as_array().expect("rows");
-    assert_eq!(rows.len(), 4, "{rows:?}");
-    let row = |p: &str| {
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    let in_scenario = |sc: &str, p: &str| {
         rows.iter()
-            .find(|r| r["policy"] == p)
-            .unwrap_or_else(|| panic!("no {p} row"))
+            .find(|r| r["scenario"] == sc && r["policy"] == p)
+            .unwrap_or_else(|| panic!("no {sc} {p} row"))
     };
+    let row = |p: &str| in_scenario("fork", p);
+    let seg = |p: &str| in_scenario("shared_segment", p);
     for p in ["cow", "shared_pt", "eager", "host"] {
         let r = row(p);
         assert_eq!(r["resident_bytes"].as_u64(), Some(16777216), "{p}");
@@ -82,11 +85,39 @@ fn exp_fork_json_at_16mib() {
     assert_eq!(row("eager")["pages_copied"], 4096);
     assert_eq!(row("cow")["pages_copied"], 0);
 
+    // The shared segment: 32 spawned processes map one 16 MiB file at a
+    // 1 GiB-aligned address: 8 leaf tables, and root + PDPT + PD each.
+    assert_eq!(doc["params"]["processes"], 32);
+    assert_eq!(doc["params"]["segment_bytes"], 16777216);
+    assert_eq!(
+        rows.iter().filter(|r| r["scenario"] == "shared_segment").count(),
+        2,
+        "cow and shared_pt"
+    );
+    for p in ["cow", "shared_pt"] {
+        let r = seg(p);
+        assert_eq!(r["processes"], 32, "{p}");
+        assert_eq!(r["segment_bytes"], 16777216, "{p}");
+        assert_eq!(
+            r["page_table_bytes"].as_u64().unwrap(),
+            r["page_table_pages"].as_u64().unwrap() * 4096
+        );
+        assert!(r["touch_ns"].as_u64().unwrap() > 0, "{p}");
+        assert!(r["fork_ns"].is_null(), "{p}: no fork in this scenario");
+    }
+    let seg_pt = |p: &str| seg(p)["page_table_pages"].as_u64().unwrap();
+    assert_eq!(seg_pt("cow"), 32 * (8 + 3));
+    assert_eq!(seg_pt("shared_pt"), 8 + 32 * 3);
+    // cow: every process faults every page; shared_pt: the first faults
+    // every page, the others once per 2 MiB table they attach.
+    assert_eq!(seg("cow")["faults"], 32 * 4096);
+    assert_eq!(seg("shared_pt")["faults"], 4096 + 31 * 8);
+
     let claims = doc["claims"].as_array().expect("claims");
-    assert_eq!(claims.len(), 4);
+    assert_eq!(claims.len(), 5);
     assert_eq!(
         claims.iter().map(|c| c["seed"].as_str().unwrap()).collect::<Vec<_>>(),
-        ["003", "003", "000", "anchor"]
+        ["003", "003", "000", "anchor", "003"]
     );
     for c in claims {
         for k in ["seed", "claim", "metric", "measured", "threshold", "verdict"] {
@@ -119,6 +150,35 @@ fn exp_fork_json_at_16mib() {
         Some(0.0),
         "shared_pt allocated a leaf table"
     );
+    // Claim 5's metric is the page-table MiB shared_pt saved over cow.
+    let saved = (seg_pt("cow") - seg_pt("shared_pt")) as f64 * 4096.0 / (1 << 20) as f64;
+    assert_eq!(claims[4]["measured"].as_f64(), Some(saved));
+    assert_eq!(claims[4]["threshold"].as_f64(), Some(100.0));
+    assert_eq!(claims[4]["verdict"], "refuted", "16 MiB x 32 saves under 1 MiB");
+    assert_eq!(
+        claims[4]["requires"][0]["measured"].as_f64(),
+        Some(0.0),
+        "shared_pt's processes hold one set of leaf tables"
+    );
+    let text = claims[4]["claim"].as_str().unwrap();
+    assert!(text.contains("P >= 3201") && text.contains("P = 32"), "{text}");
+}
+
+#[test]
+fn exp_fork_processes_flag() {
+    let o = vmlab(&["exp", "fork", "--max-size", "16MiB", "--processes", "3", "--json"]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["params"]["processes"], 3);
+    let rows = doc["rows"].as_array().unwrap();
+    let pt = |p: &str| {
+        rows.iter()
+            .find(|r| r["scenario"] == "shared_segment" && r["policy"] == p)
+            .unwrap()["page_table_pages"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!((pt("cow"), pt("shared_pt")), (3 * 11, 8 + 3 * 3));
 }
 
 #[test]
@@ -136,6 +196,8 @@ fn exp_fork_table_output() {
         "verdict",
         "003",
         "000",
+        "shared_segment",
+        "procs",
     ] {
         assert!(out.contains(needle), "table lacks {needle}: {out}");
     }
@@ -148,6 +210,7 @@ fn exp_fork_bad_args_exit_2() {
         (&["exp", "fork", "--max-size", "8MiB"][..], "at least 16MiB"),
         (&["exp", "fork", "--max-size", "lots"][..], "invalid size"),
         (&["exp", "fork", "--runs", "4"][..], "--runs"),
+        (&["exp", "fork", "--processes", "1"][..], "--processes"),
         (&["exp", "nosuch"][..], "nosuch"),
         (&["exp", "fork", "--set", "cpus=0"][..], "cpus"),
     ] {

@@ -6,4 +6,5 @@ pub use vmlab_mm as mm;
 pub mod config;
 pub mod exp;
 pub mod host;
+pub mod oracle;
 pub mod workload;

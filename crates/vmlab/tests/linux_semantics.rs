@@ -15,11 +15,13 @@
 
 mod common;
 
-use common::oracle::{self, maps_of, run_host, run_vmlab, show_maps, Op, A, P, R};
+use common::oracle::{self, maps_of, run_host, run_vmlab_with, show_maps, Op, A, P, R};
 use vmlab_mm::addr::TASK_SIZE;
 use vmlab_mm::errno::{Errno, FaultReason};
 use vmlab_mm::mm::uapi::*;
-use vmlab_mm::system::{ByteSize, Machine, MachineConfig};
+use vmlab_mm::mm::{Access, ForkPolicy};
+use vmlab_mm::system::config::ForkName;
+use vmlab_mm::system::{ByteSize, Machine, MachineConfig, Pid};
 
 /// The host child (see `common/oracle.rs`); a no-op in a normal test run.
 #[test]
@@ -82,6 +84,68 @@ fn err(e: Errno) -> R {
 fn segv(kind: &str) -> R {
     R::Segv(kind.into())
 }
+const MV: u32 = MREMAP_MAYMOVE;
+const FXD: u32 = MREMAP_MAYMOVE | MREMAP_FIXED;
+const DU: u32 = MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP;
+const SH: u32 = MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED;
+/// MAP_FIXED shared anonymous mapping of `n` pages at page `at`.
+fn shm(at: i64, n: u64, prot: u32) -> Op {
+    mmf(at, n, prot, SH)
+}
+/// `mremap` of `old` pages at page `at` to `new` pages, new address page `to`.
+fn mr(at: i64, old: u64, new: u64, flags: u32, to: i64) -> Op {
+    Op::Mremap {
+        a: pg(at),
+        old_len: old * P,
+        new_len: new * P,
+        flags,
+        new_a: pg(to),
+        back: None,
+    }
+}
+/// `mremap` (MREMAP_MAYMOVE) that the kernel places; the harness moves the
+/// result to page `back` (see `Op::Mremap`).
+fn mr_back(at: i64, old: u64, new: u64, back: i64) -> Op {
+    Op::Mremap {
+        a: pg(at),
+        old_len: old * P,
+        new_len: new * P,
+        flags: MV,
+        new_a: pg(0),
+        back: Some(pg(back)),
+    }
+}
+/// `mremap` with raw arguments (lengths in bytes).
+fn mr_raw(a: A, old_len: u64, new_len: u64, flags: u32, new_a: A) -> Op {
+    Op::Mremap {
+        a,
+        old_len,
+        new_len,
+        flags,
+        new_a,
+        back: None,
+    }
+}
+fn ma(at: i64, n: u64, advice: u32) -> Op {
+    Op::Madvise {
+        a: pg(at),
+        len: n * P,
+        advice,
+    }
+}
+fn ma_raw(a: A, len: u64, advice: u32) -> Op {
+    Op::Madvise { a, len, advice }
+}
+fn fork(ops: Vec<Op>) -> Op {
+    Op::Fork { ops }
+}
+/// A forked child's results (all of them, in order).
+fn child(rs: Vec<R>) -> R {
+    R::Child(rs)
+}
+fn maps(s: &str) -> R {
+    maps_of(s)
+}
 
 struct Case {
     name: &'static str,
@@ -117,7 +181,7 @@ impl Case {
 /// The table. Every expectation is Linux's (mm/vma.c, mm/mmap.c,
 /// mm/mprotect.c, arch/x86/kernel/sys_x86_64.c), named in the comments.
 fn cases() -> Vec<Case> {
-    vec![
+    let mut all = vec![
         // do_vmi_munmap → vms_gather_munmap_vmas splits at both ends.
         case("munmap_middle_page_splits_vma_in_two")
             .op(mm(0, 3, RW))
@@ -751,6 +815,984 @@ fn cases() -> Vec<Case> {
             })
             .is(err(Errno::ENOMEM))
             .maps("0-2:rw-p 8-9:rw-p 10-11:r--p 14-15:rw-p"),
+    ];
+    all.extend(mremap_cases());
+    all.extend(madvise_cases());
+    all.extend(fork_cases());
+    all
+}
+
+/// mremap (Linux 6.18 mm/mremap.c: check_mremap_params, check_prep_vma,
+/// remap_move, mremap_to, expand_vma, move_vma; mm/vma.c: copy_vma).
+fn mremap_cases() -> Vec<Case> {
+    vec![
+        // shrink_vma: the tail is unmapped; the rest keeps its pages.
+        case("mremap_shrink_in_place")
+            .op(mm(0, 4, RW))
+            .op(st(0, 1))
+            .op(st(3, 4))
+            .op(mr(0, 4, 2, 0, 0))
+            .is(at(0))
+            .maps("0-2:rw-p")
+            .op(ld(0))
+            .is(R::Val(1))
+            .op(ld(2))
+            .is(segv("MAPERR"))
+            .op(ld(3))
+            .is(segv("MAPERR")),
+        // vma_expandable + vma_merge_extend: grows over free space.
+        case("mremap_grow_in_place")
+            .op(mm(0, 2, RW))
+            .op(st(1, 7))
+            .op(mr(0, 2, 4, 0, 0))
+            .is(at(0))
+            .maps("0-4:rw-p")
+            .op(ld(1))
+            .is(R::Val(7))
+            .op(ld(3))
+            .is(R::Val(0))
+            .op(st(3, 9))
+            .is(R::Ok)
+            .op(ld(3))
+            .is(R::Val(9)),
+        // ...and merges with the next VMA it reaches.
+        case("mremap_grow_in_place_merges_with_next")
+            .op(mm(0, 2, RW))
+            .op(mm(4, 2, RW))
+            .op(mr(0, 2, 4, 0, 0))
+            .is(at(0))
+            .maps("0-6:rw-p"),
+        // An old range that ends where its VMA ends may start inside it.
+        case("mremap_grow_from_middle_of_vma")
+            .op(mm(0, 4, RW))
+            .op(mr(2, 2, 3, 0, 0))
+            .is(at(2))
+            .maps("0-5:rw-p"),
+        // expand_vma without MREMAP_MAYMOVE: ENOMEM when blocked (or when the
+        // range does not end at its VMA's end); EFAULT when the range to keep
+        // crosses its VMA's end (check_prep_vma), whatever the flags.
+        case("mremap_grow_blocked")
+            .op(mm(0, 4, RW))
+            .op(mm(4, 1, R_))
+            .op(mr(0, 4, 5, 0, 0))
+            .is(err(Errno::ENOMEM))
+            .op(mr(1, 2, 4, 0, 0))
+            .is(err(Errno::ENOMEM))
+            .op(mr(1, 3, 4, 0, 0))
+            .is(err(Errno::ENOMEM))
+            .op(mr(0, 5, 6, 0, 0))
+            .is(err(Errno::EFAULT))
+            .op(mr(0, 5, 6, MV, 0))
+            .is(err(Errno::EFAULT))
+            .op(mr(2, 10, 11, MV, 0))
+            .is(err(Errno::EFAULT))
+            .maps("0-4:rw-p 4-5:r--p"),
+        // With MREMAP_MAYMOVE the kernel moves it (the harness brings it back
+        // to page 20): contents move with it, the old range is gone.
+        case("mremap_grow_by_moving")
+            .op(mm(0, 2, RW))
+            .op(st(0, 3))
+            .op(st(1, 4))
+            .op(mm(2, 1, R_))
+            .op(mr_back(0, 2, 4, 20))
+            .is(R::Elsewhere)
+            .maps("2-3:r--p 20-24:rw-p")
+            .op(ld(20))
+            .is(R::Val(3))
+            .op(ld(21))
+            .is(R::Val(4))
+            .op(ld(23))
+            .is(R::Val(0))
+            .op(ld(0))
+            .is(segv("MAPERR")),
+        // MREMAP_FIXED: the pages move, the target is unmapped first.
+        case("mremap_fixed_moves_contents")
+            .op(mm(0, 3, RW))
+            .op(st(0, 1))
+            .op(st(1, 2))
+            .op(st(2, 3))
+            .op(mr(0, 3, 3, FXD, 10))
+            .is(at(10))
+            .maps("10-13:rw-p")
+            .op(ld(10))
+            .is(R::Val(1))
+            .op(ld(11))
+            .is(R::Val(2))
+            .op(ld(12))
+            .is(R::Val(3))
+            .op(ld(0))
+            .is(segv("MAPERR")),
+        case("mremap_fixed_replaces_target")
+            .op(mm(0, 2, RW))
+            .op(st(0, 5))
+            .op(mm(10, 4, R_))
+            .op(mr(0, 2, 2, FXD, 11))
+            .is(at(11))
+            .maps("10-11:r--p 11-13:rw-p 13-14:r--p")
+            .op(ld(11))
+            .is(R::Val(5))
+            .op(ld(12))
+            .is(R::Val(0)),
+        // FIXED with a size change: shrink first (across VMAs too), then move;
+        // or move into a larger range.
+        case("mremap_fixed_shrink_and_grow")
+            .op(mm(0, 2, RW))
+            .op(mm(2, 1, R_))
+            .op(st(0, 1))
+            .op(mr(0, 4, 1, FXD, 20))
+            .is(at(20))
+            .maps("20-21:rw-p")
+            .op(ld(20))
+            .is(R::Val(1))
+            .op(mr(20, 1, 3, FXD, 30))
+            .is(at(30))
+            .maps("30-33:rw-p")
+            .op(ld(30))
+            .is(R::Val(1))
+            .op(ld(32))
+            .is(R::Val(0)),
+        // check_prep_vma runs before the target is unmapped: an EFAULT
+        // leaves the target alone.
+        case("mremap_fixed_efault_leaves_target")
+            .op(mm(0, 2, RW))
+            .op(mm(2, 1, R_))
+            .op(mm(20, 3, RW))
+            .op(mr(0, 3, 4, FXD, 20))
+            .is(err(Errno::EFAULT))
+            .maps("0-2:rw-p 2-3:r--p 20-23:rw-p"),
+        // remap_move: a fixed move keeping the length takes every VMA in the
+        // range, keeping the gaps between them; the target's gaps keep what
+        // was mapped there.
+        case("mremap_fixed_move_across_vmas_keeps_gaps")
+            .op(mm(0, 2, RW))
+            .op(mm(3, 1, R_))
+            .op(st(0, 1))
+            .op(mm(102, 1, PROT_EXEC))
+            .op(mr(0, 4, 4, FXD, 100))
+            .is(at(100))
+            .maps("100-102:rw-p 102-103:--xp 103-104:r--p")
+            .op(ld(100))
+            .is(R::Val(1)),
+        case("mremap_fixed_move_across_vmas")
+            .op(mm(0, 4, RW))
+            .op(mm(4, 1, R_))
+            .op(st(3, 3))
+            .op(mr(0, 5, 5, FXD, 100))
+            .is(at(100))
+            .maps("100-104:rw-p 104-105:r--p")
+            .op(ld(103))
+            .is(R::Val(3)),
+        // ...but the range must start in a VMA.
+        case("mremap_fixed_move_hole_at_start")
+            .op(mm(1, 2, RW))
+            .op(mr(0, 3, 3, FXD, 20))
+            .is(err(Errno::EFAULT))
+            .maps("1-3:rw-p"),
+        // MREMAP_DONTUNMAP: the pages move, the old range stays mapped and
+        // reads zero (private anonymous memory).
+        case("mremap_dontunmap_private_anon")
+            .op(mm(0, 2, RW))
+            .op(st(0, 7))
+            .op(st(1, 8))
+            .op(mr(0, 2, 2, DU, 10))
+            .is(at(10))
+            .maps("0-2:rw-p 10-12:rw-p")
+            .op(ld(0))
+            .is(R::Val(0))
+            .op(ld(10))
+            .is(R::Val(7))
+            .op(ld(11))
+            .is(R::Val(8))
+            .op(st(0, 1))
+            .is(R::Ok)
+            .op(ld(10))
+            .is(R::Val(7)),
+        // DONTUNMAP without FIXED: `new_addr` is a hint.
+        case("mremap_dontunmap_hint")
+            .op(mm(0, 2, RW))
+            .op(st(0, 7))
+            .op(mr(0, 2, 2, MV | MREMAP_DONTUNMAP, 10))
+            .is(at(10))
+            .op(mm(20, 2, RW))
+            .op(mr(10, 2, 2, MV | MREMAP_DONTUNMAP, 20))
+            .is(R::Elsewhere)
+            .maps("0-2:rw-p 10-12:rw-p 20-22:rw-p")
+            .op(ld(10))
+            .is(R::Val(0)),
+        // On shared memory the old range maps the object again.
+        case("mremap_dontunmap_shared_anon")
+            .op(shm(0, 2, RW))
+            .op(st(0, 9))
+            .op(mr(0, 2, 2, DU, 10))
+            .is(at(10))
+            .maps("0-2:rw-s 10-12:rw-s")
+            .op(ld(0))
+            .is(R::Val(9))
+            .op(st(0, 10))
+            .op(ld(10))
+            .is(R::Val(10)),
+        // dontunmap_complete: a VMA moved whole loses its anon_vma (and, being
+        // untouched now, VM_ACCOUNT when made read-only: it merges); a VMA moved
+        // in part keeps both.
+        case("mremap_dontunmap_whole_vma_loses_identity")
+            .op(mm(0, 2, RW))
+            .op(st(0, 1))
+            .op(mm(2, 1, R_))
+            .op(mr(0, 2, 2, DU, 10))
+            .is(at(10))
+            .op(mp(0, 2, R_))
+            .maps("0-3:r--p 10-12:rw-p"),
+        case("mremap_dontunmap_part_keeps_identity")
+            .op(mm(0, 2, RW))
+            .op(st(0, 1))
+            .op(mm(2, 1, R_))
+            .op(mr(0, 1, 1, DU, 10))
+            .is(at(10))
+            .maps("0-2:rw-p 2-3:r--p 10-11:rw-p")
+            .op(mp(0, 2, R_))
+            .maps("0-2:r--p 2-3:r--p 10-11:rw-p"),
+        // copy_vma: an anonymous VMA never written takes the page offset of
+        // its new address, so it merges there like a new mapping.
+        case("mremap_untouched_move_merges_at_destination")
+            .op(mm(0, 2, RW))
+            .op(mm(10, 1, RW))
+            .op(mm(13, 1, RW))
+            .op(mr(0, 2, 2, FXD, 11))
+            .is(at(11))
+            .maps("10-14:rw-p"),
+        // A written VMA keeps its page offset and identity: no merge at the
+        // destination, but back where it came from it merges again.
+        case("mremap_touched_move_merges_back")
+            .op(mm(1, 2, RW))
+            .op(st(1, 1))
+            .op(mm(10, 1, RW))
+            .op(mm(13, 1, RW))
+            .op(mr(1, 2, 2, FXD, 11))
+            .is(at(11))
+            .maps("10-11:rw-p 11-13:rw-p 13-14:rw-p")
+            .op(mm(0, 1, RW))
+            .op(mm(3, 1, RW))
+            .op(mr(11, 2, 2, FXD, 1))
+            .is(at(1))
+            .maps("0-4:rw-p 10-11:rw-p 13-14:rw-p")
+            .op(ld(1))
+            .is(R::Val(1)),
+        case("mremap_part_out_and_back_merges")
+            .op(mm(0, 3, RW))
+            .op(st(1, 1))
+            .op(mr(1, 1, 1, FXD, 11))
+            .is(at(11))
+            .maps("0-1:rw-p 2-3:rw-p 11-12:rw-p")
+            .op(mr(11, 1, 1, FXD, 1))
+            .is(at(1))
+            .maps("0-3:rw-p")
+            .op(ld(1))
+            .is(R::Val(1)),
+        // The offset continues but the VMAs are not adjacent: no merge.
+        case("mremap_touched_shift_does_not_merge")
+            .op(mm(0, 3, RW))
+            .op(st(0, 1))
+            .op(mr(2, 1, 1, FXD, 3))
+            .is(at(3))
+            .maps("0-2:rw-p 3-4:rw-p")
+            .op(mr(0, 1, 1, FXD, 2))
+            .is(at(2))
+            .maps("1-2:rw-p 2-3:rw-p 3-4:rw-p"),
+        // Moves within one VMA: the target is cut out of it first; never
+        // written, the moved piece takes its new offset and closes the hole.
+        case("mremap_within_one_vma")
+            .op(mm(0, 10, RW))
+            .op(mr(0, 2, 2, FXD, 5))
+            .is(at(5))
+            .maps("2-10:rw-p")
+            .op(mr(8, 2, 2, FXD, 0))
+            .is(at(0))
+            .maps("0-8:rw-p")
+            .op(mm(20, 10, RW))
+            .op(st(20, 1))
+            .op(mr(20, 2, 2, FXD, 25))
+            .is(at(25))
+            .maps("0-8:rw-p 22-25:rw-p 25-27:rw-p 27-30:rw-p")
+            .op(ld(25))
+            .is(R::Val(1))
+            // Next to itself: untouched, it merges with its own remains.
+            .op(mm(40, 2, RW))
+            .op(mr(40, 2, 2, FXD, 42))
+            .is(at(42))
+            .op(mm(44, 1, RW))
+            .maps("0-8:rw-p 22-25:rw-p 25-27:rw-p 27-30:rw-p 42-45:rw-p"),
+        // Two shared anonymous mappings are two objects: never merged; pieces
+        // of one object merge again when their offsets continue.
+        case("mremap_shared_anon_objects")
+            .op(shm(0, 2, RW))
+            .op(shm(2, 2, RW))
+            .maps("0-2:rw-s 2-4:rw-s")
+            .op(mr(2, 2, 2, FXD, 10))
+            .op(mr(10, 2, 2, FXD, 2))
+            .is(at(2))
+            .maps("0-2:rw-s 2-4:rw-s")
+            .op(mr(0, 1, 1, FXD, 10))
+            .op(mr(10, 1, 1, FXD, 0))
+            .is(at(0))
+            .maps("0-2:rw-s 2-4:rw-s"),
+        // Growing a shared anonymous mapping does not grow its object: the
+        // new pages are past its end (SIGBUS, BUS_ADRERR).
+        case("mremap_shared_anon_grow_past_object")
+            .op(shm(0, 2, RW))
+            .op(st(1, 5))
+            .op(mr(0, 2, 4, 0, 0))
+            .is(at(0))
+            .maps("0-4:rw-s")
+            .op(ld(1))
+            .is(R::Val(5))
+            .op(ld(2))
+            .is(segv("BUS_ADRERR"))
+            .op(st(3, 1))
+            .is(segv("BUS_ADRERR")),
+        // old_len 0 "duplicates" a shared mapping (its object, from the page
+        // at addr); it is EINVAL for a private one, and without MAYMOVE it
+        // cannot grow in place (ENOMEM).
+        case("mremap_old_len_zero_duplicates_shared")
+            .op(shm(0, 2, RW))
+            .op(st(0, 5))
+            .op(st(1, 6))
+            .op(mr(0, 0, 1, 0, 0))
+            .is(err(Errno::ENOMEM))
+            .op(mr(1, 0, 2, FXD, 10))
+            .is(at(10))
+            .maps("0-2:rw-s 10-12:rw-s")
+            .op(ld(10))
+            .is(R::Val(6))
+            .op(ld(11))
+            .is(segv("BUS_ADRERR"))
+            .op(st(10, 7))
+            .op(ld(1))
+            .is(R::Val(7))
+            .op(mr(0, 0, 1, FXD, 1))
+            .is(at(1))
+            .maps("0-1:rw-s 1-2:rw-s 10-12:rw-s")
+            .op(ld(1))
+            .is(R::Val(5))
+            .op(mr(0, 0, 1, DU, 20))
+            .is(err(Errno::EINVAL))
+            .op(mm(20, 1, RW))
+            .op(mr(20, 0, 1, MV, 0))
+            .is(err(Errno::EINVAL))
+            .op(mr(20, 0, 1, FXD, 30))
+            .is(err(Errno::EINVAL))
+            .op(mr(20, 0, 1, 0, 0))
+            .is(err(Errno::EINVAL)),
+        // Shrinking (or keeping the size) in place does not look past the
+        // first VMA: the range may cross VMAs and holes.
+        case("mremap_shrink_and_noresize_across_vmas")
+            .op(mm(0, 4, RW))
+            .op(mm(4, 1, R_))
+            .op(mm(6, 2, RW))
+            .op(mr(0, 8, 3, 0, 0))
+            .is(at(0))
+            .maps("0-3:rw-p")
+            .op(mm(10, 2, RW))
+            .op(mr(10, 6, 6, 0, 0))
+            .is(at(10))
+            .op(mr(10, 6, 6, MV, 0))
+            .is(at(10))
+            .op(mr(10, 6, 5, MV, 0))
+            .is(at(10))
+            .op(mr(12, 2, 1, 0, 0))
+            .is(err(Errno::EFAULT))
+            .maps("0-3:rw-p 10-12:rw-p"),
+        // PROT_NONE and written-then-protected mappings move like any other.
+        case("mremap_prot_none_and_readonly")
+            .op(mm(0, 2, PROT_NONE))
+            .op(mr(0, 2, 3, 0, 0))
+            .is(at(0))
+            .op(mm(10, 2, RW))
+            .op(st(10, 4))
+            .op(mp(10, 2, R_))
+            .op(mr(10, 2, 2, FXD, 20))
+            .is(at(20))
+            .maps("0-3:---p 20-22:r--p")
+            .op(ld(20))
+            .is(R::Val(4))
+            .op(st(20, 1))
+            .is(segv("ACCERR"))
+            .op(ld(0))
+            .is(segv("ACCERR")),
+        // Flags set by madvise move with the VMA.
+        case("mremap_keeps_madvise_flags")
+            .op(mm(0, 4, RW))
+            .op(ma(0, 2, MADV_DONTFORK))
+            .op(mr(0, 2, 2, FXD, 10))
+            .is(at(10))
+            .op(mm(12, 1, RW))
+            .maps("2-4:rw-p 10-12:rw-p 12-13:rw-p"),
+        // check_mremap_params (all EINVAL, before any VMA is looked at, so
+        // before EFAULT), then check_prep_vma.
+        case("mremap_errno_table")
+            .op(mm(0, 4, RW))
+            .op(st(0, 42))
+            .op(mr(0, 1, 1, 8, 0))
+            .is(err(Errno::EINVAL))
+            .op(mr_raw(A::Rel(1), P, P, 8, pg(0)))
+            .is(err(Errno::EINVAL))
+            .op(mr_raw(A::Rel(1), P, P, 0, pg(0)))
+            .is(err(Errno::EINVAL))
+            .op(mr(0, 1, 0, 0, 0))
+            .is(err(Errno::EINVAL))
+            .op(mr(0, 0, 0, 0, 0))
+            .is(err(Errno::EINVAL))
+            .op(mr_raw(pg(0), P, u64::MAX, 0, pg(0)))
+            .is(err(Errno::EINVAL))
+            .op(mr_raw(pg(0), P, u64::MAX - P + 2, 0, pg(0)))
+            .is(err(Errno::EINVAL))
+            .op(mr_raw(pg(0), P, TASK_SIZE + P, MV, pg(0)))
+            .is(err(Errno::EINVAL))
+            .op(mr_raw(pg(0), P, 1 << 47, 0, pg(0)))
+            .is(err(Errno::EINVAL))
+            // FIXED and DONTUNMAP need MAYMOVE; DONTUNMAP keeps the size.
+            .op(mr(0, 1, 1, MREMAP_FIXED, 10))
+            .is(err(Errno::EINVAL))
+            .op(mr(0, 1, 1, MREMAP_DONTUNMAP, 10))
+            .is(err(Errno::EINVAL))
+            .op(mr(0, 1, 2, DU, 10))
+            .is(err(Errno::EINVAL))
+            .op(mr(0, 2, 1, MV | MREMAP_DONTUNMAP, 10))
+            .is(err(Errno::EINVAL))
+            // The new address: aligned, below TASK_SIZE, not overlapping.
+            .op(mr_raw(pg(0), P, P, FXD, A::Rel(10 * P as i64 + 1)))
+            .is(err(Errno::EINVAL))
+            .op(mr_raw(pg(0), P, P, MREMAP_FIXED, A::Rel(10 * P as i64 + 1)))
+            .is(err(Errno::EINVAL))
+            .op(mr_raw(pg(0), P, P, FXD, A::Abs(TASK_SIZE)))
+            .is(err(Errno::EINVAL))
+            .op(mr_raw(pg(0), P, 2 * P, FXD, A::Abs(TASK_SIZE - P)))
+            .is(err(Errno::EINVAL))
+            .op(mr_raw(pg(0), P, P, FXD, A::Abs(1 << 47)))
+            .is(err(Errno::EINVAL))
+            .op(mr(0, 2, 2, FXD, 1))
+            .is(err(Errno::EINVAL))
+            .op(mr(0, 2, 4, FXD, -3))
+            .is(err(Errno::EINVAL))
+            .op(mr(0, 2, 2, DU, 0))
+            .is(err(Errno::EINVAL))
+            // Overlap is EINVAL even where nothing is mapped.
+            .op(mr(50, 1, 1, FXD, 50))
+            .is(err(Errno::EINVAL))
+            // Not mapped: EFAULT.
+            .op(mr(50, 1, 1, 0, 0))
+            .is(err(Errno::EFAULT))
+            .op(mr(50, 1, 2, MV, 0))
+            .is(err(Errno::EFAULT))
+            .op(mr(50, 1, 1, FXD, 60))
+            .is(err(Errno::EFAULT))
+            .op(mr(50, 2, 1, 0, 0))
+            .is(err(Errno::EFAULT))
+            .op(mr_raw(A::Abs(1 << 47), P, 2 * P, MV, pg(0)))
+            .is(err(Errno::EFAULT))
+            .op(mr_raw(A::Abs(TASK_SIZE), P, P, 0, pg(0)))
+            .is(err(Errno::EFAULT))
+            // Nothing changed.
+            .op(ld(0))
+            .is(R::Val(42))
+            .maps("0-4:rw-p"),
+    ]
+}
+
+/// madvise (Linux 6.18 mm/madvise.c: do_madvise, madvise_walk_vmas,
+/// madvise_vma_behavior, madvise_dontneed_free, madvise_populate).
+fn madvise_cases() -> Vec<Case> {
+    vec![
+        // zap_page_range_single: private anonymous pages read zero again.
+        case("madvise_dontneed_zeroes_private_anon")
+            .op(mm(0, 3, RW))
+            .op(st(0, 1))
+            .op(st(1, 2))
+            .op(st(2, 3))
+            .op(ma(1, 1, MADV_DONTNEED))
+            .is(R::Ok)
+            .op(ld(0))
+            .is(R::Val(1))
+            .op(ld(1))
+            .is(R::Val(0))
+            .op(ld(2))
+            .is(R::Val(3))
+            .maps("0-3:rw-p")
+            .op(st(1, 9))
+            .op(ld(1))
+            .is(R::Val(9))
+            .op(ma(0, 3, MADV_DONTNEED_LOCKED))
+            .is(R::Ok)
+            .op(ld(2))
+            .is(R::Val(0)),
+        // Shared memory keeps its contents in the object.
+        case("madvise_dontneed_shared_keeps_contents")
+            .op(shm(0, 2, RW))
+            .op(st(0, 4))
+            .op(ma(0, 2, MADV_DONTNEED))
+            .is(R::Ok)
+            .op(ld(0))
+            .is(R::Val(4)),
+        // Holes: ENOMEM at the end, the mapped parts advised all the same.
+        case("madvise_hole_enomem_but_mapped_parts_advised")
+            .op(mm(0, 1, RW))
+            .op(mm(2, 1, RW))
+            .op(st(0, 1))
+            .op(st(2, 2))
+            .op(ma(0, 3, MADV_DONTNEED))
+            .is(err(Errno::ENOMEM))
+            .op(ld(0))
+            .is(R::Val(0))
+            .op(ld(2))
+            .is(R::Val(0))
+            .op(ma(-1, 2, MADV_DONTFORK))
+            .is(err(Errno::ENOMEM))
+            .op(ma(2, 2, MADV_DONTFORK))
+            .is(err(Errno::ENOMEM))
+            .maps("0-1:rw-p 2-3:rw-p")
+            .op(ma(0, 1, MADV_DOFORK))
+            .op(ma(2, 1, MADV_DOFORK))
+            .op(mm(1, 1, RW))
+            // The new page joins its left neighbour (both identities came
+            // from separate first writes, so the right one stays apart).
+            .maps("0-2:rw-p 2-3:rw-p"),
+        // MADV_FREE: private anonymous memory only (vma_is_anonymous); a store
+        // after it is kept. (Not loaded before that store: Linux keeps the old
+        // bytes until reclaim, vmlab frees at once; both are allowed.)
+        case("madvise_free")
+            .op(mm(0, 2, RW))
+            .op(st(0, 5))
+            .op(ma(0, 2, MADV_FREE))
+            .is(R::Ok)
+            .op(st(0, 6))
+            .op(ld(0))
+            .is(R::Val(6))
+            .op(shm(4, 1, RW))
+            .op(ma(4, 1, MADV_FREE))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 5, MADV_FREE))
+            .is(err(Errno::EINVAL))
+            .maps("0-2:rw-p 4-5:rw-s"),
+        // Flag advice splits a VMA (madvise_update_vma → vma_modify_flags);
+        // the opposite advice merges it back.
+        case("madvise_flags_split_and_merge_back")
+            .op(mm(0, 4, RW))
+            .op(st(0, 1))
+            .op(ma(1, 1, MADV_DONTFORK))
+            .maps("0-1:rw-p 1-2:rw-p 2-4:rw-p")
+            .op(ma(1, 1, MADV_DOFORK))
+            .maps("0-4:rw-p")
+            .op(ma(1, 1, MADV_DONTDUMP))
+            .maps("0-1:rw-p 1-2:rw-p 2-4:rw-p")
+            .op(ma(1, 1, MADV_DODUMP))
+            .maps("0-4:rw-p")
+            .op(ma(1, 2, MADV_WIPEONFORK))
+            .maps("0-1:rw-p 1-3:rw-p 3-4:rw-p")
+            .op(ma(1, 2, MADV_KEEPONFORK))
+            .maps("0-4:rw-p")
+            .op(ma(0, 1, MADV_MERGEABLE))
+            .maps("0-1:rw-p 1-4:rw-p")
+            .op(ma(0, 1, MADV_UNMERGEABLE))
+            .maps("0-4:rw-p")
+            .op(ma(3, 1, MADV_SEQUENTIAL))
+            .maps("0-3:rw-p 3-4:rw-p")
+            .op(ma(3, 1, MADV_RANDOM))
+            .maps("0-3:rw-p 3-4:rw-p")
+            .op(ma(3, 1, MADV_NORMAL))
+            .maps("0-4:rw-p")
+            // Advice that changes no flag splits nothing.
+            .op(ma(1, 1, MADV_NORMAL))
+            .op(ma(1, 1, MADV_WILLNEED))
+            .op(ma(1, 1, MADV_COLD))
+            .op(ma(1, 1, MADV_PAGEOUT))
+            .op(ma(1, 1, MADV_DOFORK))
+            .op(ma(1, 1, MADV_KEEPONFORK))
+            .op(ma(1, 1, MADV_UNMERGEABLE))
+            .is(R::Ok)
+            .maps("0-4:rw-p")
+            .op(ld(0))
+            .is(R::Val(1)),
+        // VM_HUGEPAGE and VM_NOHUGEPAGE replace each other; MAP_STACK sets
+        // VM_NOHUGEPAGE, so MADV_NOHUGEPAGE lets a plain neighbour merge with it.
+        case("madvise_hugepage_flags")
+            .op(mm(0, 3, RW))
+            .op(ma(0, 1, MADV_HUGEPAGE))
+            .op(ma(2, 1, MADV_NOHUGEPAGE))
+            .maps("0-1:rw-p 1-2:rw-p 2-3:rw-p")
+            .op(ma(1, 1, MADV_HUGEPAGE))
+            .maps("0-2:rw-p 2-3:rw-p")
+            .op(ma(0, 2, MADV_NOHUGEPAGE))
+            .maps("0-3:rw-p")
+            .op(mmf(5, 1, RW, FX | MAP_STACK))
+            .op(mm(6, 1, RW))
+            .maps("0-3:rw-p 5-6:rw-p 6-7:rw-p")
+            .op(ma(6, 1, MADV_NOHUGEPAGE))
+            .maps("0-3:rw-p 5-7:rw-p"),
+        // Flags set by madvise keep new mappings apart, like any flag.
+        case("madvise_flags_keep_new_neighbours_apart")
+            .op(mm(0, 2, RW))
+            .op(ma(0, 2, MADV_DONTDUMP))
+            .op(mm(2, 1, RW))
+            .maps("0-2:rw-p 2-3:rw-p")
+            .op(ma(2, 1, MADV_DONTDUMP))
+            .maps("0-3:rw-p"),
+        // What is refused on shared memory, and what is ignored.
+        case("madvise_shared_memory")
+            .op(shm(0, 2, RW))
+            .op(ma(0, 1, MADV_MERGEABLE))
+            .is(R::Ok)
+            .maps("0-2:rw-s")
+            .op(ma(0, 1, MADV_WIPEONFORK))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, MADV_DONTFORK))
+            .is(R::Ok)
+            .maps("0-1:rw-s 1-2:rw-s")
+            .op(ma(0, 1, MADV_HUGEPAGE))
+            .op(ma(0, 1, MADV_COLD))
+            .op(ma(0, 1, MADV_PAGEOUT))
+            .op(ma(0, 1, MADV_WILLNEED))
+            .is(R::Ok)
+            .op(mm(4, 1, RW))
+            .op(ma(4, 1, MADV_REMOVE))
+            .is(err(Errno::EINVAL)),
+        // madvise_populate → faultin_page_range: the VMA must allow the
+        // access (a read needs PROT_READ even on x86), a hole is ENOMEM, a
+        // fault that would signal is EFAULT.
+        case("madvise_populate")
+            .op(mm(0, 1, PROT_WRITE))
+            .op(mm(1, 1, PROT_EXEC))
+            .op(mm(2, 1, PROT_NONE))
+            .op(mm(3, 1, R_))
+            .op(ma(0, 1, MADV_POPULATE_READ))
+            .is(err(Errno::EINVAL))
+            .op(ma(1, 1, MADV_POPULATE_READ))
+            .is(err(Errno::EINVAL))
+            .op(ma(2, 1, MADV_POPULATE_READ))
+            .is(err(Errno::EINVAL))
+            .op(ma(3, 1, MADV_POPULATE_READ))
+            .is(R::Ok)
+            .op(ma(0, 1, MADV_POPULATE_WRITE))
+            .is(R::Ok)
+            .op(ma(3, 1, MADV_POPULATE_WRITE))
+            .is(err(Errno::EINVAL))
+            .op(mm(10, 1, RW))
+            .op(mm(12, 1, RW))
+            .op(ma(10, 3, MADV_POPULATE_WRITE))
+            .is(err(Errno::ENOMEM))
+            .op(ld(10))
+            .is(R::Val(0))
+            .op(shm(20, 1, RW))
+            .op(mr(20, 1, 2, 0, 0))
+            .is(at(20))
+            .op(ma(20, 2, MADV_POPULATE_READ))
+            .is(err(Errno::EFAULT))
+            .op(ma(20, 1, MADV_POPULATE_WRITE))
+            .is(R::Ok)
+            .maps("0-1:-w-p 1-2:--xp 2-3:---p 3-4:r--p 10-11:rw-p 12-13:rw-p 20-22:rw-s"),
+        // Locked memory (MAP_LOCKED): DONTNEED, FREE, COLD, PAGEOUT, REMOVE
+        // are EINVAL; MADV_DONTNEED_LOCKED is not.
+        case("madvise_locked_memory")
+            .op(mmf(0, 2, RW, FX | MAP_LOCKED))
+            .op(st(0, 3))
+            .op(ma(0, 1, MADV_DONTNEED))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, MADV_FREE))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, MADV_COLD))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, MADV_PAGEOUT))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, MADV_REMOVE))
+            .is(err(Errno::EINVAL))
+            .op(ld(0))
+            .is(R::Val(3))
+            .op(ma(0, 1, MADV_DONTNEED_LOCKED))
+            .is(R::Ok)
+            .op(ld(0))
+            .is(R::Val(0))
+            // MREMAP_DONTUNMAP unlocks the old VMA (moved whole, it also loses
+            // its identity, so it merges with a plain neighbour).
+            .op(mr(0, 2, 2, DU, 10))
+            .is(at(10))
+            .op(mm(2, 1, RW))
+            .maps("0-3:rw-p 10-12:rw-p"),
+        // is_valid_madvise, then the walk. HWPOISON and SOFT_OFFLINE are
+        // unknown without CONFIG_MEMORY_FAILURE (the host kernel's config).
+        case("madvise_errno_table")
+            .op(mm(0, 4, RW))
+            .op(st(0, 42))
+            .op(ma(0, 1, 5))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, 7))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, 26))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, 99))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, 104))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, u32::MAX))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 0, 999))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 0, MADV_HWPOISON))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 0, MADV_SOFT_OFFLINE))
+            .is(err(Errno::EINVAL))
+            .op(ma_raw(A::Rel(1), 0, MADV_DONTNEED))
+            .is(err(Errno::EINVAL))
+            .op(ma_raw(A::Rel(1), P, MADV_NORMAL))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 0, MADV_DONTNEED))
+            .is(R::Ok)
+            .op(ma(50, 0, MADV_DONTNEED))
+            .is(R::Ok)
+            .op(ma_raw(pg(0), u64::MAX, MADV_DONTNEED))
+            .is(err(Errno::EINVAL))
+            .op(ma_raw(pg(0), u64::MAX - P + 1, MADV_DONTNEED))
+            .is(err(Errno::EINVAL))
+            .op(ma_raw(pg(0), 0u64.wrapping_sub(2 * P), MADV_DONTNEED))
+            .is(err(Errno::EINVAL))
+            .op(ma(50, 1, MADV_DONTNEED))
+            .is(err(Errno::ENOMEM))
+            .op(ma(50, 1, MADV_WILLNEED))
+            .is(err(Errno::ENOMEM))
+            .op(ma(50, 1, MADV_POPULATE_READ))
+            .is(err(Errno::ENOMEM))
+            .op(ma(50, 1, MADV_COLLAPSE))
+            .is(err(Errno::ENOMEM))
+            .op(ma_raw(A::Abs(1 << 47), P, MADV_DONTFORK))
+            .is(err(Errno::ENOMEM))
+            .op(ma_raw(A::Abs(TASK_SIZE - P), 2 * P, MADV_NORMAL))
+            .is(err(Errno::ENOMEM))
+            // A length short of a page rounds up: no split.
+            .op(ma_raw(pg(0), 1, MADV_DONTFORK))
+            .is(R::Ok)
+            .maps("0-1:rw-p 1-4:rw-p")
+            // A VMA too small for a huge page: MADV_COLLAPSE is EINVAL.
+            .op(ma(0, 1, MADV_COLLAPSE))
+            .is(err(Errno::EINVAL))
+            .op(ld(0))
+            .is(R::Val(42)),
+    ]
+}
+
+/// fork with madvise and mremap (kernel/fork.c dup_mmap: VM_DONTCOPY VMAs
+/// skipped, VM_WIPEONFORK ones inherited empty, anon_vma_fork chaining the
+/// child's identities). Run on vmlab under every fork policy.
+fn fork_cases() -> Vec<Case> {
+    vec![
+        case("fork_dontfork_vma_absent_in_child")
+            .op(mm(0, 3, RW))
+            .op(st(0, 1))
+            .op(st(1, 2))
+            .op(ma(1, 1, MADV_DONTFORK))
+            .op(fork(vec![Op::Maps, ld(0), ld(1), ld(2), st(0, 9)]))
+            .is(child(vec![
+                maps("0-1:rw-p 2-3:rw-p"),
+                R::Val(1),
+                segv("MAPERR"),
+                R::Val(0),
+                R::Ok,
+            ]))
+            .maps("0-1:rw-p 1-2:rw-p 2-3:rw-p")
+            .op(ld(0))
+            .is(R::Val(1))
+            .op(ld(1))
+            .is(R::Val(2)),
+        case("fork_wipeonfork_child_reads_zero")
+            .op(mm(0, 2, RW))
+            .op(st(0, 5))
+            .op(st(1, 6))
+            .op(ma(0, 1, MADV_WIPEONFORK))
+            .op(fork(vec![ld(0), ld(1), Op::Maps, st(0, 7), ld(0)]))
+            .is(child(vec![
+                R::Val(0),
+                R::Val(6),
+                maps("0-1:rw-p 1-2:rw-p"),
+                R::Ok,
+                R::Val(7),
+            ]))
+            .op(ld(0))
+            .is(R::Val(5)),
+        // The COW state moves with the pages: the child moves and writes,
+        // the parent still sees its own bytes.
+        case("fork_then_mremap_in_child_parent_unchanged")
+            .op(mm(0, 2, RW))
+            .op(st(0, 1))
+            .op(st(1, 2))
+            .op(fork(vec![
+                mr(0, 2, 2, FXD, 10),
+                ld(10),
+                st(10, 9),
+                ld(10),
+                ld(11),
+                mr(10, 2, 3, 0, 0),
+                st(12, 3),
+                Op::Maps,
+            ]))
+            .is(child(vec![
+                at(10),
+                R::Val(1),
+                R::Ok,
+                R::Val(9),
+                R::Val(2),
+                at(10),
+                R::Ok,
+                maps("10-13:rw-p"),
+            ]))
+            .op(ld(0))
+            .is(R::Val(1))
+            .op(ld(1))
+            .is(R::Val(2))
+            .maps("0-2:rw-p")
+            // And the parent moves after the fork: the child's copy is gone
+            // with the child, the parent's pages are its own again.
+            .op(mr(0, 2, 2, FXD, 20))
+            .op(st(20, 5))
+            .op(ld(20))
+            .is(R::Val(5)),
+        case("fork_then_dontneed_in_child_parent_unchanged")
+            .op(mm(0, 2, RW))
+            .op(st(0, 3))
+            .op(fork(vec![ma(0, 2, MADV_DONTNEED), ld(0), st(1, 4)]))
+            .is(child(vec![R::Ok, R::Val(0), R::Ok]))
+            .op(ld(0))
+            .is(R::Val(3))
+            .op(ld(1))
+            .is(R::Val(0)),
+        // anon_vma_fork: a child VMA's identity is chained to the parent's.
+        // A new neighbour without one does not merge with it (vma_had_uncowed_parents),
+        // nor does a neighbour's first write reuse it (reusable_anon_vma); the
+        // parent is unaffected. The child's own fresh identities are reusable.
+        case("fork_child_identity_is_not_shared_with_neighbours")
+            .op(mm(0, 2, RW))
+            .op(st(0, 1))
+            .op(fork(vec![
+                mm(2, 1, RW),
+                Op::Maps,
+                mp(0, 1, R_),
+                mp(0, 1, RW),
+                Op::Maps,
+                mm(4, 1, RWX),
+                st(4, 1),
+                mm(5, 1, RW),
+                st(5, 1),
+                mp(4, 1, RW),
+                Op::Maps,
+            ]))
+            .is(child(vec![
+                at(2),
+                maps("0-2:rw-p 2-3:rw-p"),
+                R::Ok,
+                R::Ok,
+                maps("0-2:rw-p 2-3:rw-p"),
+                at(4),
+                R::Ok,
+                at(5),
+                R::Ok,
+                R::Ok,
+                maps("0-2:rw-p 2-3:rw-p 4-6:rw-p"),
+            ]))
+            .op(mm(2, 1, RW))
+            .maps("0-3:rw-p"),
+        case("fork_child_identity_not_reused_on_first_write")
+            .op(mm(0, 2, RW))
+            .op(st(0, 1))
+            .op(fork(vec![mm(2, 1, RWX), st(2, 1), mp(2, 1, RW), Op::Maps]))
+            .is(child(vec![at(2), R::Ok, R::Ok, maps("0-2:rw-p 2-3:rw-p")]))
+            .op(mm(2, 1, RWX))
+            .op(st(2, 1))
+            .op(mp(2, 1, RW))
+            .maps("0-3:rw-p"),
+        // Moved, the child's VMA keeps its chained identity: back next to a
+        // new neighbour whose offset continues, it still does not merge.
+        case("fork_child_moved_vma_keeps_chained_identity")
+            .op(mm(1, 2, RW))
+            .op(st(1, 1))
+            .op(fork(vec![
+                mr(1, 2, 2, FXD, 20),
+                mm(0, 1, RW),
+                mr(20, 2, 2, FXD, 1),
+                mm(3, 1, RW),
+                Op::Maps,
+                ld(1),
+            ]))
+            .is(child(vec![
+                at(20),
+                at(0),
+                at(1),
+                at(3),
+                maps("0-1:rw-p 1-3:rw-p 3-4:rw-p"),
+                R::Val(1),
+            ]))
+            .op(mr(1, 2, 2, FXD, 20))
+            .op(mm(0, 1, RW))
+            .op(mr(20, 2, 2, FXD, 1))
+            .op(mm(3, 1, RW))
+            .maps("0-4:rw-p"),
+        // A whole 2 MiB block (on vmlab the window base is 2 MiB aligned, so
+        // the shared_pt policy shares its page tables): DONTNEED and mremap
+        // in the child, on shared and on private memory.
+        case("fork_2mib_shared_block_dontneed_and_mremap")
+            .op(shm(0, 512, RW))
+            .op(st(0, 1))
+            .op(st(511, 2))
+            .op(fork(vec![
+                ld(0),
+                ma(0, 512, MADV_DONTNEED),
+                ld(0),
+                ld(511),
+                ma(0, 1, MADV_DONTNEED),
+                mr(0, 512, 512, FXD, 512),
+                ld(512),
+                ld(1023),
+                st(512, 5),
+            ]))
+            .is(child(vec![
+                R::Val(1),
+                R::Ok,
+                R::Val(1),
+                R::Val(2),
+                R::Ok,
+                at(512),
+                R::Val(1),
+                R::Val(2),
+                R::Ok,
+            ]))
+            .op(ld(0))
+            .is(R::Val(5))
+            .maps("0-512:rw-s"),
+        case("fork_2mib_private_block_dontneed_and_mremap")
+            .op(mm(0, 512, RW))
+            .op(st(0, 1))
+            .op(st(300, 2))
+            .op(fork(vec![
+                ld(300),
+                ma(0, 512, MADV_DONTNEED),
+                ld(0),
+                st(1, 3),
+                mr(0, 256, 256, FXD, 600),
+                ld(601),
+                ld(300),
+            ]))
+            .is(child(vec![
+                R::Val(2),
+                R::Ok,
+                R::Val(0),
+                R::Ok,
+                at(600),
+                R::Val(3),
+                R::Val(0),
+            ]))
+            .op(ld(0))
+            .is(R::Val(1))
+            .op(ld(300))
+            .is(R::Val(2))
+            .op(ma(256, 256, MADV_DONTNEED))
+            .op(ld(300))
+            .is(R::Val(0))
+            .op(ld(0))
+            .is(R::Val(1)),
     ]
 }
 
@@ -766,41 +1808,27 @@ fn host_oracle_table() {
     }
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
-        let ours = run_vmlab(&c.ops);
-        for (k, want) in &c.expect {
-            if &ours[*k] != want {
-                failures.push(format!(
-                    "{}: op {k} {:?}: vmlab {} but Linux prescribes {}",
-                    c.name,
-                    c.ops[*k],
-                    show(&ours[*k]),
-                    show(want)
-                ));
-            }
-            if let Some(h) = &host {
-                if &h[i][*k] != want {
-                    failures.push(format!(
-                        "{}: op {k} {:?}: the host gave {}, the table says {} (fix the table)",
-                        c.name,
-                        c.ops[*k],
-                        show(&h[i][*k]),
-                        show(want)
-                    ));
-                }
-            }
-        }
-        if let Some(h) = &host {
-            for (k, (a, b)) in h[i].iter().zip(&ours).enumerate() {
-                if a != b {
-                    failures.push(format!(
-                        "{}: op {k} {:?}: host {} vmlab {}",
-                        c.name,
-                        c.ops[k],
-                        show(a),
-                        show(b)
-                    ));
-                }
-            }
+        // A case that forks runs under every fork policy: same results.
+        let policies: &[ForkName] = if oracle::forks(&c.ops) {
+            &[ForkName::Cow, ForkName::SharedPt, ForkName::Eager]
+        } else {
+            &[ForkName::Cow]
+        };
+        for &policy in policies {
+            let config = MachineConfig {
+                fork: policy,
+                ..oracle::vmlab_config()
+            };
+            let ours = run_vmlab_with(&config, &c.ops);
+            let name = format!("{} [fork={}]", c.name, policy.as_str());
+            compare_case(
+                &name,
+                c,
+                &ours,
+                host.as_ref().map(|h| &h[i][..]),
+                policy == policies[0],
+                &mut failures,
+            );
         }
     }
     assert!(
@@ -811,9 +1839,48 @@ fn host_oracle_table() {
     );
 }
 
+/// Compare vmlab's results `ours` for case `c` with what the table
+/// prescribes and with the host's (`host`); table-vs-host mismatches are
+/// reported once (`first`).
+fn compare_case(name: &str, c: &Case, ours: &[R], host: Option<&[R]>, first: bool, failures: &mut Vec<String>) {
+    for (k, want) in &c.expect {
+        if &ours[*k] != want {
+            failures.push(format!(
+                "{name}: op {k} {:?}: vmlab {} but Linux prescribes {}",
+                c.ops[*k],
+                show(&ours[*k]),
+                show(want)
+            ));
+        }
+        if let Some(h) = host {
+            if first && &h[*k] != want {
+                failures.push(format!(
+                    "{name}: op {k} {:?}: the host gave {}, the table says {} (fix the table)",
+                    c.ops[*k],
+                    show(&h[*k]),
+                    show(want)
+                ));
+            }
+        }
+    }
+    if let Some(h) = host {
+        for (k, (a, b)) in h.iter().zip(ours).enumerate() {
+            if a != b {
+                failures.push(format!(
+                    "{name}: op {k} {:?}: host {} vmlab {}",
+                    c.ops[k],
+                    show(a),
+                    show(b)
+                ));
+            }
+        }
+    }
+}
+
 fn show(r: &R) -> String {
     match r {
         R::Maps(v) => format!("maps[{}]", show_maps(v)),
+        R::Child(rs) => format!("child[{}]", rs.iter().map(show).collect::<Vec<_>>().join(", ")),
         R::At(x) if x % P as i64 == 0 => format!("At(page {})", x / P as i64),
         r => format!("{r:?}"),
     }
@@ -1149,6 +2216,561 @@ fn map_32bit_placement() {
     let rest = 0x8000_0000 - (b + P);
     assert_eq!(m.mmap(pid, 0, rest, PROT_NONE, PA | 0x40), Ok(b + P));
     assert_eq!(m.mmap(pid, 0, P, PROT_NONE, PA | 0x40), Err(Errno::ENOMEM));
+    m.check().unwrap();
+    m.exit(pid).unwrap();
+    all_free(&m);
+}
+
+// ---------------------------------------------------------------------------
+// mremap and madvise: vmlab-only checks (limits a test process cannot safely
+// reach on the host, frame accounting, all fork policies, several CPUs).
+
+const ALL_FORKS: [ForkPolicy; 3] = [ForkPolicy::Cow, ForkPolicy::SharedPt, ForkPolicy::Eager];
+
+fn machine_for(policy: ForkPolicy) -> Machine {
+    machine_with(|c| {
+        c.fork = match policy {
+            ForkPolicy::Cow => ForkName::Cow,
+            ForkPolicy::SharedPt => ForkName::SharedPt,
+            ForkPolicy::Eager => ForkName::Eager,
+        };
+        c.cpus = 2;
+    })
+}
+
+fn u64_at(m: &Machine, pid: Pid, addr: u64) -> u64 {
+    let mut b = [0u8; 8];
+    m.read(pid, addr, &mut b).unwrap().unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn put_u64(m: &Machine, pid: Pid, addr: u64, v: u64) {
+    m.write(pid, addr, &v.to_le_bytes()).unwrap().unwrap();
+}
+
+fn lines(m: &Machine, pid: Pid) -> Vec<(u64, u64, String)> {
+    m.maps(pid)
+        .unwrap()
+        .iter()
+        .map(|l| ((l.start - BASE) / P, (l.end - BASE) / P, l.perms_str().to_string()))
+        .collect()
+}
+
+/// vm.max_map_count and mremap (6.18): a move to a new address is refused
+/// up front when `map_count + 2 >= max - 3` (check_mremap_params' old
+/// rule, kept in do_mremap), a move the kernel places when `map_count >=
+/// max - 3` (prep_move_vma); shrinking needs headroom only for a split.
+/// madvise's split refused at the limit is EAGAIN.
+#[test]
+fn mremap_and_madvise_map_count_limits() {
+    const MAX: usize = 12;
+    let m = machine_with(|c| c.max_map_count = MAX);
+    let pid = m.spawn().unwrap();
+    // One-page VMAs at pages 100, 102, ... until the count is n.
+    let fillers = std::cell::Cell::new(0u64);
+    let fill = |n: usize| {
+        while m.maps(pid).unwrap().len() < n {
+            m.mmap(pid, BASE + (100 + 2 * fillers.get()) * P, P, R_, FX).unwrap();
+            fillers.set(fillers.get() + 1);
+        }
+        while m.maps(pid).unwrap().len() > n {
+            fillers.set(fillers.get() - 1);
+            m.munmap(pid, BASE + (100 + 2 * fillers.get()) * P, P).unwrap();
+        }
+    };
+    m.mmap(pid, BASE, 4 * P, RW, FX).unwrap();
+    m.mmap(pid, BASE + 4 * P, P, R_, FX).unwrap();
+    m.write(pid, BASE, &[1]).unwrap().unwrap();
+    // FIXED: refused at map_count >= MAX - 5.
+    fill(MAX - 5);
+    assert_eq!(
+        m.mremap(pid, BASE, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, BASE + 50 * P),
+        Err(Errno::ENOMEM)
+    );
+    // ...even when the old range is not mapped (before EFAULT)...
+    assert_eq!(
+        m.mremap(pid, BASE + 60 * P, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, BASE + 50 * P),
+        Err(Errno::ENOMEM)
+    );
+    // ...but after the EINVAL checks.
+    assert_eq!(
+        m.mremap(pid, BASE, P, P, MREMAP_FIXED, BASE + 50 * P),
+        Err(Errno::EINVAL)
+    );
+    fill(MAX - 6);
+    assert_eq!(
+        m.mremap(pid, BASE, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, BASE + 50 * P),
+        Ok(BASE + 50 * P)
+    );
+    assert_eq!(u64_at(&m, pid, BASE + 50 * P) & 0xff, 1);
+    fill(MAX - 6);
+    m.mremap(pid, BASE + 50 * P, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, BASE)
+        .unwrap();
+    m.check().unwrap();
+    // A grow the kernel places: refused at map_count >= MAX - 3.
+    fill(MAX - 3);
+    assert_eq!(m.mremap(pid, BASE, 4 * P, 6 * P, MREMAP_MAYMOVE, 0), Err(Errno::ENOMEM));
+    fill(MAX - 4);
+    let moved = m.mremap(pid, BASE, 4 * P, 6 * P, MREMAP_MAYMOVE, 0).unwrap();
+    assert_ne!(moved, BASE);
+    assert_eq!(u64_at(&m, pid, moved) & 0xff, 1);
+    fill(MAX - 6);
+    m.mremap(pid, moved, 6 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, BASE)
+        .unwrap();
+    // Shrinking from the end needs no split: fine at the limit; from the
+    // middle of a VMA it splits (munmap's rule: refused at the limit).
+    fill(MAX);
+    assert_eq!(m.mremap(pid, BASE, 4 * P, 3 * P, 0, 0), Ok(BASE));
+    m.mmap(pid, BASE + 20 * P, 3 * P, RW, FX).unwrap();
+    fill(MAX);
+    assert_eq!(m.mremap(pid, BASE + 20 * P, P, P, 0, 0), Ok(BASE + 20 * P));
+    assert_eq!(m.madvise(pid, BASE + 21 * P, P, MADV_DONTFORK), Err(Errno::EAGAIN));
+    assert_eq!(m.madvise(pid, BASE + 20 * P, P, MADV_DONTFORK), Err(Errno::EAGAIN));
+    fill(MAX - 1);
+    m.madvise(pid, BASE + 20 * P, P, MADV_DONTFORK).unwrap();
+    assert_eq!(m.maps(pid).unwrap().len(), MAX);
+    // At the limit, a piece that merges into its neighbour adds no VMA: allowed.
+    assert_eq!(m.madvise(pid, BASE + 21 * P, P, MADV_DONTFORK), Ok(()));
+    assert_eq!(m.maps(pid).unwrap().len(), MAX);
+    m.check().unwrap();
+    m.exit(pid).unwrap();
+    all_free(&m);
+}
+
+/// Growing an accounted VMA charges the growth (vrm_calc_charge): more than
+/// the commit limit is ENOMEM; DONTUNMAP charges the whole new range; an
+/// unaccounted VMA (MAP_NORESERVE, read-only) grows freely.
+#[test]
+fn mremap_commit_limit() {
+    let m = machine_with(|c| c.ram = ByteSize(4 << 20));
+    let pid = m.spawn().unwrap();
+    let big = 8 << 20;
+    m.mmap(pid, BASE, P, RW, FX).unwrap();
+    assert_eq!(m.mremap(pid, BASE, P, big, 0, 0), Err(Errno::ENOMEM));
+    assert_eq!(m.mremap(pid, BASE, P, big, MREMAP_MAYMOVE, 0), Err(Errno::ENOMEM));
+    m.mmap(pid, BASE + 0x100_0000, P, RW, FX | MAP_NORESERVE).unwrap();
+    assert_eq!(m.mremap(pid, BASE + 0x100_0000, P, big, 0, 0), Ok(BASE + 0x100_0000));
+    m.mmap(pid, BASE + 0x200_0000, P, R_, FX).unwrap();
+    assert_eq!(m.mremap(pid, BASE + 0x200_0000, P, big, 0, 0), Ok(BASE + 0x200_0000));
+    // DONTUNMAP of a range larger than the limit: the copy is charged whole.
+    m.mprotect(pid, BASE + 0x200_0000, big, RW).unwrap_err();
+    let half = 3 << 20;
+    m.mmap(pid, BASE + 0x400_0000, half, RW, FX).unwrap();
+    m.mremap(pid, BASE + 0x400_0000, half, half, DU, BASE + 0x800_0000)
+        .unwrap();
+    m.check().unwrap();
+    m.exit(pid).unwrap();
+    all_free(&m);
+}
+
+/// A move moves page-table entries: the same frames at the new address,
+/// mapcounts and rss unchanged, no frame allocated or freed, and every CPU
+/// that cached the old translation loses it.
+#[test]
+fn mremap_moves_frames_not_data() {
+    let m = machine_with(|c| c.cpus = 2);
+    let pid = m.spawn().unwrap();
+    let n = 8u64;
+    m.mmap(pid, BASE, n * P, RW, FX).unwrap();
+    let mut c0 = m.cpu(0).unwrap();
+    let mut c1 = m.cpu(1).unwrap();
+    c0.switch_to(pid).unwrap();
+    c1.switch_to(pid).unwrap();
+    let mut pfns = Vec::new();
+    for i in 0..n {
+        c0.store_u64(BASE + i * P, 100 + i).unwrap();
+        pfns.push(c0.translate(BASE + i * P, Access::Read).unwrap());
+        // CPU 1 caches the translation too.
+        assert_eq!(c1.load_u64(BASE + i * P).unwrap(), 100 + i);
+    }
+    let used = m.phys().frames_used();
+    let rss = m.stats().rss_pages;
+    let to = BASE + 0x40_0000 + 3 * P;
+    assert_eq!(
+        m.mremap(pid, BASE, n * P, n * P, MREMAP_MAYMOVE | MREMAP_FIXED, to),
+        Ok(to)
+    );
+    assert_eq!(m.phys().frames_used(), used, "no frame allocated or freed");
+    assert_eq!(m.stats().rss_pages, rss);
+    for i in 0..n {
+        assert_eq!(c0.translate(to + i * P, Access::Read).unwrap(), pfns[i as usize]);
+        let d = m.phys().desc(pfns[i as usize]).unwrap();
+        assert_eq!(d.mapcount.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(c1.load_u64(BASE + i * P).unwrap_err().reason, FaultReason::NotMapped);
+        assert_eq!(c1.load_u64(to + i * P).unwrap(), 100 + i);
+    }
+    // A store through CPU 1 at the new address is seen by CPU 0.
+    c1.store_u64(to, 7).unwrap();
+    assert_eq!(c0.load_u64(to).unwrap(), 7);
+    // DONTUNMAP: the old range refaults zero, the new one has the frames.
+    assert_eq!(m.mremap(pid, to, n * P, n * P, DU, BASE), Ok(BASE));
+    assert_eq!(c1.load_u64(to).unwrap(), 0);
+    assert_eq!(c1.load_u64(BASE).unwrap(), 7);
+    assert_eq!(c0.translate(BASE + P, Access::Read).unwrap(), pfns[1]);
+    drop((c0, c1));
+    m.check().unwrap();
+    m.exit(pid).unwrap();
+    all_free(&m);
+}
+
+/// The COW state moves with the pages, whichever way fork copied: after
+/// fork, the parent moves its pages (and grows by moving), both sides write,
+/// each keeps its own bytes; then the child moves and DONTNEEDs. `check()`
+/// after every step, every frame free at the end.
+#[test]
+fn mremap_and_madvise_after_fork_all_policies() {
+    for policy in ALL_FORKS {
+        let m = machine_for(policy);
+        let parent = m.spawn().unwrap();
+        // One page short of 2 MiB plus a few pages: several leaf tables.
+        let n = 600u64;
+        m.mmap(parent, BASE, n * P, RW, FX).unwrap();
+        for i in (0..n).step_by(7) {
+            put_u64(&m, parent, BASE + i * P, i + 1);
+        }
+        m.mmap(parent, BASE + 0x100_0000, 4 * P, RW, SH).unwrap();
+        put_u64(&m, parent, BASE + 0x100_0000, 77);
+        let (child, _) = m.fork_with(parent, policy).unwrap();
+        m.check().unwrap();
+        // The parent moves everything away, then grows it by moving.
+        let to = BASE + 0x200_0000 + 5 * P;
+        assert_eq!(m.mremap(parent, BASE, n * P, n * P, FXD, to), Ok(to));
+        m.check().unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+        let grown = m.mremap(parent, to, n * P, (n + 700) * P, MV, 0).unwrap();
+        m.check().unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+        for i in (0..n).step_by(7) {
+            assert_eq!(u64_at(&m, parent, grown + i * P), i + 1, "{policy:?}");
+            assert_eq!(u64_at(&m, child, BASE + i * P), i + 1, "{policy:?}");
+        }
+        put_u64(&m, parent, grown, 1000);
+        put_u64(&m, child, BASE + 7 * P, 2000);
+        assert_eq!(u64_at(&m, child, BASE), 1, "{policy:?}");
+        assert_eq!(u64_at(&m, parent, grown + 7 * P), 8, "{policy:?}");
+        m.check().unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+        // The child: DONTUNMAP, DONTNEED of a whole 2 MiB span and a part.
+        assert_eq!(
+            m.mremap(child, BASE, 7 * P, 7 * P, DU, BASE + 0x300_0000),
+            Ok(BASE + 0x300_0000)
+        );
+        assert_eq!(u64_at(&m, child, BASE + 0x300_0000), 1);
+        assert_eq!(u64_at(&m, child, BASE), 0);
+        m.madvise(child, BASE, 512 * P, MADV_DONTNEED).unwrap();
+        m.madvise(child, BASE + 512 * P, 3 * P, MADV_DONTNEED).unwrap();
+        assert_eq!(u64_at(&m, child, BASE + 7 * P), 0, "{policy:?}");
+        assert_eq!(u64_at(&m, child, BASE + 518 * P), 519, "{policy:?}");
+        assert_eq!(u64_at(&m, parent, grown + 7 * P), 8, "{policy:?}");
+        m.check().unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+        // Shared memory: one object, moved in one process, seen by both.
+        m.mremap(child, BASE + 0x100_0000, 4 * P, 4 * P, FXD, BASE + 0x180_0000)
+            .unwrap();
+        put_u64(&m, child, BASE + 0x180_0000, 88);
+        assert_eq!(u64_at(&m, parent, BASE + 0x100_0000), 88);
+        m.check().unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+        m.exit(parent).unwrap();
+        m.check().unwrap();
+        assert_eq!(u64_at(&m, child, BASE + 0x300_0000), 1);
+        m.exit(child).unwrap();
+        all_free(&m);
+    }
+}
+
+/// MADV_DONTFORK and MADV_WIPEONFORK under every fork policy, with the VMAs
+/// inside one 2 MiB span that shared_pt would otherwise share whole.
+#[test]
+fn madvise_fork_flags_all_policies() {
+    for policy in ALL_FORKS {
+        let m = machine_for(policy);
+        let parent = m.spawn().unwrap();
+        m.mmap(parent, BASE, 6 * P, RW, FX).unwrap();
+        for i in 0..6 {
+            put_u64(&m, parent, BASE + i * P, 10 + i);
+        }
+        m.madvise(parent, BASE + P, P, MADV_DONTFORK).unwrap();
+        m.madvise(parent, BASE + 3 * P, 2 * P, MADV_WIPEONFORK).unwrap();
+        let (child, _) = m.fork_with(parent, policy).unwrap();
+        m.check().unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+        assert_eq!(
+            lines(&m, child),
+            vec![
+                (0, 1, "rw-p".to_string()),
+                (2, 3, "rw-p".to_string()),
+                (3, 5, "rw-p".to_string()),
+                (5, 6, "rw-p".to_string())
+            ],
+            "{policy:?}"
+        );
+        assert_eq!(u64_at(&m, child, BASE), 10);
+        let mut b = [0u8; 8];
+        let f = m.read(child, BASE + P, &mut b).unwrap().unwrap_err();
+        assert_eq!(f.reason, FaultReason::NotMapped);
+        assert_eq!(u64_at(&m, child, BASE + 3 * P), 0, "{policy:?}");
+        assert_eq!(u64_at(&m, child, BASE + 4 * P), 0, "{policy:?}");
+        assert_eq!(u64_at(&m, child, BASE + 5 * P), 15);
+        // The grandchild of a WIPEONFORK VMA written in the child: wiped again.
+        put_u64(&m, child, BASE + 3 * P, 5);
+        let (grandchild, _) = m.fork_with(child, policy).unwrap();
+        assert_eq!(u64_at(&m, grandchild, BASE + 3 * P), 0, "{policy:?}");
+        assert_eq!(u64_at(&m, child, BASE + 3 * P), 5);
+        assert_eq!(u64_at(&m, parent, BASE + 3 * P), 13);
+        assert_eq!(u64_at(&m, parent, BASE + P), 11);
+        m.check().unwrap_or_else(|e| panic!("{policy:?}: {e}"));
+        for p in [grandchild, child, parent] {
+            m.exit(p).unwrap();
+            m.check().unwrap();
+        }
+        all_free(&m);
+    }
+}
+
+/// DONTNEED gives frames back (FREE too, at once in vmlab); POPULATE_WRITE
+/// allocates them; shared memory keeps its page-cache pages.
+#[test]
+fn madvise_frames() {
+    let m = machine_with(|_| {});
+    let pid = m.spawn().unwrap();
+    let n = 64u64;
+    m.mmap(pid, BASE, n * P, RW, FX).unwrap();
+    let before = m.phys().frames_used();
+    m.madvise(pid, BASE, n * P, MADV_POPULATE_WRITE).unwrap();
+    assert!(m.phys().frames_used() >= before + n as usize);
+    assert_eq!(m.stats().rss_pages, n);
+    m.madvise(pid, BASE, n * P, MADV_DONTNEED).unwrap();
+    assert_eq!(m.stats().rss_pages, 0);
+    assert!(m.phys().frames_used() <= before + 1, "page tables at most");
+    m.madvise(pid, BASE, n * P, MADV_POPULATE_READ).unwrap();
+    assert_eq!(m.stats().rss_pages, 0, "reads map the zero page");
+    m.madvise(pid, BASE, n * P, MADV_POPULATE_WRITE).unwrap();
+    m.madvise(pid, BASE, n * P, MADV_FREE).unwrap();
+    assert_eq!(m.stats().rss_pages, 0, "vmlab frees MADV_FREE pages at once");
+    m.mmap(pid, BASE + 0x10_0000, 4 * P, RW, SH).unwrap();
+    put_u64(&m, pid, BASE + 0x10_0000, 3);
+    m.madvise(pid, BASE + 0x10_0000, 4 * P, MADV_DONTNEED).unwrap();
+    assert_eq!(m.page_cache_pages(), 1);
+    assert_eq!(u64_at(&m, pid, BASE + 0x10_0000), 3);
+    // MADV_REMOVE on shared writable memory: vmlab cannot punch holes yet.
+    assert_eq!(m.madvise(pid, BASE + 0x10_0000, P, MADV_REMOVE), Err(Errno::EOPNOTSUPP));
+    m.check().unwrap();
+    assert_eq!(m.madvise(999, BASE, P, MADV_DONTNEED), Err(Errno::ESRCH));
+    assert_eq!(m.mremap(999, BASE, P, P, 0, 0), Err(Errno::ESRCH));
+    m.exit(pid).unwrap();
+    all_free(&m);
+}
+
+/// Random mremap/madvise/mmap/fork mixes under every policy keep every
+/// invariant (a deterministic generator, no host involved).
+#[test]
+fn mremap_madvise_random_mix_all_policies() {
+    for policy in ALL_FORKS {
+        let m = machine_for(policy);
+        let mut pids = vec![m.spawn().unwrap()];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ policy as u64;
+        let mut rnd = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let advices = [
+            MADV_DONTNEED,
+            MADV_FREE,
+            MADV_DONTFORK,
+            MADV_DOFORK,
+            MADV_WIPEONFORK,
+            MADV_KEEPONFORK,
+            MADV_HUGEPAGE,
+            MADV_NOHUGEPAGE,
+            MADV_POPULATE_WRITE,
+            MADV_POPULATE_READ,
+            MADV_SEQUENTIAL,
+        ];
+        for step in 0..400 {
+            let pid = pids[rnd(pids.len() as u64) as usize];
+            let page = |r: u64| BASE + r * P;
+            let r = match rnd(9) {
+                0 | 1 => {
+                    let flags = if rnd(4) == 0 { SH } else { FX };
+                    m.mmap(pid, page(rnd(1200)), (1 + rnd(40)) * P, RW, flags).map(|_| ())
+                }
+                2 => m.munmap(pid, page(rnd(1200)), (1 + rnd(20)) * P),
+                3 | 4 => {
+                    let flags = [0, MV, FXD, DU, FXD][rnd(5) as usize];
+                    let old = rnd(30) * P;
+                    let new = if flags == DU { old } else { (1 + rnd(40)) * P };
+                    m.mremap(pid, page(rnd(1200)), old, new, flags, page(rnd(1200)))
+                        .map(|_| ())
+                }
+                5 => {
+                    let adv = advices[rnd(advices.len() as u64) as usize];
+                    m.madvise(pid, page(rnd(1200)), (1 + rnd(30)) * P, adv)
+                }
+                6 | 7 => {
+                    let a = page(rnd(1200)) + 8 * rnd(512);
+                    let _ = m.write(pid, a, &(step as u64).to_le_bytes()).unwrap();
+                    Ok(())
+                }
+                _ => {
+                    if pids.len() < 4 {
+                        pids.push(m.fork(pid).unwrap());
+                    } else {
+                        let victim = pids.remove(1 + rnd(3) as usize);
+                        m.exit(victim).unwrap();
+                    }
+                    Ok(())
+                }
+            };
+            if let Err(e) = r {
+                assert!(
+                    matches!(e, Errno::EINVAL | Errno::EFAULT | Errno::ENOMEM | Errno::EEXIST),
+                    "{policy:?} step {step}: {e}"
+                );
+            }
+            m.check().unwrap_or_else(|e| panic!("{policy:?} step {step}: {e}"));
+        }
+        for pid in pids {
+            m.exit(pid).unwrap();
+        }
+        all_free(&m);
+    }
+}
+
+/// A file held in memory, for file-backed mappings without the host's files.
+struct MemFile {
+    bytes: std::sync::Mutex<Vec<u8>>,
+    writable: bool,
+}
+
+/// What the machine's file table holds for a `MemFile`.
+struct FileRef(std::sync::Arc<MemFile>);
+
+impl vmlab_mm::mm::BackingFile for FileRef {
+    fn len(&self) -> u64 {
+        self.0.bytes.lock().unwrap().len() as u64
+    }
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        let b = self.0.bytes.lock().unwrap();
+        let off = (off as usize).min(b.len());
+        let n = buf.len().min(b.len() - off);
+        buf[..n].copy_from_slice(&b[off..off + n]);
+        Ok(n)
+    }
+    fn write_at(&self, off: u64, buf: &[u8]) -> Result<(), Errno> {
+        let mut b = self.0.bytes.lock().unwrap();
+        let end = off as usize + buf.len();
+        if b.len() < end {
+            b.resize(end, 0);
+        }
+        b[off as usize..end].copy_from_slice(buf);
+        Ok(())
+    }
+    fn writable(&self) -> bool {
+        self.0.writable
+    }
+}
+
+/// mremap and madvise on file mappings: page-cache pages move with a shared
+/// mapping and msync writes them back from the new address; a private
+/// mapping's copies are dropped by DONTNEED (the file's bytes come back);
+/// growing past the end of the file gives SIGBUS pages; the advice that
+/// needs anonymous memory or a writable shared mapping is refused as Linux.
+#[test]
+fn mremap_and_madvise_file_mappings() {
+    let m = machine_with(|_| {});
+    let pid = m.spawn().unwrap();
+    let file = std::sync::Arc::new(MemFile {
+        bytes: std::sync::Mutex::new((0..4 * P).map(|i| (i / P) as u8 + 1).collect()),
+        writable: true,
+    });
+    let fd = m.open_file(Box::new(FileRef(file.clone())));
+    let shared = m.mmap_fd(pid, BASE, 4 * P, RW, MAP_SHARED | MAP_FIXED, fd, 0).unwrap();
+    m.write(pid, shared, &[0xaa]).unwrap().unwrap();
+    let to = BASE + 10 * P;
+    assert_eq!(m.mremap(pid, shared, 4 * P, 4 * P, FXD, to), Ok(to));
+    let mut b = [0u8; 1];
+    m.read(pid, to, &mut b).unwrap().unwrap();
+    assert_eq!(b, [0xaa]);
+    m.msync(pid, to, 4 * P, MS_SYNC).unwrap();
+    assert_eq!(file.bytes.lock().unwrap()[0], 0xaa);
+    m.madvise(pid, to, 4 * P, MADV_DONTNEED).unwrap();
+    m.read(pid, to, &mut b).unwrap().unwrap();
+    assert_eq!(b, [0xaa]);
+    // Grown past the end of the file: SIGBUS there.
+    assert_eq!(m.mremap(pid, to, 4 * P, 6 * P, 0, 0), Ok(to));
+    let f = m.read(pid, to + 4 * P, &mut b).unwrap().unwrap_err();
+    assert_eq!(f.reason, FaultReason::BeyondEof);
+    assert_eq!(m.madvise(pid, to, 6 * P, MADV_POPULATE_READ), Err(Errno::EFAULT));
+    assert_eq!(m.madvise(pid, to, P, MADV_FREE), Err(Errno::EINVAL));
+    assert_eq!(m.madvise(pid, to, P, MADV_WIPEONFORK), Err(Errno::EINVAL));
+    assert_eq!(m.madvise(pid, to, P, MADV_REMOVE), Err(Errno::EOPNOTSUPP));
+    // Private: a write makes a copy, DONTNEED drops it.
+    let private = m
+        .mmap_fd(pid, BASE + 30 * P, 4 * P, RW, MAP_PRIVATE | MAP_FIXED, fd, 0)
+        .unwrap();
+    m.write(pid, private + P, &[0x55]).unwrap().unwrap();
+    m.read(pid, private + P, &mut b).unwrap().unwrap();
+    assert_eq!(b, [0x55]);
+    assert_eq!(m.madvise(pid, private, P, MADV_REMOVE), Err(Errno::EACCES));
+    m.madvise(pid, private, 4 * P, MADV_DONTNEED).unwrap();
+    m.read(pid, private + P, &mut b).unwrap().unwrap();
+    assert_eq!(b, [2]);
+    // KSM takes private file mappings (the flag splits the VMA), not shared ones.
+    m.madvise(pid, private, P, MADV_MERGEABLE).unwrap();
+    m.madvise(pid, to, P, MADV_MERGEABLE).unwrap();
+    let l = lines(&m, pid);
+    assert_eq!(l.iter().filter(|x| x.0 >= 30).count(), 2, "{l:?}");
+    assert_eq!(l.iter().filter(|x| (10..20).contains(&x.0)).count(), 1, "{l:?}");
+    // A file opened read-only, mapped shared: REMOVE is EACCES.
+    let ro = std::sync::Arc::new(MemFile {
+        bytes: std::sync::Mutex::new(vec![7; P as usize]),
+        writable: false,
+    });
+    let rofd = m.open_file(Box::new(FileRef(ro)));
+    let a = m
+        .mmap_fd(pid, BASE + 50 * P, P, R_, MAP_SHARED | MAP_FIXED, rofd, 0)
+        .unwrap();
+    assert_eq!(m.madvise(pid, a, P, MADV_REMOVE), Err(Errno::EACCES));
+    // Duplicating a shared file mapping (old_len 0).
+    assert_eq!(m.mremap(pid, to, 0, P, FXD, BASE + 60 * P), Ok(BASE + 60 * P));
+    m.read(pid, BASE + 60 * P, &mut b).unwrap().unwrap();
+    assert_eq!(b, [0xaa]);
+    m.check().unwrap();
+    m.exit(pid).unwrap();
+    m.close(fd).unwrap();
+    m.close(rofd).unwrap();
+    all_free(&m);
+}
+
+/// Address-space exhaustion: a grow that must move finds no room (ENOMEM,
+/// from get_unmapped_area), while growing in place, shrinking and fixed
+/// moves still work.
+#[test]
+fn mremap_address_space_exhaustion() {
+    let m = machine_with(|_| {});
+    let pid = m.spawn().unwrap();
+    m.mmap(pid, BASE, 2 * P, RW, FX).unwrap();
+    m.write(pid, BASE, &[9]).unwrap().unwrap();
+    m.mmap(pid, BASE + 2 * P, P, R_, FX).unwrap();
+    // Fill every gap with PROT_NONE (unaccounted) mappings.
+    let mut chunk = 1u64 << 44;
+    while chunk >= P {
+        if m.mmap(pid, 0, chunk, PROT_NONE, PA).is_err() {
+            chunk /= 2;
+        }
+    }
+    assert_eq!(m.mremap(pid, BASE, 2 * P, 4 * P, MREMAP_MAYMOVE, 0), Err(Errno::ENOMEM));
+    assert_eq!(
+        m.mremap(pid, BASE, P, P, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(
+        m.mremap(pid, BASE, 2 * P, 1 << 46, MREMAP_MAYMOVE, 0),
+        Err(Errno::ENOMEM)
+    );
+    assert_eq!(m.mremap(pid, BASE, 2 * P, P, 0, 0), Ok(BASE));
+    // Room made by the shrink: the fixed move reuses it.
+    assert_eq!(m.mremap(pid, BASE, P, P, FXD, BASE + P), Ok(BASE + P));
+    let mut b = [0u8; 1];
+    m.read(pid, BASE + P, &mut b).unwrap().unwrap();
+    assert_eq!(b, [9]);
     m.check().unwrap();
     m.exit(pid).unwrap();
     all_free(&m);

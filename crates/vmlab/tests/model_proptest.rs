@@ -1,6 +1,8 @@
 //! Random mmap (MAP_FIXED, MAP_FIXED_NOREPLACE, hinted) / munmap / mprotect
-//! / store / load sequences in a 64-page window, run on vmlab and checked
-//! three ways:
+//! / mremap (fixed moves, with and without MREMAP_DONTUNMAP, and in-place
+//! shrinks: what a page model can decide without knowing VMA boundaries) /
+//! madvise(MADV_DONTNEED) / store / load sequences in a 64-page window, run
+//! on vmlab and checked three ways:
 //! - against a page-granular reference model written here (per page: mapped,
 //!   protection, contents): every syscall result, every load value and fault
 //!   kind, and the per-page protection the maps lines describe;
@@ -70,6 +72,25 @@ enum TOp {
         pg: u8,
         word: u8,
     },
+    Remap {
+        pg: u8,
+        n: u8,
+        how: Remap,
+    },
+    DontNeed {
+        pg: u8,
+        n: u8,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Remap {
+    /// MREMAP_MAYMOVE | MREMAP_FIXED to page `to`, same length.
+    Move { to: u8 },
+    /// The same with MREMAP_DONTUNMAP.
+    MoveKeep { to: u8 },
+    /// In place to `k` pages (fewer or as many).
+    Shrink { k: u8 },
 }
 
 /// A page, mostly in the first 16 pages so that mappings meet and merge often.
@@ -99,6 +120,16 @@ fn top() -> impl Strategy<Value = TOp> {
         4 => (range(), prot()).prop_map(|((pg, n), prot)| TOp::Protect { pg, n, prot }),
         3 => (page(), 0u8..4, any::<u64>()).prop_map(|(pg, word, val)| TOp::Store { pg, word, val }),
         3 => (page(), 0u8..4).prop_map(|(pg, word)| TOp::Load { pg, word }),
+        2 => (range(), page(), 0u8..3).prop_map(|((pg, n), to, kind)| {
+            let to = to.min(PAGES - n);
+            let how = match kind {
+                0 => Remap::Move { to },
+                1 => Remap::MoveKeep { to },
+                _ => Remap::Shrink { k: n / 2 + to % 2 },
+            };
+            TOp::Remap { pg, n, how }
+        }),
+        1 => range().prop_map(|(pg, n)| TOp::DontNeed { pg, n }),
     ]
 }
 
@@ -151,6 +182,26 @@ fn to_ops(ops: &[TOp]) -> Vec<Op> {
             },
             TOp::Store { pg, word, val } => Op::Store { a: addr(pg, word), val },
             TOp::Load { pg, word } => Op::Load { a: addr(pg, word) },
+            TOp::Remap { pg, n, how } => {
+                let (flags, new_n, to) = match how {
+                    Remap::Move { to } => (MREMAP_MAYMOVE | MREMAP_FIXED, n, to),
+                    Remap::MoveKeep { to } => (MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, n, to),
+                    Remap::Shrink { k } => (0, k, 0),
+                };
+                Op::Mremap {
+                    a: addr(pg, 0),
+                    old_len: n as u64 * P,
+                    new_len: new_n as u64 * P,
+                    flags,
+                    new_a: addr(to, 0),
+                    back: None,
+                }
+            }
+            TOp::DontNeed { pg, n } => Op::Madvise {
+                a: addr(pg, 0),
+                len: n as u64 * P,
+                advice: MADV_DONTNEED,
+            },
         });
         out.push(Op::Maps);
     }
@@ -239,7 +290,62 @@ impl Model {
                 Some(PROT_NONE) => R::Segv("ACCERR".into()),
                 Some(_) => R::Val(self.data.get(&(pg, word)).copied().unwrap_or(0)),
             },
+            TOp::Remap { pg, n, how } => match how {
+                Remap::Move { to } | Remap::MoveKeep { to } => {
+                    // check_mremap_params: overlapping ranges are EINVAL.
+                    if pg < to + n && to < pg + n {
+                        return R::Err("EINVAL".into());
+                    }
+                    // remap_move: the range must start in a VMA; each mapped
+                    // page moves to the same offset from `to` (the target's
+                    // unmapped-source offsets keep what they had).
+                    if self.pages[pg as usize].is_none() {
+                        return R::Err("EFAULT".into());
+                    }
+                    let keep = matches!(how, Remap::MoveKeep { .. });
+                    for i in 0..n {
+                        let (s, t) = (pg + i, to + i);
+                        let Some(prot) = self.pages[s as usize] else { continue };
+                        self.pages[t as usize] = Some(prot);
+                        for w in 0..4 {
+                            match self.data.remove(&(s, w)) {
+                                Some(v) => self.data.insert((t, w), v),
+                                None => self.data.remove(&(t, w)),
+                            };
+                        }
+                        if !keep {
+                            self.pages[s as usize] = None;
+                        }
+                    }
+                    R::At(to as i64 * P as i64)
+                }
+                // No resize or a shrink in place: the first page must be
+                // mapped; the tail is unmapped across VMAs and holes.
+                Remap::Shrink { k } => {
+                    if k == 0 {
+                        return R::Err("EINVAL".into());
+                    }
+                    if self.pages[pg as usize].is_none() {
+                        return R::Err("EFAULT".into());
+                    }
+                    self.clear(pg + k, n - k);
+                    R::At(pg as i64 * P as i64)
+                }
+            },
+            // Mapped pages read zero again; a hole anywhere is ENOMEM.
+            TOp::DontNeed { pg, n } => {
+                self.data.retain(|(p, _), _| !(pg..pg + n).contains(p));
+                if self.free_any(pg, n) {
+                    R::Err("ENOMEM".into())
+                } else {
+                    R::Ok
+                }
+            }
         }
+    }
+
+    fn free_any(&self, pg: u8, n: u8) -> bool {
+        (pg..pg + n).any(|p| self.pages[p as usize].is_none())
     }
 
     /// Per-page perms as maps would show them.

@@ -11,7 +11,7 @@
 //! PTEs by compare-and-swap. Functions that need `map` held end in `_locked`
 //! and take the guarded `MapState` as an argument.
 
-use super::vma::{Backing, Prot, Vma};
+use super::vma::{Backing, Prot, VmFlags, Vma};
 use super::vma_map::{VmaMap, VmaMapPolicy, VmaTree};
 use crate::addr::{vpn, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
@@ -136,6 +136,51 @@ impl AddressSpace {
         }
     }
 
+    /// The VMA that contains `addr`. Linux: `vma_lookup`.
+    pub fn vma_lookup(st: &MapState, addr: u64) -> Option<&Vma> {
+        st.vmas.find(addr).filter(|v| v.start <= addr)
+    }
+
+    /// Give `[start, end)`, which lies inside one VMA, the flags `flags`:
+    /// split at the ends and merge with the neighbours as Linux's
+    /// `vma_modify_flags` does. A split is refused (ENOMEM; a split already
+    /// made stays) when the map count is at its limit, unless the piece, at
+    /// one end of its VMA, merges into the neighbour on that side and so adds
+    /// no VMA (`vma_merge_existing_range` before `split_vma`).
+    pub(crate) fn modify_flags_locked(st: &mut MapState, start: u64, end: u64, flags: VmFlags) -> SysResult<()> {
+        let Some(v) = Self::vma_lookup(st, start).filter(|v| end <= v.end) else {
+            return Ok(());
+        };
+        if v.flags == flags {
+            return Ok(());
+        }
+        let need_front = v.start < start;
+        let need_back = end < v.end;
+        let mut piece = v.clone();
+        piece.pgoff = v.pgoff_of(start);
+        piece.start = start;
+        piece.end = end;
+        piece.flags = flags;
+        let absorbed = match (need_front, need_back) {
+            (false, true) => st.vmas.prev(start).is_some_and(|p| p.can_merge_with_next(&piece)),
+            (true, false) => st.vmas.find(end).is_some_and(|n| piece.can_merge_with_next(n)),
+            _ => false,
+        };
+        for (needed, at) in [(need_front, start), (need_back, end)] {
+            if needed {
+                if !absorbed && st.vmas.len() >= st.max_map_count {
+                    return Err(Errno::ENOMEM);
+                }
+                Self::split_at_locked(st, at);
+            }
+        }
+        if let Some(v) = st.vmas.find_mut(start) {
+            v.flags = flags;
+        }
+        Self::merge_range_locked(st, start, end);
+        Ok(())
+    }
+
     /// Merge neighbouring VMAs that Linux would have merged, over the
     /// boundaries that lie in `[start, end]`. Linux: the `vma_merge_*` calls of
     /// `mmap_region`, `mprotect_fixup` and `do_brk_flags`.
@@ -167,7 +212,9 @@ impl AddressSpace {
             if let Some(v) = st.vmas.find_mut(cur) {
                 v.end = n.end;
                 if v.anon_id() == 0 {
+                    // The merged VMA adopts the identity, chain and all.
                     v.anon.store(n.anon_id(), Ordering::Release);
+                    v.anon_forked = n.anon_forked;
                 }
             }
         }
@@ -180,8 +227,9 @@ impl AddressSpace {
     /// VMAs that differ only in protection and were written side by side
     /// share an identity and merge once their protections agree.
     /// Linux: `anon_vma_prepare` → `find_mergeable_anon_vma`, which reuses
-    /// only an `anon_vma` whose chain is singular (not shared with a fork
-    /// parent or child); without fork every chain is.
+    /// only an `anon_vma` whose chain is singular (`reusable_anon_vma`): not
+    /// one a fork child inherited (`Vma::anon_forked`). The identity taken
+    /// is never chained, so `anon_forked` stays false.
     ///
     /// Preconditions: `st` is the map lock, held for reading or writing.
     pub fn prepare_anon_locked(st: &MapState, vma: &Vma, next_id: &AtomicU64) -> u64 {
@@ -189,7 +237,7 @@ impl AddressSpace {
         if id != 0 {
             return id;
         }
-        let neighbour = |v: Option<&Vma>| v.map_or(0, |v| v.anon_id());
+        let neighbour = |v: Option<&Vma>| v.filter(|v| !v.anon_forked).map_or(0, |v| v.anon_id());
         let mut reuse = neighbour(st.vmas.find(vma.end).filter(|n| vma.anon_compatible_with_next(n)));
         if reuse == 0 {
             reuse = neighbour(st.vmas.prev(vma.start).filter(|p| p.anon_compatible_with_next(vma)));
@@ -289,5 +337,5 @@ fn exclusive(phys: &PhysMem, pte: Pte) -> bool {
 
 /// Whether the VMA is private anonymous memory.
 pub fn is_private_anon(v: &Vma) -> bool {
-    v.backing == Backing::Anon && !v.flags.has(super::vma::VmFlags::SHARED)
+    v.backing == Backing::Anon && !v.flags.has(VmFlags::SHARED)
 }

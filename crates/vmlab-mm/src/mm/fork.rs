@@ -68,6 +68,7 @@ impl AddressSpace {
         cst.max_map_count = st.max_map_count;
         cst.commit_limit_pages = st.commit_limit_pages;
 
+        let needs_copy = |v: &Vma| v.anon_id() != 0 && !v.flags.has(VmFlags::WIPEONFORK);
         let mut copied: Vec<Vma> = Vec::new();
         st.vmas.for_each(&mut |v| {
             if !v.flags.has(VmFlags::DONTCOPY) {
@@ -75,18 +76,22 @@ impl AddressSpace {
             }
         });
         for v in &copied {
-            let c = v.clone();
             // The child's VMA gets an anonymous identity of its own, chained
             // to the parent's in Linux (`anon_vma_fork`); its pages keep the
             // parent's identity as their owner until the child copies them.
-            if v.anon_id() != 0 {
-                c.anon
-                    .store(cx.next_anon_id.fetch_add(1, Ordering::Relaxed), Ordering::Release);
-            }
+            // A MADV_WIPEONFORK VMA starts empty, with no identity.
+            let mut c = v.clone();
+            // Memory locks are not inherited (Linux `dup_mmap` clears VM_LOCKED).
+            c.flags.0 &= !VmFlags::LOCKED;
+            c.anon_forked = needs_copy(v);
+            let id = match c.anon_forked {
+                true => cx.next_anon_id.fetch_add(1, Ordering::Relaxed),
+                false => 0,
+            };
+            c.anon.store(id, Ordering::Release);
             cst.vmas.insert(c);
         }
         let mut report = ForkReport::default();
-        let needs_copy = |v: &Vma| v.anon_id() != 0;
         match policy {
             ForkPolicy::Cow | ForkPolicy::Eager => {
                 for v in copied.iter().filter(|v| needs_copy(v)) {
@@ -99,16 +104,16 @@ impl AddressSpace {
                 }
             }
             ForkPolicy::SharedPt => {
-                // Every 2 MiB span that holds part of a VMA to copy.
+                // Every 2 MiB span that holds part of a VMA to copy and has a
+                // leaf table (a span without one has nothing to share or copy;
+                // walking only the tables keeps a huge sparse VMA cheap).
                 let mut spans: Vec<u64> = Vec::new();
                 for v in copied.iter().filter(|v| needs_copy(v)) {
-                    let mut s = v.start & !(PD_SPAN - 1);
-                    while s < v.end {
+                    self.page_table().for_each_pd_entry(phys, v.start, v.end, |s, _| {
                         if spans.last() != Some(&s) {
                             spans.push(s);
                         }
-                        s += PD_SPAN;
-                    }
+                    });
                 }
                 spans.dedup();
                 for span in spans {
@@ -117,7 +122,8 @@ impl AddressSpace {
                     // VMA in its span (a MADV_DONTFORK VMA must not leak).
                     let mut shareable = true;
                     for s in st.vmas.starts_in(span, end) {
-                        if st.vmas.find(s).is_some_and(|v| v.flags.has(VmFlags::DONTCOPY)) {
+                        let not_inherited = VmFlags::DONTCOPY | VmFlags::WIPEONFORK;
+                        if st.vmas.find(s).is_some_and(|v| v.flags.0 & not_inherited != 0) {
                             shareable = false;
                         }
                     }

@@ -249,7 +249,7 @@ impl AddressSpace {
 
 /// Choose where `[addr, addr+len)` goes. Linux: `__get_unmapped_area` with
 /// `arch_get_unmapped_area_topdown`.
-fn get_unmapped_area(st: &MapState, hint: u64, len: u64, flags: u32) -> SysResult<u64> {
+pub(crate) fn get_unmapped_area(st: &MapState, hint: u64, len: u64, flags: u32) -> SysResult<u64> {
     if len > TASK_SIZE - MMAP_MIN_ADDR {
         return Err(Errno::ENOMEM);
     }

@@ -75,6 +75,12 @@ impl AddressSpace {
             // VM_ACCOUNT (unless accounted already, or never accountable);
             // losing write drops VM_ACCOUNT only from anonymous memory that
             // has no pages yet (no anon_vma).
+            if new_prot == v.prot {
+                // Linux `mprotect_fixup` returns before touching VM_ACCOUNT
+                // when the protection does not change: no split, no merge.
+                at = v.end;
+                continue;
+            }
             let mut flags = v.flags;
             let mut charge = 0;
             if new_prot.write() {
@@ -85,11 +91,6 @@ impl AddressSpace {
                 }
             } else if flags.has(VmFlags::ACCOUNT) && is_private_anon(v) && v.anon_id() == 0 {
                 flags.0 &= !VmFlags::ACCOUNT;
-            }
-            if new_prot == v.prot && flags == v.flags {
-                // Nothing to do: no split, no merge.
-                at = v.end;
-                continue;
             }
             // Linux's overcommit heuristic (`__vm_enough_memory`, OVERCOMMIT_GUESS).
             if charge > st.commit_limit_pages {

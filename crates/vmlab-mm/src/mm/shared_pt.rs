@@ -126,8 +126,10 @@ impl AddressSpace {
             flush.add_page(vpn(span));
             flush.add_page(vpn(span + PD_SPAN - PAGE_SIZE));
         }
-        if td.refcount.fetch_add(1, Ordering::AcqRel) == 1 {
-            // First shared now: its frames stay in the parent's rss.
+        if td.refcount.fetch_add(1, Ordering::AcqRel) == 1 && cur.0 & Pte::TABLE_COW == 0 {
+            // First shared now: its frames stay in the parent's rss. A table
+            // still shared copy-on-write by its last sharer keeps its owner,
+            // or none if the owner left (its frames are in no one's rss).
             td.mapping.store(self.id, Ordering::Release);
         }
         ce.store(

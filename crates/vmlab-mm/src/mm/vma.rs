@@ -73,6 +73,17 @@ impl VmFlags {
     /// the mapping is of a file opened read-only: it can never be made
     /// writable (Linux clears `VM_SHARED` and `VM_MAYWRITE` for it in `do_mmap`).
     pub const MAYSHARE: u32 = 1 << 9;
+    /// Left out of core dumps (`VM_DONTDUMP`, MADV_DONTDUMP).
+    pub const DONTDUMP: u32 = 1 << 10;
+    /// The child of a fork gets zero-filled memory here (`VM_WIPEONFORK`,
+    /// MADV_WIPEONFORK; private anonymous memory only).
+    pub const WIPEONFORK: u32 = 1 << 11;
+    /// Transparent huge pages wanted (`VM_HUGEPAGE`, MADV_HUGEPAGE). vmlab
+    /// has no THP; the flag is kept because it decides merging.
+    pub const HUGEPAGE: u32 = 1 << 12;
+    /// KSM may merge these pages (`VM_MERGEABLE`, MADV_MERGEABLE on a
+    /// private mapping). vmlab has no KSM; the flag decides merging.
+    pub const MERGEABLE: u32 = 1 << 13;
 
     #[inline]
     pub fn has(self, bit: u32) -> bool {
@@ -149,6 +160,15 @@ pub struct Vma {
     /// that needs it. Set by compare-and-swap under the map lock held for
     /// reading (Linux's `anon_vma_prepare` takes `page_table_lock` for this).
     pub anon: AtomicU64,
+    /// The identity is chained to a fork relative's: set on a fork child's
+    /// VMAs that inherit pages (Linux `anon_vma_fork` leaves the child VMA's
+    /// `anon_vma_chain` with more than one entry) and carried wherever the
+    /// identity goes (split, mremap, a merge that adopts it). Linux then
+    /// neither lends the identity to a neighbour (`reusable_anon_vma`) nor
+    /// merges the VMA with one that has no identity yet
+    /// (`is_mergeable_anon_vma` → `vma_had_uncowed_parents`). Changed only
+    /// under the map lock held for writing, or together with `anon` from 0.
+    pub anon_forked: bool,
 }
 
 impl Clone for Vma {
@@ -161,6 +181,7 @@ impl Clone for Vma {
             backing: self.backing.clone(),
             pgoff: self.pgoff,
             anon: AtomicU64::new(self.anon_id()),
+            anon_forked: self.anon_forked,
         }
     }
 }
@@ -174,6 +195,7 @@ impl PartialEq for Vma {
             && self.backing == o.backing
             && self.pgoff == o.pgoff
             && self.anon_id() == o.anon_id()
+            && self.anon_forked == o.anon_forked
     }
 }
 
@@ -188,6 +210,7 @@ impl Vma {
             backing,
             pgoff,
             anon: AtomicU64::new(0),
+            anon_forked: false,
         }
     }
 
@@ -220,13 +243,21 @@ impl Vma {
     /// continue, and anonymous identities that are equal or not yet assigned
     /// on one side (`is_mergeable_vma`, `is_mergeable_anon_vma`).
     pub fn can_merge_with_next(&self, next: &Vma) -> bool {
-        let (a, b) = (self.anon_id(), next.anon_id());
         self.end == next.start
             && self.prot == next.prot
             && self.flags == next.flags
             && self.backing == next.backing
             && self.pgoff + self.pages() == next.pgoff
-            && (a == b || a == 0 || b == 0)
+            && self.anon_mergeable_with(next)
+    }
+
+    /// Whether the anonymous identities of `self` and `other` allow a merge:
+    /// equal, or one side has none yet and the other's identity is not
+    /// chained to a fork relative (Linux `is_mergeable_anon_vma`: with one
+    /// side NULL the other VMA's `anon_vma_chain` must be singular).
+    pub fn anon_mergeable_with(&self, other: &Vma) -> bool {
+        let (a, b) = (self.anon_id(), other.anon_id());
+        a == b || (a == 0 && !other.anon_forked) || (b == 0 && !self.anon_forked)
     }
 
     /// Whether `next`, starting where `self` ends, may share `self`'s

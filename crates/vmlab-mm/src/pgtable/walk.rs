@@ -115,7 +115,8 @@ impl PageTable {
     }
 
     /// Call `f(span_start, entry)` for every present PD entry whose 2 MiB
-    /// span intersects `[start, end)`, in address order.
+    /// span intersects `[start, end)`, in address order, skipping absent
+    /// subtrees whole (so a huge range over a sparse tree is cheap).
     pub fn for_each_pd_entry<'a>(
         &self,
         phys: &'a PhysMem,
@@ -126,20 +127,22 @@ impl PageTable {
         if start >= end {
             return;
         }
-        let span = Level::Pd.entry_span();
-        let mut va = start & !(span - 1);
-        while va < end {
-            match self.pd_entry(phys, va) {
-                Some(e) if Pte(e.load(Ordering::Acquire)).present() => f(va, e),
-                Some(_) => {}
-                None => {
-                    // No PD here: skip to the next PDPT entry's span.
-                    let pdpt_span = Level::Pdpt.entry_span();
-                    va = (va & !(pdpt_span - 1)) + pdpt_span;
-                    continue;
+        for i4 in index_range(Level::Pml4, 0, start, end) {
+            let Some(pdpt) = child(phys, self.root, i4) else {
+                continue;
+            };
+            let b4 = i4 as u64 * Level::Pml4.entry_span();
+            for i3 in index_range(Level::Pdpt, b4, start, end) {
+                let Some(pd) = child(phys, pdpt, i3) else { continue };
+                let b3 = b4 + i3 as u64 * Level::Pdpt.entry_span();
+                for i2 in index_range(Level::Pd, b3, start, end) {
+                    if let Some(e) = slot(phys, pd, i2) {
+                        if Pte(e.load(Ordering::Acquire)).present() {
+                            f(b3 + i2 as u64 * Level::Pd.entry_span(), e);
+                        }
+                    }
                 }
             }
-            va += span;
         }
     }
 

@@ -349,8 +349,13 @@ impl Machine {
         result
     }
 
-    /// `mremap(old_addr, old_len, new_len, flags, new_addr)` in process `pid`.
-    /// Not implemented yet (issue 4): ENOSYS.
+    /// `mremap(old_addr, old_len, new_len, flags, new_addr)` in process
+    /// `pid`: the mapping's address afterwards. Shrinks, grows in place or
+    /// by moving (MREMAP_MAYMOVE), moves to `new_addr` (MREMAP_FIXED), or
+    /// moves leaving the old range mapped and empty (MREMAP_DONTUNMAP); the
+    /// page-table entries move, never the data (see `mm/mremap.rs`). The old
+    /// range is shot down before this returns. Linux's errno (EINVAL,
+    /// EFAULT, ENOMEM); ESRCH if there is no such process.
     pub fn mremap(
         &self,
         pid: Pid,
@@ -360,17 +365,21 @@ impl Machine {
         flags: u32,
         new_addr: u64,
     ) -> SysResult<u64> {
-        let _ = (old_addr, old_len, new_len, flags, new_addr);
-        self.process(pid)?;
-        Err(Errno::ENOSYS)
+        let r = self.with_mm(pid, |mm, fl| {
+            mm.mremap(&self.phys, old_addr, old_len, new_len, flags, new_addr, fl)
+        })?;
+        // Shrinking, or MREMAP_FIXED over a mapping, may have unmapped the
+        // last mapping of an object.
+        let _ = self.objects.reap(&self.phys);
+        r
     }
 
-    /// `madvise(addr, len, advice)` in process `pid`. Not implemented yet
-    /// (issue 4): ENOSYS.
+    /// `madvise(addr, len, advice)` in process `pid`, with Linux's errno for
+    /// every advice value (see `mm/madvise.rs` for what each does in vmlab).
+    /// ESRCH if there is no such process.
     pub fn madvise(&self, pid: Pid, addr: u64, len: u64, advice: u32) -> SysResult<()> {
-        let _ = (addr, len, advice);
-        self.process(pid)?;
-        Err(Errno::ENOSYS)
+        let cx = self.fault_ctx();
+        self.with_mm(pid, |mm, fl| mm.madvise(&cx, addr, len, advice, fl))?
     }
 
     /// Add a host file to the file table (Linux: the `open` that made the

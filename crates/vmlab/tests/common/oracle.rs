@@ -34,11 +34,19 @@
 //! lands where each kernel's top-down search chooses when the hint is not
 //! free, so `MmapHint` reports only whether the hint was honoured (`At`) or
 //! not (`Elsewhere`; the stray mapping is then unmapped at once on both
-//! sides, so the windows stay comparable).
+//! sides, so the windows stay comparable). `Mremap` does the same for a
+//! mapping the kernel moved to an address of its choosing, or moves it back
+//! into the window (`back`) so that what moved with it can be inspected.
+//!
+//! `Fork` forks: on the host with `fork()` in the helper process (the child
+//! runs its ops with raw syscalls only and records results and maps text in
+//! a `MAP_SHARED` area set up before any case runs, then `_exit`s); on vmlab
+//! with `Machine::fork`, the child's ops run on the same CPU switched to the
+//! child, which then exits. The parent's ops go on afterwards.
 
 use serde::{Deserialize, Serialize};
 use vmlab_mm::errno::{Errno, Fault, FaultReason, Signal};
-use vmlab_mm::system::{ByteSize, Machine, MachineConfig};
+use vmlab_mm::system::{ByteSize, Cpu, Machine, MachineConfig, Pid};
 
 /// Page size of both sides.
 pub const P: u64 = 4096;
@@ -107,6 +115,30 @@ pub enum Op {
     },
     /// Snapshot of the maps lines around the window.
     Maps,
+    /// `mremap(a, old_len, new_len, flags, new_a)`: `At(rel)` or an errno.
+    /// If the kernel chose the new address (MREMAP_MAYMOVE without
+    /// MREMAP_FIXED, and not at the DONTUNMAP hint), `Elsewhere`, and the
+    /// mapping is moved to `back` with MREMAP_FIXED (keeping its length) or,
+    /// without `back`, unmapped.
+    Mremap {
+        a: A,
+        old_len: u64,
+        new_len: u64,
+        flags: u32,
+        new_a: A,
+        back: Option<A>,
+    },
+    /// `madvise(a, len, advice)`: `Ok` or an errno.
+    Madvise {
+        a: A,
+        len: u64,
+        advice: u32,
+    },
+    /// `fork()`: the child runs `ops` (no further `Fork`) and exits; the
+    /// result is `Child(its results)`.
+    Fork {
+        ops: Vec<Op>,
+    },
 }
 
 /// One result.
@@ -128,6 +160,8 @@ pub enum R {
     /// clipped to the guard region; a `!` after the perms marks a line
     /// that extended beyond it.
     Maps(Vec<(i64, i64, String)>),
+    /// The results of a forked child's ops.
+    Child(Vec<R>),
 }
 
 pub type MapsView = Vec<(i64, i64, String)>;
@@ -190,8 +224,22 @@ fn fault_name(f: Fault) -> String {
     match (f.signal, f.reason) {
         (Signal::Segv, FaultReason::NotMapped) => "MAPERR".into(),
         (Signal::Segv, FaultReason::Protection) => "ACCERR".into(),
+        // SIGBUS with BUS_ADRERR: a page wholly past the end of an object.
+        (Signal::Bus, FaultReason::BeyondEof) => "BUS_ADRERR".into(),
         (s, r) => format!("{s:?}/{r:?}"),
     }
+}
+
+/// Whether an mremap that returned `got` was placed by the kernel rather
+/// than by the caller (see `Op::Mremap`).
+fn mremap_elsewhere(a: u64, flags: u32, new_a: u64, got: u64) -> bool {
+    use vmlab_mm::mm::uapi::{MREMAP_DONTUNMAP, MREMAP_FIXED};
+    flags & MREMAP_FIXED == 0 && got != a && !(flags & MREMAP_DONTUNMAP != 0 && got == new_a)
+}
+
+/// Whether `ops` fork.
+pub fn forks(ops: &[Op]) -> bool {
+    ops.iter().any(|o| matches!(o, Op::Fork { .. }))
 }
 
 /// The machine the vmlab side runs on.
@@ -205,59 +253,18 @@ pub fn vmlab_config() -> MachineConfig {
 /// Run `ops` on a fresh vmlab process; `check()` after every op; at the end
 /// the process exits and every frame must be free again.
 pub fn run_vmlab(ops: &[Op]) -> Vec<R> {
-    let m = Machine::new(&vmlab_config()).expect("machine");
+    run_vmlab_with(&vmlab_config(), ops)
+}
+
+/// `run_vmlab` on a machine built from `config` (a fork policy, a map count).
+pub fn run_vmlab_with(config: &MachineConfig, ops: &[Op]) -> Vec<R> {
+    let m = Machine::new(config).expect("machine");
     let pid = m.spawn().expect("spawn");
-    let base = VMLAB_BASE;
-    let mut out = Vec::with_capacity(ops.len());
+    let out;
     {
         let mut cpu = m.cpu(0).expect("cpu 0");
         cpu.switch_to(pid).expect("switch_to");
-        for (i, op) in ops.iter().enumerate() {
-            let r = match *op {
-                Op::Mmap { a, len, prot, flags } => match m.mmap(pid, a.at(base), len, prot, flags) {
-                    Ok(x) => ret_of(base, x),
-                    Err(e) => R::Err(e.name().into()),
-                },
-                Op::MmapHint { a, len, prot, flags } => {
-                    let hint = a.at(base);
-                    match m.mmap(pid, hint, len, prot, flags) {
-                        Ok(x) if x == hint & !(P - 1) => ret_of(base, x),
-                        Ok(x) => {
-                            m.munmap(pid, x, len).expect("unmap a misplaced hinted mapping");
-                            R::Elsewhere
-                        }
-                        Err(e) => R::Err(e.name().into()),
-                    }
-                }
-                Op::Munmap { a, len } => match m.munmap(pid, a.at(base), len) {
-                    Ok(()) => R::Ok,
-                    Err(e) => R::Err(e.name().into()),
-                },
-                Op::Mprotect { a, len, prot } => match m.mprotect(pid, a.at(base), len, prot) {
-                    Ok(()) => R::Ok,
-                    Err(e) => R::Err(e.name().into()),
-                },
-                Op::Load { a } => match cpu.load_u64(a.at(base)) {
-                    Ok(v) => R::Val(v),
-                    Err(f) => R::Segv(fault_name(f)),
-                },
-                Op::Store { a, val } => match cpu.store_u64(a.at(base), val) {
-                    Ok(()) => R::Ok,
-                    Err(f) => R::Segv(fault_name(f)),
-                },
-                Op::Maps => R::Maps(clip_maps(
-                    base,
-                    m.maps(pid)
-                        .expect("maps")
-                        .into_iter()
-                        .map(|l| (l.start, l.end, l.perms_str().to_string())),
-                )),
-            };
-            out.push(r);
-            if let Err(e) = m.check() {
-                panic!("vmlab check() failed after op {i} ({op:?}): {e}\nops: {ops:?}");
-            }
-        }
+        out = run_vmlab_ops(&m, &mut cpu, pid, ops, ops);
     }
     m.exit(pid).expect("exit");
     m.check().expect("check() after exit");
@@ -266,6 +273,91 @@ pub fn run_vmlab(ops: &[Op]) -> Vec<R> {
         m.reserved_frames(),
         "frames still used after the process exited"
     );
+    out
+}
+
+/// Run `ops` in process `pid` (which `cpu` runs), `check()` after each.
+fn run_vmlab_ops(m: &Machine, cpu: &mut Cpu<'_>, pid: Pid, ops: &[Op], all: &[Op]) -> Vec<R> {
+    let base = VMLAB_BASE;
+    let mut out = Vec::with_capacity(ops.len());
+    let err = |e: Errno| R::Err(e.name().into());
+    for (i, op) in ops.iter().enumerate() {
+        let r = match op {
+            &Op::Mmap { a, len, prot, flags } => match m.mmap(pid, a.at(base), len, prot, flags) {
+                Ok(x) => ret_of(base, x),
+                Err(e) => err(e),
+            },
+            &Op::MmapHint { a, len, prot, flags } => {
+                let hint = a.at(base);
+                match m.mmap(pid, hint, len, prot, flags) {
+                    Ok(x) if x == hint & !(P - 1) => ret_of(base, x),
+                    Ok(x) => {
+                        m.munmap(pid, x, len).expect("unmap a misplaced hinted mapping");
+                        R::Elsewhere
+                    }
+                    Err(e) => err(e),
+                }
+            }
+            &Op::Munmap { a, len } => m.munmap(pid, a.at(base), len).map_or_else(err, |()| R::Ok),
+            &Op::Mprotect { a, len, prot } => m.mprotect(pid, a.at(base), len, prot).map_or_else(err, |()| R::Ok),
+            &Op::Load { a } => match cpu.load_u64(a.at(base)) {
+                Ok(v) => R::Val(v),
+                Err(f) => R::Segv(fault_name(f)),
+            },
+            &Op::Store { a, val } => match cpu.store_u64(a.at(base), val) {
+                Ok(()) => R::Ok,
+                Err(f) => R::Segv(fault_name(f)),
+            },
+            Op::Maps => R::Maps(clip_maps(
+                base,
+                m.maps(pid)
+                    .expect("maps")
+                    .into_iter()
+                    .map(|l| (l.start, l.end, l.perms_str().to_string())),
+            )),
+            &Op::Mremap {
+                a,
+                old_len,
+                new_len,
+                flags,
+                new_a,
+                back,
+            } => {
+                let (a, new_a) = (a.at(base), new_a.at(base));
+                match m.mremap(pid, a, old_len, new_len, flags, new_a) {
+                    Ok(got) if mremap_elsewhere(a, flags, new_a, got) => {
+                        match back {
+                            Some(b) => {
+                                let len = new_len.next_multiple_of(P);
+                                let fixed = vmlab_mm::mm::uapi::MREMAP_MAYMOVE | vmlab_mm::mm::uapi::MREMAP_FIXED;
+                                m.mremap(pid, got, len, len, fixed, b.at(base)).expect("move back");
+                            }
+                            None => m.munmap(pid, got, new_len).expect("unmap a moved mapping"),
+                        }
+                        R::Elsewhere
+                    }
+                    Ok(got) => ret_of(base, got),
+                    Err(e) => err(e),
+                }
+            }
+            &Op::Madvise { a, len, advice } => m.madvise(pid, a.at(base), len, advice).map_or_else(err, |()| R::Ok),
+            Op::Fork { ops: child_ops } => {
+                let child = m.fork(pid).expect("fork");
+                if let Err(e) = m.check() {
+                    panic!("vmlab check() failed after fork (op {i}): {e}\nops: {all:?}");
+                }
+                cpu.switch_to(child).expect("switch to the child");
+                let rs = run_vmlab_ops(m, cpu, child, child_ops, all);
+                cpu.switch_to(pid).expect("switch back to the parent");
+                m.exit(child).expect("exit the child");
+                R::Child(rs)
+            }
+        };
+        out.push(r);
+        if let Err(e) = m.check() {
+            panic!("vmlab check() failed after op {i} ({op:?}) of pid {pid}: {e}\nops: {all:?}");
+        }
+    }
     out
 }
 
@@ -322,9 +414,10 @@ mod host {
     use std::io::Read;
     use std::ptr::null_mut;
 
-    /// `si_code` values of SIGSEGV (include/uapi/asm-generic/siginfo.h).
+    /// `si_code` values of SIGSEGV and SIGBUS (include/uapi/asm-generic/siginfo.h).
     const SEGV_MAPERR: i32 = 1;
     const SEGV_ACCERR: i32 = 2;
+    const BUS_ADRERR: i32 = 2;
 
     /// A result recorded while ops run: plain data, no allocation.
     #[derive(Clone, Copy)]
@@ -337,15 +430,90 @@ mod host {
         Sig(i32, i32),
         Maps(usize, usize),
         MapsFailed(i32),
+        /// A moved mapping could not be moved back (errno).
+        MoveBackFailed(i32),
+        /// A forked child's results: `count` raws from slot `first` of the shared area.
+        Fork(usize, usize),
+        /// The forked child did not exit with status 0 (wait status).
+        ChildDied(i32),
+    }
+
+    /// Memory shared with forked children, set up before any case runs (so
+    /// it never lands in a window): maps text of every snapshot, and the
+    /// children's results. Fill counters live in the area too, so what a
+    /// child appended is seen by the parent.
+    struct Shared {
+        base: *mut u8,
+    }
+
+    const TEXT_LEN: usize = 32 << 20;
+    const RAW_SLOTS: usize = 1 << 16;
+    const HDR: usize = 64;
+
+    impl Shared {
+        fn new() -> Shared {
+            let len = HDR + TEXT_LEN + RAW_SLOTS * std::mem::size_of::<Raw>();
+            // SAFETY: a fresh anonymous shared mapping, ours until exit.
+            let p = unsafe {
+                libc::mmap(
+                    null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(p, libc::MAP_FAILED, "shared area for forked children");
+            Shared { base: p.cast() }
+        }
+        /// Counter `i`: 0 = text bytes used, 1 = raw slots used.
+        fn counter(&self, i: usize) -> usize {
+            // SAFETY: the header is inside the mapping; a child writes it
+            // before the parent reads it (after waitpid).
+            unsafe { std::ptr::read_volatile((self.base as *const usize).add(i)) }
+        }
+        fn set_counter(&self, i: usize, v: usize) {
+            // SAFETY: as `counter`.
+            unsafe { std::ptr::write_volatile((self.base as *mut usize).add(i), v) }
+        }
+        /// The text part of the mapping (maps snapshots).
+        fn text(&self) -> *mut u8 {
+            // SAFETY: `HDR` is inside the mapping.
+            unsafe { self.base.add(HDR) }
+        }
+        fn raws(&self) -> *mut Raw {
+            // SAFETY: the raw slots follow the text; `Raw` needs 8-byte alignment.
+            unsafe { self.base.add(HDR + TEXT_LEN).cast() }
+        }
+        fn push_raw(&self, r: Raw) {
+            let n = self.counter(1);
+            if n < RAW_SLOTS {
+                // SAFETY: slot `n` is inside the mapping.
+                unsafe { std::ptr::write_volatile(self.raws().add(n), r) };
+                self.set_counter(1, n + 1);
+            }
+        }
+        fn raw(&self, i: usize) -> Raw {
+            // SAFETY: slot `i` was written by `push_raw`.
+            unsafe { std::ptr::read_volatile(self.raws().add(i)) }
+        }
     }
 
     pub fn main() {
         let mut input = String::new();
         std::io::stdin().read_to_string(&mut input).expect("read ops");
         let cases: Vec<Vec<Op>> = serde_json::from_str(&input).expect("parse ops");
+        for ops in &cases {
+            for op in ops {
+                if let Op::Fork { ops } = op {
+                    assert!(!forks(ops), "a forked child cannot fork again in the oracle");
+                }
+            }
+        }
         probe::install();
-        let mut buf = vec![0u8; 16 << 20];
-        let results: Vec<Vec<R>> = cases.iter().map(|ops| run_case(ops, &mut buf)).collect();
+        let shared = Shared::new();
+        let results: Vec<Vec<R>> = cases.iter().map(|ops| run_case(ops, &shared)).collect();
         println!("{RESULT_MARK}{}", serde_json::to_string(&results).expect("serialize"));
     }
 
@@ -354,8 +522,11 @@ mod host {
         unsafe { *libc::__errno_location() }
     }
 
-    fn run_case(ops: &[Op], buf: &mut [u8]) -> Vec<R> {
+    fn run_case(ops: &[Op], shared: &Shared) -> Vec<R> {
         let mut raw: Vec<Raw> = Vec::with_capacity(ops.len());
+        // Each case formats its results before the next one starts.
+        shared.set_counter(0, 0);
+        shared.set_counter(1, 0);
         let total = ((2 * GUARD_PAGES + WINDOW_PAGES) * P) as usize;
         // SAFETY: anonymous PROT_NONE reservation, released at once: we only
         // want to learn a free range.
@@ -373,112 +544,197 @@ mod host {
             r as u64
         };
         let base = start + GUARD_PAGES * P;
-        let mut used = 0usize;
         // From here to the final munmap: no allocation (raw has its capacity).
         for op in ops {
             // SAFETY: every address is in the private window region or is a
             // call documented to fail before touching memory (the case tables
-            // never map or unmap absolute addresses successfully).
-            let x = unsafe {
-                match *op {
-                    Op::Mmap { a, len, prot, flags } => {
-                        let p = libc::mmap(a.at(base) as *mut _, len as usize, prot as i32, flags as i32, -1, 0);
-                        if p == libc::MAP_FAILED {
-                            Raw::Err(errno())
-                        } else {
-                            Raw::Ret(p as u64)
-                        }
-                    }
-                    Op::MmapHint { a, len, prot, flags } => {
-                        let hint = a.at(base);
-                        let p = libc::mmap(hint as *mut _, len as usize, prot as i32, flags as i32, -1, 0);
-                        if p == libc::MAP_FAILED {
-                            Raw::Err(errno())
-                        } else if p as u64 == hint & !(P - 1) {
-                            Raw::Ret(p as u64)
-                        } else {
-                            assert_eq!(libc::munmap(p, len as usize), 0);
-                            Raw::Elsewhere
-                        }
-                    }
-                    Op::Munmap { a, len } => {
-                        if libc::munmap(a.at(base) as *mut _, len as usize) == 0 {
-                            Raw::Ok
-                        } else {
-                            Raw::Err(errno())
-                        }
-                    }
-                    Op::Mprotect { a, len, prot } => {
-                        if libc::mprotect(a.at(base) as *mut _, len as usize, prot as i32) == 0 {
-                            Raw::Ok
-                        } else {
-                            Raw::Err(errno())
-                        }
-                    }
-                    Op::Load { a } => match probe::load(a.at(base)) {
-                        Ok(v) => Raw::Val(v),
-                        Err((s, c)) => Raw::Sig(s, c),
-                    },
-                    Op::Store { a, val } => match probe::store(a.at(base), val) {
-                        Ok(()) => Raw::Ok,
-                        Err((s, c)) => Raw::Sig(s, c),
-                    },
-                    Op::Maps => snapshot(buf, &mut used),
-                }
-            };
+            // never map, unmap or advise absolute addresses successfully).
+            let x = unsafe { exec(op, base, shared) };
             raw.push(x);
         }
         // SAFETY: the region is ours; anything the ops left there goes.
         unsafe { libc::munmap(start as *mut _, total) };
-        raw.iter()
-            .map(|r| match *r {
-                Raw::Ok => R::Ok,
-                Raw::Ret(p) => ret_of(base, p),
-                Raw::Elsewhere => R::Elsewhere,
-                Raw::Err(c) => R::Err(errno_name(c)),
-                Raw::Val(v) => R::Val(v),
-                Raw::Sig(s, c) => R::Segv(match (s, c) {
-                    (libc::SIGSEGV, SEGV_MAPERR) => "MAPERR".into(),
-                    (libc::SIGSEGV, SEGV_ACCERR) => "ACCERR".into(),
-                    (libc::SIGSEGV, c) => format!("SEGV/{c}"),
-                    (s, c) => format!("signal {s}/{c}"),
-                }),
-                Raw::Maps(off, n) => {
-                    let text = String::from_utf8_lossy(&buf[off..off + n]);
-                    R::Maps(clip_maps(
-                        base,
-                        text.lines().filter_map(|l| {
-                            let mut f = l.split_whitespace();
-                            let (a, b) = f.next()?.split_once('-')?;
-                            let perms = f.next()?.to_string();
-                            Some((
-                                u64::from_str_radix(a, 16).ok()?,
-                                u64::from_str_radix(b, 16).ok()?,
-                                perms,
-                            ))
-                        }),
-                    ))
-                }
-                Raw::MapsFailed(c) => R::Err(format!("reading /proc/self/maps: {}", errno_name(c))),
-            })
-            .collect()
+        raw.iter().map(|r| format(*r, base, shared)).collect()
     }
 
-    /// Append `/proc/self/maps` to `buf` with raw syscalls.
-    fn snapshot(buf: &mut [u8], used: &mut usize) -> Raw {
+    fn format(r: Raw, base: u64, shared: &Shared) -> R {
+        match r {
+            Raw::Ok => R::Ok,
+            Raw::Ret(p) => ret_of(base, p),
+            Raw::Elsewhere => R::Elsewhere,
+            Raw::Err(c) => R::Err(errno_name(c)),
+            Raw::Val(v) => R::Val(v),
+            Raw::Sig(s, c) => R::Segv(match (s, c) {
+                (libc::SIGSEGV, SEGV_MAPERR) => "MAPERR".into(),
+                (libc::SIGSEGV, SEGV_ACCERR) => "ACCERR".into(),
+                (libc::SIGSEGV, c) => format!("SEGV/{c}"),
+                (libc::SIGBUS, BUS_ADRERR) => "BUS_ADRERR".into(),
+                (s, c) => format!("signal {s}/{c}"),
+            }),
+            Raw::Maps(off, n) => {
+                // SAFETY: `off..off + n` was written by `snapshot`, inside the text part.
+                let bytes = unsafe { std::slice::from_raw_parts(shared.text().add(off), n) };
+                let text = String::from_utf8_lossy(bytes);
+                R::Maps(clip_maps(
+                    base,
+                    text.lines().filter_map(|l| {
+                        let mut f = l.split_whitespace();
+                        let (a, b) = f.next()?.split_once('-')?;
+                        let perms = f.next()?.to_string();
+                        Some((
+                            u64::from_str_radix(a, 16).ok()?,
+                            u64::from_str_radix(b, 16).ok()?,
+                            perms,
+                        ))
+                    }),
+                ))
+            }
+            Raw::MapsFailed(c) => R::Err(format!("reading /proc/self/maps: {}", errno_name(c))),
+            Raw::MoveBackFailed(c) => R::Err(format!("moving the mapping back: {}", errno_name(c))),
+            Raw::Fork(first, n) => R::Child(
+                (first..first + n)
+                    .map(|i| format(shared.raw(i), base, shared))
+                    .collect(),
+            ),
+            Raw::ChildDied(status) => R::Err(format!("forked child died, wait status {status:#x}")),
+        }
+    }
+
+    /// Run one op with raw syscalls; no allocation (a forked child runs this).
+    ///
+    /// # Safety
+    /// Addresses must be in the window region or make the call fail.
+    unsafe fn exec(op: &Op, base: u64, shared: &Shared) -> Raw {
+        // SAFETY: see the function's contract.
+        unsafe {
+            match *op {
+                Op::Mmap { a, len, prot, flags } => {
+                    let p = libc::mmap(a.at(base) as *mut _, len as usize, prot as i32, flags as i32, -1, 0);
+                    if p == libc::MAP_FAILED {
+                        Raw::Err(errno())
+                    } else {
+                        Raw::Ret(p as u64)
+                    }
+                }
+                Op::MmapHint { a, len, prot, flags } => {
+                    let hint = a.at(base);
+                    let p = libc::mmap(hint as *mut _, len as usize, prot as i32, flags as i32, -1, 0);
+                    if p == libc::MAP_FAILED {
+                        Raw::Err(errno())
+                    } else if p as u64 == hint & !(P - 1) {
+                        Raw::Ret(p as u64)
+                    } else {
+                        libc::munmap(p, len as usize);
+                        Raw::Elsewhere
+                    }
+                }
+                Op::Munmap { a, len } => {
+                    if libc::munmap(a.at(base) as *mut _, len as usize) == 0 {
+                        Raw::Ok
+                    } else {
+                        Raw::Err(errno())
+                    }
+                }
+                Op::Mprotect { a, len, prot } => {
+                    if libc::mprotect(a.at(base) as *mut _, len as usize, prot as i32) == 0 {
+                        Raw::Ok
+                    } else {
+                        Raw::Err(errno())
+                    }
+                }
+                Op::Load { a } => match probe::load(a.at(base)) {
+                    Ok(v) => Raw::Val(v),
+                    Err((s, c)) => Raw::Sig(s, c),
+                },
+                Op::Store { a, val } => match probe::store(a.at(base), val) {
+                    Ok(()) => Raw::Ok,
+                    Err((s, c)) => Raw::Sig(s, c),
+                },
+                Op::Maps => snapshot(shared),
+                Op::Mremap {
+                    a,
+                    old_len,
+                    new_len,
+                    flags,
+                    new_a,
+                    back,
+                } => {
+                    let (a, new_a) = (a.at(base), new_a.at(base));
+                    // The raw syscall: glibc's wrapper passes new_address
+                    // only with MREMAP_FIXED, losing a DONTUNMAP hint.
+                    let got = libc::syscall(libc::SYS_mremap, a, old_len, new_len, flags as u64, new_a);
+                    if got == -1 {
+                        return Raw::Err(errno());
+                    }
+                    let got = got as u64;
+                    if !mremap_elsewhere(a, flags, new_a, got) {
+                        return Raw::Ret(got);
+                    }
+                    let r = match back {
+                        Some(b) => {
+                            let len = new_len.next_multiple_of(P);
+                            let fixed = (libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED) as u64;
+                            libc::syscall(libc::SYS_mremap, got, len, len, fixed, b.at(base))
+                        }
+                        None => libc::munmap(got as *mut _, new_len as usize) as i64,
+                    };
+                    if r == -1 {
+                        Raw::MoveBackFailed(errno())
+                    } else {
+                        Raw::Elsewhere
+                    }
+                }
+                Op::Madvise { a, len, advice } => {
+                    if libc::madvise(a.at(base) as *mut _, len as usize, advice as i32) == 0 {
+                        Raw::Ok
+                    } else {
+                        Raw::Err(errno())
+                    }
+                }
+                Op::Fork { ref ops } => {
+                    let first = shared.counter(1);
+                    let pid = libc::fork();
+                    if pid == 0 {
+                        // The child: raw syscalls only, results into the shared area.
+                        for o in ops {
+                            let r = exec(o, base, shared);
+                            shared.push_raw(r);
+                        }
+                        libc::_exit(0);
+                    }
+                    if pid < 0 {
+                        return Raw::Err(errno());
+                    }
+                    let mut status = 0;
+                    libc::waitpid(pid, &mut status, 0);
+                    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+                        return Raw::ChildDied(status);
+                    }
+                    Raw::Fork(first, shared.counter(1) - first)
+                }
+            }
+        }
+    }
+
+    /// Append `/proc/self/maps` to the shared text with raw syscalls.
+    fn snapshot(shared: &Shared) -> Raw {
+        // SAFETY: the text part of the shared mapping; only this process
+        // writes it while the snapshot is taken.
+        let buf = unsafe { std::slice::from_raw_parts_mut(shared.text(), TEXT_LEN) };
+        let mut used = shared.counter(0);
         // SAFETY: plain file syscalls into our own buffer.
         unsafe {
             let fd = libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
             if fd < 0 {
                 return Raw::MapsFailed(errno());
             }
-            let start = *used;
+            let start = used;
             loop {
-                if *used == buf.len() {
+                if used == buf.len() {
                     libc::close(fd);
                     return Raw::MapsFailed(libc::ENOSPC);
                 }
-                let n = libc::read(fd, buf[*used..].as_mut_ptr().cast(), buf.len() - *used);
+                let n = libc::read(fd, buf[used..].as_mut_ptr().cast(), buf.len() - used);
                 if n < 0 {
                     let e = errno();
                     libc::close(fd);
@@ -487,10 +743,11 @@ mod host {
                 if n == 0 {
                     break;
                 }
-                *used += n as usize;
+                used += n as usize;
             }
             libc::close(fd);
-            Raw::Maps(start, *used - start)
+            shared.set_counter(0, used);
+            Raw::Maps(start, used - start)
         }
     }
 

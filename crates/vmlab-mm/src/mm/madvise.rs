@@ -1,0 +1,322 @@
+//! `madvise`: advice about a range, with the errno Linux 6.18 (x86-64, KSM
+//! and THP built in, no CONFIG_MEMORY_FAILURE) gives for every value.
+//!
+//! What each advice does in vmlab:
+//! - MADV_DONTNEED, MADV_DONTNEED_LOCKED: zap the range. The next read of
+//!   private anonymous memory is zero; of a private file mapping, the file's
+//!   page again; of a shared mapping, the object's page (its contents stay).
+//! - MADV_FREE (private anonymous memory only; EINVAL elsewhere, as Linux):
+//!   Linux frees the pages lazily, when reclaim finds them still clean;
+//!   vmlab has no reclaim yet and frees them at once, as DONTNEED does — one
+//!   of the outcomes Linux allows (a read may see zero), never a lost store
+//!   made after the advice.
+//! - MADV_WILLNEED: accepted, nothing read ahead yet. Once swap exists it
+//!   should start swap-in (anonymous memory) or read-ahead (files) here.
+//! - MADV_COLD, MADV_PAGEOUT: accepted (EINVAL on locked memory); there is
+//!   no reclaim to hint.
+//! - MADV_POPULATE_READ/WRITE: fault every page in now, as a read or a
+//!   write (`faultin_page_range`): ENOMEM at a hole, EINVAL if the VMA does
+//!   not allow the access, EFAULT if a fault would signal (SIGBUS past the
+//!   end of an object), ENOMEM if memory runs out.
+//! - Flag advice (NORMAL, SEQUENTIAL, RANDOM, DONTFORK, DOFORK, WIPEONFORK,
+//!   KEEPONFORK, DONTDUMP, DODUMP, MERGEABLE, UNMERGEABLE, HUGEPAGE,
+//!   NOHUGEPAGE) changes `VmFlags` of the range, splitting and merging VMAs
+//!   as any flag change does (Linux `madvise_update_vma` → `vma_modify_flags`),
+//!   so `/proc/PID/maps` shows the same lines. A split refused by the map
+//!   count is EAGAIN. DONTFORK (`VM_DONTCOPY`) VMAs are not inherited by
+//!   fork; WIPEONFORK ones are inherited empty (`mm/fork.rs`). SEQ_READ and
+//!   RAND_READ are read-ahead hints for the swap and file read-ahead to come.
+//!   MERGEABLE is ignored (no flag) on shared mappings, as KSM does.
+//! - MADV_COLLAPSE: EINVAL unless the VMA can hold an aligned 2 MiB page
+//!   (`thp_vma_allowable_order`); 0 if the range holds no aligned 2 MiB
+//!   block; else EINVAL: vmlab has no huge pages to collapse into (Linux's
+//!   answer for memory it cannot collapse).
+//!
+//! Not modelled (a different answer from Linux, documented): MADV_REMOVE
+//! checks as Linux (EINVAL on locked or private anonymous memory, EACCES
+//! unless shared and writable), then gives EOPNOTSUPP, as a file system
+//! without hole punching does: freeing a shared object's pages needs every
+//! address space's PTEs of them gone, and vmlab has no reverse map yet.
+//! MADV_GUARD_INSTALL/REMOVE (guard-page PTE markers) give EINVAL.
+//!
+//! Linux: `do_madvise`, `is_valid_madvise`, `madvise_walk_vmas`,
+//! `madvise_vma_behavior`, `madvise_dontneed_free`, `madvise_populate`.
+
+use super::address_space::{is_private_anon, AddressSpace, MapState};
+use super::fault::{handle_fault_locked, Access, FaultCtx};
+use super::shared_pt::PD_SPAN;
+use super::uapi::*;
+use super::vma::{Backing, VmFlags, Vma};
+use super::vma_map::VmaMap;
+use crate::addr::PAGE_SIZE;
+use crate::errno::{Errno, FaultReason, SysResult};
+use crate::phys::PhysMem;
+use crate::tlb::PendingFlush;
+
+/// Guard-page advice (Linux 6.13+, `include/uapi/asm-generic/mman-common.h`).
+pub const MADV_GUARD_INSTALL: u32 = 102;
+pub const MADV_GUARD_REMOVE: u32 = 103;
+
+/// Whether the kernel vmlab follows knows `advice` (`madvise_behavior_valid`).
+fn advice_valid(advice: u32) -> bool {
+    matches!(
+        advice,
+        MADV_NORMAL
+            | MADV_RANDOM
+            | MADV_SEQUENTIAL
+            | MADV_WILLNEED
+            | MADV_DONTNEED
+            | MADV_FREE
+            | MADV_REMOVE
+            | MADV_DONTFORK
+            | MADV_DOFORK
+            | MADV_MERGEABLE
+            | MADV_UNMERGEABLE
+            | MADV_HUGEPAGE
+            | MADV_NOHUGEPAGE
+            | MADV_DONTDUMP
+            | MADV_DODUMP
+            | MADV_WIPEONFORK
+            | MADV_KEEPONFORK
+            | MADV_COLD
+            | MADV_PAGEOUT
+            | MADV_POPULATE_READ
+            | MADV_POPULATE_WRITE
+            | MADV_DONTNEED_LOCKED
+            | MADV_COLLAPSE
+            | MADV_GUARD_INSTALL
+            | MADV_GUARD_REMOVE
+    )
+}
+
+impl AddressSpace {
+    /// `madvise(start, len, advice)`. Checks in Linux's order: EINVAL for an
+    /// unknown advice, an unaligned `start`, or a length that wraps; 0 for a
+    /// zero length; then the advice is applied to each VMA in the range in
+    /// turn, stopping at the first error; a part of the range that is not
+    /// mapped gives ENOMEM at the end, the mapped parts advised all the same.
+    /// Zapped translations go into `flush`.
+    pub fn madvise(
+        &self,
+        cx: &FaultCtx<'_>,
+        start: u64,
+        len_in: u64,
+        advice: u32,
+        flush: &mut PendingFlush,
+    ) -> SysResult<()> {
+        if !advice_valid(advice) || start & (PAGE_SIZE - 1) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let len = len_in.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+        if len_in != 0 && len == 0 {
+            return Err(Errno::EINVAL);
+        }
+        let end = start.wrapping_add(len);
+        if end < start {
+            return Err(Errno::EINVAL);
+        }
+        if end == start {
+            return Ok(());
+        }
+        let mut st = self.map.write();
+        if advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE {
+            return self.populate_locked(cx, &st, start, end, advice == MADV_POPULATE_WRITE, flush);
+        }
+        // madvise_walk_vmas.
+        let mut at = start;
+        let mut unmapped = false;
+        loop {
+            let Some(v) = st.vmas.find(at) else {
+                return Err(Errno::ENOMEM);
+            };
+            if at < v.start {
+                unmapped = true;
+                at = v.start;
+                if at >= end {
+                    break;
+                }
+            }
+            let piece_end = v.end.min(end);
+            self.advise_vma_locked(cx.phys, &mut st, at, piece_end, advice, flush)?;
+            at = piece_end;
+            if at >= end {
+                break;
+            }
+        }
+        if unmapped {
+            Err(Errno::ENOMEM)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Apply `advice` to `[start, end)`, which lies in one VMA.
+    /// Linux: `madvise_vma_behavior`.
+    fn advise_vma_locked(
+        &self,
+        phys: &PhysMem,
+        st: &mut MapState,
+        start: u64,
+        end: u64,
+        advice: u32,
+        flush: &mut PendingFlush,
+    ) -> SysResult<()> {
+        let Some(v) = Self::vma_lookup(st, start) else {
+            return Err(Errno::ENOMEM);
+        };
+        let flags = v.flags;
+        let locked = flags.has(VmFlags::LOCKED);
+        let mut new = flags.0;
+        match advice {
+            MADV_REMOVE => {
+                if locked {
+                    return Err(Errno::EINVAL);
+                }
+                return match v.backing {
+                    Backing::Anon => Err(Errno::EINVAL),
+                    Backing::Object(_) if !flags.has(VmFlags::SHARED) => Err(Errno::EACCES),
+                    // Hole punching needs a reverse map (see the module doc).
+                    Backing::Object(_) => Err(Errno::EOPNOTSUPP),
+                };
+            }
+            MADV_WILLNEED => return Ok(()),
+            MADV_COLD | MADV_PAGEOUT => {
+                // can_madv_lru_vma.
+                return if locked { Err(Errno::EINVAL) } else { Ok(()) };
+            }
+            MADV_DONTNEED | MADV_DONTNEED_LOCKED | MADV_FREE => {
+                // madvise_dontneed_free_valid_vma, then MADV_FREE's
+                // vma_is_anonymous (a shared anonymous VMA is shmem).
+                if locked && advice != MADV_DONTNEED_LOCKED {
+                    return Err(Errno::EINVAL);
+                }
+                if advice == MADV_FREE && !is_private_anon(v) {
+                    return Err(Errno::EINVAL);
+                }
+                return self.zap_advised_locked(st, phys, start, end, flush);
+            }
+            MADV_COLLAPSE => return collapse(v, start, end),
+            MADV_GUARD_INSTALL | MADV_GUARD_REMOVE => return Err(Errno::EINVAL),
+            MADV_NORMAL => new &= !(VmFlags::SEQ_READ | VmFlags::RAND_READ),
+            MADV_SEQUENTIAL => new = (new & !VmFlags::RAND_READ) | VmFlags::SEQ_READ,
+            MADV_RANDOM => new = (new & !VmFlags::SEQ_READ) | VmFlags::RAND_READ,
+            MADV_DONTFORK => new |= VmFlags::DONTCOPY,
+            MADV_DOFORK => new &= !VmFlags::DONTCOPY,
+            MADV_WIPEONFORK => {
+                // Anonymous memory only: no file, not shared.
+                if v.backing != Backing::Anon || flags.has(VmFlags::SHARED) {
+                    return Err(Errno::EINVAL);
+                }
+                new |= VmFlags::WIPEONFORK;
+            }
+            MADV_KEEPONFORK => new &= !VmFlags::WIPEONFORK,
+            MADV_DONTDUMP => new |= VmFlags::DONTDUMP,
+            MADV_DODUMP => new &= !VmFlags::DONTDUMP,
+            MADV_MERGEABLE => {
+                // ksm_madvise: shared mappings are not KSM compatible; the
+                // advice is accepted and ignored.
+                if flags.0 & (VmFlags::SHARED | VmFlags::MAYSHARE) == 0 {
+                    new |= VmFlags::MERGEABLE;
+                }
+            }
+            MADV_UNMERGEABLE => new &= !VmFlags::MERGEABLE,
+            MADV_HUGEPAGE => new = (new & !VmFlags::NOHUGEPAGE) | VmFlags::HUGEPAGE,
+            MADV_NOHUGEPAGE => new = (new & !VmFlags::HUGEPAGE) | VmFlags::NOHUGEPAGE,
+            _ => return Err(Errno::EINVAL),
+        }
+        // madvise_update_vma: a refused split is ENOMEM, which madvise
+        // reports as EAGAIN ("a kernel resource was temporarily unavailable").
+        Self::modify_flags_locked(st, start, end, VmFlags(new)).map_err(|e| {
+            if e == Errno::ENOMEM {
+                Errno::EAGAIN
+            } else {
+                e
+            }
+        })
+    }
+
+    /// MADV_DONTNEED (and vmlab's MADV_FREE): clear every PTE of
+    /// `[start, end)`. A table shared with other address spaces over a whole
+    /// 2 MiB span inside the range is simply left (they keep it); one the
+    /// range covers in part is copied first. Empty tables are freed (Linux
+    /// `zap_page_range_single` with `reclaim_pt`). EAGAIN if no frame is free
+    /// for such a copy.
+    fn zap_advised_locked(
+        &self,
+        st: &MapState,
+        phys: &PhysMem,
+        start: u64,
+        end: u64,
+        flush: &mut PendingFlush,
+    ) -> SysResult<()> {
+        let inner_start = start.checked_add(PD_SPAN - 1).map_or(end, |s| s & !(PD_SPAN - 1));
+        let inner_end = end & !(PD_SPAN - 1);
+        let unshare = |a: u64, b: u64, flush: &mut PendingFlush| {
+            self.unshare_range_locked(st, phys, a, b, flush)
+                .map_err(|_| Errno::EAGAIN)
+        };
+        if inner_start < inner_end {
+            self.detach_shared_tables_locked(st, phys, inner_start, inner_end, flush);
+            unshare(start, inner_start, flush)?;
+            unshare(inner_end, end, flush)?;
+        } else {
+            unshare(start, end, flush)?;
+        }
+        self.zap_range(phys, start, end, flush);
+        self.page_table().prune(phys, start, end);
+        Ok(())
+    }
+
+    /// MADV_POPULATE_READ/WRITE: fault in every page of `[start, end)` as
+    /// a read or a write. Linux: `madvise_populate` → `faultin_page_range`
+    /// (GUP with FOLL_MADV_POPULATE: a hole is ENOMEM, an access the VMA
+    /// does not allow EINVAL — on x86 too, a read needs PROT_READ here —, a
+    /// fault that would signal EFAULT, no memory ENOMEM).
+    fn populate_locked(
+        &self,
+        cx: &FaultCtx<'_>,
+        st: &MapState,
+        start: u64,
+        end: u64,
+        write: bool,
+        flush: &mut PendingFlush,
+    ) -> SysResult<()> {
+        let access = if write { Access::Write } else { Access::Read };
+        let mut at = start;
+        while at < end {
+            let v = Self::vma_lookup(st, at).ok_or(Errno::ENOMEM)?;
+            if !(if write { v.prot.write() } else { v.prot.read() }) {
+                return Err(Errno::EINVAL);
+            }
+            let stop = v.end.min(end);
+            while at < stop {
+                handle_fault_locked(cx, self, st, at, access, flush).map_err(|f| match f.reason {
+                    FaultReason::OutOfMemory => Errno::ENOMEM,
+                    _ => Errno::EFAULT,
+                })?;
+                at += PAGE_SIZE;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// MADV_COLLAPSE on `[start, end)` of `v` (see the module doc).
+/// Linux: `madvise_collapse`, `thp_vma_allowable_order`.
+fn collapse(v: &Vma, start: u64, end: u64) -> SysResult<()> {
+    let pages_per_huge = PD_SPAN / PAGE_SIZE;
+    // thp_vma_suitable_order at the VMA's last aligned huge page; a file or
+    // shared VMA must also be aligned in its object.
+    let fits = v.end >= PD_SPAN && (v.end - PD_SPAN) & !(PD_SPAN - 1) >= v.start;
+    let aligned = is_private_anon(v) || ((v.start / PAGE_SIZE).wrapping_sub(v.pgoff)).is_multiple_of(pages_per_huge);
+    if !fits || !aligned || v.flags.has(VmFlags::NOHUGEPAGE) {
+        return Err(Errno::EINVAL);
+    }
+    let hstart = start.checked_add(PD_SPAN - 1).map_or(u64::MAX, |s| s & !(PD_SPAN - 1));
+    let hend = end & !(PD_SPAN - 1);
+    if hstart >= hend {
+        Ok(())
+    } else {
+        Err(Errno::EINVAL)
+    }
+}

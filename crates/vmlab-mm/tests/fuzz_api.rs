@@ -1,0 +1,78 @@
+//! The `api` fuzz target's interpreter (`fuzz/src/interp.rs`, included here as is) run by
+//! proptest over random inputs, a bounded number of cases, and over every committed input in
+//! `fuzz/corpus/api/` (seeds and the regressions of past findings, `regress-*`), so findings
+//! stay fixed without `cargo fuzz`. See README "Fuzzing".
+
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+
+#[path = "../../../fuzz/src/interp.rs"]
+mod interp;
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/api")
+}
+
+/// Run one committed input by file name.
+fn replay(name: &str) {
+    let path = corpus_dir().join(name);
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    interp::run(&interp::Scenario::from_bytes(&data));
+}
+
+#[test]
+fn corpus_replays_clean() {
+    let mut names: Vec<String> = std::fs::read_dir(corpus_dir())
+        .expect("fuzz/corpus/api exists")
+        .map(|e| e.expect("corpus entry").file_name().into_string().expect("ASCII name"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "the seed corpus is empty");
+    for name in &names {
+        let r = std::panic::catch_unwind(|| replay(name));
+        assert!(
+            r.is_ok(),
+            "corpus input {name} fails: replay it with `cargo fuzz run api fuzz/corpus/api/{name}`"
+        );
+    }
+}
+
+/// 256 cases keep CI at a second or two; `VMLAB_FUZZ_CASES=N` runs more.
+fn cases() -> u32 {
+    std::env::var("VMLAB_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Random bytes decoded into op sequences exactly as the fuzz target decodes them.
+    #[test]
+    fn random_op_sequences_keep_every_invariant(data in prop::collection::vec(any::<u8>(), 0..3000)) {
+        interp::run(&interp::Scenario::from_bytes(&data));
+    }
+}
+
+/// Replay one input with a trace of every op and its result:
+/// `VMLAB_FUZZ_INPUT=fuzz/artifacts/api/crash-... cargo test -p vmlab-mm --test fuzz_api replay_input -- --ignored`.
+#[test]
+#[ignore = "needs VMLAB_FUZZ_INPUT"]
+fn replay_input() {
+    let path = std::env::var("VMLAB_FUZZ_INPUT").expect("VMLAB_FUZZ_INPUT names an input file");
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let s = interp::Scenario::from_bytes(&data);
+    eprintln!("{:?}", s.setup);
+    interp::run_traced(&s);
+}
+
+// Findings of the fuzzer, each replayed by name (the inputs are in the corpus too).
+
+/// shared_pt: a table still shared copy-on-write by its last sharer after its owner left
+/// (ownerless, its frames in no one's rss) was given an owner when that sharer forked again,
+/// so the new owner's rss lacked the table's frames ("rss 0 but 1 frames mapped").
+#[test]
+fn regress_shared_pt_reshare_ownerless_table() {
+    replay("regress-shared-pt-reshare-ownerless-table");
+}

@@ -1,0 +1,688 @@
+//! Replay: run recorded sequences on vmlab and compare with what the host
+//! kernel answered.
+//!
+//! Each sequence runs in a fresh vmlab process of one machine, its window at
+//! [`VMLAB_BASE`] (1 GiB aligned, far below vmlab's `mmap_base` near the top
+//! of the address space and far above its heap, so at least 4096 free pages
+//! lie on either side). As the recorder did, a mmap/mremap result outside
+//! the slack area [-128, W+128) counts as `"outside"` and is unmapped at
+//! once; where it went is not compared. Compared: every op's result (and
+//! `outside_munmap`), the maps lines of [0, W) and of [-128, W+128) as lines,
+//! and the window pages (`[pg, first_byte, hash]` or the fault of a page
+//! maps calls readable).
+//!
+//! MADV_FREE: Linux frees such pages lazily, only when memory runs short,
+//! so until then a read may return the old contents or zeros; vmlab (which
+//! has no reclaim) frees them at once. Unless `strict_free` is set, a load or
+//! a page hash that differs in a page a MADV_FREE covered (followed through
+//! later mremaps, forgotten when the page is unmapped, mapped afresh or
+//! zapped by MADV_DONTNEED) is counted as tolerated, not as a divergence.
+//!
+//! vmlab's own checks count as divergences too: `Machine::check()` at the
+//! end of each sequence (and, with `check_each_op`, after every op) and
+//! after its process exits, every frame free again, and no panic.
+
+use super::format::{
+    addr_of, page_entry, page_offset_in_slack, parse_line, perms_at, window_views, Call, Line, MapLine, PageEntry, Res,
+    Sequence, PAGE_SIZE,
+};
+use crate::mm::errno::{Errno, Fault, Signal};
+use crate::mm::mm::uapi::{MADV_DONTNEED, MADV_FREE};
+use crate::mm::system::{Cpu, Machine, Pid};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io::{BufRead, Write};
+
+/// Where the window starts in the vmlab process.
+pub const VMLAB_BASE: u64 = 0x2000_0000_0000;
+
+/// How to replay.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplayOptions {
+    /// Run `Machine::check()` after every op, not only at the end of each
+    /// sequence and after its process exits. The checker walks every frame,
+    /// so this costs time in proportion to the machine's RAM.
+    pub check_each_op: bool,
+    /// Count differing contents of MADV_FREE'd pages as divergences.
+    pub strict_free: bool,
+}
+
+/// One difference between the host's answer and vmlab's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    pub seed: u64,
+    pub seq: u64,
+    /// What differs: `op 3 {"op":"mremap",...}`, `maps`, `maps_ext`, `pages`, `check()`.
+    pub what: String,
+    pub host: String,
+    pub vmlab: String,
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {} seq {}: {}\n    host:  {}\n    vmlab: {}",
+            self.seed, self.seq, self.what, self.host, self.vmlab
+        )
+    }
+}
+
+/// Totals of a replay: the line `N sequences, D divergences, S skipped`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Sequences replayed (error lines not included).
+    pub sequences: u64,
+    pub divergences: u64,
+    /// Error lines skipped.
+    pub skipped: u64,
+    /// Differences in MADV_FREE'd pages not counted (see the module docs).
+    pub tolerated: u64,
+}
+
+/// What replaying one sequence found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub divergences: Vec<Divergence>,
+    /// Loads and page hashes that differ only in MADV_FREE'd pages.
+    pub tolerated: u64,
+}
+
+/// Window pages a MADV_FREE may have emptied on one side and not the other.
+#[derive(Default)]
+struct Freed(BTreeSet<i64>);
+
+impl Freed {
+    fn clear(&mut self, a: i64, n: i64) {
+        self.0.retain(|p| !(a..a + n).contains(p));
+    }
+
+    /// Follow what `call` did (its result `res`, as vmlab answered).
+    fn after(&mut self, call: &Call, res: &Res) {
+        let pages = |len: u64| len.div_ceil(PAGE_SIZE) as i64;
+        match *call {
+            Call::Mmap { len_b, .. } => {
+                if let Res::Int(r) = res {
+                    self.clear(*r, pages(len_b));
+                }
+            }
+            Call::Munmap {
+                addr_pg,
+                addr_b: 0,
+                len_b,
+            } if *res == Res::Int(0) => self.clear(addr_pg, pages(len_b)),
+            Call::Madvise {
+                addr_pg,
+                addr_b: 0,
+                len_b,
+                advice,
+            } => {
+                // An error may come after part of the range was advised.
+                if advice.0 == MADV_FREE {
+                    self.0.extend(addr_pg..addr_pg + pages(len_b));
+                } else if advice.0 == MADV_DONTNEED && *res == Res::Int(0) {
+                    self.clear(addr_pg, pages(len_b));
+                }
+            }
+            Call::Mremap {
+                addr_pg,
+                addr_b: 0,
+                old_len_b,
+                new_len_b,
+                ..
+            } => {
+                let (a, o, n) = (addr_pg, pages(old_len_b), pages(new_len_b));
+                match res {
+                    Res::Int(r) => {
+                        let moved: Vec<i64> = self.0.range(a..a + o.min(n)).map(|p| p - a + r).collect();
+                        self.clear(a, o);
+                        self.clear(*r, n);
+                        self.0.extend(moved);
+                    }
+                    Res::Text(t) if t == Res::OUTSIDE => self.clear(a, o),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} sequences, {} divergences, {} skipped",
+            self.sequences, self.divergences, self.skipped
+        )
+    }
+}
+
+/// Why a replay stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReplayError {
+    /// A line that does not follow the format (1-based line number).
+    BadInput { line: usize, msg: String },
+    /// Reading input or writing output failed.
+    Io(String),
+    /// No machine could be built.
+    Machine(String),
+}
+
+impl fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplayError::BadInput { line, msg } => write!(f, "line {line}: {msg}"),
+            ReplayError::Io(m) | ReplayError::Machine(m) => f.write_str(m),
+        }
+    }
+}
+
+fn errno_res(e: Errno) -> Res {
+    Res::errno(e.name())
+}
+
+fn fault_name(f: Fault) -> &'static str {
+    match f.signal {
+        Signal::Segv => "SEGV",
+        Signal::Bus => "BUS",
+    }
+}
+
+/// Maps lines of `pid` in pages relative to `base`.
+fn vmlab_maps(m: &Machine, pid: Pid, base: u64) -> Result<Vec<MapLine>, Errno> {
+    let rel = |x: u64| ((x as i128 - base as i128) / PAGE_SIZE as i128) as i64;
+    Ok(m.maps(pid)?
+        .into_iter()
+        .map(|l| (rel(l.start), rel(l.end), l.perms_str().to_string()))
+        .collect())
+}
+
+/// What vmlab answers to one call: the result and, for `"outside"`, the
+/// result of the munmap that follows.
+fn run_call(m: &Machine, cpu: &mut Cpu<'_>, pid: Pid, base: u64, w: i64, call: &Call) -> (Res, Option<Res>) {
+    let placed = |r: Result<u64, Errno>, len: u64| match r {
+        Err(e) => (errno_res(e), None),
+        Ok(a) => match page_offset_in_slack(a, base, w) {
+            Some(pg) => (Res::Int(pg), None),
+            None => {
+                let om = match m.munmap(pid, a, len) {
+                    Ok(()) => Res::Int(0),
+                    Err(e) => errno_res(e),
+                };
+                (Res::outside(), Some(om))
+            }
+        },
+    };
+    let unit = |r: Result<(), Errno>| match r {
+        Ok(()) => (Res::Int(0), None),
+        Err(e) => (errno_res(e), None),
+    };
+    match *call {
+        Call::Mmap {
+            addr_pg,
+            addr_b,
+            len_b,
+            prot,
+            flags,
+        } => placed(
+            m.mmap(pid, addr_of(base, addr_pg, addr_b), len_b, prot.0, flags.0),
+            len_b,
+        ),
+        Call::Munmap { addr_pg, addr_b, len_b } => unit(m.munmap(pid, addr_of(base, addr_pg, addr_b), len_b)),
+        Call::Mprotect {
+            addr_pg,
+            addr_b,
+            len_b,
+            prot,
+        } => unit(m.mprotect(pid, addr_of(base, addr_pg, addr_b), len_b, prot.0)),
+        Call::Madvise {
+            addr_pg,
+            addr_b,
+            len_b,
+            advice,
+        } => unit(m.madvise(pid, addr_of(base, addr_pg, addr_b), len_b, advice.0)),
+        Call::Mremap {
+            addr_pg,
+            addr_b,
+            old_len_b,
+            new_len_b,
+            flags,
+            new_addr_pg,
+            ..
+        } => {
+            let new_addr = new_addr_pg.map_or(0, |pg| addr_of(base, pg, 0));
+            let r = m.mremap(
+                pid,
+                addr_of(base, addr_pg, addr_b),
+                old_len_b,
+                new_len_b,
+                flags.0,
+                new_addr,
+            );
+            placed(r, new_len_b)
+        }
+        Call::Store { pg, byte, val } => match cpu.write(addr_of(base, pg, byte), &[val]) {
+            Ok(()) => (Res::text("ok"), None),
+            Err(f) => (Res::text(fault_name(f)), None),
+        },
+        Call::Load { pg, byte } => {
+            let mut b = [0u8; 1];
+            match cpu.read(addr_of(base, pg, byte), &mut b) {
+                Ok(()) => (Res::Int(b[0] as i64), None),
+                Err(f) => (Res::text(fault_name(f)), None),
+            }
+        }
+    }
+}
+
+fn show_maps(v: &[MapLine]) -> String {
+    let parts: Vec<String> = v.iter().map(|(s, e, p)| format!("[{s},{e},{p:?}]")).collect();
+    format!("[{}]", parts.join(","))
+}
+
+/// The window pages as vmlab reads them.
+fn vmlab_pages(cpu: &mut Cpu<'_>, base: u64, w: i64, win: &[MapLine]) -> Vec<PageEntry> {
+    let mut page = vec![0u8; PAGE_SIZE as usize];
+    let mut out = Vec::new();
+    for pg in 0..w {
+        match cpu.read(addr_of(base, pg, 0), &mut page) {
+            Ok(()) => out.push(page_entry(pg, &page)),
+            Err(f) => {
+                if perms_at(win, pg).is_some_and(|p| p.starts_with('r')) {
+                    out.push(PageEntry::Fault(pg, fault_name(f).to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Replay one sequence on `m` (whose CPU 0 must be free) in a fresh
+/// process; the divergences found.
+pub fn replay_sequence(m: &Machine, s: &Sequence, opts: ReplayOptions) -> Outcome {
+    let mut out = Vec::new();
+    let mut tolerated = 0;
+    let mut freed = Freed::default();
+    let mut div = |what: String, host: String, vmlab: String| {
+        out.push(Divergence {
+            seed: s.seed,
+            seq: s.seq,
+            what,
+            host,
+            vmlab,
+        })
+    };
+    let base = VMLAB_BASE;
+    let w = s.w;
+    // Frames in use before the process exists: as many must be after it exits.
+    let frames_before = m.phys().frames_used();
+    let pid = match m.spawn() {
+        Ok(p) => p,
+        Err(e) => {
+            div("spawn".into(), "-".into(), format!("spawn failed: {e}"));
+            return Outcome {
+                divergences: out,
+                tolerated,
+            };
+        }
+    };
+    {
+        let mut cpu = match m.cpu(0) {
+            Ok(c) => c,
+            Err(e) => {
+                div("cpu(0)".into(), "-".into(), format!("cannot take CPU 0: {e}"));
+                let _ = m.exit(pid);
+                return Outcome {
+                    divergences: out,
+                    tolerated,
+                };
+            }
+        };
+        if let Err(e) = cpu.switch_to(pid) {
+            div("switch_to".into(), "-".into(), format!("{e}"));
+            drop(cpu);
+            let _ = m.exit(pid);
+            return Outcome {
+                divergences: out,
+                tolerated,
+            };
+        }
+        let mut checking = opts.check_each_op;
+        for op in &s.ops {
+            let (res, om) = run_call(m, &mut cpu, pid, base, w, &op.call);
+            let what = || format!("op {} {}", op.i, op.call);
+            let free_load = match (&op.call, &op.res, &res) {
+                (Call::Load { pg, .. }, Res::Int(_), Res::Int(_)) => !opts.strict_free && freed.0.contains(pg),
+                _ => false,
+            };
+            if res != op.res && free_load {
+                tolerated += 1;
+            } else if res != op.res {
+                div(what(), op.res.to_string(), res.to_string());
+            } else if let (Some(h), Some(v)) = (&op.outside_munmap, &om) {
+                if h != v {
+                    div(format!("{} (outside_munmap)", what()), h.to_string(), v.to_string());
+                }
+            }
+            freed.after(&op.call, &res);
+            if checking {
+                if let Err(e) = m.check() {
+                    div(format!("check() after {}", what()), "-".into(), e.to_string());
+                    checking = false;
+                }
+            }
+        }
+        if !opts.check_each_op {
+            if let Err(e) = m.check() {
+                div("check() at the end".into(), "-".into(), e.to_string());
+            }
+        }
+        match vmlab_maps(m, pid, base) {
+            Err(e) => div("maps".into(), show_maps(&s.maps), format!("maps failed: {e}")),
+            Ok(lines) => {
+                let (win, ext) = window_views(&lines, w);
+                if win != s.maps {
+                    div("maps".into(), show_maps(&s.maps), show_maps(&win));
+                }
+                if ext != s.maps_ext {
+                    div("maps_ext".into(), show_maps(&s.maps_ext), show_maps(&ext));
+                }
+                let pages = vmlab_pages(&mut cpu, base, w, &win);
+                let free = if opts.strict_free { BTreeSet::new() } else { freed.0 };
+                tolerated += compare_pages(&s.pages, &pages, &free, &mut div);
+            }
+        }
+    }
+    if let Err(e) = m.exit(pid) {
+        div("exit".into(), "-".into(), format!("exit failed: {e}"));
+    }
+    if let Err(e) = m.check() {
+        div("check() after exit".into(), "-".into(), e.to_string());
+    }
+    let used = m.phys().frames_used();
+    if used != frames_before {
+        div(
+            "frames after exit".into(),
+            "-".into(),
+            format!("{used} frames used, {frames_before} before the process existed (a leak)"),
+        );
+    }
+    Outcome {
+        divergences: out,
+        tolerated,
+    }
+}
+
+/// One divergence for all the pages that differ, each with both answers,
+/// except readable pages in `freed` whose contents differ: their number is returned.
+fn compare_pages(
+    host: &[PageEntry],
+    vm: &[PageEntry],
+    freed: &BTreeSet<i64>,
+    div: &mut impl FnMut(String, String, String),
+) -> u64 {
+    let h: BTreeMap<i64, &PageEntry> = host.iter().map(|p| (p.pg(), p)).collect();
+    let v: BTreeMap<i64, &PageEntry> = vm.iter().map(|p| (p.pg(), p)).collect();
+    let mut pgs: Vec<i64> = h.keys().chain(v.keys()).copied().collect();
+    pgs.sort_unstable();
+    pgs.dedup();
+    let (mut differ, mut tolerated) = (Vec::new(), 0);
+    for pg in pgs {
+        match (h.get(&pg), v.get(&pg)) {
+            (a, b) if a == b => {}
+            (Some(PageEntry::Sum(..)), Some(PageEntry::Sum(..))) if freed.contains(&pg) => tolerated += 1,
+            _ => differ.push(pg),
+        }
+    }
+    if differ.is_empty() {
+        return tolerated;
+    }
+    const SHOWN: usize = 8;
+    let show = |m: &BTreeMap<i64, &PageEntry>| {
+        let mut s: Vec<String> = differ
+            .iter()
+            .take(SHOWN)
+            .map(|pg| m.get(pg).map_or_else(|| format!("[{pg},absent]"), |p| p.to_string()))
+            .collect();
+        if differ.len() > SHOWN {
+            s.push(format!("... {} more", differ.len() - SHOWN));
+        }
+        s.join(" ")
+    };
+    div(format!("pages ({} differ)", differ.len()), show(&h), show(&v));
+    tolerated
+}
+
+/// Check that every line of `input` parses; the number of lines. Stops at
+/// the first bad line.
+pub fn validate(input: impl BufRead) -> Result<u64, ReplayError> {
+    let mut n = 0;
+    for (k, line) in input.lines().enumerate() {
+        let line = line.map_err(|e| ReplayError::Io(format!("reading line {}: {e}", k + 1)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        parse_line(&line).map_err(|msg| ReplayError::BadInput { line: k + 1, msg })?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Replay every line of `input` on machines made by `build` (a fresh one
+/// after a panic), writing each divergence to `out` as it is found, and the
+/// summary line at the end. A bad line stops the replay with `BadInput`.
+pub fn replay(
+    input: impl BufRead,
+    build: &dyn Fn() -> Result<Machine, String>,
+    opts: ReplayOptions,
+    out: &mut dyn Write,
+) -> Result<Summary, ReplayError> {
+    let io = |e: std::io::Error| ReplayError::Io(format!("writing output: {e}"));
+    let mut sum = Summary::default();
+    let mut machine = None;
+    for (k, line) in input.lines().enumerate() {
+        let line = line.map_err(|e| ReplayError::Io(format!("reading line {}: {e}", k + 1)))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let s = match parse_line(&line).map_err(|msg| ReplayError::BadInput { line: k + 1, msg })? {
+            Line::Error(_) => {
+                sum.skipped += 1;
+                continue;
+            }
+            Line::Seq(s) => s,
+        };
+        if machine.is_none() {
+            machine = Some(build().map_err(ReplayError::Machine)?);
+        }
+        let m = machine.as_ref().expect("built above");
+        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replay_sequence(m, &s, opts)));
+        let divs = match got {
+            Ok(o) => {
+                sum.tolerated += o.tolerated;
+                o.divergences
+            }
+            Err(p) => {
+                // The machine may be half-way through a change: start afresh.
+                machine = None;
+                vec![Divergence {
+                    seed: s.seed,
+                    seq: s.seq,
+                    what: "replay".into(),
+                    host: "-".into(),
+                    vmlab: format!("vmlab panicked: {}", panic_text(&*p)),
+                }]
+            }
+        };
+        sum.sequences += 1;
+        sum.divergences += divs.len() as u64;
+        for d in &divs {
+            writeln!(out, "{d}").map_err(io)?;
+        }
+        if !divs.is_empty() {
+            out.flush().map_err(io)?;
+        }
+    }
+    if sum.tolerated > 0 {
+        writeln!(
+            out,
+            "{} loads or pages differ only after MADV_FREE (tolerated: Linux frees such pages when memory is short, \
+             vmlab at once)",
+            sum.tolerated
+        )
+        .map_err(io)?;
+    }
+    writeln!(out, "{sum}").map_err(io)?;
+    out.flush().map_err(io)?;
+    Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::system::{ByteSize, MachineConfig};
+
+    fn machine() -> Result<Machine, String> {
+        let cfg = MachineConfig {
+            ram: ByteSize(16 << 20),
+            ..Default::default()
+        };
+        Machine::new(&cfg).map_err(|e| e.to_string())
+    }
+
+    /// A sequence whose answers are what Linux gives (checked by hand).
+    const LINE: &str = concat!(
+        r#"{"seed":1,"seq":0,"W":8,"page_size":4096,"ops":["#,
+        r#"{"i":0,"op":"mmap","addr_pg":2,"addr_b":0,"len_b":12288,"prot":"PROT_READ|PROT_WRITE","flags":"MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED","res":2},"#,
+        r#"{"i":1,"op":"store","pg":3,"byte":0,"val":7,"res":"ok"},"#,
+        r#"{"i":2,"op":"load","pg":3,"byte":0,"res":7},"#,
+        r#"{"i":3,"op":"mprotect","addr_pg":4,"addr_b":0,"len_b":4096,"prot":"PROT_NONE","res":0},"#,
+        r#"{"i":4,"op":"munmap","addr_pg":0,"addr_b":1,"len_b":4096,"res":"-EINVAL","prov":"unaligned_addr"},"#,
+        r#"{"i":5,"op":"mmap","addr_pg":2,"addr_b":0,"len_b":4096,"prot":"PROT_READ","flags":"MAP_PRIVATE|MAP_ANONYMOUS","res":"outside","outside_munmap":0},"#,
+        r#"{"i":6,"op":"load","pg":4,"byte":9,"res":"SEGV"}"#,
+        r#"],"maps":[[2,4,"rw-p"],[4,5,"---p"]],"maps_ext":[[2,4,"rw-p"],[4,5,"---p"]],"#,
+        r#""pages":[[2,0,"b93a0c83ce3b6325"],[3,7,"HASH3"]]}"#
+    );
+
+    fn line() -> String {
+        let mut page = vec![0u8; 4096];
+        page[0] = 7;
+        LINE.replace(
+            "HASH3",
+            &super::super::format::fnv_hex(super::super::format::fnv1a64(&page)),
+        )
+    }
+
+    fn run(text: &str) -> (Summary, String) {
+        let mut out = Vec::new();
+        let opts = ReplayOptions {
+            check_each_op: true,
+            ..Default::default()
+        };
+        let s = replay(text.as_bytes(), &machine, opts, &mut out).unwrap();
+        (s, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn a_matching_sequence_has_no_divergence() {
+        let (s, out) = run(&line());
+        assert_eq!(s.divergences, 0, "{out}");
+        assert_eq!(out.trim_end(), "1 sequences, 0 divergences, 0 skipped");
+    }
+
+    #[test]
+    fn corrupted_answers_diverge() {
+        let good = line();
+        for (from, to, what) in [
+            (r#""res":7}"#, r#""res":8}"#, "op 2"),
+            (r#""res":"-EINVAL""#, r#""res":0"#, "op 4"),
+            (
+                r#"[[2,4,"rw-p"],[4,5,"---p"]],"maps_ext""#,
+                r#"[[2,5,"rw-p"]],"maps_ext""#,
+                "maps",
+            ),
+            (r#"[2,0,"b93a0c83ce3b6325"]"#, r#"[2,1,"b93a0c83ce3b6325"]"#, "pages"),
+            (r#"[2,0,"b93a0c83ce3b6325"],"#, "", "pages"),
+        ] {
+            assert!(good.contains(from), "{from}");
+            let (s, out) = run(&good.replacen(from, to, 1));
+            assert!(s.divergences >= 1, "{to}: {out}");
+            assert!(out.contains(what), "{to}: {out}");
+        }
+    }
+
+    /// MADV_FREE then a load: Linux (no memory pressure) still has the
+    /// byte, vmlab frees at once. Tolerated unless strict, also after the
+    /// page moved; not tolerated once the page is mapped afresh.
+    #[test]
+    fn madv_free_differences_are_tolerated_unless_strict() {
+        let ops = concat!(
+            r#"{"i":0,"op":"mmap","addr_pg":0,"addr_b":0,"len_b":8192,"prot":"PROT_READ|PROT_WRITE","flags":"MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED","res":0},"#,
+            r#"{"i":1,"op":"store","pg":1,"byte":5,"val":7,"res":"ok"},"#,
+            r#"{"i":2,"op":"madvise","addr_pg":0,"addr_b":0,"len_b":8192,"advice":"MADV_FREE","res":0},"#,
+            r#"{"i":3,"op":"mremap","kind":"move_fixed","addr_pg":0,"addr_b":0,"old_len_b":8192,"new_len_b":8192,"flags":"MREMAP_MAYMOVE|MREMAP_FIXED","new_addr_pg":4,"res":4},"#,
+            r#"{"i":4,"op":"load","pg":5,"byte":5,"res":LOADED}"#
+        );
+        let mut page = vec![0u8; 4096];
+        page[5] = 7;
+        let hash = super::super::format::fnv_hex(super::super::format::fnv1a64(&page));
+        let line = |loaded: u8, hash: &str| {
+            format!(
+                r#"{{"seed":1,"seq":0,"W":8,"page_size":4096,"ops":[{}],"maps":[[4,6,"rw-p"]],"maps_ext":[[4,6,"rw-p"]],"pages":[[4,0,"b93a0c83ce3b6325"],[5,0,"{hash}"]]}}"#,
+                ops.replace("LOADED", &loaded.to_string())
+            )
+        };
+        let linux = line(7, &hash);
+        let mut out = Vec::new();
+        let s = replay(linux.as_bytes(), &machine, ReplayOptions::default(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        // If vmlab ever keeps the contents, as Linux without memory pressure does, nothing differs.
+        if s.tolerated > 0 {
+            assert_eq!((s.divergences, s.tolerated), (0, 2), "{text}");
+            assert!(text.contains("differ only after MADV_FREE"), "{text}");
+            let strict = ReplayOptions {
+                strict_free: true,
+                ..Default::default()
+            };
+            let s = replay(linux.as_bytes(), &machine, strict, &mut Vec::new()).unwrap();
+            assert_eq!((s.divergences, s.tolerated), (2, 0));
+        }
+        assert_eq!(s.divergences, 0, "{text}");
+        // A fresh mapping over the freed pages is compared strictly again.
+        let refreshed = linux.replace(
+            r#"{"i":4,"op":"load""#,
+            r#"{"i":4,"op":"mmap","addr_pg":4,"addr_b":0,"len_b":8192,"prot":"PROT_READ|PROT_WRITE","flags":"MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED","res":4},{"i":5,"op":"load""#,
+        );
+        let s = replay(
+            refreshed.as_bytes(),
+            &machine,
+            ReplayOptions::default(),
+            &mut Vec::new(),
+        )
+        .unwrap();
+        assert_eq!((s.divergences, s.tolerated), (2, 0));
+    }
+
+    #[test]
+    fn error_lines_are_skipped_and_bad_lines_named() {
+        let text = format!("{}\n{{\"seed\":1,\"seq\":1,\"error\":\"child died\"}}\n\n", line());
+        let (s, out) = run(&text);
+        assert_eq!((s.sequences, s.divergences, s.skipped), (1, 0, 1), "{out}");
+        let bad = format!("{}\n{}\n", line(), line().replace("\"W\":8", "\"W\":\"8\""));
+        let e = replay(bad.as_bytes(), &machine, ReplayOptions::default(), &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, ReplayError::BadInput { line: 2, .. }), "{e}");
+        assert!(matches!(
+            validate(bad.as_bytes()),
+            Err(ReplayError::BadInput { line: 2, .. })
+        ));
+        assert_eq!(validate(text.as_bytes()), Ok(2));
+    }
+}
