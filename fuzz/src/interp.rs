@@ -1136,30 +1136,31 @@ impl<'m> State<'m> {
                 match r {
                     Ok(got) => {
                         assert!(got % PAGE_SIZE == 0, "mremap returned unaligned {got:#x}");
-                        let end = nl
-                            .checked_next_multiple_of(PAGE_SIZE)
-                            .and_then(|l| got.checked_add(l))
-                            .expect("mremap: end overflows");
-                        assert!(end <= TASK_SIZE, "mremap returned [{got:#x}, {end:#x}) past TASK_SIZE");
                         if fl & MREMAP_FIXED != 0 {
                             assert_eq!(got, na, "mremap with MREMAP_FIXED moved elsewhere");
                         }
                         if fl & MREMAP_MAYMOVE == 0 {
                             assert_eq!(got, a, "mremap without MREMAP_MAYMOVE moved");
                         }
-                        // A shrink in place (Linux: "always allow a shrinking remap") needs only its
-                        // first page mapped, and a fixed move keeping the length (Linux 6.17+) moves
-                        // every VMA of the range, keeping the gaps between them; any other success
-                        // maps the whole new range.
+                        // A shrink in place (Linux: "always allow a shrinking remap"; an equal
+                        // length does nothing at all) needs only its first page mapped, and a fixed
+                        // move keeping the length (Linux 6.17+) moves every VMA of the range, keeping
+                        // the gaps between them; any other success maps the whole new range.
                         let in_place_shrink =
                             fl & (MREMAP_FIXED | MREMAP_DONTUNMAP) == 0 && page_align(nl) <= page_align(ol);
                         let move_only = fl & MREMAP_FIXED != 0 && page_align(nl) == page_align(ol);
-                        let covered_end = if in_place_shrink || move_only {
+                        let end = if in_place_shrink {
                             got + PAGE_SIZE
                         } else {
-                            end
+                            let end = got.checked_add(page_align(nl)).expect("mremap: end overflows");
+                            assert!(end <= TASK_SIZE, "mremap returned [{got:#x}, {end:#x}) past TASK_SIZE");
+                            if move_only {
+                                got + PAGE_SIZE
+                            } else {
+                                end
+                            }
                         };
-                        assert_covered(&self.vmas(pid), got, covered_end, "mremap");
+                        assert_covered(&self.vmas(pid), got, end, "mremap");
                         self.remember(got);
                         // What the old range lost is unmapped: a move (without DONTUNMAP)
                         // leaves nothing at the old address, a shrink nothing past the end.

@@ -5,6 +5,7 @@
 
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 #[path = "../../../fuzz/src/interp.rs"]
 mod interp;
@@ -18,6 +19,14 @@ fn replay(name: &str) {
     let path = corpus_dir().join(name);
     let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     interp::run(&interp::Scenario::from_bytes(&data));
+}
+
+/// Run one committed input that once hung: it must now finish well within `budget`
+/// (it takes microseconds; the bug took seconds to minutes).
+fn replay_within(name: &str, budget: Duration) {
+    let t = Instant::now();
+    replay(name);
+    assert!(t.elapsed() < budget, "{name} took {:?}", t.elapsed());
 }
 
 #[test]
@@ -75,4 +84,21 @@ fn replay_input() {
 #[test]
 fn regress_shared_pt_reshare_ownerless_table() {
     replay("regress-shared-pt-reshare-ownerless-table");
+}
+
+/// fork under shared_pt listed every 2 MiB span of every anonymous VMA, table or not: a
+/// 120 TiB MAP_NORESERVE mapping with one page written took seconds and a 500 MB vector.
+/// Now only the spans with a leaf table (`PageTable::for_each_pd_entry`).
+#[test]
+fn regress_fork_shared_pt_huge_sparse_vma() {
+    replay_within("regress-fork-shared-pt-huge-sparse-vma", Duration::from_secs(2));
+}
+
+/// mprotect(addr, 2^63) from a mapped page walked PD entries in 1 GiB steps up to
+/// addr + len, far past the address space (with the index bits wrapping around), before
+/// failing with ENOMEM: 45 s. `for_each_pd_entry` now skips absent subtrees and stops at
+/// the top of the tree.
+#[test]
+fn regress_mprotect_huge_len_pd_walk() {
+    replay_within("regress-mprotect-huge-len-pd-walk", Duration::from_secs(2));
 }
