@@ -41,17 +41,18 @@ fn corpus_replays_clean() {
         let r = std::panic::catch_unwind(|| replay(name));
         assert!(
             r.is_ok(),
-            "corpus input {name} fails: replay it with `cargo fuzz run api fuzz/corpus/api/{name}`"
+            "corpus input {name} fails; trace it with `VMLAB_FUZZ_INPUT=fuzz/corpus/api/{name} \
+             cargo test -p vmlab-mm --test fuzz_api replay_input -- --ignored`"
         );
     }
 }
 
-/// 256 cases keep CI at a second or two; `VMLAB_FUZZ_CASES=N` runs more.
+/// 1024 cases take about a second; `VMLAB_FUZZ_CASES=N` runs more (or fewer).
 fn cases() -> u32 {
     std::env::var("VMLAB_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(256)
+        .unwrap_or(1024)
 }
 
 proptest! {
@@ -69,8 +70,14 @@ proptest! {
 #[test]
 #[ignore = "needs VMLAB_FUZZ_INPUT"]
 fn replay_input() {
-    let path = std::env::var("VMLAB_FUZZ_INPUT").expect("VMLAB_FUZZ_INPUT names an input file");
-    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let path = PathBuf::from(std::env::var("VMLAB_FUZZ_INPUT").expect("VMLAB_FUZZ_INPUT names an input file"));
+    // Tests run in the crate's directory: a relative path is taken from the workspace root.
+    let path = if path.is_relative() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    } else {
+        path
+    };
+    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let s = interp::Scenario::from_bytes(&data);
     eprintln!("{:?}", s.setup);
     interp::run_traced(&s);
