@@ -12,7 +12,7 @@
 //! entry.
 
 use crate::addr::Pfn;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering};
 use alloc::boxed::Box;
 
 /// Entry layout: bits 0..36 virtual page number, 36..62 frame number,
@@ -31,6 +31,11 @@ pub const MAX_PFN: usize = PFN_MASK as usize;
 pub struct Tlb {
     entries: Box<[AtomicU64]>,
     mask: u64,
+    /// Bumped by every invalidation before it clears slots. A fill checks it
+    /// did not change between the page-table walk and the fill, so that a
+    /// translation walked before a remote shootdown is not cached after it
+    /// (hardware gets this for free: an IPI lands between instructions).
+    gen: AtomicU64,
 }
 
 /// A translation found in the TLB.
@@ -47,6 +52,7 @@ impl Tlb {
         Tlb {
             entries: (0..n).map(|_| AtomicU64::new(0)).collect(),
             mask: n as u64 - 1,
+            gen: AtomicU64::new(0),
         }
     }
 
@@ -120,16 +126,61 @@ impl Tlb {
     /// Cache `vpn -> pfn`. Only the owning CPU fills.
     #[inline]
     pub fn fill(&self, vpn: u64, pfn: Pfn, writable: bool) {
+        self.slot(vpn).store(Self::entry(vpn, pfn, writable), Ordering::Release);
+    }
+
+    fn entry(vpn: u64, pfn: Pfn, writable: bool) -> u64 {
         let mut e = VALID | (vpn & VPN_MASK) | ((pfn.0 as u64 & PFN_MASK) << VPN_BITS);
         if writable {
             e |= WRITABLE;
         }
-        self.slot(vpn).store(e, Ordering::Release);
+        e
+    }
+
+    /// The invalidation generation, read by the owning CPU before it walks
+    /// the page table for a fill (see `fill_checked`).
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.gen.load(Ordering::SeqCst)
+    }
+
+    /// Cache `vpn -> pfn` if no invalidation began since `generation()`
+    /// returned `gen`; otherwise leave the slot empty and return `false`
+    /// (the walk may have read an entry a shootdown has since replaced, and
+    /// the caller walks again).
+    ///
+    /// Why it is enough: an invalidation bumps the generation and then clears
+    /// slots, both after its page-table change. If the walk read the old
+    /// entry, `gen` predates the bump; then either the re-read below sees the
+    /// bump and the fill is undone here, or it does not, the fill precedes
+    /// the bump in the SeqCst order, and the invalidation's clear removes it.
+    #[inline]
+    pub fn fill_checked(&self, vpn: u64, pfn: Pfn, writable: bool, gen: u64) -> bool {
+        let s = self.slot(vpn);
+        let e = Self::entry(vpn, pfn, writable);
+        s.store(e, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.gen.load(Ordering::SeqCst) == gen {
+            return true;
+        }
+        let _ = s.compare_exchange(e, 0, Ordering::AcqRel, Ordering::Relaxed);
+        false
+    }
+
+    /// Start an invalidation: see `fill_checked`.
+    fn begin_invalidation(&self) {
+        self.gen.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
     }
 
     /// Drop the translation of `vpn` if cached. Linux: `flush_tlb_page`.
     #[inline]
     pub fn invalidate_page(&self, vpn: u64) {
+        self.begin_invalidation();
+        self.clear_page(vpn);
+    }
+
+    fn clear_page(&self, vpn: u64) {
         let s = self.slot(vpn);
         let e = s.load(Ordering::Relaxed);
         if e & VALID != 0 && e & VPN_MASK == vpn & VPN_MASK {
@@ -148,14 +199,16 @@ impl Tlb {
         if last_vpn - first_vpn >= self.mask {
             self.flush_all();
         } else {
+            self.begin_invalidation();
             for v in first_vpn..=last_vpn {
-                self.invalidate_page(v);
+                self.clear_page(v);
             }
         }
     }
 
     /// Drop everything. Linux: `flush_tlb_all` on one CPU (a CR3 reload).
     pub fn flush_all(&self) {
+        self.begin_invalidation();
         for e in self.entries.iter() {
             e.store(0, Ordering::Release);
         }

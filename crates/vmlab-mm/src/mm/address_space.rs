@@ -17,7 +17,7 @@ use crate::addr::{vpn, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::pgtable::{NoFrame, PageTable, Pte};
 use crate::phys::PhysMem;
-use crate::sync::{AtomicU64, AtomicUsize, Ordering, RwLock};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, RwLock};
 use crate::tlb::PendingFlush;
 
 /// Per-address-space settings from config.
@@ -58,6 +58,10 @@ pub struct AddressSpace {
     /// Bit i set: CPU i may hold translations of this address space in its TLB
     /// (Linux `mm_cpumask`). Set by a CPU when it switches to the address space.
     pub cpu_mask: AtomicU64,
+    /// Held for the whole of each fault under the `mm_lock` fault policy
+    /// (Linux 2.4's `mm->page_table_lock`); unused by the other policies.
+    /// Lock order: inside `map`; only frame allocation is done under it.
+    pub page_table_lock: Mutex<()>,
     /// Frames mapped (zero page excluded), anonymous and page-cache alike.
     /// Linux: `MM_ANONPAGES` + `MM_FILEPAGES` + `MM_SHMEMPAGES`.
     pub rss: AtomicUsize,
@@ -79,6 +83,7 @@ impl AddressSpace {
                 dead: false,
             }),
             cpu_mask: AtomicU64::new(0),
+            page_table_lock: Mutex::new(()),
             rss: AtomicUsize::new(0),
         })
     }

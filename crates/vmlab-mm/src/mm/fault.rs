@@ -8,6 +8,7 @@
 //! Linux: `handle_mm_fault`, `do_anonymous_page`, `do_wp_page`.
 
 use super::address_space::{AddressSpace, MapState};
+use super::fault_lock::{abandon_pte, claim_pte, publish_pte, FaultLock};
 use super::object;
 use super::shared_pt::PD_SPAN;
 use super::stats::MmCounters;
@@ -15,7 +16,7 @@ use super::vma::{Backing, VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::{page_floor, Pfn, TASK_SIZE};
 use crate::errno::{Fault, FaultReason};
-use crate::pgtable::Pte;
+use crate::pgtable::{ptl, Pte};
 use crate::phys::{FrameUse, PhysMem};
 use crate::sync::{AtomicU64, Ordering};
 use crate::tlb::PendingFlush;
@@ -37,7 +38,15 @@ pub struct FaultCtx<'a> {
     /// Share the page tables of large shared objects between address spaces
     /// (fork policy `shared_pt`).
     pub share_object_tables: bool,
+    /// How concurrent faults exclude each other (`fault_lock.rs`).
+    pub fault_lock: FaultLock,
+    /// The CPU the fault runs on (its per-CPU frame list), or `NO_CPU` for a
+    /// fault made by a syscall (madvise populate) on no particular CPU.
+    pub cpu: usize,
 }
+
+/// `FaultCtx::cpu` of a fault that no CPU takes (it uses the global allocator).
+pub const NO_CPU: usize = usize::MAX;
 
 /// Resolve a fault at `addr` and return the leaf PTE now in place, which
 /// allows `access`. Linux: `handle_mm_fault`.
@@ -55,7 +64,18 @@ pub fn handle_fault_locked(
     access: Access,
     flush: &mut PendingFlush,
 ) -> Result<Pte, Fault> {
-    let r = handle_fault_inner(cx, mm, st, addr, access, flush);
+    let r = if cx.fault_lock == FaultLock::MmLock {
+        let _whole_fault = match mm.page_table_lock.try_lock() {
+            Some(g) => g,
+            None => {
+                MmCounters::bump(&cx.counters.lock_waits);
+                mm.page_table_lock.lock()
+            }
+        };
+        handle_fault_inner(cx, mm, st, addr, access, flush)
+    } else {
+        handle_fault_inner(cx, mm, st, addr, access, flush)
+    };
     match r {
         Ok(_) => MmCounters::bump(&cx.counters.minor_faults),
         Err(_) => MmCounters::bump(&cx.counters.failed_faults),
@@ -116,15 +136,24 @@ fn handle_fault_inner(
                 .map_err(|_| oom)?;
         }
     }
-    let entry = mm.page_table().leaf_alloc(cx.phys, addr).map_err(|_| oom)?;
+    let (table, entry) = mm.page_table().leaf_alloc_in(cx.phys, addr).map_err(|_| oom)?;
     let base = leaf_flags(vma);
+    let mut waited = false;
     loop {
         let cur = Pte(entry.load(Ordering::Acquire));
-        if cur.is_none() {
-            if cur.locked() {
-                core::hint::spin_loop();
-                continue;
+        if cur.locked() {
+            // Another CPU claimed the entry (`pte_bit`): wait for what it
+            // publishes, counting one wait per fault.
+            if !waited {
+                waited = true;
+                MmCounters::bump(&cx.counters.lock_waits);
             }
+            core::hint::spin_loop();
+            #[cfg(loom)]
+            loom::thread::yield_now();
+            continue;
+        }
+        if cur.is_none() {
             // A file or shared anonymous memory: the page comes from the object.
             if let Backing::Object(obj) = &vma.backing {
                 match object::do_object_fault(cx, mm, vma, obj, addr, access, entry, cur, base, oom, count_rss)? {
@@ -132,7 +161,9 @@ fn handle_fault_inner(
                     None => continue,
                 }
             }
-            // do_anonymous_page: reads map the zero page, writes a fresh frame.
+            // do_anonymous_page: reads map the zero page (no allocation, so
+            // a compare-and-swap is the whole update under every policy),
+            // writes a fresh frame.
             if access != Access::Write {
                 let new = Pte::new(cx.phys.zero_pfn(), (base & !Pte::WRITE) | Pte::SPECIAL | Pte::ACCESSED);
                 if entry
@@ -144,18 +175,29 @@ fn handle_fault_inner(
                 }
                 continue;
             }
-            let pfn = new_anon_frame(cx, vma, addr).ok_or(oom)?;
-            let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
-            if entry
-                .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                mm.rss.fetch_add(1, Ordering::Relaxed);
-                return Ok(new);
-            }
-            // Another CPU filled the entry first.
-            discard_frame(cx, pfn);
-            continue;
+            let new = if cx.fault_lock == FaultLock::PteBit {
+                if !claim_pte(entry, cur) {
+                    continue;
+                }
+                let Some(pfn) = new_anon_frame(cx, vma, addr) else {
+                    abandon_pte(entry, cur);
+                    return Err(oom);
+                };
+                let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
+                publish_pte(entry, new);
+                new
+            } else {
+                let pfn = new_anon_frame(cx, vma, addr).ok_or(oom)?;
+                let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
+                if !set_pte_locked(cx, table, entry, cur, new) {
+                    // Another CPU filled the entry while we allocated.
+                    discard_frame(cx, pfn);
+                    continue;
+                }
+                new
+            };
+            mm.rss.fetch_add(1, Ordering::Relaxed);
+            return Ok(new);
         }
         if !cur.present() {
             // A PROT_NONE entry in a VMA that allows this access. mprotect
@@ -175,7 +217,7 @@ fn handle_fault_inner(
                     None => continue,
                 }
             }
-            match do_wp_page(cx, mm, vma, addr, entry, cur, base, oom, flush)? {
+            match do_wp_page(cx, mm, vma, addr, (table, entry), cur, base, oom, flush)? {
                 Some(p) => return Ok(p),
                 None => continue,
             }
@@ -246,7 +288,7 @@ fn do_wp_page(
     mm: &AddressSpace,
     vma: &Vma,
     addr: u64,
-    entry: &AtomicU64,
+    (table, entry): (Pfn, &AtomicU64),
     cur: Pte,
     base: u64,
     oom: Fault,
@@ -266,15 +308,25 @@ fn do_wp_page(
                 .then_some(new));
         }
     }
-    let pfn = new_anon_frame(cx, vma, addr).ok_or(oom)?;
+    // Under `pte_bit` the entry is claimed before the copy is allocated; a
+    // walk may still read the old frame (read-only), which the copy leaves as is.
+    let claimed = cx.fault_lock == FaultLock::PteBit;
+    if claimed && !claim_pte(entry, cur) {
+        return Ok(None);
+    }
+    let Some(pfn) = new_anon_frame(cx, vma, addr) else {
+        if claimed {
+            abandon_pte(entry, cur);
+        }
+        return Err(oom);
+    };
     if !cur.special() {
         cx.phys.ram().copy_frame(pfn, old_pfn);
     }
     let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
-    if entry
-        .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
+    if claimed {
+        publish_pte(entry, new);
+    } else if !set_pte_locked(cx, table, entry, cur, new) {
         discard_frame(cx, pfn);
         return Ok(None);
     }
@@ -291,4 +343,27 @@ fn do_wp_page(
         flush.frames.push(old_pfn);
     }
     Ok(Some(new))
+}
+
+/// Replace `cur` by `new` in `entry` unless the entry changed; `false` if it
+/// did. Under `pt_lock` this holds the leaf table's lock, as Linux checks
+/// `pte_same` under `pte_offset_map_lock`; under `mm_lock` the whole fault is
+/// already serialised and a compare-and-swap suffices (it also covers a walk
+/// setting the accessed bit meanwhile).
+fn set_pte_locked(cx: &FaultCtx<'_>, table: Pfn, entry: &AtomicU64, cur: Pte, new: Pte) -> bool {
+    let _ptl = if cx.fault_lock == FaultLock::PtLock {
+        // A table outside RAM cannot come from the walk; without a lock the
+        // compare-and-swap alone still keeps the entry consistent.
+        ptl::lock(cx.phys, table).map(|(g, waited)| {
+            if waited {
+                MmCounters::bump(&cx.counters.lock_waits);
+            }
+            g
+        })
+    } else {
+        None
+    };
+    entry
+        .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
 }

@@ -8,6 +8,7 @@
 pub mod address_space;
 mod brk;
 pub mod fault;
+pub mod fault_lock;
 pub mod fork;
 mod madvise;
 mod mmap;
@@ -24,6 +25,7 @@ pub mod vma_map;
 
 pub use address_space::{AddressSpace, AddressSpaceParams, MapState};
 pub use fault::Access;
+pub use fault_lock::FaultLock;
 pub use fork::{ForkPolicy, ForkReport};
 pub use mmap::MmapRequest;
 pub use msync::SyncWork;

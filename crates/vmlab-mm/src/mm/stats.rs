@@ -14,6 +14,9 @@ pub struct MmCounters {
     pub zero_page_maps: AtomicU64,
     /// Frames allocated by a fault and freed because another CPU filled the PTE first.
     pub pages_wasted: AtomicU64,
+    /// Faults that found the lock their policy takes held by another CPU
+    /// (the mm lock, a page-table lock, or a claimed PTE), once per fault.
+    pub lock_waits: AtomicU64,
     /// TLB shootdown rounds (one per syscall that changed translations).
     pub shootdowns: AtomicU64,
     /// CPU TLBs invalidated by shootdowns (a round counts each CPU reached).

@@ -11,6 +11,7 @@
 //! space's map lock held for writing (no fault can be walking it then).
 
 mod pte;
+pub mod ptl;
 mod walk;
 
 pub use pte::*;

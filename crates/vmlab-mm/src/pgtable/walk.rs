@@ -172,6 +172,13 @@ impl PageTable {
     /// its table and uses the winner's. Linux: `__pte_alloc` and friends.
     #[inline]
     pub fn leaf_alloc<'a>(&self, phys: &'a PhysMem, va: u64) -> Result<&'a AtomicU64, NoFrame> {
+        self.leaf_alloc_in(phys, va).map(|(_, e)| e)
+    }
+
+    /// `leaf_alloc`, also naming the leaf table's frame (whose lock, under
+    /// the `pt_lock` fault policy, guards the entry).
+    #[inline]
+    pub fn leaf_alloc_in<'a>(&self, phys: &'a PhysMem, va: u64) -> Result<(Pfn, &'a AtomicU64), NoFrame> {
         let ram = phys.ram();
         let mut table = self.root;
         for level in UPPER_LEVELS {
@@ -182,7 +189,8 @@ impl PageTable {
             }
             table = v.pfn();
         }
-        ram.word(table.first_word() + Level::Pt.index(va)).ok_or(NoFrame)
+        let e = ram.word(table.first_word() + Level::Pt.index(va)).ok_or(NoFrame)?;
+        Ok((table, e))
     }
 
     /// Call `f(va, entry)` for every leaf entry of `[start, end)` whose table

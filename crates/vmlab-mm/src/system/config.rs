@@ -2,7 +2,7 @@
 //! and applies `--set key=value` overrides; every key is documented in
 //! docs/CONFIG.md. Later policies add their keys here.
 
-use crate::mm::{ForkPolicy, VmaMapPolicy};
+use crate::mm::{FaultLock, ForkPolicy, VmaMapPolicy};
 use crate::phys::FrameAllocatorPolicy;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -103,6 +103,8 @@ pub struct MachineConfig {
     pub max_map_count: usize,
     /// How fork copies an address space.
     pub fork: ForkName,
+    /// How concurrent faults in one address space exclude each other.
+    pub fault_lock: FaultLockName,
     /// Host files opened at machine start, as file descriptors 3, 4, ... in
     /// order (the host crate opens them; the mm core sees only `BackingFile`s).
     pub files: Vec<String>,
@@ -118,6 +120,7 @@ impl Default for MachineConfig {
             frame_allocator: FrameAllocatorName::Buddy,
             max_map_count: crate::mm::uapi::DEFAULT_MAX_MAP_COUNT,
             fork: ForkName::Cow,
+            fault_lock: FaultLockName::PtLock,
             files: Vec::new(),
         }
     }
@@ -167,6 +170,37 @@ impl ForkName {
             ForkName::Cow => "cow",
             ForkName::SharedPt => "shared_pt",
             ForkName::Eager => "eager",
+        }
+    }
+}
+
+/// Config spelling of `FaultLock`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultLockName {
+    MmLock,
+    PtLock,
+    PteBit,
+}
+
+impl FaultLockName {
+    pub const ALL: &'static [&'static str] = &["mm_lock", "pt_lock", "pte_bit"];
+    pub fn policy(self) -> FaultLock {
+        match self {
+            FaultLockName::MmLock => FaultLock::MmLock,
+            FaultLockName::PtLock => FaultLock::PtLock,
+            FaultLockName::PteBit => FaultLock::PteBit,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        self.policy().as_str()
+    }
+    /// The config spelling of `policy`.
+    pub fn of(policy: FaultLock) -> FaultLockName {
+        match policy {
+            FaultLock::MmLock => FaultLockName::MmLock,
+            FaultLock::PtLock => FaultLockName::PtLock,
+            FaultLock::PteBit => FaultLockName::PteBit,
         }
     }
 }
@@ -224,10 +258,12 @@ impl MachineConfig {
     }
 
     /// Policies in force, as `(key, value)` pairs for a run's header.
-    pub fn policies(&self) -> [(&'static str, &'static str); 2] {
+    pub fn policies(&self) -> [(&'static str, &'static str); 4] {
         [
             ("vma_map", self.vma_map.as_str()),
             ("frame_allocator", self.frame_allocator.as_str()),
+            ("fork", self.fork.as_str()),
+            ("fault_lock", self.fault_lock.as_str()),
         ]
     }
 }

@@ -222,6 +222,19 @@ impl<'m> Cpu<'m> {
         if self.misses >= 4096 {
             self.publish();
         }
+        loop {
+            let gen = self.tlb.generation();
+            let (pfn, writable) = self.walk_or_fault(addr, kind)?;
+            // A shootdown that raced with the walk: walk again (see `Tlb::fill_checked`).
+            if self.tlb.fill_checked(vpn(addr), pfn, writable, gen) {
+                return Ok(pfn);
+            }
+        }
+    }
+
+    /// The frame `addr` is in for an access of `kind`, and whether the TLB
+    /// may cache it writable.
+    fn walk_or_fault(&mut self, addr: u64, kind: Access) -> Result<(Pfn, bool), Fault> {
         let Some(p) = self.proc.as_ref() else {
             return Err(Fault::segv(addr, FaultReason::BadAddress));
         };
@@ -262,7 +275,7 @@ impl<'m> Cpu<'m> {
             Some(w) => w,
             None => {
                 let mut flush = PendingFlush::default();
-                let r = handle_fault_locked(&self.m.fault_ctx(), mm, &st, addr, kind, &mut flush);
+                let r = handle_fault_locked(&self.m.fault_ctx_on(self.id), mm, &st, addr, kind, &mut flush);
                 // A COW break or an unshared table: other CPUs drop the old
                 // translation before the old frame's reference goes.
                 if flush.range.is_some() || !flush.frames.is_empty() {
@@ -274,9 +287,7 @@ impl<'m> Cpu<'m> {
         };
         // Cache writable only once dirty, so the first store through a clean
         // entry comes back here to set the dirty bit.
-        self.tlb
-            .fill(vpn(addr), pte.pfn(), pte.writable() && pte.dirty() && upper_writable);
-        Ok(pte.pfn())
+        Ok((pte.pfn(), pte.writable() && pte.dirty() && upper_writable))
     }
 }
 

@@ -140,13 +140,20 @@ impl Machine {
         &self.tlbs[cpu]
     }
 
-    pub(crate) fn fault_ctx(&self) -> FaultCtx<'_> {
+    /// What a fault on CPU `cpu` (or `NO_CPU`) needs from the machine.
+    pub(crate) fn fault_ctx_on(&self, cpu: usize) -> FaultCtx<'_> {
         FaultCtx {
             phys: &self.phys,
             counters: &self.counters,
             next_anon_id: &self.next_anon_id,
             share_object_tables: self.config.fork == super::config::ForkName::SharedPt,
+            fault_lock: self.config.fault_lock.policy(),
+            cpu,
         }
+    }
+
+    pub(crate) fn fault_ctx(&self) -> FaultCtx<'_> {
+        self.fault_ctx_on(crate::mm::fault::NO_CPU)
     }
 
     /// Number of CPUs.
@@ -469,6 +476,7 @@ impl Machine {
             failed_faults: c.failed_faults.load(Ordering::Relaxed),
             zero_page_maps: c.zero_page_maps.load(Ordering::Relaxed),
             pages_wasted: c.pages_wasted.load(Ordering::Relaxed),
+            lock_waits: c.lock_waits.load(Ordering::Relaxed),
             shootdowns: c.shootdowns.load(Ordering::Relaxed),
             shootdown_cpus: c.shootdown_cpus.load(Ordering::Relaxed),
             frames_total: self.phys.total_frames() as u64,

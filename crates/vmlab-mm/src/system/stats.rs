@@ -11,6 +11,7 @@ pub struct Stats {
     pub failed_faults: u64,
     pub zero_page_maps: u64,
     pub pages_wasted: u64,
+    pub lock_waits: u64,
     pub shootdowns: u64,
     pub shootdown_cpus: u64,
     pub frames_total: u64,
