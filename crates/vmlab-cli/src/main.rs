@@ -99,6 +99,28 @@ struct OracleReplayArgs {
 enum ExpCommand {
     /// Fork latency, page-table pages and first-write cost of cow, shared_pt and eager fork, and the host's fork().
     Fork(ExpForkArgs),
+    /// Fault throughput, wasted pages and lock waits of the fault_lock policies, 1 to N threads of one process.
+    #[command(name = "pte_lock")]
+    PteLock(ExpPteLockArgs),
+}
+
+#[derive(Args, Debug)]
+struct ExpPteLockArgs {
+    /// Most threads (each on its own CPU); counts double from 1 up to it. Default: the config's `cpus`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=64))]
+    threads: Option<u32>,
+
+    /// Pages each thread faults in (disjoint), or all threads together (shared).
+    #[arg(long, default_value_t = vmlab::exp::pte_lock::DEFAULT_PAGES as u32, value_parser = clap::value_parser!(u32).range(64..=4_194_304))]
+    pages: u32,
+
+    /// Measured runs per row (values are medians).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(5..=10000))]
+    runs: u32,
+
+    /// Print one JSON object {"experiment", "config", "params", "rows", "claims"} instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -293,6 +315,11 @@ fn exp(cfg: &MachineConfig, cmd: &ExpCommand) -> Result<(), Failure> {
             let params =
                 vmlab::exp::fork::ForkParams::new(a.max_size, a.runs as usize)?.with_processes(a.processes as usize)?;
             (vmlab::exp::fork::run(cfg, &params, &build, &mut progress)?, a.json)
+        }
+        ExpCommand::PteLock(a) => {
+            let threads = a.threads.map_or(cfg.cpus.max(2), |t| t as usize);
+            let params = vmlab::exp::pte_lock::PteLockParams::new(threads, a.pages as usize, a.runs as usize)?;
+            (vmlab::exp::pte_lock::run(cfg, &params, &build, &mut progress)?, a.json)
         }
     };
     if json {

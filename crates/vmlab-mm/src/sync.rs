@@ -6,9 +6,9 @@
 //! `core::sync::atomic` or a lock crate directly.
 
 #[cfg(not(loom))]
-pub use core::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub use core::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 #[cfg(loom)]
-pub use loom::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub use loom::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 #[cfg(not(loom))]
 pub use alloc::sync::Arc;
@@ -62,3 +62,81 @@ mod imp {
 }
 
 pub use imp::*;
+
+/// `T` alone on its cache line (128 bytes: two 64-byte lines, as adjacent-line
+/// prefetch pairs them), so that per-CPU data written by one CPU never
+/// shares a line with another CPU's.
+#[repr(align(128))]
+#[derive(Default)]
+pub struct CachePadded<T>(pub T);
+
+impl<T> core::ops::Deref for CachePadded<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// One `T` per CPU plus one for callers on no CPU (syscalls), each on its
+/// own cache line. `get(cpu)` with `cpu` past the last CPU gives that extra
+/// slot. Linux: `DEFINE_PER_CPU`.
+pub struct PerCpu<T> {
+    slots: alloc::boxed::Box<[CachePadded<T>]>,
+}
+
+impl<T: Default> PerCpu<T> {
+    /// Slots for `cpus` CPUs and the no-CPU caller.
+    pub fn new(cpus: usize) -> PerCpu<T> {
+        PerCpu {
+            slots: (0..=cpus).map(|_| CachePadded::default()).collect(),
+        }
+    }
+}
+
+impl<T> PerCpu<T> {
+    /// The slot of `cpu` (the no-CPU slot for any index past the last CPU).
+    #[inline]
+    pub fn get(&self, cpu: usize) -> &T {
+        let last = self.slots.len() - 1;
+        &self.slots[cpu.min(last)].0
+    }
+
+    /// Every slot, the no-CPU one last.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().map(|s| &s.0)
+    }
+}
+
+/// A counter many CPUs change at once without sharing a cache line: each
+/// adds to its own slot, readers sum the slots. The sum is exact once the
+/// writers have stopped; while they run it is some recent value. Linux:
+/// `percpu_counter` (and the split RSS counters of `mm_struct`).
+pub struct PerCpuCounter {
+    slots: PerCpu<AtomicI64>,
+}
+
+impl PerCpuCounter {
+    pub fn new(cpus: usize) -> PerCpuCounter {
+        PerCpuCounter {
+            slots: PerCpu::new(cpus),
+        }
+    }
+
+    #[inline]
+    pub fn add(&self, cpu: usize, n: usize) {
+        self.slots.get(cpu).fetch_add(n as i64, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub fn sub(&self, cpu: usize, n: usize) {
+        self.slots.get(cpu).fetch_sub(n as i64, Ordering::Relaxed);
+    }
+
+    /// The sum over every slot (a slot may be negative: a frame counted on
+    /// one CPU can be uncounted on another).
+    pub fn get(&self) -> usize {
+        let s: i64 = self.slots.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        s.max(0) as usize
+    }
+}

@@ -204,8 +204,8 @@ fn checker_reports_corruption() {
     d.refcount.fetch_add(1, Ordering::Relaxed);
     assert!(m.check().unwrap_err().0.contains("refcount"));
     d.refcount.fetch_sub(1, Ordering::Relaxed);
-    p.mm.rss.fetch_add(1, Ordering::Relaxed);
+    p.mm.rss.add(0, 1);
     assert!(m.check().unwrap_err().0.contains("rss"));
-    p.mm.rss.fetch_sub(1, Ordering::Relaxed);
+    p.mm.rss.sub(0, 1);
     m.check().unwrap();
 }

@@ -11,13 +11,14 @@
 //! PTEs by compare-and-swap. Functions that need `map` held end in `_locked`
 //! and take the guarded `MapState` as an argument.
 
+use super::fault::NO_CPU;
 use super::vma::{Backing, Prot, VmFlags, Vma};
 use super::vma_map::{VmaMap, VmaMapPolicy, VmaTree};
 use crate::addr::{vpn, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::pgtable::{NoFrame, PageTable, Pte};
 use crate::phys::PhysMem;
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering, RwLock};
+use crate::sync::{AtomicU64, Mutex, Ordering, PerCpuCounter, RwLock};
 use crate::tlb::PendingFlush;
 
 /// Per-address-space settings from config.
@@ -33,6 +34,8 @@ pub struct AddressSpaceParams {
     /// Frames a private writable mapping may not exceed (Linux's overcommit
     /// heuristic compares against RAM + swap).
     pub commit_limit_pages: u64,
+    /// CPUs of the machine (slots of the per-CPU counters).
+    pub cpus: usize,
 }
 
 /// State protected by the map lock. Linux: the fields of `mm_struct` under `mmap_lock`.
@@ -62,9 +65,10 @@ pub struct AddressSpace {
     /// (Linux 2.4's `mm->page_table_lock`); unused by the other policies.
     /// Lock order: inside `map`; only frame allocation is done under it.
     pub page_table_lock: Mutex<()>,
-    /// Frames mapped (zero page excluded), anonymous and page-cache alike.
-    /// Linux: `MM_ANONPAGES` + `MM_FILEPAGES` + `MM_SHMEMPAGES`.
-    pub rss: AtomicUsize,
+    /// Frames mapped (zero page excluded), anonymous and page-cache alike,
+    /// counted per CPU so that threads faulting at once do not share a line.
+    /// Linux: `MM_ANONPAGES` + `MM_FILEPAGES` + `MM_SHMEMPAGES` (`percpu_counter`).
+    pub rss: PerCpuCounter,
 }
 
 impl AddressSpace {
@@ -84,7 +88,7 @@ impl AddressSpace {
             }),
             cpu_mask: AtomicU64::new(0),
             page_table_lock: Mutex::new(()),
-            rss: AtomicUsize::new(0),
+            rss: PerCpuCounter::new(p.cpus),
         })
     }
 
@@ -276,7 +280,7 @@ impl AddressSpace {
                     super::object::transfer_dirty(d, old);
                     d.mapcount.fetch_sub(1, Ordering::AcqRel);
                 }
-                self.rss.fetch_sub(1, Ordering::Relaxed);
+                self.rss.sub(NO_CPU, 1);
                 flush.frames.push(old.pfn());
             }
         });

@@ -196,7 +196,7 @@ fn handle_fault_inner(
                 }
                 new
             };
-            mm.rss.fetch_add(1, Ordering::Relaxed);
+            mm.rss.add(cx.cpu, 1);
             return Ok(new);
         }
         if !cur.present() {
@@ -330,7 +330,7 @@ fn do_wp_page(
         discard_frame(cx, pfn);
         return Ok(None);
     }
-    mm.rss.fetch_add(1, Ordering::Relaxed);
+    mm.rss.add(cx.cpu, 1);
     // Other CPUs may cache the old, read-only translation.
     flush.add_page(crate::addr::vpn(addr));
     if !cur.special() {
@@ -339,7 +339,7 @@ fn do_wp_page(
         if let Some(d) = cx.phys.desc(old_pfn) {
             d.mapcount.fetch_sub(1, Ordering::AcqRel);
         }
-        mm.rss.fetch_sub(1, Ordering::Relaxed);
+        mm.rss.sub(cx.cpu, 1);
         flush.frames.push(old_pfn);
     }
     Ok(Some(new))

@@ -20,6 +20,7 @@ use super::vma::{VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::{vpn, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
+use crate::mm::fault::NO_CPU;
 use crate::pgtable::{slot, Level, NoFrame, Pte};
 use crate::phys::{FrameUse, PhysMem};
 use crate::sync::Ordering;
@@ -226,7 +227,7 @@ impl AddressSpace {
             };
             ce.store(new.0, Ordering::Release);
             if new.maps_frame() && !new.special() {
-                child.rss.fetch_add(1, Ordering::Relaxed);
+                child.rss.add(NO_CPU, 1);
             }
             report.ptes_copied += 1;
         });

@@ -537,7 +537,7 @@ pub(super) fn do_object_fault(
             .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            mm.rss.fetch_add(1, Ordering::Relaxed);
+            mm.rss.add(cx.cpu, 1);
             return Ok(Some(new));
         }
         discard_frame(cx, copy);
@@ -562,7 +562,7 @@ pub(super) fn do_object_fault(
         .is_ok()
     {
         if count_rss {
-            mm.rss.fetch_add(1, Ordering::Relaxed);
+            mm.rss.add(cx.cpu, 1);
         }
         return Ok(Some(new));
     }

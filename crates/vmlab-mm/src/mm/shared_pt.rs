@@ -39,6 +39,7 @@ use super::object::MemObject;
 use super::vma::{Backing, VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::{vpn, Pfn, PAGE_SIZE};
+use crate::mm::fault::NO_CPU;
 use crate::pgtable::{slot, NoFrame, Pte};
 use crate::phys::{FrameUse, PhysMem};
 use crate::sync::Arc;
@@ -168,7 +169,7 @@ impl AddressSpace {
                     .is_ok()
                 {
                     if !owned {
-                        self.rss.fetch_add(table_frames(phys, table), Ordering::Relaxed);
+                        self.rss.add(NO_CPU, table_frames(phys, table));
                     }
                     td.mapping.store(0, Ordering::Release);
                     return Ok(());
@@ -215,7 +216,7 @@ impl AddressSpace {
             if owned {
                 td.mapping.store(0, Ordering::Release);
             } else {
-                self.rss.fetch_add(table_frames(phys, copy), Ordering::Relaxed);
+                self.rss.add(NO_CPU, table_frames(phys, copy));
             }
             if td.refcount.fetch_sub(1, Ordering::AcqRel) == 1 {
                 release_table(phys, table, flush);
@@ -316,7 +317,7 @@ impl AddressSpace {
             ce.store(v.0, Ordering::Release);
         }
         pe.store(Pte::new(copy, Pte::TABLE_FLAGS).0, Ordering::Release);
-        self.rss.fetch_add(table_frames(phys, copy), Ordering::Relaxed);
+        self.rss.add(NO_CPU, table_frames(phys, copy));
         // Stale translations of the old table would still work (same
         // frames), but the span's permissions may change next.
         flush.add_page(vpn(span));
@@ -380,7 +381,7 @@ impl AddressSpace {
             let table = cur.pfn();
             if let Some(d) = phys.desc(table) {
                 if d.mapping.load(Ordering::Acquire) == self.id {
-                    self.rss.fetch_sub(table_frames(phys, table), Ordering::Relaxed);
+                    self.rss.sub(NO_CPU, table_frames(phys, table));
                     d.mapping.store(0, Ordering::Release);
                 }
             }

@@ -207,7 +207,7 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
         if let Some(b) = bad {
             return Err(InvariantError(b));
         }
-        let counted = p.mm.rss.load(Ordering::Relaxed);
+        let counted = p.mm.rss.get();
         let rss = rss - not_owned;
         ensure!(counted == rss, "pid {}: rss {counted} but {rss} frames mapped", p.pid);
     }

@@ -14,7 +14,7 @@ use crate::mm::{
     ObjectTable, VmaMap,
 };
 use crate::phys::PhysMem;
-use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, RwLock};
+use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, PerCpu, RwLock};
 use crate::tlb::{PendingFlush, Tlb};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -75,7 +75,8 @@ pub const START_BRK: u64 = 0x5555_5600_0000;
 pub struct Machine {
     config: MachineConfig,
     phys: PhysMem,
-    pub(crate) counters: MmCounters,
+    /// Event counters, one set per CPU (and one for syscalls), summed by `stats`.
+    pub(crate) counters: PerCpu<MmCounters>,
     next_anon_id: AtomicU64,
     next_mm_id: AtomicU64,
     next_pid: AtomicU32,
@@ -107,7 +108,7 @@ impl Machine {
         Ok(Machine {
             config: config.clone(),
             phys,
-            counters: MmCounters::default(),
+            counters: PerCpu::new(config.cpus),
             next_anon_id: AtomicU64::new(1),
             next_mm_id: AtomicU64::new(1),
             next_pid: AtomicU32::new(1),
@@ -131,11 +132,6 @@ impl Machine {
         &self.phys
     }
 
-    /// Machine-wide mm counters.
-    pub fn counters(&self) -> &MmCounters {
-        &self.counters
-    }
-
     pub(crate) fn tlb(&self, cpu: usize) -> &Tlb {
         &self.tlbs[cpu]
     }
@@ -144,7 +140,7 @@ impl Machine {
     pub(crate) fn fault_ctx_on(&self, cpu: usize) -> FaultCtx<'_> {
         FaultCtx {
             phys: &self.phys,
-            counters: &self.counters,
+            counters: self.counters.get(cpu),
             next_anon_id: &self.next_anon_id,
             share_object_tables: self.config.fork == super::config::ForkName::SharedPt,
             fault_lock: self.config.fault_lock.policy(),
@@ -187,6 +183,7 @@ impl Machine {
             mmap_base: TASK_SIZE - MMAP_BASE_GAP,
             start_brk: START_BRK,
             commit_limit_pages: frames,
+            cpus: self.cpus(),
         };
         let id = self.next_mm_id.fetch_add(1, Ordering::Relaxed);
         let mm = AddressSpace::new(&self.phys, id, params).map_err(|_| Errno::ENOMEM)?;
@@ -272,8 +269,9 @@ impl Machine {
                     reached += 1;
                 }
             }
-            MmCounters::bump(&self.counters.shootdowns);
-            self.counters.shootdown_cpus.fetch_add(reached, Ordering::Relaxed);
+            let c = self.counters.get(crate::mm::fault::NO_CPU);
+            MmCounters::bump(&c.shootdowns);
+            c.shootdown_cpus.fetch_add(reached, Ordering::Relaxed);
         }
         for pfn in flush.frames {
             // A dirty file page goes to its file before the mapping's
@@ -462,23 +460,23 @@ impl Machine {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        let c = &self.counters;
+        let sum = |f: fn(&MmCounters) -> &AtomicU64| self.counters.iter().map(|c| f(c).load(Ordering::Relaxed)).sum();
         let procs = self.procs.read();
         let (mut vmas, mut rss) = (0u64, 0u64);
         for p in procs.values() {
             vmas += p.mm.map.read().vmas.len() as u64;
-            rss += p.mm.rss.load(Ordering::Relaxed) as u64;
+            rss += p.mm.rss.get() as u64;
         }
         Stats {
             tlb_hits: self.tlb_hits.load(Ordering::Relaxed),
             tlb_misses: self.tlb_misses.load(Ordering::Relaxed),
-            minor_faults: c.minor_faults.load(Ordering::Relaxed),
-            failed_faults: c.failed_faults.load(Ordering::Relaxed),
-            zero_page_maps: c.zero_page_maps.load(Ordering::Relaxed),
-            pages_wasted: c.pages_wasted.load(Ordering::Relaxed),
-            lock_waits: c.lock_waits.load(Ordering::Relaxed),
-            shootdowns: c.shootdowns.load(Ordering::Relaxed),
-            shootdown_cpus: c.shootdown_cpus.load(Ordering::Relaxed),
+            minor_faults: sum(|c| &c.minor_faults),
+            failed_faults: sum(|c| &c.failed_faults),
+            zero_page_maps: sum(|c| &c.zero_page_maps),
+            pages_wasted: sum(|c| &c.pages_wasted),
+            lock_waits: sum(|c| &c.lock_waits),
+            shootdowns: sum(|c| &c.shootdowns),
+            shootdown_cpus: sum(|c| &c.shootdown_cpus),
             frames_total: self.phys.total_frames() as u64,
             frames_free: self.phys.free_frames_count() as u64,
             frames_used: self.phys.frames_used() as u64,

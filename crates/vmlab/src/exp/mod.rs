@@ -22,6 +22,7 @@
 //! Latencies are the [`median`] of at least [`MIN_RUNS`] runs.
 
 pub mod fork;
+pub mod pte_lock;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
