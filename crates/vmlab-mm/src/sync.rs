@@ -20,10 +20,50 @@ mod imp {
     /// A mutual-exclusion lock; `lock()` returns the guard directly.
     pub type Mutex<T> = spin::Mutex<T>;
     pub type MutexGuard<'a, T> = spin::MutexGuard<'a, T>;
-    /// A reader-writer lock; `read()`/`write()` return guards directly.
-    pub type RwLock<T> = spin::RwLock<T>;
     pub type RwLockReadGuard<'a, T> = spin::RwLockReadGuard<'a, T>;
     pub type RwLockWriteGuard<'a, T> = spin::RwLockWriteGuard<'a, T>;
+
+    /// A reader-writer lock that prefers writers: once a writer waits, new
+    /// readers wait behind it. `spin`'s own lock lets a stream of readers
+    /// (CPUs faulting in a loop) starve a writer (a munmap) for ever; Linux's
+    /// rwsem queues readers behind a waiting writer in the same way.
+    pub struct RwLock<T> {
+        inner: spin::RwLock<T>,
+        writers_waiting: core::sync::atomic::AtomicUsize,
+    }
+
+    impl<T> RwLock<T> {
+        pub const fn new(t: T) -> Self {
+            RwLock {
+                inner: spin::RwLock::new(t),
+                writers_waiting: core::sync::atomic::AtomicUsize::new(0),
+            }
+        }
+
+        #[inline]
+        pub fn read(&self) -> RwLockReadGuard<'_, T> {
+            loop {
+                if self.writers_waiting.load(core::sync::atomic::Ordering::Relaxed) == 0 {
+                    if let Some(g) = self.inner.try_read() {
+                        return g;
+                    }
+                }
+                core::hint::spin_loop();
+            }
+        }
+
+        pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+            use core::sync::atomic::Ordering;
+            self.writers_waiting.fetch_add(1, Ordering::Relaxed);
+            let g = self.inner.write();
+            self.writers_waiting.fetch_sub(1, Ordering::Relaxed);
+            g
+        }
+
+        pub fn get_mut(&mut self) -> &mut T {
+            self.inner.get_mut()
+        }
+    }
 }
 
 #[cfg(loom)]

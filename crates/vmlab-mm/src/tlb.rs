@@ -144,6 +144,13 @@ impl Tlb {
         self.gen.load(Ordering::SeqCst)
     }
 
+    /// The invalidation generation read without ordering, by the owning CPU
+    /// inside an access (whose remote ordering `Host::remote_barrier` gives).
+    #[inline]
+    pub fn generation_relaxed(&self) -> u64 {
+        self.gen.load(Ordering::Relaxed)
+    }
+
     /// Cache `vpn -> pfn` if no invalidation began since `generation()`
     /// returned `gen`; otherwise leave the slot empty and return `false`
     /// (the walk may have read an entry a shootdown has since replaced, and

@@ -1,6 +1,7 @@
-//! Host files behind the simulated machine: the `BackingFile` the mm core
-//! maps, implemented over `std::fs::File`, and building a machine with the
-//! files its config lists already open.
+//! The host behind the simulated machine: the `BackingFile` the mm core
+//! maps, implemented over `std::fs::File`; `OsHost`, the OS services its
+//! CPUs need when they run on several threads (membarrier, yield); and
+//! building a machine with both.
 //!
 //! What `open`, `close` and exit mean (see `vmlab_mm::mm::object`): an open
 //! file is a memory object with a page cache; a MAP_SHARED mapping of it
@@ -13,11 +14,12 @@
 
 use crate::mm::errno::Errno;
 use crate::mm::mm::BackingFile;
-use crate::mm::system::{Machine, MachineConfig, MachineError};
+use crate::mm::system::{Host, Machine, MachineConfig, MachineError};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, Ordering};
 
 /// A host file as a `BackingFile`.
 pub struct HostFile {
@@ -90,7 +92,7 @@ pub enum HostError {
 /// writing if the host allows, else for reading only (then a writable
 /// MAP_SHARED of it fails with EACCES, as on Linux).
 pub fn build_machine(cfg: &MachineConfig) -> Result<Machine, HostError> {
-    let m = Machine::new(cfg).map_err(HostError::Machine)?;
+    let m = Machine::with_host(cfg, Box::new(OsHost::new())).map_err(HostError::Machine)?;
     for p in &cfg.files {
         let path = PathBuf::from(p);
         let f = match HostFile::open(&path, true) {
@@ -111,4 +113,57 @@ pub fn build_machine(cfg: &MachineConfig) -> Result<Machine, HostError> {
         m.open_file(Box::new(f));
     }
     Ok(m)
+}
+
+/// `membarrier(2)` commands (linux/membarrier.h; the libc crate has no constants).
+const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+
+/// The host services of a machine whose CPUs are this process's threads:
+/// `remote_barrier` is Linux's private expedited `membarrier` (an IPI to
+/// every CPU running one of our threads); `relax` yields the host CPU.
+/// Where membarrier is missing (old kernels, valgrind) it falls back to a
+/// local fence and says so in `has_membarrier`.
+pub struct OsHost {
+    membarrier: bool,
+}
+
+impl OsHost {
+    /// Register this process for private expedited membarrier (once per
+    /// process; registering again is harmless).
+    pub fn new() -> OsHost {
+        // SAFETY: membarrier takes two integer arguments and touches no
+        // memory of ours; a kernel without it returns -1 (ENOSYS/EINVAL).
+        let r = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) };
+        OsHost { membarrier: r == 0 }
+    }
+
+    /// Whether `remote_barrier` is a real membarrier.
+    pub fn has_membarrier(&self) -> bool {
+        self.membarrier
+    }
+}
+
+impl Default for OsHost {
+    fn default() -> OsHost {
+        OsHost::new()
+    }
+}
+
+impl Host for OsHost {
+    fn remote_barrier(&self) {
+        if self.membarrier {
+            // SAFETY: as in `new`; the process is registered, so the
+            // command cannot fail with EPERM.
+            let r = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) };
+            if r == 0 {
+                return;
+            }
+        }
+        fence(Ordering::SeqCst);
+    }
+
+    fn relax(&self) {
+        std::thread::yield_now();
+    }
 }

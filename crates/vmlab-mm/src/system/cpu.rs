@@ -11,6 +11,7 @@ use crate::phys::Ram;
 use crate::sync::{Arc, AtomicU64, Ordering};
 use crate::tlb::PendingFlush;
 use crate::tlb::Tlb;
+use core::sync::atomic::compiler_fence;
 
 /// The handle of one simulated CPU, owned by the thread that drives it.
 /// Linux has no one type for this: it is the hardware plus `current`.
@@ -23,6 +24,9 @@ pub struct Cpu<'m> {
     tlb_slots: &'m [AtomicU64],
     words: &'m [AtomicU64],
     proc: Option<Arc<Process>>,
+    /// This CPU's word of `Machine::cpu_active`, and the last even value stored in it.
+    active: &'m AtomicU64,
+    seq: u64,
     hits: u64,
     misses: u64,
 }
@@ -39,6 +43,8 @@ impl<'m> Cpu<'m> {
             tlb_slots: tlb.slots(),
             words: m.phys().ram().words(),
             proc: None,
+            active: m.cpu_active.get(id),
+            seq: m.cpu_active.get(id).load(Ordering::Relaxed) & !1,
             hits: 0,
             misses: 0,
         }
@@ -82,37 +88,56 @@ impl<'m> Cpu<'m> {
         self.misses = 0;
     }
 
+    /// Mark the start of an access (see `system/host.rs`): a plain store,
+    /// ordered before the TLB lookup for remote shootdowns by their
+    /// `Host::remote_barrier`; the compiler fence keeps the compiler from
+    /// moving the lookup above it.
+    #[inline(always)]
+    fn enter(&mut self) {
+        self.active.store(self.seq | 1, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    /// Mark the end of an access: the RAM access is done.
+    #[inline(always)]
+    fn leave(&mut self) {
+        self.seq = self.seq.wrapping_add(2);
+        self.active.store(self.seq, Ordering::Release);
+    }
+
     /// Load the 8 bytes at `addr` (little endian).
     #[inline]
     pub fn load_u64(&mut self, addr: u64) -> Result<u64, Fault> {
         if addr & 7 == 0 {
+            self.enter();
             let e = Tlb::lookup_in(self.tlb_slots, addr >> 12);
             if e != 0 {
                 if let Some(w) = self.words.get(Tlb::raw_pfn(e) * 512 + ((addr & 0xfff) >> 3) as usize) {
                     self.hits += 1;
-                    return Ok(w.load(Ordering::Relaxed));
+                    let v = w.load(Ordering::Relaxed);
+                    self.leave();
+                    return Ok(v);
                 }
             }
-            return self.load_u64_slow(addr, e);
+            self.leave();
+            return self.load_u64_slow(addr);
         }
         self.load_u64_unaligned(addr)
     }
 
-    /// An aligned load that missed the fast path (`e` is the TLB's raw entry).
-    /// Same effect as `read` of 8 bytes, without its byte loop.
+    /// An aligned load that missed the fast path. Same effect as `read` of
+    /// 8 bytes, without its byte loop.
     #[cold]
     #[inline(never)]
-    fn load_u64_slow(&mut self, addr: u64, e: u64) -> Result<u64, Fault> {
-        // Only this CPU fills its TLB, so an entry that missed still misses:
-        // go straight to the walk (what `translate` would do) unless it hit.
-        let pfn = if e == 0 {
-            self.translate_slow(addr, Access::Read)?
-        } else {
-            self.translate(addr, Access::Read)?
-        };
-        let w = self.ram.word(pfn.first_word() + ((addr & 0xfff) >> 3) as usize);
+    fn load_u64_slow(&mut self, addr: u64) -> Result<u64, Fault> {
+        let pfn = self.pin(addr, Access::Read)?;
         // A frame outside RAM reads as zeros, as `Ram::read_bytes` leaves them.
-        Ok(w.map_or(0, |w| w.load(Ordering::Relaxed)))
+        let v = self
+            .ram
+            .word(pfn.first_word() + ((addr & 0xfff) >> 3) as usize)
+            .map_or(0, |w| w.load(Ordering::Relaxed));
+        self.leave();
+        Ok(v)
     }
 
     #[cold]
@@ -127,34 +152,33 @@ impl<'m> Cpu<'m> {
     #[inline]
     pub fn store_u64(&mut self, addr: u64, val: u64) -> Result<(), Fault> {
         if addr & 7 == 0 {
+            self.enter();
             let e = Tlb::lookup_in(self.tlb_slots, addr >> 12);
             if Tlb::raw_writable(e) {
                 if let Some(w) = self.words.get(Tlb::raw_pfn(e) * 512 + ((addr & 0xfff) >> 3) as usize) {
                     self.hits += 1;
                     w.store(val, Ordering::Relaxed);
+                    self.leave();
                     return Ok(());
                 }
             }
-            return self.store_u64_slow(addr, val, e);
+            self.leave();
+            return self.store_u64_slow(addr, val);
         }
         self.store_u64_unaligned(addr, val)
     }
 
-    /// An aligned store that missed the fast path (`e` is the TLB's raw entry).
-    /// Same effect as `write` of 8 bytes, without its byte loop.
+    /// An aligned store that missed the fast path. Same effect as `write`
+    /// of 8 bytes, without its byte loop.
     #[cold]
     #[inline(never)]
-    fn store_u64_slow(&mut self, addr: u64, val: u64, e: u64) -> Result<(), Fault> {
-        // As in `load_u64_slow`: an entry that did not allow the store still does not.
-        let pfn = if !Tlb::raw_writable(e) {
-            self.translate_slow(addr, Access::Write)?
-        } else {
-            self.translate(addr, Access::Write)?
-        };
+    fn store_u64_slow(&mut self, addr: u64, val: u64) -> Result<(), Fault> {
+        let pfn = self.pin(addr, Access::Write)?;
         // A frame outside RAM drops the store, as `Ram::write_bytes` does.
         if let Some(w) = self.ram.word(pfn.first_word() + ((addr & 0xfff) >> 3) as usize) {
             w.store(val, Ordering::Relaxed);
         }
+        self.leave();
         Ok(())
     }
 
@@ -180,8 +204,9 @@ impl<'m> Cpu<'m> {
                 .ok_or(Fault::segv(addr, FaultReason::BadAddress))?;
             let off = (va % PAGE_SIZE) as usize;
             let n = (PAGE_SIZE as usize - off).min(buf.len() - done);
-            let pfn = self.translate(va, Access::Read)?;
+            let pfn = self.pin(va, Access::Read)?;
             self.ram.read_bytes(pfn, off, &mut buf[done..done + n]);
+            self.leave();
             done += n;
         }
         Ok(())
@@ -197,8 +222,9 @@ impl<'m> Cpu<'m> {
                 .ok_or(Fault::segv(addr, FaultReason::BadAddress))?;
             let off = (va % PAGE_SIZE) as usize;
             let n = (PAGE_SIZE as usize - off).min(buf.len() - done);
-            let pfn = self.translate(va, Access::Write)?;
+            let pfn = self.pin(va, Access::Write)?;
             self.ram.write_bytes(pfn, off, &buf[done..done + n]);
+            self.leave();
             done += n;
         }
         Ok(())
@@ -206,18 +232,45 @@ impl<'m> Cpu<'m> {
 
     /// The frame `addr` is in, for an access of `kind`: TLB, then a page-table
     /// walk (setting accessed/dirty as hardware does), then the fault handler.
+    /// The frame may be unmapped by another CPU as soon as this returns;
+    /// the handle's own loads and stores do not have that gap.
     #[inline]
     pub fn translate(&mut self, addr: u64, kind: Access) -> Result<Pfn, Fault> {
-        let e = Tlb::lookup_in(self.tlb_slots, vpn(addr));
-        if e != 0 && (kind != Access::Write || Tlb::raw_writable(e)) && kind != Access::Exec {
-            self.hits += 1;
-            return Ok(Pfn(Tlb::raw_pfn(e)));
-        }
-        self.translate_slow(addr, kind)
+        let pfn = self.pin(addr, kind)?;
+        self.leave();
+        Ok(pfn)
     }
 
+    /// The frame `addr` is in for an access of `kind`, returned *inside* an
+    /// access (`enter` done): no shootdown can complete until the caller has
+    /// used the frame and called `leave`. On a fault the CPU is not in an access.
+    #[inline]
+    fn pin(&mut self, addr: u64, kind: Access) -> Result<Pfn, Fault> {
+        loop {
+            self.enter();
+            let e = Tlb::lookup_in(self.tlb_slots, vpn(addr));
+            if e != 0 && (kind != Access::Write || Tlb::raw_writable(e)) && kind != Access::Exec {
+                self.hits += 1;
+                return Ok(Pfn(Tlb::raw_pfn(e)));
+            }
+            self.leave();
+            // Walk or fault outside any access: a shootdown this CPU starts
+            // (a COW break) or waits for must not wait for this CPU.
+            let (pfn, gen) = self.translate_slow(addr, kind)?;
+            self.enter();
+            // No invalidation since the fill: the translation still holds,
+            // and any shootdown from now on waits for `leave`.
+            if self.tlb.generation_relaxed() == gen {
+                return Ok(pfn);
+            }
+            self.leave();
+        }
+    }
+
+    /// Walk the page table (or fault) and fill the TLB; returns the frame
+    /// and the TLB generation the fill was checked against.
     #[cold]
-    fn translate_slow(&mut self, addr: u64, kind: Access) -> Result<Pfn, Fault> {
+    fn translate_slow(&mut self, addr: u64, kind: Access) -> Result<(Pfn, u64), Fault> {
         self.misses += 1;
         if self.misses >= 4096 {
             self.publish();
@@ -227,7 +280,7 @@ impl<'m> Cpu<'m> {
             let (pfn, writable) = self.walk_or_fault(addr, kind)?;
             // A shootdown that raced with the walk: walk again (see `Tlb::fill_checked`).
             if self.tlb.fill_checked(vpn(addr), pfn, writable, gen) {
-                return Ok(pfn);
+                return Ok((pfn, gen));
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use super::config::MachineConfig;
 use super::cpu::Cpu;
+use super::host::Host;
 use super::stats::Stats;
 use crate::addr::{PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
@@ -86,6 +87,13 @@ pub struct Machine {
     tlbs: Box<[Tlb]>,
     /// Whether a `Cpu` handle for CPU i exists.
     cpu_taken: Box<[AtomicBool]>,
+    /// Per CPU: odd while its thread is inside a load or store (between the
+    /// TLB lookup and the RAM access), even otherwise; written only by that
+    /// CPU's thread. A shootdown waits for the CPUs it flushed to leave the
+    /// access they were in (see `host.rs`).
+    pub(crate) cpu_active: PerCpu<AtomicU64>,
+    /// OS services for the shootdown handshake.
+    host: Box<dyn Host>,
     /// TLB hits and misses published by CPU handles.
     pub(crate) tlb_hits: AtomicU64,
     pub(crate) tlb_misses: AtomicU64,
@@ -100,8 +108,15 @@ pub struct Machine {
 pub const FIRST_FD: i32 = 3;
 
 impl Machine {
-    /// Build a machine from `config`.
+    /// Build a machine from `config`, with no OS services (`SpinHost`):
+    /// right for one thread driving CPUs; a host that runs CPUs on several
+    /// threads passes its `Host` to `with_host`.
     pub fn new(config: &MachineConfig) -> Result<Machine, MachineError> {
+        Machine::with_host(config, Box::new(super::host::SpinHost))
+    }
+
+    /// Build a machine from `config` whose CPUs may run on several host threads.
+    pub fn with_host(config: &MachineConfig, host: Box<dyn Host>) -> Result<Machine, MachineError> {
         config.validate().map_err(MachineError::Config)?;
         let frames = (config.ram.0 / PAGE_SIZE) as usize;
         let phys = PhysMem::new(frames, config.frame_allocator.policy()).ok_or(MachineError::NoMemory)?;
@@ -115,6 +130,8 @@ impl Machine {
             procs: RwLock::new(BTreeMap::new()),
             tlbs: (0..config.cpus).map(|_| Tlb::new(config.tlb_entries)).collect(),
             cpu_taken: (0..config.cpus).map(|_| AtomicBool::new(false)).collect(),
+            cpu_active: PerCpu::new(config.cpus),
+            host,
             tlb_hits: AtomicU64::new(0),
             tlb_misses: AtomicU64::new(0),
             objects: ObjectTable::new(),
@@ -269,6 +286,7 @@ impl Machine {
                     reached += 1;
                 }
             }
+            self.wait_for_accesses(mask);
             let c = self.counters.get(crate::mm::fault::NO_CPU);
             MmCounters::bump(&c.shootdowns);
             c.shootdown_cpus.fetch_add(reached, Ordering::Relaxed);
@@ -278,6 +296,26 @@ impl Machine {
             // reference goes (the TLBs no longer let a store reach it).
             self.objects.writeback_unmapped(&self.phys, pfn);
             self.phys.put_frame(pfn);
+        }
+    }
+
+    /// Wait until every CPU in `mask` has left the load or store it was in
+    /// when its TLB was flushed: one that looked up a translation before the
+    /// flush may not reach RAM through it after the shootdown returns (the
+    /// IPI's acknowledgement). A CPU in its slow path is not in an access.
+    fn wait_for_accesses(&self, mask: u64) {
+        self.host.remote_barrier();
+        for i in 0..self.cpus() {
+            if mask & (1 << i) == 0 {
+                continue;
+            }
+            let word = self.cpu_active.get(i);
+            let seen = word.load(Ordering::Acquire);
+            if seen & 1 == 1 {
+                while word.load(Ordering::Acquire) == seen {
+                    self.host.relax();
+                }
+            }
         }
     }
 

@@ -9,11 +9,13 @@
 mod check;
 pub mod config;
 mod cpu;
+pub mod host;
 mod machine;
 mod stats;
 
 pub use check::InvariantError;
 pub use config::{ByteSize, MachineConfig};
 pub use cpu::Cpu;
+pub use host::{Host, SpinHost};
 pub use machine::{Machine, MachineError, MapsLine, Pid, Process};
 pub use stats::Stats;

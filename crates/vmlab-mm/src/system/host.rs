@@ -1,0 +1,39 @@
+//! What the machine needs from the host OS so that its CPUs, which are host
+//! threads, behave like hardware CPUs towards a TLB shootdown.
+//!
+//! A hardware access is atomic with respect to an IPI: a CPU that looked up a
+//! translation finishes the load or store before it handles the flush. A
+//! simulated access is a TLB-slot load followed by a RAM-word access, and
+//! the thread may be preempted between the two. So each CPU marks the span of
+//! an access in a per-CPU word (`Machine::cpu_active`, plain stores, no
+//! fence on the hot path), and a shootdown, after clearing the TLB slots,
+//! calls `remote_barrier` (which makes those plain stores visible, as an
+//! IPI would) and waits until every CPU it flushed has left the access it
+//! was in. Linux has no analogue: it is the hardware's IPI and its ack.
+
+/// Host services for the CPU handshake. `Send + Sync`: shootdowns run on any thread.
+pub trait Host: Send + Sync {
+    /// A full memory barrier on every thread of this process: after it
+    /// returns, every store another thread made before it is visible here
+    /// (Linux `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`).
+    fn remote_barrier(&self);
+
+    /// Called while spinning for another thread that may have been
+    /// preempted (a `yield` lets it run on an oversubscribed host).
+    fn relax(&self);
+}
+
+/// The host of a `Machine::new`: no OS services. Its barrier is a local
+/// SeqCst fence, which does not order the other CPUs' plain stores: a
+/// shootdown may miss an access that started a few nanoseconds before it.
+/// Hosts with threads use `vmlab::host::OsHost` (membarrier and yield).
+pub struct SpinHost;
+
+impl Host for SpinHost {
+    fn remote_barrier(&self) {
+        crate::sync::fence(crate::sync::Ordering::SeqCst);
+    }
+    fn relax(&self) {
+        core::hint::spin_loop();
+    }
+}
