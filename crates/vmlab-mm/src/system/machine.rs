@@ -103,7 +103,8 @@ impl Machine {
     pub fn new(config: &MachineConfig) -> Result<Machine, MachineError> {
         config.validate().map_err(MachineError::Config)?;
         let frames = (config.ram.0 / PAGE_SIZE) as usize;
-        let phys = PhysMem::new(frames, config.frame_allocator.policy()).ok_or(MachineError::NoMemory)?;
+        let phys = PhysMem::with_pcp(frames, config.frame_allocator.policy(), config.cpus, config.pcp_batch)
+            .ok_or(MachineError::NoMemory)?;
         Ok(Machine {
             config: config.clone(),
             phys,
@@ -474,6 +475,7 @@ impl Machine {
             frames_total: self.phys.total_frames() as u64,
             frames_free: self.phys.free_frames_count() as u64,
             frames_used: self.phys.frames_used() as u64,
+            pcp_frames: self.phys.pcp_frames() as u64,
             page_table_pages: self.phys.page_table_pages() as u64,
             rss_pages: rss,
             vmas,
