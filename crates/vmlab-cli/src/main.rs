@@ -418,7 +418,13 @@ fn render(
     let ram = cfg.ram.to_string();
     let cpus = cfg.cpus.to_string();
     let tlb = cfg.tlb_entries.to_string();
-    let mut rows: Vec<(&str, &str)> = vec![("ram", &ram), ("cpus", &cpus), ("tlb_entries", &tlb)];
+    let pcp = cfg.pcp_batch.to_string();
+    let mut rows: Vec<(&str, &str)> = vec![
+        ("ram", &ram),
+        ("cpus", &cpus),
+        ("tlb_entries", &tlb),
+        ("pcp_batch", &pcp),
+    ];
     rows.extend(cfg.policies());
     for (k, v) in rows {
         let _ = writeln!(o, "  {k:<18} {v}");
@@ -447,6 +453,7 @@ fn render(
             "frames used/free/total",
             format!("{}/{}/{}", m.frames_used, m.frames_free, m.frames_total),
         ),
+        ("per-CPU list frames", m.pcp_frames.to_string()),
         ("page-table pages", m.page_table_pages.to_string()),
         ("RSS pages", m.rss_pages.to_string()),
         ("VMAs", m.vmas.to_string()),

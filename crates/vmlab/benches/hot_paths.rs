@@ -7,6 +7,7 @@
 //! | `frame`      | `Buddy` order-0 alloc + free            | `buddy_system_allocator::FrameAllocator<32>` | ≤ 0.67x |
 //! | `mprotect`   | one page to R and back among 32k VMAs   | the host's `mprotect` among 32k VMAs        | ≤ 0.25x |
 //! | `tlb`        | TLB-hit `load_u64`/`store_u64`, walk    | (absolute: ≥ 300 M hits/s per thread)       |         |
+//! | `pcp`        | `alloc_zeroed_on` + `put_frame_on` via per-CPU lists, 1 and 2 threads | the same pair on the zone allocator alone (`pcp_batch` 0) | ≤ 1x; 2 threads: pairs/s scale |
 //!
 //! Run one group with, e.g.:
 //! `cargo bench -p vmlab --bench hot_paths -- fault --warm-up-time 1 --measurement-time 3`
@@ -19,6 +20,7 @@ use vmlab_mm::addr::Pfn;
 use vmlab_mm::frame::buddy::Buddy;
 use vmlab_mm::frame::FrameAllocator;
 use vmlab_mm::mm::uapi::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+use vmlab_mm::phys::{FrameAllocatorPolicy, FrameUse, PhysMem};
 use vmlab_mm::system::{ByteSize, Machine, MachineConfig};
 
 const PAGE: u64 = 4096;
@@ -387,5 +389,77 @@ fn bench_tlb(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_fault, bench_frame, bench_mprotect, bench_tlb);
+// ---------------------------------------------------------------------------
+// 5. Per-CPU frame lists against the zone allocator alone.
+
+/// 64 MiB: one Normal zone (no DMA zone), as much RAM as the pairs need many times over.
+const PCP_FRAMES: usize = 16384;
+/// The default `pcp_batch`.
+const PCP_BATCH: usize = 32;
+
+/// Physical memory with `batch`-frame per-CPU lists on 2 CPUs (0: none),
+/// its zone fragmented as in `vmlab_fragmented` (every other frame held), so
+/// that a zone alloc+free of one frame neither splits nor merges.
+fn pcp_phys(batch: usize) -> (PhysMem, Vec<Pfn>) {
+    let p = PhysMem::with_pcp(PCP_FRAMES, FrameAllocatorPolicy::Buddy, 2, batch).expect("phys");
+    let mut held = Vec::new();
+    while let Some(f) = p.alloc_frames(1, 1, FrameUse::Kernel) {
+        held.push(f);
+    }
+    held.retain(|f| {
+        let keep = f.0 % 2 == 1;
+        if !keep {
+            p.free_frames(*f, 1).unwrap();
+        }
+        keep
+    });
+    (p, held)
+}
+
+/// One order-0 allocation and free on `cpu`, as the fault path will do them.
+#[inline(always)]
+fn pcp_pair(p: &PhysMem, cpu: usize) {
+    let f = p.alloc_zeroed_on(black_box(cpu), FrameUse::Anon).unwrap();
+    assert!(p.put_frame_on(cpu, black_box(f)));
+}
+
+/// Wall time of `iters` pairs split between two threads (CPUs 0 and 1) that
+/// start together: the time per pair of the pair.
+fn pcp_two_threads(p: &PhysMem, iters: u64) -> Duration {
+    let start = std::sync::Barrier::new(3);
+    std::thread::scope(|s| {
+        for cpu in 0..2 {
+            let (p, start) = (p, &start);
+            let n = iters / 2 + (iters % 2) * (cpu as u64 == 0) as u64;
+            s.spawn(move || {
+                start.wait();
+                for _ in 0..n {
+                    pcp_pair(p, cpu);
+                }
+            });
+        }
+        start.wait();
+        let t = Instant::now();
+        // Leaving the scope joins both threads.
+        t
+    })
+    .elapsed()
+}
+
+fn bench_pcp(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pcp");
+    g.throughput(Throughput::Elements(1));
+    for (name, batch) in [("pcp_lists", PCP_BATCH), ("zone_only", 0)] {
+        let (p, held) = pcp_phys(batch);
+        g.bench_function(format!("{name}/1_thread"), |b| b.iter(|| pcp_pair(&p, 0)));
+        g.bench_function(format!("{name}/2_threads"), |b| {
+            b.iter_custom(|iters| pcp_two_threads(&p, iters))
+        });
+        p.drain_pcp();
+        assert_eq!(p.frames_used(), 1 + held.len(), "no frame leaked");
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_fault, bench_frame, bench_mprotect, bench_tlb, bench_pcp);
 criterion_main!(benches);

@@ -6,6 +6,7 @@
 //! May call: `addr`.
 
 pub mod buddy;
+pub mod pcp;
 
 use crate::addr::Pfn;
 use core::fmt;

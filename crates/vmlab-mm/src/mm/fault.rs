@@ -261,7 +261,7 @@ fn anon_id(cx: &FaultCtx<'_>, vma: &Vma) -> u64 {
 /// A zeroed frame owned by `vma`'s anonymous identity at the page of `addr`,
 /// mapped once. Linux: `alloc_zeroed_user_highpage_movable` + `page_add_new_anon_rmap`.
 pub(super) fn new_anon_frame(cx: &FaultCtx<'_>, vma: &Vma, addr: u64) -> Option<Pfn> {
-    let pfn = cx.phys.alloc_zeroed(FrameUse::Anon)?;
+    let pfn = cx.phys.alloc_zeroed_on(cx.cpu, FrameUse::Anon)?;
     if let Some(d) = cx.phys.desc(pfn) {
         d.mapping.store(anon_id(cx, vma), Ordering::Relaxed);
         d.index.store(vma.pgoff_of(page_floor(addr)), Ordering::Relaxed);
@@ -275,7 +275,7 @@ pub(super) fn discard_frame(cx: &FaultCtx<'_>, pfn: Pfn) {
     if let Some(d) = cx.phys.desc(pfn) {
         d.mapcount.store(0, Ordering::Relaxed);
     }
-    cx.phys.put_frame(pfn);
+    cx.phys.put_frame_on(cx.cpu, pfn);
     MmCounters::bump(&cx.counters.pages_wasted);
 }
 

@@ -1,10 +1,18 @@
 //! Physical memory: simulated RAM that holds real bytes, one descriptor per
 //! frame, and the zones whose allocators hand frames out.
 //!
-//! Owns: RAM words, frame descriptors, zone allocators, the shared zero page.
+//! Owns: RAM words, frame descriptors, zone allocators, the per-CPU lists of
+//! free frames in front of the first zone (`frame/pcp.rs`), the shared zero page.
 //! May call: `addr`, `frame`, `sync`.
 //!
-//! Lock order: a zone's allocator lock is a leaf; nothing is taken under it.
+//! Lock order: a CPU's per-CPU list lock, then a zone's allocator lock; the
+//! zone lock is a leaf, nothing is taken under it.
+//!
+//! Books: `frames_used` counts frames taken out of the zones, including those
+//! parked in per-CPU lists; the public `frames_used()` subtracts the lists, so
+//! a listed frame counts as free everywhere (`free_frames_count`, `is_free`,
+//! its descriptor says `Free`). Only refills, trims and drains touch the
+//! shared counter, so CPUs allocating from their own lists share no line.
 
 mod desc;
 mod ram;
@@ -14,6 +22,7 @@ pub use ram::Ram;
 
 use crate::addr::{Pfn, PAGE_SIZE};
 use crate::frame::buddy::Buddy;
+use crate::frame::pcp::PerCpuPages;
 use crate::frame::{FrameAllocator, FreeError};
 use crate::sync::{AtomicUsize, Mutex, Ordering};
 use alloc::boxed::Box;
@@ -103,6 +112,9 @@ pub struct PhysMem {
     /// A frame of zeros mapped read-only by read faults on anonymous memory
     /// (Linux `ZERO_PAGE`). Never freed, never counted in `mapcount`.
     zero_pfn: Pfn,
+    /// Per-CPU lists of free single frames of `zones[0]` (none if batch 0).
+    pcp: PerCpuPages,
+    /// Frames out of the zones' allocators, per-CPU lists included.
     frames_used: AtomicUsize,
     pt_pages: AtomicUsize,
 }
@@ -110,7 +122,15 @@ pub struct PhysMem {
 impl PhysMem {
     /// Build `frames` frames of zeroed RAM, zones, allocators and the zero page.
     /// `None` if `frames` is too small to hold the zero page and a few tables.
+    /// No per-CPU lists: every allocation goes to the zones.
     pub fn new(frames: usize, policy: FrameAllocatorPolicy) -> Option<PhysMem> {
+        PhysMem::with_pcp(frames, policy, 0, 0)
+    }
+
+    /// As `new`, with a per-CPU list of free single frames for each of `cpus`
+    /// CPUs, refilled and trimmed `batch` frames at a time (`frame/pcp.rs`).
+    /// `batch == 0` builds no lists.
+    pub fn with_pcp(frames: usize, policy: FrameAllocatorPolicy, cpus: usize, batch: usize) -> Option<PhysMem> {
         if frames < 16 {
             return None;
         }
@@ -144,6 +164,7 @@ impl PhysMem {
             descs,
             zones,
             zero_pfn: Pfn(0),
+            pcp: PerCpuPages::new(cpus, batch),
             frames_used: AtomicUsize::new(0),
             pt_pages: AtomicUsize::new(0),
         };
@@ -180,9 +201,26 @@ impl PhysMem {
         &self.zones
     }
 
-    /// Frames handed out by the allocators (rounded as each allocator rounds).
+    /// Frames handed out (rounded as each allocator rounds); frames in
+    /// per-CPU lists are free, not used. Exact when no CPU is allocating or
+    /// freeing; otherwise a momentary figure.
     pub fn frames_used(&self) -> usize {
-        self.frames_used.load(Ordering::Relaxed)
+        // The counter and the list lengths change apart (a refill lists its
+        // frames before counting them), so a racing read may see a list's
+        // frames not yet counted: saturate rather than wrap.
+        let listed = self.pcp.frames();
+        self.frames_used.load(Ordering::Relaxed).saturating_sub(listed)
+    }
+
+    /// Free frames now sitting in per-CPU lists.
+    pub fn pcp_frames(&self) -> usize {
+        self.pcp.frames()
+    }
+
+    /// The per-CPU lists (for stats and the checker; allocate through
+    /// `alloc_zeroed_on`/`put_frame_on`, which keep the books).
+    pub fn pcp(&self) -> &PerCpuPages {
+        &self.pcp
     }
 
     /// Frames in use as page-table pages.
@@ -192,22 +230,39 @@ impl PhysMem {
 
     /// Allocate a run of `count` frames aligned to `align` frames for `usage`,
     /// trying zones in fallback order. The head descriptor gets refcount 1.
-    /// Contents are not zeroed (see `alloc_zeroed`). Linux: `alloc_pages`.
+    /// Contents are not zeroed (see `alloc_zeroed`). When every zone fails,
+    /// the per-CPU lists are drained and the zones tried once more, so frames
+    /// parked in lists never cause a failure (Linux drains them on the slow
+    /// path too). Linux: `alloc_pages`.
     pub fn alloc_frames(&self, count: usize, align: usize, usage: FrameUse) -> Option<Pfn> {
+        if let Some(pfn) = self.alloc_from_zones(count, align, usage) {
+            return Some(pfn);
+        }
+        if self.pcp.frames() == 0 || self.drain_pcp() == 0 {
+            return None;
+        }
+        self.alloc_from_zones(count, align, usage)
+    }
+
+    fn alloc_from_zones(&self, count: usize, align: usize, usage: FrameUse) -> Option<Pfn> {
         for zone in &self.zones {
             let mut a = zone.alloc.lock();
             if let Some(pfn) = a.alloc(count, align) {
                 let taken = a.frames_for(count);
                 drop(a);
                 self.frames_used.fetch_add(taken, Ordering::Relaxed);
-                if usage == FrameUse::PageTable {
-                    self.pt_pages.fetch_add(1, Ordering::Relaxed);
-                }
-                self.descs[pfn.0].init_allocated(usage);
+                self.init_allocated(pfn, usage);
                 return Some(pfn);
             }
         }
         None
+    }
+
+    fn init_allocated(&self, pfn: Pfn, usage: FrameUse) {
+        if usage == FrameUse::PageTable {
+            self.pt_pages.fetch_add(1, Ordering::Relaxed);
+        }
+        self.descs[pfn.0].init_allocated(usage);
     }
 
     /// Allocate one zero-filled frame for `usage`. Linux: `alloc_page(__GFP_ZERO)`.
@@ -215,6 +270,32 @@ impl PhysMem {
         let pfn = self.alloc_frames(1, 1, usage)?;
         self.ram.zero_frame(pfn);
         Some(pfn)
+    }
+
+    /// As `alloc_zeroed`, taking the frame from CPU `cpu`'s list of free
+    /// frames (refilled from the first zone when empty). A `cpu` without a
+    /// list, or an empty first zone, takes the `alloc_zeroed` path.
+    /// Linux: `alloc_page(__GFP_ZERO)` reaching `rmqueue_pcplist`.
+    pub fn alloc_zeroed_on(&self, cpu: usize, usage: FrameUse) -> Option<Pfn> {
+        let Some((pfn, refilled)) = self.pcp.alloc(cpu, &self.zones[0].alloc) else {
+            return self.alloc_zeroed(usage);
+        };
+        if refilled > 0 {
+            self.frames_used.fetch_add(refilled, Ordering::Relaxed);
+        }
+        self.init_allocated(pfn, usage);
+        self.ram.zero_frame(pfn);
+        Some(pfn)
+    }
+
+    /// Give every per-CPU list's frames back to the zone. Returns how many
+    /// went. Linux: `drain_all_pages`.
+    pub fn drain_pcp(&self) -> usize {
+        let n = self.pcp.drain_all(&self.zones[0].alloc);
+        if n > 0 {
+            self.frames_used.fetch_sub(n, Ordering::Relaxed);
+        }
+        n
     }
 
     /// Return a run got from `alloc_frames(count, ..)`. The descriptor is reset.
@@ -230,8 +311,10 @@ impl PhysMem {
         let mut a = zone.alloc.lock();
         let taken = a.frames_for(count);
         a.free(pfn, count)?;
-        drop(a);
+        // Reset before the lock is released: once it is, another CPU may
+        // allocate the frame and initialise its descriptor.
         desc.reset();
+        drop(a);
         self.frames_used.fetch_sub(taken, Ordering::Relaxed);
         if was_pt {
             self.pt_pages.fetch_sub(1, Ordering::Relaxed);
@@ -256,16 +339,54 @@ impl PhysMem {
         false
     }
 
-    /// Free frames according to the allocators' own books.
-    pub fn free_frames_count(&self) -> usize {
-        self.zones.iter().map(|z| z.alloc.lock().free_frames()).sum()
+    /// As `put_frame`, putting a freed frame of the first zone on CPU `cpu`'s
+    /// list (which gives `batch` frames back to the zone when it grows past
+    /// `high`). A `cpu` without a list takes the `put_frame` path.
+    /// Linux: `put_page` reaching `free_unref_page`.
+    pub fn put_frame_on(&self, cpu: usize, pfn: Pfn) -> bool {
+        let Some(desc) = self.descs.get(pfn.0) else {
+            return false;
+        };
+        if pfn == self.zero_pfn {
+            return false;
+        }
+        if desc.refcount.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return false;
+        }
+        let z = &self.zones[0];
+        if !self.pcp.has(cpu) || pfn.0 < z.start.0 || pfn.0 >= z.start.0 + z.frames {
+            let _ = self.free_frames(pfn, 1);
+            return true;
+        }
+        let was_pt = desc.usage() == FrameUse::PageTable;
+        // Reset before the frame is listed: from then on a drain may give it
+        // to the zone and another CPU may allocate it.
+        desc.reset();
+        if let Ok(returned) = self.pcp.free(cpu, pfn, &z.alloc) {
+            if returned > 0 {
+                self.frames_used.fetch_sub(returned, Ordering::Relaxed);
+            }
+        }
+        if was_pt {
+            self.pt_pages.fetch_sub(1, Ordering::Relaxed);
+        }
+        true
     }
 
-    /// Whether the allocator of `pfn`'s zone holds it as free.
+    /// Free frames according to the allocators' own books, plus the frames
+    /// in per-CPU lists.
+    pub fn free_frames_count(&self) -> usize {
+        let zones: usize = self.zones.iter().map(|z| z.alloc.lock().free_frames()).sum();
+        zones + self.pcp.frames()
+    }
+
+    /// Whether the allocator of `pfn`'s zone holds it as free or it is in a
+    /// per-CPU list. Exact when no CPU is allocating or freeing.
     pub fn is_free(&self, pfn: Pfn) -> bool {
         self.zones
             .iter()
             .find(|z| pfn.0 >= z.start.0 && pfn.0 < z.start.0 + z.frames)
             .is_some_and(|z| z.alloc.lock().is_free(pfn))
+            || self.pcp.contains(pfn)
     }
 }

@@ -3,8 +3,11 @@
 //!
 //! Invariants:
 //! 1. Each zone allocator's own `check()` holds.
-//! 2. Free frames + frames handed out == total frames; a frame is free in
-//!    its allocator iff its descriptor says `Free`.
+//! 2. Free frames + frames handed out == total frames, where free frames are
+//!    those free in a zone allocator plus those in per-CPU lists; a frame is
+//!    free (in its zone or in a list, never both) iff its descriptor says
+//!    `Free`; a listed frame is in the first zone, in one list, once, and is
+//!    neither mapped nor a reachable page table.
 //! 3. Page-table pages reachable from live address spaces == page-table
 //!    pages allocated; each one's refcount is the number of entries that
 //!    reach it (more than one for a table shared by fork policy `shared_pt`,
@@ -71,18 +74,35 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
         a.check().map_err(|e| InvariantError(format!("zone {}: {e}", z.name)))?;
         free += a.free_frames();
     }
+    let listed = listed_frames(phys)?;
+    let n_listed = listed.iter().filter(|&&l| l).count();
+    ensure!(
+        n_listed == phys.pcp_frames(),
+        "per-CPU lists: {n_listed} frames listed but {} counted",
+        phys.pcp_frames()
+    );
+    free += n_listed;
     ensure!(
         free + phys.frames_used() == total,
-        "frames: {free} free + {} used != {total} total",
+        "frames: {free} free ({n_listed} in per-CPU lists) + {} used != {total} total",
         phys.frames_used()
     );
-    for i in 0..total {
+    for (i, &in_list) in listed.iter().enumerate() {
         let pfn = Pfn(i);
         let Some(d) = phys.desc(pfn) else { continue };
-        let is_free = phys.is_free(pfn);
+        let in_zone = phys
+            .zones()
+            .iter()
+            .find(|z| i >= z.start.0 && i < z.start.0 + z.frames)
+            .is_some_and(|z| z.alloc.lock().is_free(pfn));
+        ensure!(
+            !(in_zone && in_list),
+            "frame {i}: free in its zone and in a per-CPU list"
+        );
+        let is_free = in_zone || in_list;
         ensure!(
             is_free == (d.usage() == FrameUse::Free),
-            "frame {i}: allocator says free={is_free} but descriptor says {:?}",
+            "frame {i}: allocator says free={is_free} (per-CPU list: {in_list}) but descriptor says {:?}",
             d.usage()
         );
     }
@@ -210,6 +230,14 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
         let counted = p.mm.rss.get();
         let rss = rss - not_owned;
         ensure!(counted == rss, "pid {}: rss {counted} but {rss} frames mapped", p.pid);
+    }
+    for (i, _) in listed.iter().enumerate().filter(|(_, &l)| l) {
+        ensure!(
+            maps[i] == 0 && table_refs[i] == 0,
+            "frame {i}: in a per-CPU list but mapped by {} PTEs and reached by {} table entries",
+            maps[i],
+            table_refs[i]
+        );
     }
     let tables = table_refs.iter().filter(|&&r| r > 0).count();
     ensure!(
@@ -400,6 +428,34 @@ pub(crate) fn check_objects(
         }
     }
     Ok(())
+}
+
+/// Which frames are in per-CPU lists; an error if one is outside the first
+/// zone or listed twice (in one list or in two).
+fn listed_frames(phys: &crate::phys::PhysMem) -> Result<Vec<bool>, InvariantError> {
+    let mut listed = vec![false; phys.total_frames()];
+    let (start, frames) = phys.zones().first().map_or((0, 0), |z| (z.start.0, z.frames));
+    let mut bad: Option<String> = None;
+    phys.pcp().for_each(|cpu, pfn| {
+        if bad.is_some() {
+            return;
+        }
+        if pfn.0 < start || pfn.0 >= start + frames {
+            bad = Some(format!(
+                "frame {}: in CPU {cpu}'s per-CPU list but outside the first zone",
+                pfn.0
+            ));
+        } else if core::mem::replace(&mut listed[pfn.0], true) {
+            bad = Some(format!(
+                "frame {}: listed twice in per-CPU lists (again on CPU {cpu})",
+                pfn.0
+            ));
+        }
+    });
+    match bad {
+        Some(b) => Err(InvariantError(b)),
+        None => Ok(listed),
+    }
 }
 
 /// Frames (not the zero page) mapped by leaf table `table`.

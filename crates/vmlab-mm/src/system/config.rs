@@ -84,6 +84,10 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// Largest `pcp_batch`: a list holds up to 4 × batch frames, so this bounds
+/// the frames parked per CPU at 16 MiB.
+pub const MAX_PCP_BATCH: usize = 1024;
+
 /// Everything that shapes a machine. `Default` is the built-in config
 /// (with 1 CPU; the host crate sets `cpus` to the host's core count).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -105,6 +109,9 @@ pub struct MachineConfig {
     pub fork: ForkName,
     /// How concurrent faults in one address space exclude each other.
     pub fault_lock: FaultLockName,
+    /// Frames each CPU's list of free single frames takes from or gives back
+    /// to the zone at a time (`frame/pcp.rs`); 0 disables the lists.
+    pub pcp_batch: usize,
     /// Host files opened at machine start, as file descriptors 3, 4, ... in
     /// order (the host crate opens them; the mm core sees only `BackingFile`s).
     pub files: Vec<String>,
@@ -121,6 +128,7 @@ impl Default for MachineConfig {
             max_map_count: crate::mm::uapi::DEFAULT_MAX_MAP_COUNT,
             fork: ForkName::Cow,
             fault_lock: FaultLockName::PtLock,
+            pcp_batch: 32,
             files: Vec::new(),
         }
     }
@@ -249,6 +257,12 @@ impl MachineConfig {
             return Err(format!(
                 "tlb_entries: {} is out of range (1..=1048576)",
                 self.tlb_entries
+            ));
+        }
+        if self.pcp_batch > MAX_PCP_BATCH {
+            return Err(format!(
+                "pcp_batch: {} is out of range (0..={MAX_PCP_BATCH}; 0 disables the per-CPU lists)",
+                self.pcp_batch
             ));
         }
         if self.max_map_count == 0 {

@@ -332,7 +332,7 @@ impl<'m> Cpu<'m> {
                 // A COW break or an unshared table: other CPUs drop the old
                 // translation before the old frame's reference goes.
                 if flush.range.is_some() || !flush.frames.is_empty() {
-                    self.m.shootdown(mm, flush);
+                    self.m.shootdown_on(self.id, mm, flush);
                 }
                 // The fault left the page's table private to this address space.
                 (r?, true)

@@ -119,7 +119,8 @@ impl Machine {
     pub fn with_host(config: &MachineConfig, host: Box<dyn Host>) -> Result<Machine, MachineError> {
         config.validate().map_err(MachineError::Config)?;
         let frames = (config.ram.0 / PAGE_SIZE) as usize;
-        let phys = PhysMem::new(frames, config.frame_allocator.policy()).ok_or(MachineError::NoMemory)?;
+        let phys = PhysMem::with_pcp(frames, config.frame_allocator.policy(), config.cpus, config.pcp_batch)
+            .ok_or(MachineError::NoMemory)?;
         Ok(Machine {
             config: config.clone(),
             phys,
@@ -277,6 +278,12 @@ impl Machine {
     /// Invalidate `flush.range` on every CPU that may cache `mm`, then drop
     /// the references of the frames it unmapped. Linux: `tlb_finish_mmu`.
     pub(crate) fn shootdown(&self, mm: &AddressSpace, flush: PendingFlush) {
+        self.shootdown_on(crate::mm::fault::NO_CPU, mm, flush)
+    }
+
+    /// `shootdown` started by CPU `cpu` (a fault's COW break): the frames
+    /// go back through that CPU's free list.
+    pub(crate) fn shootdown_on(&self, cpu: usize, mm: &AddressSpace, flush: PendingFlush) {
         if let Some((a, b)) = flush.range {
             let mask = mm.cpu_mask.load(Ordering::Acquire);
             let mut reached = 0;
@@ -295,7 +302,7 @@ impl Machine {
             // A dirty file page goes to its file before the mapping's
             // reference goes (the TLBs no longer let a store reach it).
             self.objects.writeback_unmapped(&self.phys, pfn);
-            self.phys.put_frame(pfn);
+            self.phys.put_frame_on(cpu, pfn);
         }
     }
 
@@ -518,6 +525,7 @@ impl Machine {
             frames_total: self.phys.total_frames() as u64,
             frames_free: self.phys.free_frames_count() as u64,
             frames_used: self.phys.frames_used() as u64,
+            pcp_frames: self.phys.pcp_frames() as u64,
             page_table_pages: self.phys.page_table_pages() as u64,
             rss_pages: rss,
             vmas,

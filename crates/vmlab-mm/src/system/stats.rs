@@ -17,6 +17,8 @@ pub struct Stats {
     pub frames_total: u64,
     pub frames_free: u64,
     pub frames_used: u64,
+    /// Free frames parked in per-CPU lists (counted in `frames_free`).
+    pub pcp_frames: u64,
     pub page_table_pages: u64,
     pub rss_pages: u64,
     pub vmas: u64,
