@@ -159,14 +159,20 @@ impl Tlb {
     /// Why it is enough: an invalidation bumps the generation and then clears
     /// slots, both after its page-table change. If the walk read the old
     /// entry, `gen` predates the bump; then either the re-read below sees the
-    /// bump and the fill is undone here, or it does not, the fill precedes
-    /// the bump in the SeqCst order, and the invalidation's clear removes it.
+    /// bump and the fill is undone here, or it does not and the fill was
+    /// visible before the invalidation's clear, which removes it. That the
+    /// fill is visible needs a StoreLoad barrier between the fill and the
+    /// re-read: here (`fence_here`), or, when the shootdown puts a host
+    /// `remote_barrier` between its bump and its clear (`Machine::shootdown_on`
+    /// with a real membarrier), there, and the miss path saves a fence.
     #[inline]
-    pub fn fill_checked(&self, vpn: u64, pfn: Pfn, writable: bool, gen: u64) -> bool {
+    pub fn fill_checked(&self, vpn: u64, pfn: Pfn, writable: bool, gen: u64, fence_here: bool) -> bool {
         let s = self.slot(vpn);
         let e = Self::entry(vpn, pfn, writable);
-        s.store(e, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
+        s.store(e, Ordering::Relaxed);
+        if fence_here {
+            fence(Ordering::SeqCst);
+        }
         if self.gen.load(Ordering::SeqCst) == gen {
             return true;
         }
@@ -174,8 +180,9 @@ impl Tlb {
         false
     }
 
-    /// Start an invalidation: see `fill_checked`.
-    fn begin_invalidation(&self) {
+    /// Start an invalidation: see `fill_checked`. A remote shootdown calls
+    /// this, then `clear_range`; the other invalidations do both.
+    pub(crate) fn begin_invalidation(&self) {
         self.gen.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
     }
@@ -203,10 +210,21 @@ impl Tlb {
         if last_vpn < first_vpn {
             return;
         }
+        self.begin_invalidation();
+        self.clear_range(first_vpn, last_vpn);
+    }
+
+    /// The clearing half of `invalidate_range`, for a caller that has begun
+    /// the invalidation (`begin_invalidation`).
+    pub(crate) fn clear_range(&self, first_vpn: u64, last_vpn: u64) {
+        if last_vpn < first_vpn {
+            return;
+        }
         if last_vpn - first_vpn >= self.mask {
-            self.flush_all();
+            for e in self.entries.iter() {
+                e.store(0, Ordering::Release);
+            }
         } else {
-            self.begin_invalidation();
             for v in first_vpn..=last_vpn {
                 self.clear_page(v);
             }

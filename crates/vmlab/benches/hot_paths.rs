@@ -7,6 +7,7 @@
 //! | `frame`      | `Buddy` order-0 alloc + free            | `buddy_system_allocator::FrameAllocator<32>` | ≤ 0.67x |
 //! | `mprotect`   | one page to R and back among 32k VMAs   | the host's `mprotect` among 32k VMAs        | ≤ 0.25x |
 //! | `tlb`        | TLB-hit `load_u64`/`store_u64`, walk    | (absolute: ≥ 300 M hits/s per thread)       |         |
+//! | `smp_fault`  | demand-zero store faults by 1 and 2 CPU threads of one process on disjoint pages, per `fault_lock` | 1 thread of the same policy | `pte_bit` 2 threads ≥ 1.8x |
 //! | `pcp`        | `alloc_zeroed_on` + `put_frame_on` via per-CPU lists, 1 and 2 threads | the same pair on the zone allocator alone (`pcp_batch` 0) | ≤ 1x; 2 threads: pairs/s scale |
 //!
 //! Run one group with, e.g.:
@@ -27,8 +28,9 @@ const PAGE: u64 = 4096;
 const RW: u32 = PROT_READ | PROT_WRITE;
 const ANON: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
 
+/// A machine as the CLI builds it (with the host's membarrier).
 fn machine(ram: u64, tlb_entries: usize) -> Machine {
-    Machine::new(&MachineConfig {
+    vmlab::host::build_machine(&MachineConfig {
         ram: ByteSize(ram),
         tlb_entries,
         ..Default::default()
@@ -461,5 +463,77 @@ fn bench_pcp(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_fault, bench_frame, bench_mprotect, bench_tlb, bench_pcp);
+// ---------------------------------------------------------------------------
+// 6. Fault throughput on several CPUs, per fault_lock policy.
+
+/// Pages each thread faults per timed round.
+const SMP_CHUNK: u64 = 8192;
+
+/// `threads` CPU threads of one process each fault `SMP_CHUNK` fresh pages of
+/// its own (disjoint); the time from a common start to the last thread's end.
+fn smp_round(m: &Machine, pid: u32, threads: usize) -> Duration {
+    let a = m.mmap(pid, 0, threads as u64 * SMP_CHUNK * PAGE, RW, ANON).unwrap();
+    let start = std::sync::Barrier::new(threads + 1);
+    let d = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|t| {
+                let start = &start;
+                s.spawn(move || {
+                    let mut cpu = m.cpu(t).unwrap();
+                    cpu.switch_to(pid).unwrap();
+                    let base = a + t as u64 * SMP_CHUNK * PAGE;
+                    start.wait();
+                    for i in 0..SMP_CHUNK {
+                        cpu.store_u64(base + i * PAGE, i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        let t0 = Instant::now();
+        for h in hs {
+            h.join().unwrap();
+        }
+        t0.elapsed()
+    });
+    m.munmap(pid, a, threads as u64 * SMP_CHUNK * PAGE).unwrap();
+    d
+}
+
+fn bench_smp_fault(c: &mut Criterion) {
+    use vmlab_mm::mm::FaultLock;
+    use vmlab_mm::system::config::FaultLockName;
+    let mut g = c.benchmark_group("smp_fault");
+    for policy in FaultLock::ALL {
+        let m = vmlab::host::build_machine(&MachineConfig {
+            ram: ByteSize(256 << 20),
+            cpus: 2,
+            fault_lock: FaultLockName::of(policy),
+            ..Default::default()
+        })
+        .expect("machine");
+        let pid = m.spawn().unwrap();
+        for _ in 0..3 {
+            smp_round(&m, pid, 2);
+        }
+        for threads in [1usize, 2] {
+            // Elements: pages faulted per round, so criterion's thrpt is faults/s.
+            g.throughput(Throughput::Elements(threads as u64 * SMP_CHUNK));
+            g.bench_function(format!("{}/{threads}_threads", policy.as_str()), |b| {
+                b.iter_custom(|iters| (0..iters).map(|_| smp_round(&m, pid, threads)).sum())
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_fault,
+    bench_frame,
+    bench_mprotect,
+    bench_tlb,
+    bench_pcp,
+    bench_smp_fault
+);
 criterion_main!(benches);

@@ -163,6 +163,10 @@ impl Host for OsHost {
         fence(Ordering::SeqCst);
     }
 
+    fn remote_barrier_is_real(&self) -> bool {
+        self.membarrier
+    }
+
     fn relax(&self) {
         std::thread::yield_now();
     }

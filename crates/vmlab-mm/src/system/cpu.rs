@@ -279,7 +279,10 @@ impl<'m> Cpu<'m> {
             let gen = self.tlb.generation();
             let (pfn, writable) = self.walk_or_fault(addr, kind)?;
             // A shootdown that raced with the walk: walk again (see `Tlb::fill_checked`).
-            if self.tlb.fill_checked(vpn(addr), pfn, writable, gen) {
+            if self
+                .tlb
+                .fill_checked(vpn(addr), pfn, writable, gen, !self.m.host_barrier_is_real)
+            {
                 return Ok((pfn, gen));
             }
         }

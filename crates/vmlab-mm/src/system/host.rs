@@ -18,6 +18,10 @@ pub trait Host: Send + Sync {
     /// (Linux `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`).
     fn remote_barrier(&self);
 
+    /// Whether `remote_barrier` really orders the other threads' stores (a
+    /// membarrier), rather than being a local fence only.
+    fn remote_barrier_is_real(&self) -> bool;
+
     /// Called while spinning for another thread that may have been
     /// preempted (a `yield` lets it run on an oversubscribed host).
     fn relax(&self);
@@ -32,6 +36,9 @@ pub struct SpinHost;
 impl Host for SpinHost {
     fn remote_barrier(&self) {
         crate::sync::fence(crate::sync::Ordering::SeqCst);
+    }
+    fn remote_barrier_is_real(&self) -> bool {
+        false
     }
     fn relax(&self) {
         core::hint::spin_loop();

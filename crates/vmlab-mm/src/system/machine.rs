@@ -94,6 +94,9 @@ pub struct Machine {
     pub(crate) cpu_active: PerCpu<AtomicU64>,
     /// OS services for the shootdown handshake.
     host: Box<dyn Host>,
+    /// Whether `host.remote_barrier` orders other threads' stores (so a TLB
+    /// fill needs no fence of its own; see `Tlb::fill_checked`).
+    pub(crate) host_barrier_is_real: bool,
     /// TLB hits and misses published by CPU handles.
     pub(crate) tlb_hits: AtomicU64,
     pub(crate) tlb_misses: AtomicU64,
@@ -132,6 +135,7 @@ impl Machine {
             tlbs: (0..config.cpus).map(|_| Tlb::new(config.tlb_entries)).collect(),
             cpu_taken: (0..config.cpus).map(|_| AtomicBool::new(false)).collect(),
             cpu_active: PerCpu::new(config.cpus),
+            host_barrier_is_real: host.remote_barrier_is_real(),
             host,
             tlb_hits: AtomicU64::new(0),
             tlb_misses: AtomicU64::new(0),
@@ -286,14 +290,25 @@ impl Machine {
     pub(crate) fn shootdown_on(&self, cpu: usize, mm: &AddressSpace, flush: PendingFlush) {
         if let Some((a, b)) = flush.range {
             let mask = mm.cpu_mask.load(Ordering::Acquire);
-            let mut reached = 0;
-            for (i, tlb) in self.tlbs.iter().enumerate() {
-                if mask & (1 << i) != 0 {
-                    tlb.invalidate_range(a, b);
-                    reached += 1;
-                }
+            // The CPU that starts a shootdown is in its slow path: it is not
+            // filling its TLB or inside an access, so it needs no barrier.
+            let others = mask & !1u64.checked_shl(cpu as u32).unwrap_or(0);
+            let targets = || self.tlbs.iter().enumerate().filter(move |(i, _)| mask & (1 << i) != 0);
+            for (_, tlb) in targets() {
+                tlb.begin_invalidation();
             }
-            self.wait_for_accesses(mask);
+            if others != 0 {
+                // A fill that missed the bump is visible before the clear (see `Tlb::fill_checked`).
+                self.host.remote_barrier();
+            }
+            let mut reached = 0;
+            for (_, tlb) in targets() {
+                tlb.clear_range(a, b);
+                reached += 1;
+            }
+            if others != 0 {
+                self.wait_for_accesses(others);
+            }
             let c = self.counters.get(crate::mm::fault::NO_CPU);
             MmCounters::bump(&c.shootdowns);
             c.shootdown_cpus.fetch_add(reached, Ordering::Relaxed);
