@@ -143,3 +143,151 @@ mod pcp {
         });
     }
 }
+
+/// The PTE lock bit (`mm/fault_lock.rs`, fault policy `pte_bit`): two CPUs
+/// fault on one empty entry. Whoever claims the entry allocates and zeroes a
+/// frame, then publishes the entry; the other waits on the bit. Checked in
+/// every interleaving: exactly one frame is allocated (none is thrown away),
+/// both CPUs end with the same frame, the entry ends unlocked, and a CPU that
+/// sees the published entry sees the frame's contents written before it.
+mod pte_lock {
+    use loom::thread;
+    use vmlab_mm::addr::Pfn;
+    use vmlab_mm::mm::fault_lock::{abandon_pte, claim_pte, publish_pte};
+    use vmlab_mm::pgtable::Pte;
+    use vmlab_mm::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
+
+    const FLAGS: u64 = Pte::PRESENT | Pte::WRITE | Pte::USER;
+    /// What "zeroing" leaves in a frame's word, so a reader can tell it ran.
+    const CLEARED: u64 = 0x5a5a;
+
+    struct World {
+        entry: AtomicU64,
+        /// Frames handed out so far; frame n's one word is `words[n]`.
+        allocated: AtomicUsize,
+        words: [AtomicU64; 3],
+        /// Allocations that fail (to model an OOM that abandons the claim).
+        fail_first: bool,
+    }
+
+    impl World {
+        fn new(fail_first: bool) -> Arc<World> {
+            Arc::new(World {
+                entry: AtomicU64::new(0),
+                allocated: AtomicUsize::new(0),
+                words: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+                fail_first,
+            })
+        }
+
+        /// A fresh frame (numbered from 1), its word initialised; `None`
+        /// for the first request when `fail_first`.
+        fn alloc(&self) -> Option<Pfn> {
+            let n = self.allocated.fetch_add(1, Ordering::Relaxed);
+            if self.fail_first && n == 0 {
+                return None;
+            }
+            self.words[n].store(CLEARED, Ordering::Relaxed);
+            Some(Pfn(n + 1))
+        }
+
+        /// The anonymous write fault of `fault.rs` under `pte_bit`, reduced
+        /// to the entry: `Some(frame)` mapped, or `None` on OOM.
+        fn fault(&self) -> Option<Pfn> {
+            loop {
+                let cur = Pte(self.entry.load(Ordering::Acquire));
+                if cur.locked() {
+                    thread::yield_now();
+                    continue;
+                }
+                if cur.present() {
+                    // Published by the other CPU: its frame's contents are visible.
+                    let w = self.words[cur.pfn().0 - 1].load(Ordering::Relaxed);
+                    assert_eq!(w, CLEARED, "entry visible before the frame's contents");
+                    return Some(cur.pfn());
+                }
+                if !claim_pte(&self.entry, cur) {
+                    continue;
+                }
+                let Some(pfn) = self.alloc() else {
+                    abandon_pte(&self.entry, cur);
+                    return None;
+                };
+                publish_pte(&self.entry, Pte::new(pfn, FLAGS));
+                return Some(pfn);
+            }
+        }
+    }
+
+    #[test]
+    fn one_frame_for_two_racing_faults() {
+        loom::model(|| {
+            let w = World::new(false);
+            let w2 = w.clone();
+            let t = thread::spawn(move || w2.fault());
+            let a = w.fault();
+            let b = t.join().unwrap();
+            assert!(a.is_some() && a == b, "{a:?} {b:?}");
+            assert_eq!(w.allocated.load(Ordering::Relaxed), 1, "a frame was thrown away");
+            let e = Pte(w.entry.load(Ordering::Relaxed));
+            assert!(!e.locked() && e.present());
+        });
+    }
+
+    #[test]
+    fn an_abandoned_claim_lets_the_other_fault_through() {
+        loom::model(|| {
+            let w = World::new(true);
+            let w2 = w.clone();
+            let t = thread::spawn(move || w2.fault());
+            let a = w.fault();
+            let b = t.join().unwrap();
+            // One fault met the OOM; the other retried the unlocked entry and
+            // mapped the second frame (or saw the first fault's abandon and
+            // then mapped), so exactly one of them failed unless the failing
+            // one came second and found the entry mapped.
+            let mapped: Vec<Pfn> = [a, b].into_iter().flatten().collect();
+            assert!(!mapped.is_empty());
+            assert!(mapped.iter().all(|p| *p == Pfn(2)), "{a:?} {b:?}");
+            let e = Pte(w.entry.load(Ordering::Relaxed));
+            assert!(!e.locked() && e.present() && e.pfn() == Pfn(2));
+        });
+    }
+}
+
+/// A TLB fill racing a remote invalidation (`Tlb::fill_checked`, the
+/// shootdown of `Machine::shootdown_on`). CPU 1 walks the entry and fills
+/// its TLB; CPU 0 changes the entry (a COW break) and invalidates CPU 1's
+/// TLB. Checked in every interleaving: once both are done, CPU 1's TLB does
+/// not hold the old translation.
+mod tlb_fill {
+    use loom::thread;
+    use vmlab_mm::addr::Pfn;
+    use vmlab_mm::sync::{Arc, AtomicU64, Ordering};
+    use vmlab_mm::tlb::Tlb;
+
+    const VPN: u64 = 7;
+
+    #[test]
+    fn a_fill_never_outlives_the_invalidation() {
+        loom::model(|| {
+            let tlb = Arc::new(Tlb::new(1));
+            let pte = Arc::new(AtomicU64::new(1)); // "frame 1"
+            let (tlb2, pte2) = (tlb.clone(), pte.clone());
+            let filler = thread::spawn(move || loop {
+                let gen = tlb2.generation();
+                let pfn = pte2.load(Ordering::Acquire) as usize;
+                if tlb2.fill_checked(VPN, Pfn(pfn), false, gen, true) {
+                    return pfn;
+                }
+            });
+            pte.store(2, Ordering::Release);
+            tlb.invalidate_page(VPN);
+            let filled = filler.join().unwrap();
+            match tlb.lookup(VPN) {
+                Some(t) => assert_eq!(t.pfn, Pfn(2), "stale translation survived (filled {filled})"),
+                None => {}
+            }
+        });
+    }
+}
