@@ -442,6 +442,7 @@ fn render(
         ("failed faults", m.failed_faults.to_string()),
         ("zero-page maps", m.zero_page_maps.to_string()),
         ("pages wasted", m.pages_wasted.to_string()),
+        ("lock waits", m.lock_waits.to_string()),
         (
             "shootdowns",
             format!("{} ({} CPU flushes)", m.shootdowns, m.shootdown_cpus),

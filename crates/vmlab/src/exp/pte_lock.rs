@@ -313,12 +313,12 @@ fn one_run(m: &Machine, threads: usize, pattern: &str, pages: usize) -> Result<R
     let after = m.stats();
     // Every page holds a value one of its writers stored.
     let check = (|| -> Result<(), String> {
-        let mut buf = [0u8; 8];
+        let mut cpu = m.any_cpu().map_err(|e| format!("no CPU to check with: {e}"))?;
+        cpu.switch_to(pid).map_err(|e| e.to_string())?;
         for i in 0..total {
-            m.read(pid, base + i as u64 * PAGE_SIZE, &mut buf)
-                .map_err(|e| e.to_string())?
-                .map_err(|f| format!("{f:?}"))?;
-            let got = u64::from_le_bytes(buf);
+            let got = cpu
+                .load_u64(base + i as u64 * PAGE_SIZE)
+                .map_err(|f| format!("page {i}: {f:?}"))?;
             let ok = if shared {
                 (0..threads).any(|t| got == value(t, i))
             } else {
