@@ -19,12 +19,10 @@
 //! timeout (`-timeout=10`) or, for the named regressions, a time budget.
 
 use arbitrary::{Arbitrary, Result as ArbResult, Unstructured};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use vmlab_mm::addr::{PAGE_SIZE, TASK_SIZE};
 use vmlab_mm::errno::{Errno, Fault, FaultReason};
 use vmlab_mm::mm::uapi::*;
-use vmlab_mm::mm::{Access, BackingFile, ForkPolicy};
+use vmlab_mm::mm::{Access, BackingFile, ForkPolicy, MemFile};
 use vmlab_mm::system::config::ForkName;
 use vmlab_mm::system::{ByteSize, Cpu, Machine, MachineConfig, Pid};
 
@@ -676,54 +674,9 @@ impl<'a> Arbitrary<'a> for Op {
 // An in-memory file
 // ---------------------------------------------------------------------------------------------
 
-/// A file in memory whose writes and reads can be made to fail.
-pub struct MemFile {
-    data: Mutex<Vec<u8>>,
-    writable: bool,
-    fail_writes: AtomicBool,
-    fail_reads: AtomicBool,
-}
-
-struct Handle(Arc<MemFile>);
-
-impl BackingFile for Handle {
-    fn len(&self) -> u64 {
-        self.0.data.lock().unwrap().len() as u64
-    }
-    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        if self.0.fail_reads.load(Ordering::Relaxed) {
-            return Err(Errno::EIO);
-        }
-        let d = self.0.data.lock().unwrap();
-        let Ok(off) = usize::try_from(off) else { return Ok(0) };
-        if off >= d.len() {
-            return Ok(0);
-        }
-        let n = buf.len().min(d.len() - off);
-        buf[..n].copy_from_slice(&d[off..off + n]);
-        Ok(n)
-    }
-    fn write_at(&self, off: u64, buf: &[u8]) -> Result<(), Errno> {
-        assert!(self.0.writable, "write-back to a file opened read-only");
-        if self.0.fail_writes.load(Ordering::Relaxed) {
-            return Err(Errno::ENOSPC);
-        }
-        let mut d = self.0.data.lock().unwrap();
-        let end = off as usize + buf.len();
-        assert!(
-            end as u64 <= (MAX_FILE_PAGES + 1) * PAGE_SIZE,
-            "write-back at {off:#x} past any length the file had"
-        );
-        if d.len() < end {
-            d.resize(end, 0);
-        }
-        d[off as usize..end].copy_from_slice(buf);
-        Ok(())
-    }
-    fn writable(&self) -> bool {
-        self.0.writable
-    }
-}
+// `vmlab_mm::mm::MemFile`: reads and writes can be made to fail; the interpreter
+// checks after every step that no write went to a read-only file or past any
+// length the file had.
 
 // ---------------------------------------------------------------------------------------------
 // The interpreter
@@ -743,7 +696,7 @@ struct State<'m> {
     /// Processes whose fork copies are not byte-for-byte (madvise DONTFORK/WIPEONFORK).
     fork_differs: Vec<Pid>,
     /// Files opened: fd and the host side.
-    files: Vec<(i32, Arc<MemFile>)>,
+    files: Vec<(i32, MemFile)>,
     /// Addresses mmap/mremap/brk returned, newest last (at most 16).
     recent: Vec<u64>,
     /// Print each op, its arguments and its result.
@@ -873,18 +826,12 @@ impl<'m> State<'m> {
         }
         let len = (pages as u64 % MAX_FILE_PAGES) * PAGE_SIZE + (tail as u64 % PAGE_SIZE);
         let seed = self.files.len() as u8;
-        let f = Arc::new(MemFile {
-            data: Mutex::new(
-                (0..len)
-                    .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-                    .collect(),
-            ),
-            writable,
-            fail_writes: AtomicBool::new(false),
-            fail_reads: AtomicBool::new(false),
-        });
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect();
+        let f = MemFile::new(&bytes, writable);
         let before = self.m.fds();
-        let fd = self.m.open_file(Box::new(Handle(f.clone())));
+        let fd = self.m.open_file(Box::new(f.clone()));
         assert!(!before.contains(&fd), "open_file handed out fd {fd}, which is open");
         // A closed file's host side is kept until its fd is reused.
         self.files.retain(|&(d, _)| d != fd);
@@ -983,11 +930,11 @@ impl<'m> State<'m> {
                     return;
                 };
                 match ctl {
-                    FileCtl::FailWrites(b) => file.fail_writes.store(b, Ordering::Relaxed),
-                    FileCtl::FailReads(b) => file.fail_reads.store(b, Ordering::Relaxed),
+                    FileCtl::FailWrites(b) => file.set_fail_writes(b),
+                    FileCtl::FailReads(b) => file.set_fail_reads(b),
                     FileCtl::Resize(n) => {
                         let len = (n as u64 * 3 % (MAX_FILE_PAGES * PAGE_SIZE)) as usize;
-                        file.data.lock().unwrap().resize(len, 0xa5);
+                        file.resize(len, 0xa5);
                     }
                 }
             }
@@ -1572,6 +1519,17 @@ impl<'m> State<'m> {
         }
         let p = self.m.phys();
         assert!(p.frames_used() <= p.total_frames(), "more frames used than exist");
+        for (fd, f) in &self.files {
+            assert_eq!(
+                f.refused_writes(),
+                0,
+                "write-back to fd {fd}, opened read-only ({when})"
+            );
+            assert!(
+                f.len() <= (MAX_FILE_PAGES + 1) * PAGE_SIZE,
+                "write-back past any length fd {fd} had ({when})"
+            );
+        }
     }
 }
 

@@ -29,11 +29,9 @@
 //! Every test ends with the invariant checker and, after every process has
 //! exited and every file is closed, with every frame free.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use vmlab_mm::errno::{Errno, Fault, FaultReason, Signal};
 use vmlab_mm::mm::uapi::*;
-use vmlab_mm::mm::{Access, BackingFile, ForkPolicy};
+use vmlab_mm::mm::{Access, ForkPolicy, MemFile};
 use vmlab_mm::system::config::ForkName;
 use vmlab_mm::system::{ByteSize, Machine, MachineConfig, MapsLine, Pid};
 
@@ -53,45 +51,6 @@ const HELLO: &[u8] = b"Hello World!";
 
 // ---------------------------------------------------------------- helpers
 
-/// A file in memory that the test can look at.
-struct MemFile {
-    data: Mutex<Vec<u8>>,
-    writable: bool,
-    writes: AtomicUsize,
-}
-
-struct Handle(Arc<MemFile>);
-
-impl BackingFile for Handle {
-    fn len(&self) -> u64 {
-        self.0.data.lock().unwrap().len() as u64
-    }
-    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        let d = self.0.data.lock().unwrap();
-        let off = off as usize;
-        if off >= d.len() {
-            return Ok(0);
-        }
-        let n = buf.len().min(d.len() - off);
-        buf[..n].copy_from_slice(&d[off..off + n]);
-        Ok(n)
-    }
-    fn write_at(&self, off: u64, buf: &[u8]) -> Result<(), Errno> {
-        assert!(self.0.writable, "write to a file opened read-only");
-        let mut d = self.0.data.lock().unwrap();
-        let end = off as usize + buf.len();
-        if d.len() < end {
-            d.resize(end, 0);
-        }
-        d[off as usize..end].copy_from_slice(buf);
-        self.0.writes.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-    fn writable(&self) -> bool {
-        self.0.writable
-    }
-}
-
 fn machine() -> Machine {
     machine_with(ForkName::Cow)
 }
@@ -109,22 +68,18 @@ fn machine_with(fork: ForkName) -> Machine {
 }
 
 /// Open a file holding `bytes`; the fd and the test's view of the file.
-fn open(m: &Machine, bytes: &[u8], writable: bool) -> (i32, Arc<MemFile>) {
-    let f = Arc::new(MemFile {
-        data: Mutex::new(bytes.to_vec()),
-        writable,
-        writes: AtomicUsize::new(0),
-    });
-    (m.open_file(Box::new(Handle(f.clone()))), f)
+fn open(m: &Machine, bytes: &[u8], writable: bool) -> (i32, MemFile) {
+    let f = MemFile::new(bytes, writable);
+    (m.open_file(Box::new(f.clone())), f)
 }
 
 /// gVisor's `MMapFileTest` file: half a page of zero bytes, read-write.
-fn half_page_file(m: &Machine) -> (i32, Arc<MemFile>) {
+fn half_page_file(m: &Machine) -> (i32, MemFile) {
     open(m, &[0u8; PAGE as usize / 2], true)
 }
 
 fn contents(f: &MemFile) -> Vec<u8> {
-    f.data.lock().unwrap().clone()
+    f.contents()
 }
 
 fn rd(m: &Machine, pid: Pid, addr: u64, len: usize) -> Vec<u8> {
@@ -954,7 +909,7 @@ fn gvisor_mmap_file_write_private_on_read_only_fd() {
     wr(&m, p, a, HELLO);
     assert_eq!(rd(&m, p, a, HELLO.len()), HELLO);
     finish(&m);
-    assert_eq!(f.writes.load(Ordering::Relaxed), 0);
+    assert_eq!(f.writes(), 0);
 }
 
 /// From gVisor test/syscalls/linux/mmap.cc: MMapFileTest.WriteSharedOnReadOnlyFd —
@@ -1014,7 +969,7 @@ fn gvisor_mmap_file_write_private() {
     m.munmap(p, a, PAGE).unwrap();
     finish(&m);
     assert_eq!(contents(&f), vec![0u8; PAGE as usize / 2]);
-    assert_eq!(f.writes.load(Ordering::Relaxed), 0);
+    assert_eq!(f.writes(), 0);
 }
 
 /// The parameters of gVisor's `MMapFileParamTest`: (prot, flags).
@@ -1136,7 +1091,7 @@ fn gvisor_mmap_file_reading_writable_shared_file_page_succeeds() {
     let a = m.mmap_fd(p, 0, 2 * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
     assert_eq!(rd(&m, p, a, HELLO.len()), HELLO);
     finish(&m);
-    assert_eq!(f.writes.load(Ordering::Relaxed), 0, "a read dirties nothing");
+    assert_eq!(f.writes(), 0, "a read dirties nothing");
 }
 
 /// From gVisor test/syscalls/linux/mmap.cc: MMapFileTest.Bug38498194 — a

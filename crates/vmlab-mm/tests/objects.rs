@@ -4,60 +4,15 @@
 //! sharing across fork in all three fork designs. Every sequence ends with
 //! the invariant checker; every machine ends with every frame free.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use vmlab_mm::errno::{Errno, FaultReason, Signal};
 use vmlab_mm::mm::uapi::*;
-use vmlab_mm::mm::{BackingFile, ForkPolicy};
+use vmlab_mm::mm::{ForkPolicy, MemFile};
 use vmlab_mm::system::{ByteSize, Machine, MachineConfig, Pid};
 
 const POLICIES: [ForkPolicy; 3] = [ForkPolicy::Cow, ForkPolicy::SharedPt, ForkPolicy::Eager];
 const PAGE: u64 = 4096;
 const R: u32 = PROT_READ;
 const RW: u32 = PROT_READ | PROT_WRITE;
-
-/// A file in memory, shared with the test so it can look at the bytes.
-struct MemFile {
-    data: Mutex<Vec<u8>>,
-    writable: bool,
-    fail_writes: AtomicBool,
-    writes: AtomicUsize,
-}
-
-struct Handle(Arc<MemFile>);
-
-impl BackingFile for Handle {
-    fn len(&self) -> u64 {
-        self.0.data.lock().unwrap().len() as u64
-    }
-    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        let d = self.0.data.lock().unwrap();
-        let off = off as usize;
-        if off >= d.len() {
-            return Ok(0);
-        }
-        let n = buf.len().min(d.len() - off);
-        buf[..n].copy_from_slice(&d[off..off + n]);
-        Ok(n)
-    }
-    fn write_at(&self, off: u64, buf: &[u8]) -> Result<(), Errno> {
-        assert!(self.0.writable, "write to a file opened read-only");
-        if self.0.fail_writes.load(Ordering::Relaxed) {
-            return Err(Errno::ENOSPC);
-        }
-        let mut d = self.0.data.lock().unwrap();
-        let end = off as usize + buf.len();
-        if d.len() < end {
-            d.resize(end, 0);
-        }
-        d[off as usize..end].copy_from_slice(buf);
-        self.0.writes.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-    fn writable(&self) -> bool {
-        self.0.writable
-    }
-}
 
 fn machine() -> Machine {
     Machine::new(&MachineConfig {
@@ -73,18 +28,13 @@ fn pattern(tag: u8, len: usize) -> Vec<u8> {
 }
 
 /// Open a file holding `bytes`; returns the fd and the test's handle.
-fn open(m: &Machine, bytes: &[u8], writable: bool) -> (i32, Arc<MemFile>) {
-    let f = Arc::new(MemFile {
-        data: Mutex::new(bytes.to_vec()),
-        writable,
-        fail_writes: AtomicBool::new(false),
-        writes: AtomicUsize::new(0),
-    });
-    (m.open_file(Box::new(Handle(f.clone()))), f)
+fn open(m: &Machine, bytes: &[u8], writable: bool) -> (i32, MemFile) {
+    let f = MemFile::new(bytes, writable);
+    (m.open_file(Box::new(f.clone())), f)
 }
 
 fn contents(f: &MemFile) -> Vec<u8> {
-    f.data.lock().unwrap().clone()
+    f.contents()
 }
 
 fn read(m: &Machine, pid: Pid, addr: u64, len: usize) -> Vec<u8> {
@@ -248,7 +198,7 @@ fn file_pages_are_the_file_bytes_and_sigbus_past_the_end() {
     // Nothing was dirtied through a shared mapping, so nothing was written.
     finish(&m);
     assert_eq!(contents(&f), data);
-    assert_eq!(f.writes.load(Ordering::Relaxed), 0);
+    assert_eq!(f.writes(), 0);
 }
 
 #[test]
@@ -273,18 +223,14 @@ fn shared_file_writes_reach_the_file_on_msync_and_private_ones_never() {
     want[PAGE as usize + 10..PAGE as usize + 16].copy_from_slice(b"second");
     assert_eq!(contents(&f), want);
     // Only the two dirty pages were written.
-    assert_eq!(f.writes.load(Ordering::Relaxed), 2);
+    assert_eq!(f.writes(), 2);
     // A second msync with nothing dirty writes only page 1 again: the
     // private mapping maps it too, and msync cannot see other PTEs' dirty
     // bits, so a page mapped elsewhere is always written.
     m.msync(p, s, 3 * PAGE, MS_ASYNC).unwrap();
-    assert_eq!(f.writes.load(Ordering::Relaxed), 3);
+    assert_eq!(f.writes(), 3);
     m.msync(p, s, PAGE, MS_SYNC).unwrap();
-    assert_eq!(
-        f.writes.load(Ordering::Relaxed),
-        3,
-        "a clean page mapped once is not written"
-    );
+    assert_eq!(f.writes(), 3, "a clean page mapped once is not written");
     // msync of the private mapping, and of the whole lot, never writes private bytes.
     write(&m, p, v + 2 * PAGE, b"never");
     m.msync(p, v, 3 * PAGE, MS_SYNC).unwrap();
@@ -315,9 +261,9 @@ fn msync_cleans_dirty_bits_and_a_later_store_dirties_again() {
     assert_eq!(contents(&f)[16], 3, "a store after msync is written by the next one");
     // A read-faulted page in a shared writable mapping is clean until stored to.
     assert_eq!(cpu.load_u64(s + PAGE).unwrap(), 0);
-    let writes = f.writes.load(Ordering::Relaxed);
+    let writes = f.writes();
     m.msync(p, s, 2 * PAGE, MS_SYNC).unwrap();
-    assert_eq!(f.writes.load(Ordering::Relaxed), writes);
+    assert_eq!(f.writes(), writes);
     cpu.store_u64(s + PAGE, 4).unwrap();
     drop(cpu);
     m.msync(p, s + PAGE, PAGE, MS_SYNC).unwrap();
@@ -615,17 +561,17 @@ fn a_failed_write_back_is_reported_and_the_page_stays_dirty() {
     let p = m.spawn().unwrap();
     let s = m.mmap_fd(p, 0, PAGE, RW, MAP_SHARED, fd, 0).unwrap();
     write(&m, p, s, b"data");
-    f.fail_writes.store(true, Ordering::Relaxed);
+    f.set_fail_writes(true);
     assert_eq!(m.msync(p, s, PAGE, MS_SYNC), Err(Errno::ENOSPC));
-    f.fail_writes.store(false, Ordering::Relaxed);
+    f.set_fail_writes(false);
     m.msync(p, s, PAGE, MS_SYNC).unwrap();
     assert_eq!(&contents(&f)[..4], b"data");
     // A failure at munmap (no caller to tell) is reported by the next msync of the file.
     write(&m, p, s, b"more");
     let t = m.mmap_fd(p, 0, PAGE, RW, MAP_SHARED, fd, 0).unwrap();
-    f.fail_writes.store(true, Ordering::Relaxed);
+    f.set_fail_writes(true);
     m.munmap(p, s, PAGE).unwrap();
-    f.fail_writes.store(false, Ordering::Relaxed);
+    f.set_fail_writes(false);
     assert_eq!(m.msync(p, t, PAGE, MS_SYNC), Err(Errno::ENOSPC));
     assert_eq!(m.msync(p, t, PAGE, MS_SYNC), Ok(()));
     assert_eq!(&contents(&f)[..4], b"more");
@@ -671,7 +617,7 @@ fn private_file_mappings_copy_on_write_and_fork_for_every_policy() {
         m.exit(c).unwrap();
         finish(&m);
         assert_eq!(contents(&f), data);
-        assert_eq!(f.writes.load(Ordering::Relaxed), 0);
+        assert_eq!(f.writes(), 0);
     }
 }
 

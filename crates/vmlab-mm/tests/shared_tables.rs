@@ -2,43 +2,15 @@
 //! object at the same 2 MiB alignment (fork policy `shared_pt`, seed 003's
 //! "large Oracle server"), fork or not.
 
-use std::sync::{Arc, Mutex};
-use vmlab_mm::errno::{Errno, FaultReason};
+use vmlab_mm::errno::FaultReason;
 use vmlab_mm::mm::uapi::*;
-use vmlab_mm::mm::BackingFile;
+use vmlab_mm::mm::MemFile;
 use vmlab_mm::system::config::ForkName;
 use vmlab_mm::system::{ByteSize, Machine, MachineConfig, Pid};
 
 const PAGE: u64 = 4096;
 const MIB2: u64 = 2 << 20;
 const RW: u32 = PROT_READ | PROT_WRITE;
-
-struct MemFile(Arc<Mutex<Vec<u8>>>);
-
-impl BackingFile for MemFile {
-    fn len(&self) -> u64 {
-        self.0.lock().unwrap().len() as u64
-    }
-    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        let d = self.0.lock().unwrap();
-        let off = (off as usize).min(d.len());
-        let n = buf.len().min(d.len() - off);
-        buf[..n].copy_from_slice(&d[off..off + n]);
-        Ok(n)
-    }
-    fn write_at(&self, off: u64, buf: &[u8]) -> Result<(), Errno> {
-        let mut d = self.0.lock().unwrap();
-        let end = off as usize + buf.len();
-        if d.len() < end {
-            d.resize(end, 0);
-        }
-        d[off as usize..end].copy_from_slice(buf);
-        Ok(())
-    }
-    fn writable(&self) -> bool {
-        true
-    }
-}
 
 fn machine(fork: ForkName) -> Machine {
     Machine::new(&MachineConfig {
@@ -69,8 +41,8 @@ fn store(m: &Machine, pid: Pid, addr: u64, v: u64) {
 
 /// Two processes map an 8 MiB file at different, 2 MiB-aligned addresses.
 /// Returns the leaf tables both together needed.
-fn two_mappers(m: &Machine, data: &Arc<Mutex<Vec<u8>>>) -> (Pid, Pid, u64, u64, i32, u64) {
-    let fd = m.open_file(Box::new(MemFile(data.clone())));
+fn two_mappers(m: &Machine, data: &MemFile) -> (Pid, Pid, u64, u64, i32, u64) {
+    let fd = m.open_file(Box::new(data.clone()));
     let len = 8 << 20;
     let p1 = m.spawn().unwrap();
     let p2 = m.spawn().unwrap();
@@ -89,9 +61,7 @@ fn two_mappers(m: &Machine, data: &Arc<Mutex<Vec<u8>>>) -> (Pid, Pid, u64, u64, 
 
 #[test]
 fn unrelated_processes_share_object_tables_and_see_each_others_writes() {
-    let data = Arc::new(Mutex::new(
-        (0..8u64 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>(),
-    ));
+    let data = MemFile::new(&(0..8u64 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>(), true);
     let m = machine(ForkName::SharedPt);
     let (p1, p2, a1, a2, fd, tables) = two_mappers(&m, &data);
     m.check().unwrap();
@@ -137,7 +107,7 @@ fn unrelated_processes_share_object_tables_and_see_each_others_writes() {
     m.check().unwrap();
 
     m.msync(p2, a2, 8 << 20, MS_SYNC).unwrap();
-    let bytes = data.lock().unwrap();
+    let bytes = data.contents();
     assert_eq!(
         u64::from_le_bytes(bytes[(3 << 20)..(3 << 20) + 8].try_into().unwrap()),
         0x2222
@@ -152,7 +122,7 @@ fn unrelated_processes_share_object_tables_and_see_each_others_writes() {
     assert_eq!(m.phys().frames_used(), m.reserved_frames());
     assert_eq!(
         u64::from_le_bytes(
-            data.lock().unwrap()[6 * PAGE as usize..6 * PAGE as usize + 8]
+            data.contents()[6 * PAGE as usize..6 * PAGE as usize + 8]
                 .try_into()
                 .unwrap()
         ),
@@ -164,9 +134,9 @@ fn unrelated_processes_share_object_tables_and_see_each_others_writes() {
 /// it must still be correct.
 #[test]
 fn misaligned_or_differently_protected_mappers_do_not_share() {
-    let data = Arc::new(Mutex::new(vec![7u8; 4 << 20]));
+    let data = MemFile::new(&vec![7u8; 4 << 20], true);
     let m = machine(ForkName::SharedPt);
-    let fd = m.open_file(Box::new(MemFile(data.clone())));
+    let fd = m.open_file(Box::new(data.clone()));
     let p1 = m.spawn().unwrap();
     let p2 = m.spawn().unwrap();
     let p3 = m.spawn().unwrap();
