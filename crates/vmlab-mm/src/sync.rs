@@ -10,6 +10,10 @@ pub use core::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicI64, AtomicU32,
 #[cfg(loom)]
 pub use loom::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
+/// A compiler-only barrier (no instruction): the CPU access marks of
+/// `system/cpu.rs` rely on the host's `remote_barrier` for the hardware part.
+pub use core::sync::atomic::compiler_fence;
+
 #[cfg(not(loom))]
 pub use alloc::sync::Arc;
 #[cfg(loom)]

@@ -8,10 +8,9 @@ use crate::errno::{Errno, Fault, FaultReason, SysResult};
 use crate::mm::fault::{handle_fault_locked, Access};
 use crate::pgtable::Pte;
 use crate::phys::Ram;
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{compiler_fence, Arc, AtomicU64, Ordering};
 use crate::tlb::PendingFlush;
 use crate::tlb::Tlb;
-use core::sync::atomic::compiler_fence;
 
 /// The handle of one simulated CPU, owned by the thread that drives it.
 /// Linux has no one type for this: it is the hardware plus `current`.
