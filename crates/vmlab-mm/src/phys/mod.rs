@@ -268,7 +268,8 @@ impl PhysMem {
     /// Allocate one zero-filled frame for `usage`. Linux: `alloc_page(__GFP_ZERO)`.
     pub fn alloc_zeroed(&self, usage: FrameUse) -> Option<Pfn> {
         let pfn = self.alloc_frames(1, 1, usage)?;
-        self.ram.zero_frame(pfn);
+        // SAFETY: the allocator just handed `pfn` to us alone.
+        unsafe { self.ram.zero_frame_exclusive(pfn) };
         Some(pfn)
     }
 
@@ -284,7 +285,8 @@ impl PhysMem {
             self.frames_used.fetch_add(refilled, Ordering::Relaxed);
         }
         self.init_allocated(pfn, usage);
-        self.ram.zero_frame(pfn);
+        // SAFETY: the per-CPU list just handed `pfn` to us alone.
+        unsafe { self.ram.zero_frame_exclusive(pfn) };
         Some(pfn)
     }
 
