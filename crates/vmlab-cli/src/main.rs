@@ -169,6 +169,10 @@ struct RunArgs {
     /// Processes (default: 4, or one per CPU if there are more CPUs).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     processes: Option<u32>,
+
+    /// Threads in each process, sharing its address space, each on its own CPU when there are enough.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    threads: u32,
 }
 
 /// How a command failed.
@@ -338,6 +342,7 @@ fn run(cfg: &MachineConfig, args: &RunArgs) -> Result<(), Failure> {
     if let Some(p) = args.processes {
         spec = spec.with_processes(p as usize, cfg);
     }
+    spec = spec.with_threads(args.threads as usize, cfg);
     // The machine, with the config's `files` open as fds 3, 4, ...
     let machine = vmlab::host::build_machine(cfg).map_err(|e| Failure::Usage(e.to_string()))?;
     let report = workload::run(&machine, &spec).map_err(|e| Failure::Runtime(format!("run failed: {e}")))?;
@@ -411,8 +416,15 @@ fn render(
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "vmlab run: workload {}, seed {}, {} accesses, {} processes x {} regions x {} pages, {} CPUs",
-        spec.kind, spec.seed, spec.accesses, spec.processes, spec.regions, spec.region_pages, cfg.cpus
+        "vmlab run: workload {}, seed {}, {} accesses, {} processes x {} threads, {} regions x {} pages each, {} CPUs",
+        spec.kind,
+        spec.seed,
+        spec.accesses,
+        spec.processes,
+        spec.threads_per_process,
+        spec.regions,
+        spec.region_pages,
+        cfg.cpus
     );
     let _ = writeln!(o, "\npolicies");
     let ram = cfg.ram.to_string();

@@ -91,6 +91,22 @@ fn run_json_has_consistent_stats() {
     assert_eq!(v["errors"].as_array().map(Vec::len), Some(0));
 }
 
+/// Threads of one process share its address space on several CPUs, under
+/// every fault_lock policy; `--threads 0` is refused.
+#[test]
+fn run_with_threads_per_process() {
+    for policy in ["mm_lock", "pt_lock", "pte_bit"] {
+        let fl = format!("fault_lock={policy}");
+        let v = run_json(&["--threads", "3", "--processes", "2", "--set", "cpus=3", "--set", &fl]);
+        assert_eq!(v["workload"]["threads_per_process"], 3, "{v}");
+        assert_eq!(v["config"]["fault_lock"], policy);
+        assert_eq!(v["stats"]["processes"], 2);
+        assert_eq!(v["check"]["ok"], true, "{policy}: {v}");
+        assert_eq!(v["errors"].as_array().map(Vec::len), Some(0), "{policy}: {v}");
+    }
+    usage_error(&["run", "--threads", "0"], &["--threads"]);
+}
+
 #[test]
 fn every_workload_runs() {
     for w in ["seq", "random", "zipf"] {

@@ -8,8 +8,15 @@
 //! often the page was remapped); a load checks the value against what was
 //! stored last, or zero for a word never stored since the page was mapped.
 //! Each simulated CPU is a host thread (`std::thread::scope`) that runs the
-//! processes assigned to it round-robin, switching between them in slices.
-//! Everything is derived from the seed, so a run is reproducible.
+//! threads assigned to it round-robin, switching between them in slices.
+//! A process may have several threads (`threads_per_process`): they share
+//! its address space, each owns some of its regions (region r belongs to
+//! thread r mod T) and makes its accesses and its churn there, and threads
+//! of one process run on different CPUs, so they fault in one address space
+//! at once while the others' mprotect and munmap shoot their TLBs down. The
+//! values each thread checks stay exact, since no other thread writes or
+//! remaps its regions. Everything is derived from the seed, so a run on one
+//! CPU is reproducible.
 
 pub mod random;
 pub mod seq;
@@ -84,7 +91,9 @@ pub struct WorkloadSpec {
     /// Loads and stores in total, over all processes.
     pub accesses: u64,
     pub processes: usize,
-    /// Regions each process maps.
+    /// Threads of each process (each on its own CPU when there are enough).
+    pub threads_per_process: usize,
+    /// Regions each process maps (at least `threads_per_process`).
     pub regions: usize,
     /// Pages in each region.
     pub region_pages: u64,
@@ -108,6 +117,7 @@ impl WorkloadSpec {
             seed,
             accesses,
             processes: 0,
+            threads_per_process: 1,
             regions: 4,
             region_pages: 0,
             store_percent: 30,
@@ -123,6 +133,16 @@ impl WorkloadSpec {
         let budget = (cfg.ram.0 / PAGE_SIZE / 2).max(1);
         self.region_pages = (budget / (self.processes * self.regions.max(1)) as u64).clamp(1, 256);
         self
+    }
+
+    /// The same run with `t` threads in every process (at least 1; at most
+    /// 64): regions grow to at least `t`, so that each thread owns one, and
+    /// shrink in size to keep the footprint within half of RAM.
+    pub fn with_threads(mut self, t: usize, cfg: &MachineConfig) -> WorkloadSpec {
+        self.threads_per_process = t.clamp(1, 64);
+        self.regions = self.regions.max(self.threads_per_process);
+        let n = self.processes;
+        self.with_processes(n, cfg)
     }
 
     /// Pages each process maps.
@@ -222,7 +242,8 @@ impl Counts {
     }
 }
 
-/// One process of the workload and what it expects memory to hold.
+/// One thread of a workload process: the regions it owns and what it
+/// expects them to hold.
 struct Proc {
     pid: Pid,
     salt: u64,
@@ -387,42 +408,50 @@ impl Proc {
     }
 }
 
-/// Spawn process `index` of the run and map its regions.
-fn setup(m: &Machine, spec: &WorkloadSpec, index: usize, accesses: u64) -> Result<Proc, SetupError> {
+/// Spawn process `index` of the run, map its regions, and make its threads:
+/// thread j owns regions j, j + T, j + 2T, ... and `accesses` split evenly.
+fn setup(m: &Machine, spec: &WorkloadSpec, index: usize, accesses: u64) -> Result<Vec<Proc>, SetupError> {
     let pid = m
         .spawn()
         .map_err(|e| SetupError(format!("spawning process {index} failed: {e}")))?;
-    let mut rng = SmallRng::seed_from_u64(mix(spec.seed ^ mix(index as u64 + 1)));
     let region_pages = spec.region_pages.max(1);
-    let mut regions = Vec::with_capacity(spec.regions.max(1));
-    for r in 0..spec.regions.max(1) {
+    let threads = spec.threads_per_process.max(1);
+    let mut regions = Vec::with_capacity(spec.regions.max(threads));
+    for r in 0..spec.regions.max(threads) {
         let len = region_pages * PAGE_SIZE;
         let addr = m
             .mmap(pid, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
             .map_err(|e| SetupError(format!("pid {pid}: mmap of region {r} ({len} bytes) failed: {e}")))?;
         regions.push(addr);
     }
-    let pages = regions.len() as u64 * region_pages;
-    let pattern = Pattern::new(spec.kind, pages, &mut rng);
     let churn_every = spec.churn_every;
-    Ok(Proc {
-        pid,
-        salt: mix(spec.seed.wrapping_add(pid as u64)),
-        regions,
-        region_pages,
-        written: vec![0; (pages * WORDS_PER_PAGE).div_ceil(64) as usize],
-        gen: vec![0; pages as usize],
-        pattern,
-        rng,
-        remaining: accesses,
-        until_churn: churn_every.max(1),
-        churn_every,
-        store_threshold: spec.store_percent.min(100) as u64,
-        counts: Counts::default(),
-    })
+    Ok((0..threads)
+        .map(|t| {
+            let mut rng = SmallRng::seed_from_u64(mix(spec.seed ^ mix(index as u64 + 1) ^ mix((t as u64) << 32)));
+            let mine: Vec<u64> = regions.iter().copied().skip(t).step_by(threads).collect();
+            let pages = mine.len() as u64 * region_pages;
+            let pattern = Pattern::new(spec.kind, pages, &mut rng);
+            let share = accesses / threads as u64 + u64::from((t as u64) < accesses % threads as u64);
+            Proc {
+                pid,
+                salt: mix(spec.seed.wrapping_add(pid as u64) ^ ((t as u64) << 48)),
+                regions: mine,
+                region_pages,
+                written: vec![0; (pages * WORDS_PER_PAGE).div_ceil(64) as usize],
+                gen: vec![0; pages as usize],
+                pattern,
+                rng,
+                remaining: share,
+                until_churn: churn_every.max(1),
+                churn_every,
+                store_threshold: spec.store_percent.min(100) as u64,
+                counts: Counts::default(),
+            }
+        })
+        .collect())
 }
 
-/// Drive CPU `id` through its processes, round-robin in slices.
+/// Drive CPU `id` through its threads, round-robin in slices.
 fn drive(m: &Machine, id: usize, procs: &mut [Proc]) -> Result<Vec<String>, SetupError> {
     let mut cpu = m
         .cpu(id)
@@ -451,14 +480,20 @@ fn drive(m: &Machine, id: usize, procs: &mut [Proc]) -> Result<Vec<String>, Setu
 /// caller can inspect and check the machine; [`teardown`] ends them.
 pub fn run(m: &Machine, spec: &WorkloadSpec) -> Result<RunReport, SetupError> {
     let nproc = spec.processes.max(1);
+    let tasks = nproc * spec.threads_per_process.max(1);
     let cpus = m.cpus().max(1);
-    let threads = cpus.min(nproc);
+    let threads = cpus.min(tasks);
     let mut per_cpu: Vec<Vec<Proc>> = (0..threads).map(|_| Vec::new()).collect();
+    // Thread k overall runs on CPU k mod CPUs, so the threads of one process
+    // land on different CPUs whenever there are enough.
+    let mut k = 0;
     for i in 0..nproc {
         // Spread the total evenly; the first processes take the remainder.
         let share = spec.accesses / nproc as u64 + u64::from((i as u64) < spec.accesses % nproc as u64);
-        let p = setup(m, spec, i, share)?;
-        per_cpu[i % threads].push(p);
+        for t in setup(m, spec, i, share)? {
+            per_cpu[k % threads].push(t);
+            k += 1;
+        }
     }
     let start = Instant::now();
     let results: Vec<Result<Vec<String>, SetupError>> = std::thread::scope(|s| {
@@ -559,6 +594,33 @@ mod tests {
             assert!(r.stats.machine.minor_faults > 0);
             assert!(r.stats.munmaps > 0 && r.stats.mprotects > 0 && r.stats.expected_faults > 0);
             assert_eq!(r.stats.machine.processes, spec.processes as u64);
+            m.check().unwrap();
+            teardown(&m).unwrap();
+            m.check().unwrap();
+        }
+    }
+
+    /// Threads of one process on different CPUs fault, write, mprotect and
+    /// munmap in one address space at once; every value checks out.
+    #[test]
+    fn threads_of_one_process_run_clean() {
+        for kind in [WorkloadKind::Random, WorkloadKind::Seq] {
+            let cfg = MachineConfig {
+                ram: ByteSize(32 << 20),
+                cpus: 3,
+                ..MachineConfig::default()
+            };
+            let mut spec = WorkloadSpec::new(kind, 7, 300_000, &cfg)
+                .with_processes(2, &cfg)
+                .with_threads(3, &cfg);
+            spec.churn_every = 1_000;
+            assert_eq!(spec.regions, 4);
+            let m = crate::host::build_machine(&cfg).unwrap();
+            let r = run(&m, &spec).unwrap();
+            assert!(r.errors.is_empty(), "{kind}: {:?}", r.errors);
+            assert!(r.stats.accesses >= 300_000);
+            assert_eq!(r.stats.machine.processes, 2);
+            assert!(r.stats.machine.shootdowns > 0 && r.stats.munmaps > 0);
             m.check().unwrap();
             teardown(&m).unwrap();
             m.check().unwrap();
