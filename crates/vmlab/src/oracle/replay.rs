@@ -15,7 +15,7 @@
 //! so until then a read may return the old contents or zeros; vmlab (which
 //! has no reclaim) frees them at once. Unless `strict_free` is set, a load or
 //! a page hash that differs in a page a MADV_FREE covered (followed through
-//! later mremaps, forgotten when the page is unmapped, mapped afresh or
+//! later mremaps, also across holes, forgotten when the page is unmapped, mapped afresh or
 //! zapped by MADV_DONTNEED) is counted as tolerated, not as a divergence.
 //!
 //! vmlab's own checks count as divergences too: `Machine::check()` at the
@@ -98,7 +98,11 @@ impl Freed {
     }
 
     /// Follow what `call` did (its result `res`, as vmlab answered).
-    fn after(&mut self, call: &Call, res: &Res) {
+    /// `holes`: for an mremap, the pages of the moved part of the old range
+    /// that were unmapped before the call. Linux (6.17 on) moves a range
+    /// that spans several VMAs and holes, and the target pages facing a hole
+    /// keep whatever they held, MADV_FREE'd or not.
+    fn after(&mut self, call: &Call, res: &Res, holes: &[i64]) {
         let pages = |len: u64| len.div_ceil(PAGE_SIZE) as i64;
         match *call {
             Call::Mmap { len_b, .. } => {
@@ -135,9 +139,11 @@ impl Freed {
                 match res {
                     Res::Int(r) => {
                         let moved: Vec<i64> = self.0.range(a..a + o.min(n)).map(|p| p - a + r).collect();
+                        let kept: Vec<i64> = holes.iter().map(|p| p - a + r).filter(|t| self.0.contains(t)).collect();
                         self.clear(a, o);
                         self.clear(*r, n);
                         self.0.extend(moved);
+                        self.0.extend(kept);
                     }
                     Res::Text(t) if t == Res::OUTSIDE => self.clear(a, o),
                     _ => {}
@@ -187,6 +193,17 @@ fn fault_name(f: Fault) -> &'static str {
         Signal::Segv => "SEGV",
         Signal::Bus => "BUS",
     }
+}
+
+/// The pages of `[first, first + n)` (relative to `base`) that no VMA of
+/// `pid` covers.
+fn unmapped_pages(m: &Machine, pid: Pid, base: u64, first: i64, n: i64) -> Vec<i64> {
+    let Ok(maps) = vmlab_maps(m, pid, base) else {
+        return Vec::new();
+    };
+    (first..first.saturating_add(n.clamp(0, 1 << 20)))
+        .filter(|p| !maps.iter().any(|(s, e, _)| s <= p && p < e))
+        .collect()
 }
 
 /// Maps lines of `pid` in pages relative to `base`.
@@ -350,6 +367,22 @@ pub fn replay_sequence(m: &Machine, s: &Sequence, opts: ReplayOptions) -> Outcom
         }
         let mut checking = opts.check_each_op;
         for op in &s.ops {
+            let holes = match op.call {
+                Call::Mremap {
+                    addr_pg,
+                    addr_b: 0,
+                    old_len_b,
+                    new_len_b,
+                    ..
+                } => unmapped_pages(
+                    m,
+                    pid,
+                    base,
+                    addr_pg,
+                    old_len_b.min(new_len_b).div_ceil(PAGE_SIZE) as i64,
+                ),
+                _ => Vec::new(),
+            };
             let (res, om) = run_call(m, &mut cpu, pid, base, w, &op.call);
             let what = || format!("op {} {}", op.i, op.call);
             let free_load = match (&op.call, &op.res, &res) {
@@ -365,7 +398,7 @@ pub fn replay_sequence(m: &Machine, s: &Sequence, opts: ReplayOptions) -> Outcom
                     div(format!("{} (outside_munmap)", what()), h.to_string(), v.to_string());
                 }
             }
-            freed.after(&op.call, &res);
+            freed.after(&op.call, &res, &holes);
             if checking {
                 if let Err(e) = m.check() {
                     div(format!("check() after {}", what()), "-".into(), e.to_string());
