@@ -48,6 +48,11 @@ fn json_rows_and_claims() {
             assert_eq!(r["faults"].as_u64().unwrap(), 128 * t, "{r}");
             assert_eq!(r["pages_wasted"], 0, "{r}");
         }
+        let (p50, p99) = (
+            r["first_store_p50_ns"].as_u64().unwrap(),
+            r["first_store_p99_ns"].as_u64().unwrap(),
+        );
+        assert!(0 < p50 && p50 <= p99, "{r}");
         if r["policy"] == "pte_bit" {
             assert_eq!(r["pages_wasted"], 0, "{r}");
         }
