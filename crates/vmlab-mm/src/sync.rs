@@ -187,3 +187,218 @@ impl PerCpuCounter {
         s.max(0) as usize
     }
 }
+
+/// The exclusion protocol of `BrLock`, without the data (so that loom can
+/// model it): Linux 2.4's "big reader lock" (`brlock`). A reader counts
+/// itself in its CPU's slot and then checks that no writer is in; a writer
+/// announces itself and then waits for every slot to drain. Both sides put
+/// a SeqCst fence between announcing and checking, so at least one of them
+/// sees the other (Dekker). Writers are preferred: a reader that meets an announced
+/// writer steps back and waits. Readers on no CPU (syscalls) share one slot.
+pub struct BrGate {
+    /// Serialises writers among themselves.
+    writers: Mutex<()>,
+    /// A writer holds or waits for the lock.
+    writer: AtomicBool,
+    readers: PerCpu<AtomicUsize>,
+}
+
+impl BrGate {
+    /// A gate with read slots for `cpus` CPUs and the no-CPU slot.
+    pub fn new(cpus: usize) -> BrGate {
+        BrGate {
+            writers: Mutex::new(()),
+            writer: AtomicBool::new(false),
+            readers: PerCpu::new(cpus),
+        }
+    }
+
+    /// Enter as a reader on CPU `cpu`; returns the slot to `read_exit` with.
+    #[inline]
+    pub fn read_enter(&self, cpu: usize) -> &AtomicUsize {
+        let slot = self.readers.get(cpu);
+        loop {
+            slot.fetch_add(1, Ordering::Acquire);
+            // Count, fence, then look: pairs with the writer's fence.
+            fence(Ordering::SeqCst);
+            if !self.writer.load(Ordering::Acquire) {
+                return slot;
+            }
+            slot.fetch_sub(1, Ordering::Release);
+            while self.writer.load(Ordering::Relaxed) {
+                core::hint::spin_loop();
+                #[cfg(loom)]
+                loom::thread::yield_now();
+            }
+        }
+    }
+
+    /// Leave a read section entered with `read_enter`.
+    #[inline]
+    pub fn read_exit(slot: &AtomicUsize) {
+        slot.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Enter as the writer; the guard keeps other writers out until
+    /// `write_exit`.
+    pub fn write_enter(&self) -> MutexGuard<'_, ()> {
+        let w = self.writers.lock();
+        self.writer.store(true, Ordering::Relaxed);
+        // Announce, fence, then look: pairs with the readers' fence.
+        fence(Ordering::SeqCst);
+        for slot in self.readers.iter() {
+            while slot.load(Ordering::Acquire) != 0 {
+                core::hint::spin_loop();
+                #[cfg(loom)]
+                loom::thread::yield_now();
+            }
+        }
+        w
+    }
+
+    /// Leave the write section (then drop the guard `write_enter` gave).
+    pub fn write_exit(&self) {
+        self.writer.store(false, Ordering::Release);
+    }
+}
+
+/// A reader-writer lock whose readers touch only their own CPU's cache line
+/// (`BrGate`), for data read on every fault and written rarely (the VMA map).
+#[cfg(not(loom))]
+pub struct BrLock<T> {
+    gate: BrGate,
+    data: core::cell::UnsafeCell<T>,
+}
+
+// SAFETY: the lock hands out `&T` to several threads only while no `&mut T`
+// exists (readers and the writer exclude each other through the gate), and
+// `&mut T` to one thread at a time, so sharing it is as safe as sharing an
+// `RwLock<T>`: it needs `T: Send + Sync`.
+#[cfg(not(loom))]
+unsafe impl<T: Send + Sync> Sync for BrLock<T> {}
+// SAFETY: moving the lock moves the `T` it owns.
+#[cfg(not(loom))]
+unsafe impl<T: Send> Send for BrLock<T> {}
+
+#[cfg(not(loom))]
+impl<T> BrLock<T> {
+    /// A lock with read slots for `cpus` CPUs and the no-CPU slot.
+    pub fn new(cpus: usize, t: T) -> BrLock<T> {
+        BrLock {
+            gate: BrGate::new(cpus),
+            data: core::cell::UnsafeCell::new(t),
+        }
+    }
+
+    /// Read on CPU `cpu` (its own slot; the no-CPU slot past the last CPU).
+    #[inline]
+    pub fn read_on(&self, cpu: usize) -> BrReadGuard<'_, T> {
+        let slot = self.gate.read_enter(cpu);
+        BrReadGuard { lock: self, slot }
+    }
+
+    /// Read from no particular CPU (a syscall, a statistics reader).
+    #[inline]
+    pub fn read(&self) -> BrReadGuard<'_, T> {
+        self.read_on(usize::MAX)
+    }
+
+    /// Write: exclusive of every reader and writer.
+    pub fn write(&self) -> BrWriteGuard<'_, T> {
+        let w = self.gate.write_enter();
+        BrWriteGuard { lock: self, _w: w }
+    }
+
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+}
+
+/// A read hold of a `BrLock`.
+#[cfg(not(loom))]
+pub struct BrReadGuard<'a, T> {
+    lock: &'a BrLock<T>,
+    slot: &'a AtomicUsize,
+}
+
+#[cfg(not(loom))]
+impl<T> core::ops::Deref for BrReadGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: this guard is counted in a read slot and saw no writer
+        // after counting itself (`BrGate::read_enter`), so no writer holds
+        // the lock until the guard drops (a writer waits for every slot to drain).
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> Drop for BrReadGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        BrGate::read_exit(self.slot);
+    }
+}
+
+/// The write hold of a `BrLock`.
+#[cfg(not(loom))]
+pub struct BrWriteGuard<'a, T> {
+    lock: &'a BrLock<T>,
+    _w: MutexGuard<'a, ()>,
+}
+
+#[cfg(not(loom))]
+impl<T> core::ops::Deref for BrWriteGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the writer is alone: other writers wait on `writers`, and
+        // readers saw `writer` set (or were drained) before this guard existed.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> core::ops::DerefMut for BrWriteGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as for `deref`; `&mut self` makes this the only borrow.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> Drop for BrWriteGuard<'_, T> {
+    fn drop(&mut self) {
+        self.lock.gate.write_exit();
+    }
+}
+
+/// Under loom, a `BrLock` is loom's `RwLock` (the per-CPU slots matter for
+/// speed, not for the protocols the models check).
+#[cfg(loom)]
+pub struct BrLock<T>(RwLock<T>);
+#[cfg(loom)]
+pub type BrReadGuard<'a, T> = RwLockReadGuard<'a, T>;
+#[cfg(loom)]
+pub type BrWriteGuard<'a, T> = RwLockWriteGuard<'a, T>;
+
+#[cfg(loom)]
+impl<T> BrLock<T> {
+    pub fn new(_cpus: usize, t: T) -> BrLock<T> {
+        BrLock(RwLock::new(t))
+    }
+    pub fn read_on(&self, _cpu: usize) -> BrReadGuard<'_, T> {
+        self.0.read()
+    }
+    pub fn read(&self) -> BrReadGuard<'_, T> {
+        self.0.read()
+    }
+    pub fn write(&self) -> BrWriteGuard<'_, T> {
+        self.0.write()
+    }
+    pub fn get_mut(&mut self) -> &mut T {
+        self.0.get_mut()
+    }
+}

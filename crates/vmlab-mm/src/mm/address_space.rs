@@ -18,7 +18,7 @@ use crate::addr::{vpn, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::pgtable::{NoFrame, PageTable, Pte};
 use crate::phys::PhysMem;
-use crate::sync::{AtomicU64, Mutex, Ordering, PerCpuCounter, RwLock};
+use crate::sync::{AtomicU64, BrLock, Mutex, Ordering, PerCpuCounter};
 use crate::tlb::PendingFlush;
 
 /// Per-address-space settings from config.
@@ -57,7 +57,7 @@ pub struct AddressSpace {
     /// The page table; its root never changes.
     pt: PageTable,
     /// The mmap lock and everything it protects.
-    pub map: RwLock<MapState>,
+    pub map: BrLock<MapState>,
     /// Bit i set: CPU i may hold translations of this address space in its TLB
     /// (Linux `mm_cpumask`). Set by a CPU when it switches to the address space.
     pub cpu_mask: AtomicU64,
@@ -77,15 +77,18 @@ impl AddressSpace {
         Ok(AddressSpace {
             id,
             pt: PageTable::new(phys)?,
-            map: RwLock::new(MapState {
-                vmas: VmaTree::new(p.vma_map),
-                mmap_base: p.mmap_base,
-                start_brk: p.start_brk,
-                brk: p.start_brk,
-                max_map_count: p.max_map_count,
-                commit_limit_pages: p.commit_limit_pages,
-                dead: false,
-            }),
+            map: BrLock::new(
+                p.cpus,
+                MapState {
+                    vmas: VmaTree::new(p.vma_map),
+                    mmap_base: p.mmap_base,
+                    start_brk: p.start_brk,
+                    brk: p.start_brk,
+                    max_map_count: p.max_map_count,
+                    commit_limit_pages: p.commit_limit_pages,
+                    dead: false,
+                },
+            ),
             cpu_mask: AtomicU64::new(0),
             page_table_lock: Mutex::new(()),
             rss: PerCpuCounter::new(p.cpus),

@@ -300,7 +300,7 @@ impl<'m> Cpu<'m> {
         let phys = self.m.phys();
         // Walk and fill under the map lock held for reading: a munmap (which
         // holds it for writing) then shoots down after any fill made here.
-        let st = mm.map.read();
+        let st = mm.map.read_on(self.id);
         if st.dead {
             return Err(Fault::segv(addr, FaultReason::BadAddress));
         }
