@@ -402,3 +402,10 @@ impl<T> BrLock<T> {
         self.0.get_mut()
     }
 }
+
+/// What a spin-wait calls now and then: the thread it waits for may be a
+/// preempted host thread. The machine's `Host` provides it (a yield); the
+/// mm core only sees this trait.
+pub trait Relax {
+    fn relax(&self);
+}

@@ -14,6 +14,7 @@
 
 use crate::mm::errno::Errno;
 use crate::mm::mm::BackingFile;
+use crate::mm::sync::Relax;
 use crate::mm::system::{Host, Machine, MachineConfig, MachineError};
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -166,7 +167,9 @@ impl Host for OsHost {
     fn remote_barrier_is_real(&self) -> bool {
         self.membarrier
     }
+}
 
+impl Relax for OsHost {
     fn relax(&self) {
         std::thread::yield_now();
     }

@@ -18,7 +18,7 @@ use crate::addr::{page_floor, Pfn, TASK_SIZE};
 use crate::errno::{Fault, FaultReason};
 use crate::pgtable::{ptl, Pte};
 use crate::phys::{FrameUse, PhysMem};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering, Relax};
 use crate::tlb::PendingFlush;
 
 /// The kind of access that faulted.
@@ -43,7 +43,13 @@ pub struct FaultCtx<'a> {
     /// The CPU the fault runs on (its per-CPU frame list), or `NO_CPU` for a
     /// fault made by a syscall (madvise populate) on no particular CPU.
     pub cpu: usize,
+    /// Called while waiting for another CPU's claim or table lock, every
+    /// `SPINS_PER_RELAX` spins: the holder may be a preempted host thread.
+    pub relax: &'a dyn Relax,
 }
+
+/// Spins of a wait between two calls of `FaultCtx::relax`.
+pub const SPINS_PER_RELAX: u32 = 128;
 
 /// `FaultCtx::cpu` of a fault that no CPU takes (it uses the global allocator).
 pub const NO_CPU: usize = usize::MAX;
@@ -139,6 +145,7 @@ fn handle_fault_inner(
     let (table, entry) = mm.page_table().leaf_alloc_in(cx.phys, addr).map_err(|_| oom)?;
     let base = leaf_flags(vma);
     let mut waited = false;
+    let mut spins = 0u32;
     loop {
         let cur = Pte(entry.load(Ordering::Acquire));
         if cur.locked() {
@@ -147,6 +154,10 @@ fn handle_fault_inner(
             if !waited {
                 waited = true;
                 MmCounters::bump(&cx.counters.lock_waits);
+            }
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(SPINS_PER_RELAX) {
+                cx.relax.relax();
             }
             core::hint::spin_loop();
             #[cfg(loom)]
@@ -354,7 +365,7 @@ fn set_pte_locked(cx: &FaultCtx<'_>, table: Pfn, entry: &AtomicU64, cur: Pte, ne
     let _ptl = if cx.fault_lock == FaultLock::PtLock {
         // A table outside RAM cannot come from the walk; without a lock the
         // compare-and-swap alone still keeps the entry consistent.
-        ptl::lock(cx.phys, table).map(|(g, waited)| {
+        ptl::lock(cx.phys, table, cx.relax).map(|(g, waited)| {
             if waited {
                 MmCounters::bump(&cx.counters.lock_waits);
             }

@@ -11,7 +11,7 @@
 
 use crate::addr::Pfn;
 use crate::phys::{FrameDesc, PhysMem, PG_LOCKED};
-use crate::sync::Ordering;
+use crate::sync::{Ordering, Relax};
 
 /// The held lock of one page-table page; released on drop.
 pub struct PtlGuard<'a> {
@@ -21,10 +21,12 @@ pub struct PtlGuard<'a> {
 /// Lock the table page `table`. Returns the guard and whether the lock was
 /// contended (another CPU held it when we first tried). `None` if `table` is
 /// outside RAM (a broken tree; the caller treats it as a failed fault).
-/// Linux: `pte_offset_map_lock`.
-pub fn lock(phys: &PhysMem, table: Pfn) -> Option<(PtlGuard<'_>, bool)> {
+/// `relax` is called every 128 spins (the holder may be a preempted host
+/// thread). Linux: `pte_offset_map_lock`.
+pub fn lock<'p>(phys: &'p PhysMem, table: Pfn, relax: &dyn Relax) -> Option<(PtlGuard<'p>, bool)> {
     let desc = phys.desc(table)?;
     let mut waited = false;
+    let mut spins = 0u32;
     loop {
         // Test before test-and-set, so waiters spin on a shared line.
         if desc.flags.load(Ordering::Relaxed) & PG_LOCKED == 0
@@ -33,6 +35,10 @@ pub fn lock(phys: &PhysMem, table: Pfn) -> Option<(PtlGuard<'_>, bool)> {
             return Some((PtlGuard { desc }, waited));
         }
         waited = true;
+        spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(128) {
+            relax.relax();
+        }
         core::hint::spin_loop();
         #[cfg(loom)]
         loom::thread::yield_now();

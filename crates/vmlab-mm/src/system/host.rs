@@ -11,8 +11,12 @@
 //! IPI would) and waits until every CPU it flushed has left the access it
 //! was in. Linux has no analogue: it is the hardware's IPI and its ack.
 
-/// Host services for the CPU handshake. `Send + Sync`: shootdowns run on any thread.
-pub trait Host: Send + Sync {
+/// Host services for the CPU handshake. `Send + Sync`: shootdowns run on any
+/// thread. `Relax::relax` is called while spinning for another thread that
+/// may have been preempted (a `yield` lets it run on an oversubscribed host).
+use crate::sync::Relax;
+
+pub trait Host: Relax + Send + Sync {
     /// A full memory barrier on every thread of this process: after it
     /// returns, every store another thread made before it is visible here
     /// (Linux `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`).
@@ -21,10 +25,6 @@ pub trait Host: Send + Sync {
     /// Whether `remote_barrier` really orders the other threads' stores (a
     /// membarrier), rather than being a local fence only.
     fn remote_barrier_is_real(&self) -> bool;
-
-    /// Called while spinning for another thread that may have been
-    /// preempted (a `yield` lets it run on an oversubscribed host).
-    fn relax(&self);
 }
 
 /// The host of a `Machine::new`: no OS services. Its barrier is a local
@@ -40,6 +40,9 @@ impl Host for SpinHost {
     fn remote_barrier_is_real(&self) -> bool {
         false
     }
+}
+
+impl Relax for SpinHost {
     fn relax(&self) {
         core::hint::spin_loop();
     }

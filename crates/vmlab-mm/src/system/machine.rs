@@ -167,6 +167,7 @@ impl Machine {
             share_object_tables: self.config.fork == super::config::ForkName::SharedPt,
             fault_lock: self.config.fault_lock.policy(),
             cpu,
+            relax: &*self.host,
         }
     }
 
