@@ -29,8 +29,9 @@ mod imp {
 
     /// A reader-writer lock that prefers writers: once a writer waits, new
     /// readers wait behind it. `spin`'s own lock lets a stream of readers
-    /// (CPUs faulting in a loop) starve a writer (a munmap) for ever; Linux's
-    /// rwsem queues readers behind a waiting writer in the same way.
+    /// starve a writer for ever; Linux's rwsem queues readers behind a
+    /// waiting writer in the same way. (The map lock, read on every fault,
+    /// is a `BrLock`, writer-preferring by its own protocol.)
     pub struct RwLock<T> {
         inner: spin::RwLock<T>,
         writers_waiting: core::sync::atomic::AtomicUsize,

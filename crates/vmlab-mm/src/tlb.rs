@@ -221,9 +221,7 @@ impl Tlb {
             return;
         }
         if last_vpn - first_vpn >= self.mask {
-            for e in self.entries.iter() {
-                e.store(0, Ordering::Release);
-            }
+            self.clear_all();
         } else {
             for v in first_vpn..=last_vpn {
                 self.clear_page(v);
@@ -234,6 +232,10 @@ impl Tlb {
     /// Drop everything. Linux: `flush_tlb_all` on one CPU (a CR3 reload).
     pub fn flush_all(&self) {
         self.begin_invalidation();
+        self.clear_all();
+    }
+
+    fn clear_all(&self) {
         for e in self.entries.iter() {
             e.store(0, Ordering::Release);
         }

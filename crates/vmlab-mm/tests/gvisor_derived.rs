@@ -78,10 +78,6 @@ fn half_page_file(m: &Machine) -> (i32, MemFile) {
     open(m, &[0u8; PAGE as usize / 2], true)
 }
 
-fn contents(f: &MemFile) -> Vec<u8> {
-    f.contents()
-}
-
 fn rd(m: &Machine, pid: Pid, addr: u64, len: usize) -> Vec<u8> {
     let mut b = vec![0u8; len];
     m.read(pid, addr, &mut b)
@@ -833,7 +829,7 @@ fn gvisor_mmap_file_map_offset_beyond_end() {
     let a = m.mmap_fd(p, 0, PAGE, RW, MAP_PRIVATE, fd, 10 * PAGE).unwrap();
     sigbus(write_fault(&m, p, a), a);
     finish(&m);
-    assert_eq!(contents(&f), vec![0u8; PAGE as usize / 2]);
+    assert_eq!(f.contents(), vec![0u8; PAGE as usize / 2]);
 }
 
 /// From gVisor test/syscalls/linux/mmap.cc: MMapFileTest.MapSecondToLastPositivePage —
@@ -934,7 +930,7 @@ fn gvisor_mmap_file_write_shared() {
     let a = m.mmap_fd(p, 0, PAGE, RW, MAP_SHARED, fd, 0).unwrap();
     wr(&m, p, a, HELLO);
     m.munmap(p, a, PAGE).unwrap();
-    let file = contents(&f);
+    let file = f.contents();
     assert_eq!(&file[..HELLO.len()], HELLO);
     assert_eq!(file.len(), PAGE as usize / 2, "the file keeps its length");
     finish(&m);
@@ -952,9 +948,9 @@ fn gvisor_mmap_file_write_shared_beyond_end() {
     fill(&m, p, a, PAGE / 2, b'A');
     fill(&m, p, a + PAGE / 2, PAGE / 2, b'B');
     m.munmap(p, a, PAGE).unwrap();
-    assert_eq!(contents(&f), vec![b'A'; PAGE as usize / 2]);
+    assert_eq!(f.contents(), vec![b'A'; PAGE as usize / 2]);
     finish(&m);
-    assert_eq!(contents(&f), vec![b'A'; PAGE as usize / 2]);
+    assert_eq!(f.contents(), vec![b'A'; PAGE as usize / 2]);
 }
 
 /// From gVisor test/syscalls/linux/mmap.cc: MMapFileTest.WritePrivate —
@@ -968,7 +964,7 @@ fn gvisor_mmap_file_write_private() {
     wr(&m, p, a, HELLO);
     m.munmap(p, a, PAGE).unwrap();
     finish(&m);
-    assert_eq!(contents(&f), vec![0u8; PAGE as usize / 2]);
+    assert_eq!(f.contents(), vec![0u8; PAGE as usize / 2]);
     assert_eq!(f.writes(), 0);
 }
 
@@ -1022,7 +1018,7 @@ fn gvisor_mmap_file_no_sig_bus_on_pages_before_eof() {
         } else {
             &[0; 12]
         };
-        assert_eq!(&contents(&f)[..12], want, "prot {prot} flags {flags}");
+        assert_eq!(&f.contents()[..12], want, "prot {prot} flags {flags}");
     }
 }
 
@@ -1043,7 +1039,7 @@ fn gvisor_mmap_file_no_sig_bus_on_page_containing_eof() {
         }
         finish(&m);
         assert_eq!(
-            contents(&f),
+            f.contents(),
             vec![0u8; PAGE as usize / 2],
             "nothing past the end is written"
         );
@@ -1114,7 +1110,7 @@ fn gvisor_mmap_file_bug38498194() {
         let a = m.mmap_fd(p, addr, size, RW, flags, fd, 0).unwrap();
         fill(&m, p, a, size, b'a');
         m.munmap(p, a, size).unwrap();
-        assert!(contents(&f).iter().all(|&b| b == b'a'), "{fork:?}");
+        assert!(f.contents().iter().all(|&b| b == b'a'), "{fork:?}");
         finish(&m);
     }
 }
@@ -1644,7 +1640,7 @@ fn gvisor_madvise_dontneed_cleans_private_file_page() {
     m.madvise(p, a, PAGE, MADV_DONTNEED).unwrap();
     assert!(all(&m, p, a, PAGE, 4), "checked on the host");
     finish(&m);
-    assert_eq!(contents(&f), vec![4u8; PAGE as usize]);
+    assert_eq!(f.contents(), vec![4u8; PAGE as usize]);
 }
 
 /// From gVisor test/syscalls/linux/madvise.cc: MadviseDontneedTest.DoesNotModifySharedFilePage —
@@ -1661,7 +1657,7 @@ fn gvisor_madvise_dontneed_does_not_modify_shared_file_page() {
     m.madvise(p, a, PAGE, MADV_DONTNEED).unwrap();
     assert!(all(&m, p, a, PAGE, 7));
     finish(&m);
-    assert_eq!(contents(&f), vec![7u8; PAGE as usize], "the dirty page is written back");
+    assert_eq!(f.contents(), vec![7u8; PAGE as usize], "the dirty page is written back");
 }
 
 /// From gVisor test/syscalls/linux/madvise.cc: MadviseDontneedTest.IgnoresPermissions —
@@ -1805,7 +1801,7 @@ fn gvisor_madvise_dontfork_shared() {
         assert!(all(&m, p, ms1, PAGE, 1), "{policy:?}: the child's store");
         assert!(all(&m, p, ms2, PAGE, 2));
         finish(&m);
-        let file = contents(&f);
+        let file = f.contents();
         assert!(file[..PAGE as usize].iter().all(|&b| b == 1));
         assert!(file[PAGE as usize..].iter().all(|&b| b == 2));
     }
@@ -2350,7 +2346,7 @@ fn gvisor_mremap_expansion_preserves_cow_pages_and_exposes_new_file_pages() {
     assert!(all(&m, p, dst + PAGE, PAGE, b'd'));
     assert!(all(&m, p, dst + 2 * PAGE, PAGE, b'c'));
     finish(&m);
-    assert_eq!(contents(&f), data);
+    assert_eq!(f.contents(), data);
 }
 
 /// From gVisor test/syscalls/linux/mremap.cc: MremapDeathTest.SharedAnon —

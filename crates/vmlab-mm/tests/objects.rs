@@ -33,10 +33,6 @@ fn open(m: &Machine, bytes: &[u8], writable: bool) -> (i32, MemFile) {
     (m.open_file(Box::new(f.clone())), f)
 }
 
-fn contents(f: &MemFile) -> Vec<u8> {
-    f.contents()
-}
-
 fn read(m: &Machine, pid: Pid, addr: u64, len: usize) -> Vec<u8> {
     let mut b = vec![0u8; len];
     m.read(pid, addr, &mut b).unwrap().unwrap();
@@ -197,7 +193,7 @@ fn file_pages_are_the_file_bytes_and_sigbus_past_the_end() {
     assert_eq!(m.page_cache_pages(), 3);
     // Nothing was dirtied through a shared mapping, so nothing was written.
     finish(&m);
-    assert_eq!(contents(&f), data);
+    assert_eq!(f.contents(), data);
     assert_eq!(f.writes(), 0);
 }
 
@@ -216,12 +212,12 @@ fn shared_file_writes_reach_the_file_on_msync_and_private_ones_never() {
     // ...keeps its own bytes; page 1, not copied yet, shows the shared write.
     assert_eq!(read(&m, p, v, 7), b"private");
     assert_eq!(read(&m, p, v + PAGE + 10, 6), b"second");
-    assert_eq!(contents(&f), data, "nothing written before msync");
+    assert_eq!(f.contents(), data, "nothing written before msync");
     m.msync(p, s, 3 * PAGE, MS_SYNC).unwrap();
     let mut want = data.clone();
     want[..7].copy_from_slice(b"shared!");
     want[PAGE as usize + 10..PAGE as usize + 16].copy_from_slice(b"second");
-    assert_eq!(contents(&f), want);
+    assert_eq!(f.contents(), want);
     // Only the two dirty pages were written.
     assert_eq!(f.writes(), 2);
     // A second msync with nothing dirty writes only page 1 again: the
@@ -234,11 +230,11 @@ fn shared_file_writes_reach_the_file_on_msync_and_private_ones_never() {
     // msync of the private mapping, and of the whole lot, never writes private bytes.
     write(&m, p, v + 2 * PAGE, b"never");
     m.msync(p, v, 3 * PAGE, MS_SYNC).unwrap();
-    assert_eq!(contents(&f), want);
+    assert_eq!(f.contents(), want);
     check(&m, "after msync");
     m.exit(p).unwrap();
     m.close(fd).unwrap();
-    assert_eq!(contents(&f), want, "private writes never reach the file");
+    assert_eq!(f.contents(), want, "private writes never reach the file");
     finish(&m);
 }
 
@@ -255,10 +251,10 @@ fn msync_cleans_dirty_bits_and_a_later_store_dirties_again() {
     cpu.store_u64(s, 1).unwrap();
     cpu.store_u64(s + 8, 2).unwrap();
     m.msync(p, s, 2 * PAGE, MS_SYNC).unwrap();
-    assert_eq!(&contents(&f)[..16], &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(&f.contents()[..16], &[1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
     cpu.store_u64(s + 16, 3).unwrap();
     m.msync(p, s, PAGE, MS_SYNC).unwrap();
-    assert_eq!(contents(&f)[16], 3, "a store after msync is written by the next one");
+    assert_eq!(f.contents()[16], 3, "a store after msync is written by the next one");
     // A read-faulted page in a shared writable mapping is clean until stored to.
     assert_eq!(cpu.load_u64(s + PAGE).unwrap(), 0);
     let writes = f.writes();
@@ -267,7 +263,7 @@ fn msync_cleans_dirty_bits_and_a_later_store_dirties_again() {
     cpu.store_u64(s + PAGE, 4).unwrap();
     drop(cpu);
     m.msync(p, s + PAGE, PAGE, MS_SYNC).unwrap();
-    assert_eq!(contents(&f)[PAGE as usize], 4);
+    assert_eq!(f.contents()[PAGE as usize], 4);
     check(&m, "msync");
     finish(&m);
 }
@@ -281,13 +277,13 @@ fn dirty_pages_are_written_back_at_munmap_exit_and_release() {
     write(&m, p, s, b"unmap");
     write(&m, p, s + PAGE, b"exit");
     m.munmap(p, s, PAGE).unwrap();
-    assert_eq!(&contents(&f)[..5], b"unmap", "written back at munmap");
-    assert_eq!(&contents(&f)[PAGE as usize..PAGE as usize + 4], &[0; 4]);
+    assert_eq!(&f.contents()[..5], b"unmap", "written back at munmap");
+    assert_eq!(&f.contents()[PAGE as usize..PAGE as usize + 4], &[0; 4]);
     // Still open and still mapped: the cache stays.
     assert!(m.page_cache_pages() >= 2);
     m.exit(p).unwrap();
     assert_eq!(
-        &contents(&f)[PAGE as usize..PAGE as usize + 4],
+        &f.contents()[PAGE as usize..PAGE as usize + 4],
         b"exit",
         "written back at exit"
     );
@@ -309,7 +305,7 @@ fn dirty_pages_are_written_back_at_munmap_exit_and_release() {
     m.exit(p).unwrap();
     assert_eq!(read(&m, c, s + 100, 11), b"after close");
     m.exit(c).unwrap();
-    assert_eq!(&contents(&f)[100..111], b"after close");
+    assert_eq!(&f.contents()[100..111], b"after close");
     finish(&m);
 }
 
@@ -349,7 +345,7 @@ fn shared_file_mappings_are_shared_across_fork_for_every_policy() {
         check(&m, "after writes");
         // msync in the parent writes the child's stores too.
         m.msync(p, s, 6 * PAGE, MS_SYNC).unwrap();
-        let file = contents(&f);
+        let file = f.contents();
         assert_eq!(&file[10..21], b"before fork", "{policy:?}");
         assert_eq!(&file[3 * PAGE as usize..3 * PAGE as usize + 5], b"child", "{policy:?}");
         assert_eq!(&file[5 * PAGE as usize..5 * PAGE as usize + 6], b"child2", "{policy:?}");
@@ -359,7 +355,7 @@ fn shared_file_mappings_are_shared_across_fork_for_every_policy() {
         m.exit(c).unwrap();
         m.exit(p).unwrap();
         m.close(fd).unwrap();
-        let file = contents(&f);
+        let file = f.contents();
         assert_eq!(&file[2 * PAGE as usize..2 * PAGE as usize + 4], b"late", "{policy:?}");
         // Private writes never reached it.
         assert_eq!(&file[10..21], b"before fork");
@@ -565,7 +561,7 @@ fn a_failed_write_back_is_reported_and_the_page_stays_dirty() {
     assert_eq!(m.msync(p, s, PAGE, MS_SYNC), Err(Errno::ENOSPC));
     f.set_fail_writes(false);
     m.msync(p, s, PAGE, MS_SYNC).unwrap();
-    assert_eq!(&contents(&f)[..4], b"data");
+    assert_eq!(&f.contents()[..4], b"data");
     // A failure at munmap (no caller to tell) is reported by the next msync of the file.
     write(&m, p, s, b"more");
     let t = m.mmap_fd(p, 0, PAGE, RW, MAP_SHARED, fd, 0).unwrap();
@@ -574,7 +570,7 @@ fn a_failed_write_back_is_reported_and_the_page_stays_dirty() {
     f.set_fail_writes(false);
     assert_eq!(m.msync(p, t, PAGE, MS_SYNC), Err(Errno::ENOSPC));
     assert_eq!(m.msync(p, t, PAGE, MS_SYNC), Ok(()));
-    assert_eq!(&contents(&f)[..4], b"more");
+    assert_eq!(&f.contents()[..4], b"more");
     check(&m, "write-back errors");
     finish(&m);
 }
@@ -616,7 +612,7 @@ fn private_file_mappings_copy_on_write_and_fork_for_every_policy() {
         m.exit(p).unwrap();
         m.exit(c).unwrap();
         finish(&m);
-        assert_eq!(contents(&f), data);
+        assert_eq!(f.contents(), data);
         assert_eq!(f.writes(), 0);
     }
 }
@@ -685,7 +681,7 @@ fn many_cpus_fault_one_shared_file_page_cache() {
     });
     check(&m, "after concurrent faults");
     m.msync(p, s, pages * PAGE, MS_SYNC).unwrap();
-    let file = contents(&f);
+    let file = f.contents();
     for i in 0..pages {
         for id in 0..4u64 {
             let off = (i * PAGE + 8 * id) as usize;
@@ -715,6 +711,6 @@ fn a_dirty_pte_in_a_shared_table_reaches_the_file_when_the_table_goes() {
     m.close(fd).unwrap();
     m.exit(p).unwrap();
     m.exit(c).unwrap();
-    assert_eq!(&contents(&f)[..17], b"dirty before fork");
+    assert_eq!(&f.contents()[..17], b"dirty before fork");
     finish(&m);
 }

@@ -34,17 +34,15 @@
 
 use crate::addr::Pfn;
 use crate::frame::FrameAllocator;
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicU64, AtomicUsize, CachePadded, Mutex, Ordering};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 /// `high` in units of `batch`.
 pub const HIGH_PER_BATCH: usize = 4;
 
-/// One CPU's list and counters, alone on a 128-byte line pair (adjacent-line
-/// prefetch pulls lines in pairs on x86, so 64 would still let two CPUs
-/// disturb each other).
-#[repr(align(128))]
+/// One CPU's list and counters; each is kept alone on its cache lines
+/// (`sync::CachePadded`).
 struct CpuPages {
     /// Free frames, hottest (most recently freed) last.
     list: Mutex<Vec<Pfn>>,
@@ -57,7 +55,7 @@ struct CpuPages {
 
 /// Per-CPU lists of free single frames over one zone.
 pub struct PerCpuPages {
-    cpus: Box<[CpuPages]>,
+    cpus: Box<[CachePadded<CpuPages>]>,
     batch: usize,
     high: usize,
 }
@@ -70,12 +68,14 @@ impl PerCpuPages {
         let high = batch.saturating_mul(HIGH_PER_BATCH);
         PerCpuPages {
             cpus: (0..cpus)
-                .map(|_| CpuPages {
-                    // Room for `high + 1` (the free that triggers a trim), so
-                    // the lists never reallocate while their lock is held.
-                    list: Mutex::new(Vec::with_capacity(high + 1)),
-                    count: AtomicUsize::new(0),
-                    zone_trips: AtomicU64::new(0),
+                .map(|_| {
+                    CachePadded(CpuPages {
+                        // Room for `high + 1` (the free that triggers a trim), so
+                        // the lists never reallocate while their lock is held.
+                        list: Mutex::new(Vec::with_capacity(high + 1)),
+                        count: AtomicUsize::new(0),
+                        zone_trips: AtomicU64::new(0),
+                    })
                 })
                 .collect(),
             batch,

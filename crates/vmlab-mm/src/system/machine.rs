@@ -310,7 +310,7 @@ impl Machine {
             if others != 0 {
                 self.wait_for_accesses(others);
             }
-            let c = self.counters.get(crate::mm::fault::NO_CPU);
+            let c = self.counters.get(cpu);
             MmCounters::bump(&c.shootdowns);
             c.shootdown_cpus.fetch_add(reached, Ordering::Relaxed);
         }

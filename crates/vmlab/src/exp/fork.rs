@@ -33,8 +33,8 @@
 //! the segment claim (seed 003) at P × S.
 
 use super::{
-    fmt_bytes, fmt_ns, host_mem_available, median_u64, ratio, Check, Claim, Column, Comparison, ExpError, Format,
-    Report, MIN_RUNS,
+    check_all_freed, fmt_bytes, fmt_ns, host_mem_available, median_u64, ratio, row_of, Check, Claim, Column,
+    Comparison, ExpError, Format, Report, MIN_RUNS,
 };
 use crate::mm::addr::PAGE_SIZE;
 use crate::mm::errno::Errno;
@@ -375,10 +375,7 @@ impl Measured {
             "ptes_copied": self.report.map(|r| r.ptes_copied),
             "pages_copied": self.report.map(|r| r.pages_copied),
         });
-        match v {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        }
+        row_of(v)
     }
 }
 
@@ -423,10 +420,7 @@ impl Segment {
             "later_process_touch_ns": self.later_touch_ns,
             "faults": self.faults,
         });
-        match v {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        }
+        row_of(v)
     }
 }
 
@@ -533,18 +527,7 @@ pub fn run(
             ));
             results.push(m);
         }
-        machine
-            .check()
-            .map_err(|e| ExpError::Runtime(format!("{}: invariant check failed: {e}", name.as_str())))?;
-        let st = machine.stats();
-        if st.frames_used != machine.reserved_frames() as u64 {
-            return Err(ExpError::Runtime(format!(
-                "{}: {} frames still in use after every process exited (expected {})",
-                name.as_str(),
-                st.frames_used,
-                machine.reserved_frames()
-            )));
-        }
+        check_all_freed(&machine, name.as_str(), "every process exited")?;
     }
     for &size in &params.sizes {
         progress(&format!(
@@ -584,19 +567,11 @@ pub fn run(
             fmt_ns(s.touch_ns as f64),
             fmt_ns(t.elapsed().as_nanos() as f64)
         ));
-        machine
-            .check()
-            .map_err(|e| ExpError::Runtime(format!("shared segment {}: invariant check failed: {e}", name.as_str())))?;
-        let st = machine.stats();
-        if st.frames_used != machine.reserved_frames() as u64 {
-            return Err(ExpError::Runtime(format!(
-                "shared segment {}: {} frames still in use after every process exited and the file was closed \
-                 (expected {})",
-                name.as_str(),
-                st.frames_used,
-                machine.reserved_frames()
-            )));
-        }
+        check_all_freed(
+            &machine,
+            &format!("shared segment {}", name.as_str()),
+            "every process exited and the file was closed",
+        )?;
         segments.push(s);
     }
 

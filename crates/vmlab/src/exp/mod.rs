@@ -47,6 +47,30 @@ pub enum ExpError {
     Runtime(String),
 }
 
+/// After an experiment's machine has ended every process: its invariants
+/// hold and only the frames it keeps for itself are in use. `what` names the
+/// design for the message, `after` what has ended ("every process exited").
+pub fn check_all_freed(m: &crate::mm::system::Machine, what: &str, after: &str) -> Result<(), ExpError> {
+    m.check()
+        .map_err(|e| ExpError::Runtime(format!("{what}: invariant check failed: {e}")))?;
+    let used = m.stats().frames_used;
+    if used != m.reserved_frames() as u64 {
+        return Err(ExpError::Runtime(format!(
+            "{what}: {used} frames still in use after {after} (expected {})",
+            m.reserved_frames()
+        )));
+    }
+    Ok(())
+}
+
+/// A `json!({...})` object literal as a row (a map).
+pub fn row_of(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
 /// The median of `xs` (the mean of the two middle values for an even count);
 /// `None` if `xs` is empty or holds a NaN.
 pub fn median(xs: &[f64]) -> Option<f64> {

@@ -27,7 +27,10 @@
 //! with CPUs under `pt_lock` and `pte_bit`, not under `mm_lock`: disjoint
 //! pattern, N threads over 1).
 
-use super::{median, median_u64, ratio, Check, Claim, Column, Comparison, ExpError, Format, Report, MIN_RUNS};
+use super::{
+    check_all_freed, median, median_u64, ratio, row_of, Check, Claim, Column, Comparison, ExpError, Format, Report,
+    MIN_RUNS,
+};
 use crate::mm::addr::PAGE_SIZE;
 use crate::mm::mm::uapi::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
 use crate::mm::mm::FaultLock;
@@ -118,10 +121,7 @@ impl Measured {
             "first_store_p50_ns": self.first_store_p50_ns,
             "first_store_p99_ns": self.first_store_p99_ns,
         });
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
+        row_of(v)
     }
 }
 
@@ -188,17 +188,7 @@ pub fn run(
                 rows.push(r);
             }
         }
-        m.check()
-            .map_err(|e| ExpError::Runtime(format!("{}: invariant check failed: {e}", policy.as_str())))?;
-        let st = m.stats();
-        if st.frames_used != m.reserved_frames() as u64 {
-            return Err(ExpError::Runtime(format!(
-                "{}: {} frames still in use after every process exited (expected {})",
-                policy.as_str(),
-                st.frames_used,
-                m.reserved_frames()
-            )));
-        }
+        check_all_freed(&m, policy.as_str(), "every process exited")?;
     }
     let claims = claims(&rows, params.threads);
     let host_cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
