@@ -299,7 +299,12 @@ fn oracle(cfg: &MachineConfig, cmd: &OracleCommand) -> Result<(), Failure> {
                 check_each_op: a.check_each_op,
                 strict_free: a.strict_free,
             };
-            let build = || vmlab::mm::system::Machine::new(cfg).map_err(|e| e.to_string());
+            // Each line's recording host decides what changes Linux's answers.
+            let build = |facts: &vmlab::host::HostFacts| {
+                let mut cfg = cfg.clone();
+                facts.apply(&mut cfg);
+                vmlab::mm::system::Machine::new(&cfg).map_err(|e| e.to_string())
+            };
             let mut so = std::io::stdout().lock();
             let sum = replay::replay(open()?, &build, opts, &mut so).map_err(bad)?;
             if sum.divergences > 0 {

@@ -276,6 +276,24 @@ fn differential_record_is_deterministic() {
     assert_eq!(one.lines().next(), a.lines().nth(5));
 }
 
+/// Every recorded line says which host facts shaped Linux's answers: the
+/// protection keys /proc/cpuinfo shows and the kernel release.
+#[test]
+fn differential_record_writes_host_facts() {
+    if !HOST {
+        eprintln!("skipped: recording needs Linux on x86-64");
+        return;
+    }
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
+    let pkeys = vmlab::host::cpuinfo_has_pkeys(&cpuinfo);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    for line in record(&["--seed", "3", "--sequences", "3", "--ops", "5"]).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["host"]["pkeys"], serde_json::Value::Bool(pkeys), "{line}");
+        assert_eq!(v["host"]["kernel"].as_str(), Some(kernel.trim()), "{line}");
+    }
+}
+
 #[test]
 fn differential_fnv_of_a_zero_page() {
     assert_eq!(fnv_hex(fnv1a64(&[0u8; 4096])), "b93a0c83ce3b6325");

@@ -109,6 +109,9 @@ pub enum FaultReason {
     NotMapped,
     /// A VMA covers it but forbids this access (`SEGV_ACCERR`).
     Protection,
+    /// The page's protection key forbids data access (`SEGV_PKUERR`): a
+    /// load or store to execute-only memory on a machine with protection keys.
+    ProtectionKey,
     /// No frame could be found to satisfy the fault (`VM_FAULT_OOM`; Linux would
     /// invoke the OOM killer).
     OutOfMemory,
@@ -137,6 +140,23 @@ impl Fault {
             signal: Signal::Segv,
             addr,
             reason,
+        }
+    }
+
+    /// The `si_code` Linux would deliver with the signal (`SEGV_MAPERR`,
+    /// `SEGV_ACCERR`, `SEGV_PKUERR`, `BUS_ADRERR`); `None` for a fault Linux
+    /// would not deliver as a signal to the process (out of memory: the OOM
+    /// killer; a kernel address is `SEGV_MAPERR`).
+    pub const fn si_code(&self) -> Option<i32> {
+        use crate::mm::uapi::{BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR};
+        match self.reason {
+            FaultReason::NotMapped | FaultReason::BadAddress => Some(SEGV_MAPERR),
+            FaultReason::Protection => Some(SEGV_ACCERR),
+            FaultReason::ProtectionKey => Some(SEGV_PKUERR),
+            FaultReason::BeyondEof => Some(BUS_ADRERR),
+            // Linux `VM_FAULT_SIGBUS` from a read error: `BUS_ADRERR` too.
+            FaultReason::IoError => Some(BUS_ADRERR),
+            FaultReason::OutOfMemory => None,
         }
     }
 }

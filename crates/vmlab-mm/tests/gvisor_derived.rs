@@ -761,7 +761,6 @@ fn gvisor_mmap_map_dev_zero_unaligned() {
 /// low 2 GiB, from 0x40000000 up).
 #[test]
 fn gvisor_mmap_map_32bit() {
-    const MAP_32BIT: u32 = 0x40;
     let m = machine();
     let p = m.spawn().unwrap();
     for _ in 0..2 {

@@ -1,5 +1,8 @@
 use vmlab_mm::errno::{Errno, FaultReason};
 use vmlab_mm::mm::uapi::*;
+use vmlab_mm::mm::Access;
+use vmlab_mm::pgtable::Pte;
+use vmlab_mm::sync::Ordering;
 use vmlab_mm::system::{ByteSize, Machine, MachineConfig};
 
 fn machine() -> Machine {
@@ -208,4 +211,117 @@ fn checker_reports_corruption() {
     assert!(m.check().unwrap_err().0.contains("rss"));
     p.mm.rss.sub(0, 1);
     m.check().unwrap();
+}
+
+fn pkeys_machine(pkeys: bool) -> Machine {
+    Machine::new(&MachineConfig {
+        ram: ByteSize(64 << 20),
+        pkeys,
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// With protection keys, execute-only memory refuses loads and stores with
+/// `ProtectionKey` (SEGV_PKUERR) even after an instruction fetch made its
+/// PTE present: the key is checked on every data access, so the TLB never
+/// serves one. mprotect to anything but exactly PROT_EXEC lifts it.
+#[test]
+fn execute_only_memory_with_protection_keys() {
+    for shared in [false, true] {
+        let m = pkeys_machine(true);
+        let pid = m.spawn().unwrap();
+        let kind = if shared { MAP_SHARED } else { MAP_PRIVATE };
+        let a = m
+            .mmap(pid, 0, 2 * 4096, PROT_READ | PROT_WRITE, kind | MAP_ANONYMOUS)
+            .unwrap();
+        m.write(pid, a, &[7u8; 8]).unwrap().unwrap();
+        m.mprotect(pid, a, 2 * 4096, PROT_EXEC).unwrap();
+        let mut cpu = m.cpu(0).unwrap();
+        cpu.switch_to(pid).unwrap();
+        // An instruction fetch works and fills the page table.
+        cpu.translate(a, Access::Exec).unwrap();
+        cpu.translate(a + 4096, Access::Exec).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                cpu.load_u64(a).unwrap_err().reason,
+                FaultReason::ProtectionKey,
+                "shared={shared}"
+            );
+            assert_eq!(cpu.store_u64(a, 1).unwrap_err().reason, FaultReason::ProtectionKey);
+            assert_eq!(cpu.load_u64(a + 4096).unwrap_err().reason, FaultReason::ProtectionKey);
+        }
+        m.check().unwrap();
+        m.mprotect(pid, a, 4096, PROT_READ | PROT_EXEC).unwrap();
+        assert_eq!(cpu.load_u64(a).unwrap(), 0x0707_0707_0707_0707);
+        assert_eq!(cpu.load_u64(a).unwrap(), 0x0707_0707_0707_0707, "now a TLB hit");
+        assert_eq!(cpu.load_u64(a + 4096).unwrap_err().reason, FaultReason::ProtectionKey);
+        // Back to execute-only: the cached readable translation is shot down.
+        m.mprotect(pid, a, 4096, PROT_EXEC).unwrap();
+        assert_eq!(cpu.load_u64(a).unwrap_err().reason, FaultReason::ProtectionKey);
+        let err = cpu.load_u64(a).unwrap_err();
+        assert_eq!(err.si_code(), Some(SEGV_PKUERR));
+        m.check().unwrap();
+        drop(cpu);
+        m.exit(pid).unwrap();
+        m.check().unwrap();
+    }
+    // Without protection keys the same page is readable (x86: exec implies read).
+    let m = pkeys_machine(false);
+    let pid = m.spawn().unwrap();
+    let a = m.mmap(pid, 0, 4096, PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS).unwrap();
+    let mut cpu = m.cpu(0).unwrap();
+    cpu.switch_to(pid).unwrap();
+    cpu.translate(a, Access::Exec).unwrap();
+    assert_eq!(cpu.load_u64(a).unwrap(), 0);
+    assert_eq!(cpu.store_u64(a, 1).unwrap_err().si_code(), Some(SEGV_ACCERR));
+}
+
+/// The checker reports a broken state instead of panicking: here an address
+/// space reaches another one's leaf table through a corrupted PD entry
+/// flagged as an object table above TASK_SIZE, so it "does not own" more
+/// frames than it maps (an underflow on `rss - not_owned` before).
+#[test]
+fn checker_reports_rss_underflow_instead_of_panicking() {
+    let m = machine();
+    let victim = m.spawn().unwrap();
+    let other = m.spawn().unwrap();
+    let a = m
+        .mmap(other, 0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        .unwrap();
+    m.write(other, a, &[1]).unwrap().unwrap();
+    m.check().unwrap();
+    let phys = m.phys();
+    let other_mm = m.process(other).unwrap();
+    let table = Pte(other_mm
+        .mm
+        .page_table()
+        .pd_entry(phys, a)
+        .unwrap()
+        .load(Ordering::Acquire))
+    .pfn();
+    let victim_p = m.process(victim).unwrap();
+    let hi = victim_p.mm.page_table().pd_entry_alloc(phys, 1 << 47).unwrap();
+    hi.store(Pte::new(table, Pte::TABLE_FLAGS | Pte::TABLE_OBJ).0, Ordering::Release);
+    let err = m.check().unwrap_err().to_string();
+    assert!(err.contains("does not own"), "{err}");
+    // Repair, so that exit tears down a sound machine.
+    hi.store(0, Ordering::Release);
+    m.check().unwrap();
+    m.exit(victim).unwrap();
+    m.exit(other).unwrap();
+    m.check().unwrap();
+}
+
+/// Every Linux constant vmlab understands is in `mm::uapi`.
+#[test]
+fn linux_constants_are_public_in_uapi() {
+    assert_eq!(
+        (MAP_DROPPABLE, MAP_32BIT, MAP_ABOVE4G, MAP_HUGE_2MB, MAP_HUGE_1GB),
+        (0x08, 0x40, 0x80, 21 << 26, 30 << 26)
+    );
+    assert_eq!((MADV_GUARD_INSTALL, MADV_GUARD_REMOVE), (102, 103));
+    assert_eq!(STACK_GUARD_GAP, 256 * PAGE_SIZE);
+    assert_eq!((SEGV_MAPERR, SEGV_ACCERR, SEGV_PKUERR, BUS_ADRERR), (1, 2, 4, 2));
+    assert_eq!((TASK_SIZE, MMAP_MIN_ADDR), ((1 << 47) - 4096, 65536));
 }

@@ -1,7 +1,8 @@
 //! The host behind the simulated machine: the `BackingFile` the mm core
 //! maps, implemented over `std::fs::File`; `OsHost`, the OS services its
-//! CPUs need when they run on several threads (membarrier, yield); and
-//! building a machine with both.
+//! CPUs need when they run on several threads (membarrier, yield);
+//! building a machine with both; and `HostFacts`, what of this host changes
+//! Linux's answers (so that tests judged by the host configure vmlab alike).
 //!
 //! What `open`, `close` and exit mean (see `vmlab_mm::mm::object`): an open
 //! file is a memory object with a page cache; a MAP_SHARED mapping of it
@@ -16,11 +17,13 @@ use crate::mm::errno::Errno;
 use crate::mm::mm::BackingFile;
 use crate::mm::sync::Relax;
 use crate::mm::system::{Host, Machine, MachineConfig, MachineError};
+use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 /// A host file as a `BackingFile`.
 pub struct HostFile {
@@ -116,6 +119,54 @@ pub fn build_machine(cfg: &MachineConfig) -> Result<Machine, HostError> {
     Ok(m)
 }
 
+/// Facts about the host that change Linux's answers to memory calls, as an
+/// oracle recording carries them (`"host": {"pkeys": .., "kernel": ..}`,
+/// /work/shared/ORACLE-FORMAT.md) and as host-judged tests configure the
+/// simulated machine from them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// The CPU has protection keys and the kernel enabled them (`pku` and
+    /// `ospke` in /proc/cpuinfo): exactly-PROT_EXEC memory is execute-only.
+    pub pkeys: bool,
+    /// The kernel release (`uname -r`), informative.
+    #[serde(default)]
+    pub kernel: String,
+}
+
+impl HostFacts {
+    /// This machine's facts, read once per process.
+    pub fn get() -> &'static HostFacts {
+        static FACTS: OnceLock<HostFacts> = OnceLock::new();
+        FACTS.get_or_init(|| HostFacts {
+            pkeys: std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|t| cpuinfo_has_pkeys(&t)),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// `config` with what these facts decide (`pkeys`).
+    pub fn apply(&self, config: &mut MachineConfig) {
+        config.pkeys = self.pkeys;
+    }
+}
+
+/// Whether a /proc/cpuinfo text shows protection keys in use: the first
+/// CPU's `flags` line has both `pku` (the CPU has them) and `ospke` (the
+/// kernel set CR4.PKE). A kernel built without them shows no `ospke`.
+pub fn cpuinfo_has_pkeys(cpuinfo: &str) -> bool {
+    cpuinfo
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == "flags").then_some(v)
+        })
+        .is_some_and(|flags| {
+            let has = |want: &str| flags.split_whitespace().any(|w| w == want);
+            has("pku") && has("ospke")
+        })
+}
+
 /// `membarrier(2)` commands (linux/membarrier.h; the libc crate has no constants).
 const MEMBARRIER_CMD_PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
 const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
@@ -126,7 +177,11 @@ const MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
 /// Where membarrier is missing (old kernels, valgrind) it falls back to a
 /// local fence and says so in `has_membarrier`.
 pub struct OsHost {
-    membarrier: bool,
+    /// A registered membarrier that has not failed yet; false for good after
+    /// the first failure (the barrier is then a local fence).
+    membarrier: AtomicBool,
+    /// The membarrier command `remote_barrier` issues (a test may make it fail).
+    command: libc::c_long,
 }
 
 impl OsHost {
@@ -136,12 +191,15 @@ impl OsHost {
         // SAFETY: membarrier takes two integer arguments and touches no
         // memory of ours; a kernel without it returns -1 (ENOSYS/EINVAL).
         let r = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) };
-        OsHost { membarrier: r == 0 }
+        OsHost {
+            membarrier: AtomicBool::new(r == 0),
+            command: MEMBARRIER_CMD_PRIVATE_EXPEDITED,
+        }
     }
 
-    /// Whether `remote_barrier` is a real membarrier.
+    /// Whether `remote_barrier` is a real membarrier (and none has failed).
     pub fn has_membarrier(&self) -> bool {
-        self.membarrier
+        self.membarrier.load(Ordering::Acquire)
     }
 }
 
@@ -152,25 +210,91 @@ impl Default for OsHost {
 }
 
 impl Host for OsHost {
-    fn remote_barrier(&self) {
-        if self.membarrier {
-            // SAFETY: as in `new`; the process is registered, so the
-            // command cannot fail with EPERM.
-            let r = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) };
+    fn remote_barrier(&self) -> bool {
+        if self.membarrier.load(Ordering::Acquire) {
+            // SAFETY: as in `new`: two integer arguments, no memory of ours.
+            let r = unsafe { libc::syscall(libc::SYS_membarrier, self.command, 0) };
             if r == 0 {
-                return;
+                return true;
             }
+            self.membarrier.store(false, Ordering::Release);
         }
         fence(Ordering::SeqCst);
+        false
     }
 
     fn remote_barrier_is_real(&self) -> bool {
-        self.membarrier
+        self.has_membarrier()
     }
 }
 
 impl Relax for OsHost {
     fn relax(&self) {
         std::thread::yield_now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkeys_need_both_cpu_and_kernel() {
+        let line = |f: &str| format!("processor\t: 0\nflags\t\t: fpu vme {f} sse\n\nprocessor\t: 1\n");
+        assert!(cpuinfo_has_pkeys(&line("pku ospke")));
+        assert!(cpuinfo_has_pkeys(&line("ospke avx pku")));
+        assert!(!cpuinfo_has_pkeys(&line("pku")), "a kernel that did not enable them");
+        assert!(!cpuinfo_has_pkeys(&line("ospke")));
+        assert!(!cpuinfo_has_pkeys(&line("pkuu ospkey")), "whole words only");
+        assert!(!cpuinfo_has_pkeys("processor\t: 0\n"));
+    }
+
+    /// A membarrier that fails at run time (here: a command the kernel
+    /// refuses with EINVAL, after a registration that succeeded or not)
+    /// turns the flag false, and a machine built on that host fences its
+    /// fills from then on. Host fact: none (an unknown command fails on
+    /// every kernel; without membarrier the flag starts false).
+    #[test]
+    fn failed_membarrier_clears_the_flag_everywhere() {
+        let mut host = OsHost::new();
+        host.command = 1 << 30;
+        let started_real = host.has_membarrier();
+        assert!(
+            !host.remote_barrier(),
+            "an unknown membarrier command must not count as a barrier"
+        );
+        assert!(!host.has_membarrier() && !host.remote_barrier_is_real());
+
+        let mut bad = OsHost::new();
+        bad.command = 1 << 30;
+        let cfg = MachineConfig {
+            cpus: 2,
+            ..Default::default()
+        };
+        let m = Machine::with_host(&cfg, Box::new(bad)).unwrap();
+        assert_eq!(m.host_barrier_is_real(), started_real);
+        let pid = m.spawn().unwrap();
+        let a = m
+            .mmap(
+                pid,
+                0,
+                4096,
+                crate::mm::mm::uapi::PROT_READ,
+                crate::mm::mm::uapi::MAP_PRIVATE | crate::mm::mm::uapi::MAP_ANONYMOUS,
+            )
+            .unwrap();
+        // Two CPUs in the address space, so munmap's shootdown calls the barrier.
+        let mut c0 = m.cpu(0).unwrap();
+        let mut c1 = m.cpu(1).unwrap();
+        c0.switch_to(pid).unwrap();
+        c1.switch_to(pid).unwrap();
+        assert_eq!(c0.load_u64(a).unwrap(), 0);
+        assert_eq!(c1.load_u64(a).unwrap(), 0);
+        m.munmap(pid, a, 4096).unwrap();
+        assert!(
+            !m.host_barrier_is_real(),
+            "the machine must stop trusting a barrier that failed"
+        );
+        assert!(c1.load_u64(a).is_err());
     }
 }

@@ -35,6 +35,7 @@ const RX: u32 = PROT_READ | PROT_EXEC;
 const RWX: u32 = PROT_READ | PROT_WRITE | PROT_EXEC;
 const PA: u32 = MAP_PRIVATE | MAP_ANONYMOUS;
 const FX: u32 = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+const DROP: u32 = MAP_DROPPABLE | MAP_ANONYMOUS | MAP_FIXED;
 
 fn pg(n: i64) -> A {
     A::Rel(n * P as i64)
@@ -179,8 +180,14 @@ impl Case {
 }
 
 /// The table. Every expectation is Linux's (mm/vma.c, mm/mmap.c,
-/// mm/mprotect.c, arch/x86/kernel/sys_x86_64.c), named in the comments.
-fn cases() -> Vec<Case> {
+/// mm/mprotect.c, arch/x86/kernel/sys_x86_64.c, arch/x86/mm/pkeys.c), named
+/// in the comments, for a host with protection keys (`pkeys`) or without.
+fn cases(pkeys: bool) -> Vec<Case> {
+    // With protection keys, exactly-PROT_EXEC memory gets the execute-only
+    // key (do_mmap; arch_override_mprotect_pkey) and loads and stores fault
+    // with SEGV_PKUERR before any other check (x86 access_error).
+    let exec_only_load = |v: u64| if pkeys { segv("PKUERR") } else { R::Val(v) };
+    let exec_only_store = || if pkeys { segv("PKUERR") } else { segv("ACCERR") };
     let mut all = vec![
         // do_vmi_munmap → vms_gather_munmap_vmas splits at both ends.
         case("munmap_middle_page_splits_vma_in_two")
@@ -555,9 +562,9 @@ fn cases() -> Vec<Case> {
             .is(R::Ok)
             .op(mp(0, 1, PROT_EXEC))
             .op(ld(0))
-            .is(R::Val(0xdef))
+            .is(exec_only_load(0xdef))
             .op(st(0, 1))
-            .is(segv("ACCERR"))
+            .is(exec_only_store())
             .op(mm(2, 1, PROT_NONE))
             .op(ld(2))
             .is(segv("ACCERR"))
@@ -568,6 +575,80 @@ fn cases() -> Vec<Case> {
             .is(segv("MAPERR"))
             .op(st(0, 1))
             .is(segv("MAPERR")),
+        // Execute-only memory and protection keys: the key is part of the
+        // VMA's flags, decided by the exact prot argument (PROT_EXEC|PROT_SEM
+        // is not execute-only), so it splits and merges VMAs whose maps
+        // lines look alike.
+        case("exec_only_memory_protection_keys")
+            .op(mm(0, 2, PROT_EXEC))
+            .op(ld(0))
+            .is(exec_only_load(0))
+            .op(st(1, 1))
+            .is(exec_only_store())
+            .op(mp(0, 2, RX))
+            .op(ld(1))
+            .is(R::Val(0))
+            .op(mp(0, 2, PROT_EXEC))
+            .op(ld(1))
+            .is(exec_only_load(0))
+            .op(mp(1, 1, PROT_EXEC | PROT_SEM))
+            .is(R::Ok)
+            .op(ld(1))
+            .is(R::Val(0))
+            .op(ld(0))
+            .is(exec_only_load(0))
+            .maps(if pkeys { "0-1:--xp 1-2:--xp" } else { "0-2:--xp" })
+            .op(mm(2, 1, PROT_EXEC))
+            .op(mp(1, 1, PROT_EXEC))
+            .maps("0-3:--xp")
+            .op(ld(2))
+            .is(exec_only_load(0)),
+        // MAP_DROPPABLE (Linux 6.11, do_mmap): a map type of its own for
+        // anonymous memory only (a file, or MAP_SHARED/MAP_PRIVATE beside
+        // it, is EINVAL; no MAP_ANONYMOUS is EBADF: no fd), never locked or
+        // a stack, MAP_HUGETLB refused by the hugetlbfs file's type check;
+        // it reserves nothing (a mapping larger than RAM is fine), and
+        // madvise cannot make it inherited or dumped again.
+        case("map_droppable")
+            .op(mmf(0, 2, RW, DROP))
+            .is(at(0))
+            .op(st(1, 3))
+            .op(ld(1))
+            .is(R::Val(3))
+            .op(mmf(2, 1, RW, DROP | MAP_SHARED))
+            .is(err(Errno::EINVAL))
+            .op(mmf(2, 1, RW, DROP | MAP_PRIVATE))
+            .is(err(Errno::EINVAL))
+            .op(mmf(2, 1, RW, DROP | MAP_LOCKED))
+            .is(err(Errno::EINVAL))
+            .op(mmf(2, 1, RW, DROP | MAP_GROWSDOWN))
+            .is(err(Errno::EINVAL))
+            .op(mmf(2, 1, RW, DROP | MAP_HUGETLB))
+            .is(err(Errno::EINVAL))
+            .op(mmf(2, 1, RW, MAP_ANONYMOUS | MAP_FIXED | MAP_HUGETLB))
+            .is(err(Errno::EINVAL))
+            .op(mmf(2, 1, RW, DROP & !MAP_ANONYMOUS))
+            .is(err(Errno::EBADF))
+            .op(mmf(2, 1, RW, DROP | MAP_NORESERVE | MAP_POPULATE | MAP_STACK))
+            .is(at(2))
+            // Merges only with its own kind.
+            .op(mmf(3, 1, RW, DROP))
+            .op(mm(4, 1, RW))
+            .maps("0-2:rw-p 2-3:rw-p 3-4:rw-p 4-5:rw-p")
+            .op(ma(0, 1, MADV_KEEPONFORK))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, MADV_DODUMP))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, MADV_WIPEONFORK))
+            .is(R::Ok)
+            .op(ma(0, 1, MADV_DONTDUMP))
+            .is(R::Ok)
+            .op(ma(1, 1, MADV_DONTNEED))
+            .is(R::Ok)
+            .op(ld(1))
+            .is(R::Val(0))
+            .op(mp(0, 1, R_))
+            .maps("0-1:r--p 1-2:rw-p 2-3:rw-p 3-4:rw-p 4-5:rw-p"),
         // Hints (arch_get_unmapped_area_topdown): a free hint is honoured
         // (rounded down to a page); a busy one is not.
         case("mmap_hints")
@@ -1614,6 +1695,18 @@ fn fork_cases() -> Vec<Case> {
             ]))
             .op(ld(0))
             .is(R::Val(5)),
+        // MAP_DROPPABLE (do_mmap, 6.11) implies VM_WIPEONFORK: the child
+        // reads zeros; the mapping keeps its own VMA (VM_DROPPABLE,
+        // VM_NORESERVE, VM_DONTDUMP differ from a plain private mapping).
+        case("fork_droppable_child_reads_zero")
+            .op(mmf(0, 1, RW, DROP))
+            .op(mm(1, 1, RW))
+            .op(st(0, 5))
+            .op(st(1, 6))
+            .op(fork(vec![ld(0), ld(1), Op::Maps]))
+            .is(child(vec![R::Val(0), R::Val(6), maps("0-1:rw-p 1-2:rw-p")]))
+            .op(ld(0))
+            .is(R::Val(5)),
         // The COW state moves with the pages: the child moves and writes,
         // the parent still sees its own bytes.
         case("fork_then_mremap_in_child_parent_unchanged")
@@ -1798,15 +1891,39 @@ fn fork_cases() -> Vec<Case> {
 
 /// Every case's prescribed results hold on vmlab, and vmlab's whole result
 /// list equals the host kernel's.
+///
+/// Host facts it depends on: protection keys (`vmlab::host::HostFacts`).
+/// The table is run for the host's setting, judged by the host, and for the
+/// other setting, judged by the table alone, so both are checked on every host.
 #[test]
 fn host_oracle_table() {
-    let cases = cases();
-    let ops: Vec<Vec<Op>> = cases.iter().map(|c| c.ops.clone()).collect();
-    let host = run_host(&ops);
-    if host.is_none() {
-        eprintln!("host oracle unavailable on this platform: checking vmlab against the table only");
-    }
+    let host_pkeys = vmlab::host::HostFacts::get().pkeys;
     let mut failures = Vec::new();
+    for pkeys in [host_pkeys, !host_pkeys] {
+        let cases = cases(pkeys);
+        let host = if pkeys == host_pkeys {
+            let ops: Vec<Vec<Op>> = cases.iter().map(|c| c.ops.clone()).collect();
+            let h = run_host(&ops);
+            if h.is_none() {
+                eprintln!("host oracle unavailable on this platform: checking vmlab against the table only");
+            }
+            h
+        } else {
+            None
+        };
+        table_against(&cases, pkeys, host.as_deref(), &mut failures);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Run every case on vmlab (with `pkeys` as given) and compare with the
+/// table and, if given, the host's results.
+fn table_against(cases: &[Case], pkeys: bool, host: Option<&[Vec<R>]>, failures: &mut Vec<String>) {
     for (i, c) in cases.iter().enumerate() {
         // A case that forks runs under every fork policy: same results.
         let policies: &[ForkName] = if oracle::forks(&c.ops) {
@@ -1817,26 +1934,20 @@ fn host_oracle_table() {
         for &policy in policies {
             let config = MachineConfig {
                 fork: policy,
-                ..oracle::vmlab_config()
+                ..oracle::vmlab_config_for(pkeys)
             };
             let ours = run_vmlab_with(&config, &c.ops);
-            let name = format!("{} [fork={}]", c.name, policy.as_str());
+            let name = format!("{} [fork={}, pkeys={pkeys}]", c.name, policy.as_str());
             compare_case(
                 &name,
                 c,
                 &ours,
-                host.as_ref().map(|h| &h[i][..]),
+                host.map(|h| &h[i][..]),
                 policy == policies[0],
-                &mut failures,
+                failures,
             );
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} mismatches:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
 }
 
 /// Compare vmlab's results `ours` for case `c` with what the table
@@ -2050,6 +2161,11 @@ fn commit_limit() {
     assert_eq!(m.mprotect(pid, a, big, RW), Err(Errno::ENOMEM));
     assert_eq!(m.maps(pid).unwrap()[0].perms_str(), "r--p");
     m.mmap(pid, 0, big, RW, PA | MAP_NORESERVE).unwrap();
+    // MAP_DROPPABLE implies VM_NORESERVE (do_mmap): nothing is charged,
+    // at mmap or when mprotect gives write back.
+    let d = m.mmap(pid, 0, big, RW, MAP_DROPPABLE | MAP_ANONYMOUS).unwrap();
+    m.mprotect(pid, d, big, R_).unwrap();
+    m.mprotect(pid, d, big, RW).unwrap();
     m.check().unwrap();
     m.exit(pid).unwrap();
     all_free(&m);

@@ -208,17 +208,21 @@ fn to_ops(ops: &[TOp]) -> Vec<Op> {
     out
 }
 
-/// The reference model: per page, its protection if mapped; contents by word.
+/// The reference model: per page, its protection if mapped; contents by
+/// word; whether the host has protection keys (then PROT_EXEC-only pages,
+/// as the generator makes them, are execute-only).
 struct Model {
     pages: [Option<u32>; PAGES as usize],
     data: HashMap<(u8, u8), u64>,
+    pkeys: bool,
 }
 
 impl Model {
-    fn new() -> Model {
+    fn new(pkeys: bool) -> Model {
         Model {
             pages: [None; PAGES as usize],
             data: HashMap::new(),
+            pkeys,
         }
     }
 
@@ -278,6 +282,7 @@ impl Model {
             }
             TOp::Store { pg, word, val } => match self.pages[pg as usize] {
                 None => R::Segv("MAPERR".into()),
+                Some(PROT_EXEC) if self.pkeys => R::Segv("PKUERR".into()),
                 Some(p) if p & PROT_WRITE == 0 => R::Segv("ACCERR".into()),
                 Some(_) => {
                     self.data.insert((pg, word), val);
@@ -287,6 +292,7 @@ impl Model {
             // x86: any of R/W/X allows a load.
             TOp::Load { pg, word } => match self.pages[pg as usize] {
                 None => R::Segv("MAPERR".into()),
+                Some(PROT_EXEC) if self.pkeys => R::Segv("PKUERR".into()),
                 Some(PROT_NONE) => R::Segv("ACCERR".into()),
                 Some(_) => R::Val(self.data.get(&(pg, word)).copied().unwrap_or(0)),
             },
@@ -379,7 +385,8 @@ fn page_perms(lines: &[(i64, i64, String)]) -> Result<Vec<Option<String>>, Strin
 fn run(ops: &[TOp]) -> Result<(), TestCaseError> {
     let sys = to_ops(ops);
     let ours = run_vmlab(&sys);
-    let mut model = Model::new();
+    // The host judges vmlab below, so both model its protection keys.
+    let mut model = Model::new(vmlab::host::HostFacts::get().pkeys);
     for (i, op) in ops.iter().enumerate() {
         let want = model.apply(op);
         prop_assert_eq!(&ours[2 * i], &want, "op {} {:?}: vmlab vs model", i, op);

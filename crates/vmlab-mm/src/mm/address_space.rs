@@ -36,6 +36,9 @@ pub struct AddressSpaceParams {
     pub commit_limit_pages: u64,
     /// CPUs of the machine (slots of the per-CPU counters).
     pub cpus: usize,
+    /// The CPU has protection keys and the kernel uses them (x86 `pku` and
+    /// `ospke`): exactly-`PROT_EXEC` memory is execute-only.
+    pub pkeys: bool,
 }
 
 /// State protected by the map lock. Linux: the fields of `mm_struct` under `mmap_lock`.
@@ -69,9 +72,23 @@ pub struct AddressSpace {
     /// counted per CPU so that threads faulting at once do not share a line.
     /// Linux: `MM_ANONPAGES` + `MM_FILEPAGES` + `MM_SHMEMPAGES` (`percpu_counter`).
     pub rss: PerCpuCounter,
+    /// Protection keys are in use (`AddressSpaceParams::pkeys`); fixed at creation.
+    pub pkeys: bool,
 }
 
 impl AddressSpace {
+    /// The `VmFlags::PKEY_EXEC_ONLY` bit a mapping with protection `prot`
+    /// (the caller's bits, before masking) gets: Linux gives exactly
+    /// `PROT_EXEC` the execute-only key (`do_mmap`,
+    /// `arch_override_mprotect_pkey`) and any other protection key 0.
+    pub fn pkey_flag_for(&self, prot: u32) -> u32 {
+        if self.pkeys && prot == crate::mm::uapi::PROT_EXEC {
+            VmFlags::PKEY_EXEC_ONLY
+        } else {
+            0
+        }
+    }
+
     /// An empty address space.
     pub fn new(phys: &PhysMem, id: u64, p: AddressSpaceParams) -> Result<AddressSpace, NoFrame> {
         Ok(AddressSpace {
@@ -92,6 +109,7 @@ impl AddressSpace {
             cpu_mask: AtomicU64::new(0),
             page_table_lock: Mutex::new(()),
             rss: PerCpuCounter::new(p.cpus),
+            pkeys: p.pkeys,
         })
     }
 
@@ -296,16 +314,26 @@ impl AddressSpace {
         self.pt.prune(phys, start, end);
     }
 
-    /// Rewrite the PTEs of `[start, end)` for protection `prot`.
-    /// Linux: `change_protection` / `change_pte_range`.
-    pub fn change_protection(&self, phys: &PhysMem, start: u64, end: u64, prot: Prot, flush: &mut PendingFlush) {
+    /// Rewrite the PTEs of `[start, end)` for protection `prot` and the
+    /// protection key that `flags` names. Linux: `change_protection` /
+    /// `change_pte_range`.
+    pub fn change_protection(
+        &self,
+        phys: &PhysMem,
+        (start, end): (u64, u64),
+        prot: Prot,
+        flags: VmFlags,
+        flush: &mut PendingFlush,
+    ) {
+        let pkey = leaf_pkey_bits(flags);
         self.pt.for_each_leaf(phys, start, end, |va, e| {
             let changed = e.fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
                 let old = Pte(cur);
                 if !old.maps_frame() {
                     return None;
                 }
-                let mut new = old.without(Pte::WRITE | Pte::PRESENT | Pte::PROTNONE | Pte::NX);
+                let mut new = old.without(Pte::WRITE | Pte::PRESENT | Pte::PROTNONE | Pte::NX | Pte::PKEY_MASK);
+                new = new.with(pkey);
                 if !prot.accessible() {
                     new = new.with(Pte::PROTNONE);
                 } else {
@@ -338,6 +366,15 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         Ok(end)
+    }
+}
+
+/// The protection-key bits of a leaf PTE in a VMA with `flags`.
+pub(crate) fn leaf_pkey_bits(flags: VmFlags) -> u64 {
+    if flags.has(VmFlags::PKEY_EXEC_ONLY) {
+        Pte::EXEC_ONLY_PKEY << Pte::PKEY_SHIFT
+    } else {
+        0
     }
 }
 

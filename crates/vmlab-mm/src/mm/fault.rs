@@ -7,7 +7,7 @@
 //! compare-and-swap, so two CPUs faulting on one page both see one frame.
 //! Linux: `handle_mm_fault`, `do_anonymous_page`, `do_wp_page`.
 
-use super::address_space::{AddressSpace, MapState};
+use super::address_space::{leaf_pkey_bits, AddressSpace, MapState};
 use super::fault_lock::{abandon_pte, claim_pte, publish_pte, FaultLock};
 use super::object;
 use super::shared_pt::PD_SPAN;
@@ -104,6 +104,11 @@ fn handle_fault_inner(
         Some(v) if v.start <= addr => v,
         _ => return Err(Fault::segv(addr, FaultReason::NotMapped)),
     };
+    // x86 `access_error`: a protection-key violation comes first (a store
+    // to execute-only memory is a key fault, not a write fault).
+    if access != Access::Exec && vma.flags.has(VmFlags::PKEY_EXEC_ONLY) {
+        return Err(Fault::segv(addr, FaultReason::ProtectionKey));
+    }
     // Linux `access_error`: any permission lets a read through on x86.
     let allowed = match access {
         Access::Read => vma.prot.accessible(),
@@ -246,7 +251,7 @@ fn handle_fault_inner(
 
 /// PTE permission bits for a page of `vma` (before COW state is considered).
 fn leaf_flags(vma: &Vma) -> u64 {
-    let mut f = Pte::PRESENT | Pte::USER;
+    let mut f = Pte::PRESENT | Pte::USER | leaf_pkey_bits(vma.flags);
     if vma.prot.write() {
         f |= Pte::WRITE;
     }

@@ -53,10 +53,6 @@ use crate::errno::{Errno, FaultReason, SysResult};
 use crate::phys::PhysMem;
 use crate::tlb::PendingFlush;
 
-/// Guard-page advice (Linux 6.13+, `include/uapi/asm-generic/mman-common.h`).
-pub const MADV_GUARD_INSTALL: u32 = 102;
-pub const MADV_GUARD_REMOVE: u32 = 103;
-
 /// Whether the kernel vmlab follows knows `advice` (`madvise_behavior_valid`).
 fn advice_valid(advice: u32) -> bool {
     matches!(
@@ -209,6 +205,9 @@ impl AddressSpace {
                 }
                 new |= VmFlags::WIPEONFORK;
             }
+            // A droppable VMA stays wiped on fork and out of dumps
+            // (`madvise_vma_behavior`, Linux 6.11).
+            MADV_KEEPONFORK | MADV_DODUMP if flags.has(VmFlags::DROPPABLE) => return Err(Errno::EINVAL),
             MADV_KEEPONFORK => new &= !VmFlags::WIPEONFORK,
             MADV_DONTDUMP => new |= VmFlags::DONTDUMP,
             MADV_DODUMP => new &= !VmFlags::DONTDUMP,

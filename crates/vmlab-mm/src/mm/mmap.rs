@@ -34,9 +34,6 @@ const LEGACY_MAP_MASK: u32 = MAP_SHARED
     | MAP_ABOVE4G
     | MAP_HUGE_2MB
     | MAP_HUGE_1GB;
-const MAP_ABOVE4G: u32 = 0x80;
-const MAP_HUGE_2MB: u32 = 21 << 26;
-const MAP_HUGE_1GB: u32 = 30 << 26;
 
 /// Largest file size (`MAX_LFS_FILESIZE` on 64-bit): a file mapping may not
 /// reach past it (`file_mmap_ok`).
@@ -71,14 +68,9 @@ impl MmapRequest<'_> {
     }
 }
 
-/// x86 `MAP_32BIT`: place the mapping in the low 2 GiB (ignored with MAP_FIXED).
-pub const MAP_32BIT: u32 = 0x40;
 /// The range `MAP_32BIT` placement searches, bottom-up (x86 `find_start_end`,
 /// without randomisation).
 const MAP_32BIT_RANGE: (u64, u64) = (0x4000_0000, 0x8000_0000);
-
-/// Guard gap Linux keeps below a MAP_GROWSDOWN VMA (`stack_guard_gap`, 256 pages).
-pub const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
 
 impl AddressSpace {
     /// `mmap`: anonymous memory (private, or shared in a new shared
@@ -108,8 +100,13 @@ impl AddressSpace {
                 return Err(Errno::EBADF);
             }
             if flags & MAP_HUGETLB != 0 {
-                // No hugetlbfs pool is configured (Linux: ENOMEM from hugetlb_file_setup).
-                return Err(Errno::ENOMEM);
+                // Linux backs the mapping with a hugetlbfs file, whose map
+                // type check (`do_mmap`'s file switch) comes before the
+                // reservation, which fails: no hugetlbfs pool is configured.
+                return Err(match flags & MAP_TYPE {
+                    MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE => Errno::ENOMEM,
+                    _ => Errno::EINVAL,
+                });
             }
         }
         let map_type = flags & MAP_TYPE;
@@ -154,6 +151,7 @@ impl AddressSpace {
         if flags & MAP_LOCKED != 0 {
             vm_flags |= VmFlags::LOCKED;
         }
+        vm_flags |= self.pkey_flag_for(prot);
         if flags & MAP_STACK != 0 {
             // Linux `calc_vm_flag_bits` (with THP): a stack gets no huge pages.
             vm_flags |= VmFlags::NOHUGEPAGE;
@@ -199,6 +197,16 @@ impl AddressSpace {
                     vm_flags |= VmFlags::SHARED | VmFlags::MAYSHARE;
                     shared_anon = true;
                     vma_pgoff = 0;
+                }
+                MAP_DROPPABLE => {
+                    // Linux `do_mmap` (6.11): a locked or stack area cannot
+                    // be droppable. Its pages may vanish at any time, so it
+                    // reserves nothing and is wiped on fork and not dumped.
+                    if flags & MAP_LOCKED != 0 || vm_flags & VmFlags::GROWSDOWN != 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                    vm_flags |= VmFlags::DROPPABLE | VmFlags::NORESERVE | VmFlags::WIPEONFORK | VmFlags::DONTDUMP;
+                    vma_pgoff = start >> PAGE_SHIFT;
                 }
                 // Set pgoff from the address, for the anonymous identity.
                 MAP_PRIVATE => vma_pgoff = start >> PAGE_SHIFT,

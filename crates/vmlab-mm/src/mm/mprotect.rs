@@ -34,6 +34,7 @@ impl AddressSpace {
             return Err(Errno::EINVAL);
         }
         let new_prot = Prot::from_bits(prot);
+        let new_pkey = self.pkey_flag_for(prot);
         let mut st = self.map.write();
         // The first VMA that intersects the range.
         let first = match st.vmas.find(addr) {
@@ -75,13 +76,14 @@ impl AddressSpace {
             // VM_ACCOUNT (unless accounted already, or never accountable);
             // losing write drops VM_ACCOUNT only from anonymous memory that
             // has no pages yet (no anon_vma).
-            if new_prot == v.prot {
+            if new_prot == v.prot && v.flags.0 & VmFlags::PKEY_EXEC_ONLY == new_pkey {
                 // Linux `mprotect_fixup` returns before touching VM_ACCOUNT
-                // when the protection does not change: no split, no merge.
+                // when the flags (protection and key) do not change: no
+                // split, no merge.
                 at = v.end;
                 continue;
             }
-            let mut flags = v.flags;
+            let mut flags = VmFlags((v.flags.0 & !VmFlags::PKEY_EXEC_ONLY) | new_pkey);
             let mut charge = 0;
             if new_prot.write() {
                 let exempt = VmFlags::ACCOUNT | VmFlags::SHARED | VmFlags::NORESERVE;
@@ -124,7 +126,7 @@ impl AddressSpace {
             let Some(v) = st.vmas.find_mut(at) else { break };
             v.prot = new_prot;
             v.flags = flags;
-            self.change_protection(phys, at, piece_end, new_prot, flush);
+            self.change_protection(phys, (at, piece_end), new_prot, flags, flush);
             Self::merge_range_locked(&mut st, at, piece_end);
             at = st.vmas.find(at).map_or(piece_end, |v| v.end);
         }

@@ -249,7 +249,13 @@ impl AddressSpace {
         if cur.present() {
             return Ok(cur.0 & Pte::TABLE_OBJ != 0);
         }
-        let key = object_key(block, vma.prot.0);
+        // The key's high bit: execute-only (its entries carry the key).
+        let exec_only = if vma.flags.has(VmFlags::PKEY_EXEC_ONLY) {
+            0x80
+        } else {
+            0
+        };
+        let key = object_key(block, vma.prot.0 | exec_only);
         let mut flags = Pte::TABLE_FLAGS | Pte::TABLE_OBJ;
         if !vma.prot.write() {
             flags &= !Pte::WRITE;

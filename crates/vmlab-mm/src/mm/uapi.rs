@@ -1,5 +1,10 @@
 //! Linux's user-visible constants for the memory syscalls (x86-64 values,
-//! `include/uapi/asm-generic/mman-common.h`, `mman.h`).
+//! `include/uapi/asm-generic/mman-common.h`, `arch/x86/include/uapi/asm/mman.h`,
+//! `include/uapi/linux/mman.h`, `siginfo.h`), and the defaults of the
+//! tunables vmlab models. Every Linux constant vmlab understands is reachable
+//! from here; the other modules import it from here, none defines its own.
+
+pub use crate::addr::{MMAP_MIN_ADDR, PAGE_SIZE, TASK_SIZE};
 
 pub const PROT_NONE: u32 = 0x0;
 pub const PROT_READ: u32 = 0x1;
@@ -13,8 +18,15 @@ pub const MAP_SHARED: u32 = 0x01;
 pub const MAP_PRIVATE: u32 = 0x02;
 pub const MAP_SHARED_VALIDATE: u32 = 0x03;
 pub const MAP_TYPE: u32 = 0x0f;
+/// Pages are dropped, never swapped, under memory pressure (Linux 6.11;
+/// private anonymous memory only).
+pub const MAP_DROPPABLE: u32 = 0x08;
 pub const MAP_FIXED: u32 = 0x10;
 pub const MAP_ANONYMOUS: u32 = 0x20;
+/// x86: place the mapping in the low 2 GiB (ignored with MAP_FIXED).
+pub const MAP_32BIT: u32 = 0x40;
+/// x86: place the mapping above 4 GiB.
+pub const MAP_ABOVE4G: u32 = 0x80;
 pub const MAP_GROWSDOWN: u32 = 0x0100;
 pub const MAP_DENYWRITE: u32 = 0x0800;
 pub const MAP_EXECUTABLE: u32 = 0x1000;
@@ -27,6 +39,15 @@ pub const MAP_HUGETLB: u32 = 0x4_0000;
 pub const MAP_SYNC: u32 = 0x8_0000;
 pub const MAP_FIXED_NOREPLACE: u32 = 0x10_0000;
 pub const MAP_UNINITIALIZED: u32 = 0x400_0000;
+/// MAP_HUGETLB page-size encodings: log2 of the size in bits 26-31.
+pub const MAP_HUGE_SHIFT: u32 = 26;
+pub const MAP_HUGE_2MB: u32 = 21 << MAP_HUGE_SHIFT;
+pub const MAP_HUGE_1GB: u32 = 30 << MAP_HUGE_SHIFT;
+
+/// Linux's default `stack_guard_gap` (256 pages): no mapping may come this
+/// close below a MAP_GROWSDOWN VMA, and a stack does not grow to within it
+/// of the mapping below.
+pub const STACK_GUARD_GAP: u64 = 256 * PAGE_SIZE;
 
 /// Default `vm.max_map_count`.
 pub const DEFAULT_MAX_MAP_COUNT: usize = 65530;
@@ -64,3 +85,15 @@ pub const MADV_DONTNEED_LOCKED: u32 = 24;
 pub const MADV_COLLAPSE: u32 = 25;
 pub const MADV_HWPOISON: u32 = 100;
 pub const MADV_SOFT_OFFLINE: u32 = 101;
+/// Guard-page advice (Linux 6.13).
+pub const MADV_GUARD_INSTALL: u32 = 102;
+pub const MADV_GUARD_REMOVE: u32 = 103;
+
+/// `si_code` of a SIGSEGV (`include/uapi/asm-generic/siginfo.h`): no mapping.
+pub const SEGV_MAPERR: i32 = 1;
+/// `si_code`: a mapping forbids the access.
+pub const SEGV_ACCERR: i32 = 2;
+/// `si_code`: a protection key forbids the access.
+pub const SEGV_PKUERR: i32 = 4;
+/// `si_code` of a SIGBUS: the page is outside its object (`BUS_ADRERR`).
+pub const BUS_ADRERR: i32 = 2;

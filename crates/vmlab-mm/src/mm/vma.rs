@@ -84,6 +84,17 @@ impl VmFlags {
     /// KSM may merge these pages (`VM_MERGEABLE`, MADV_MERGEABLE on a
     /// private mapping). vmlab has no KSM; the flag decides merging.
     pub const MERGEABLE: u32 = 1 << 13;
+    /// The VMA's protection key is the execute-only key (Linux: the
+    /// `VM_PKEY_BIT*` bits holding `execute_only_pkey`): set by mmap and
+    /// mprotect for exactly `PROT_EXEC` on a machine with protection keys
+    /// (`arch_override_mprotect_pkey`), so loads and stores fault with
+    /// `SEGV_PKUERR`. Part of the flags, so it decides merging as in Linux.
+    pub const PKEY_EXEC_ONLY: u32 = 1 << 14;
+    /// Pages may be dropped instead of swapped under memory pressure
+    /// (`VM_DROPPABLE`, MAP_DROPPABLE, Linux 6.11; private anonymous memory
+    /// only, always with `NORESERVE`, `WIPEONFORK` and `DONTDUMP`, which
+    /// madvise cannot clear). Reclaim frees its pages rather than swap them.
+    pub const DROPPABLE: u32 = 1 << 15;
 
     #[inline]
     pub fn has(self, bit: u32) -> bool {

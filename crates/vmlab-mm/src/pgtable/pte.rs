@@ -36,6 +36,15 @@ impl Pte {
     /// is clear in the PD entry, so no store goes through it, and any fault
     /// in its range first gives the faulting address space its own copy.
     pub const TABLE_COW: u64 = 1 << 11;
+    /// Bits 59-62 of a leaf entry: the page's protection key (x86 PKU),
+    /// looked up in the CPU's PKRU on every data access, TLB hit or not.
+    /// vmlab's PKRU is fixed: key 0 allows everything, `EXEC_ONLY_PKEY`
+    /// denies data access (Linux's `execute_only_pkey`, the only key it
+    /// assigns without `pkey_mprotect`).
+    pub const PKEY_SHIFT: u32 = 59;
+    pub const PKEY_MASK: u64 = 0xf << Self::PKEY_SHIFT;
+    /// The key of execute-only memory (Linux allocates key 1 for it first).
+    pub const EXEC_ONLY_PKEY: u64 = 1;
     pub const NX: u64 = 1 << 63;
     /// Physical address bits 12..51.
     pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
@@ -82,6 +91,18 @@ impl Pte {
     pub const fn locked(self) -> bool {
         self.0 & Self::LOCK != 0
     }
+    #[inline]
+    pub const fn pkey(self) -> u64 {
+        (self.0 & Self::PKEY_MASK) >> Self::PKEY_SHIFT
+    }
+
+    /// Whether the entry's protection key denies loads and stores (the
+    /// fixed PKRU above); instruction fetches are not checked against it.
+    #[inline]
+    pub const fn pkey_denies_data(self) -> bool {
+        self.pkey() == Self::EXEC_ONLY_PKEY
+    }
+
     #[inline]
     pub const fn pfn(self) -> Pfn {
         Pfn(((self.0 & Self::ADDR_MASK) >> 12) as usize)

@@ -16,7 +16,8 @@
 //!    it (a PTE in a shared table counts once), and its `refcount` equals its `mapcount` (no other holders exist
 //!    yet; a page-cache frame has one more, see 6); every anonymous frame is mapped at least once (no leak).
 //! 5. VMAs are page aligned, non-empty, sorted and disjoint; every leaf PTE
-//!    lies inside a VMA and grants no more than the VMA allows; an address
+//!    lies inside a VMA and grants no more than the VMA allows, with the
+//!    protection key the VMA's flags name (execute-only or none); an address
 //!    space's `rss` equals the frames it reaches, counting a fork-shared
 //!    table's frames only in its owner's and an object table's in no one's
 //!    (see `mm/shared_pt.rs`).
@@ -190,6 +191,15 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
                 bad = Some(format!("pid {}: PTE at {va:#x} left locked", p.pid));
                 return;
             }
+            if pte.maps_frame() && pte.0 & Pte::PKEY_MASK != crate::mm::address_space::leaf_pkey_bits(v.flags) {
+                bad = Some(format!(
+                    "pid {}: PTE at {va:#x} has protection key {} but its VMA flags {:?}",
+                    p.pid,
+                    pte.pkey(),
+                    v.flags
+                ));
+                return;
+            }
             if pte.writable() && !v.prot.write() {
                 bad = Some(format!(
                     "pid {}: writable PTE at {va:#x} in a VMA without PROT_WRITE",
@@ -228,7 +238,14 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
             return Err(InvariantError(b));
         }
         let counted = p.mm.rss.get();
-        let rss = rss - not_owned;
+        // A broken state can reach more frames through tables it does not
+        // own than through its own walk: report it, never underflow.
+        let Some(rss) = rss.checked_sub(not_owned) else {
+            return Err(InvariantError(format!(
+                "pid {}: {not_owned} frames in page tables it does not own, but only {rss} frames mapped below TASK_SIZE",
+                p.pid
+            )));
+        };
         ensure!(counted == rss, "pid {}: rss {counted} but {rss} frames mapped", p.pid);
     }
     for (i, _) in listed.iter().enumerate().filter(|(_, &l)| l) {

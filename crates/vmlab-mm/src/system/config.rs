@@ -112,6 +112,11 @@ pub struct MachineConfig {
     /// Frames each CPU's list of free single frames takes from or gives back
     /// to the zone at a time (`frame/pcp.rs`); 0 disables the lists.
     pub pcp_batch: usize,
+    /// The CPU has protection keys and the kernel uses them (x86 `pku` and
+    /// `ospke` in /proc/cpuinfo): Linux then makes exactly-`PROT_EXEC`
+    /// memory execute-only, and a load or store there is SIGSEGV with
+    /// `SEGV_PKUERR`.
+    pub pkeys: bool,
     /// Host files opened at machine start, as file descriptors 3, 4, ... in
     /// order (the host crate opens them; the mm core sees only `BackingFile`s).
     pub files: Vec<String>,
@@ -129,6 +134,7 @@ impl Default for MachineConfig {
             fork: ForkName::Cow,
             fault_lock: FaultLockName::PtLock,
             pcp_batch: 32,
+            pkeys: false,
             files: Vec::new(),
         }
     }

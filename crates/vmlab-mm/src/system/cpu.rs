@@ -276,20 +276,25 @@ impl<'m> Cpu<'m> {
         }
         loop {
             let gen = self.tlb.generation();
-            let (pfn, writable) = self.walk_or_fault(addr, kind)?;
+            let (pfn, writable, cacheable) = self.walk_or_fault(addr, kind)?;
+            if !cacheable {
+                return Ok((pfn, gen));
+            }
             // A shootdown that raced with the walk: walk again (see `Tlb::fill_checked`).
             if self
                 .tlb
-                .fill_checked(vpn(addr), pfn, writable, gen, !self.m.host_barrier_is_real)
+                .fill_checked(vpn(addr), pfn, writable, gen, !self.m.host_barrier_is_real())
             {
                 return Ok((pfn, gen));
             }
         }
     }
 
-    /// The frame `addr` is in for an access of `kind`, and whether the TLB
-    /// may cache it writable.
-    fn walk_or_fault(&mut self, addr: u64, kind: Access) -> Result<(Pfn, bool), Fault> {
+    /// The frame `addr` is in for an access of `kind`, whether the TLB may
+    /// cache it writable, and whether it may cache it at all: the TLB serves
+    /// loads and stores without a key check, so an execute-only page (found
+    /// by an instruction fetch) is never cached.
+    fn walk_or_fault(&mut self, addr: u64, kind: Access) -> Result<(Pfn, bool, bool), Fault> {
         let Some(p) = self.proc.as_ref() else {
             return Err(Fault::segv(addr, FaultReason::BadAddress));
         };
@@ -311,7 +316,10 @@ impl<'m> Cpu<'m> {
                 let pte = Pte(leaf.load(Ordering::Acquire));
                 let ok = pte.present()
                     && (kind != Access::Write || (pte.writable() && upper_writable))
-                    && (kind != Access::Exec || pte.0 & Pte::NX == 0);
+                    && (kind != Access::Exec || pte.0 & Pte::NX == 0)
+                    // The key is checked on every data access (PKRU); a
+                    // denied one is a fault, never a TLB fill.
+                    && (kind == Access::Exec || !pte.pkey_denies_data());
                 if !ok {
                     return None;
                 }
@@ -342,7 +350,11 @@ impl<'m> Cpu<'m> {
         };
         // Cache writable only once dirty, so the first store through a clean
         // entry comes back here to set the dirty bit.
-        Ok((pte.pfn(), pte.writable() && pte.dirty() && upper_writable))
+        Ok((
+            pte.pfn(),
+            pte.writable() && pte.dirty() && upper_writable,
+            !pte.pkey_denies_data(),
+        ))
     }
 }
 

@@ -19,11 +19,14 @@ use crate::sync::Relax;
 pub trait Host: Relax + Send + Sync {
     /// A full memory barrier on every thread of this process: after it
     /// returns, every store another thread made before it is visible here
-    /// (Linux `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`).
-    fn remote_barrier(&self);
+    /// (Linux `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`). Returns
+    /// whether it did; `false` means it was only a local fence (the OS
+    /// refused the call), and from then on `remote_barrier_is_real` is false.
+    fn remote_barrier(&self) -> bool;
 
     /// Whether `remote_barrier` really orders the other threads' stores (a
-    /// membarrier), rather than being a local fence only.
+    /// membarrier), rather than being a local fence only. It follows the
+    /// real state: once a barrier has failed, it stays false.
     fn remote_barrier_is_real(&self) -> bool;
 }
 
@@ -34,8 +37,9 @@ pub trait Host: Relax + Send + Sync {
 pub struct SpinHost;
 
 impl Host for SpinHost {
-    fn remote_barrier(&self) {
+    fn remote_barrier(&self) -> bool {
         crate::sync::fence(crate::sync::Ordering::SeqCst);
+        false
     }
     fn remote_barrier_is_real(&self) -> bool {
         false

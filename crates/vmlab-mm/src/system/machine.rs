@@ -95,8 +95,10 @@ pub struct Machine {
     /// OS services for the shootdown handshake.
     host: Box<dyn Host>,
     /// Whether `host.remote_barrier` orders other threads' stores (so a TLB
-    /// fill needs no fence of its own; see `Tlb::fill_checked`).
-    pub(crate) host_barrier_is_real: bool,
+    /// fill needs no fence of its own; see `Tlb::fill_checked`). Starts as
+    /// the host says and turns false, for good, at the first barrier that
+    /// fails, so fills fence again from then on.
+    host_barrier_is_real: AtomicBool,
     /// TLB hits and misses published by CPU handles.
     pub(crate) tlb_hits: AtomicU64,
     pub(crate) tlb_misses: AtomicU64,
@@ -135,13 +137,31 @@ impl Machine {
             tlbs: (0..config.cpus).map(|_| Tlb::new(config.tlb_entries)).collect(),
             cpu_taken: (0..config.cpus).map(|_| AtomicBool::new(false)).collect(),
             cpu_active: PerCpu::new(config.cpus),
-            host_barrier_is_real: host.remote_barrier_is_real(),
+            host_barrier_is_real: AtomicBool::new(host.remote_barrier_is_real()),
             host,
             tlb_hits: AtomicU64::new(0),
             tlb_misses: AtomicU64::new(0),
             objects: ObjectTable::new(),
             files: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Whether TLB fills may rely on the shootdown's remote barrier instead
+    /// of a fence of their own: the host's barrier is real and none has failed.
+    #[inline]
+    pub fn host_barrier_is_real(&self) -> bool {
+        self.host_barrier_is_real.load(Ordering::Acquire)
+    }
+
+    /// The host's remote barrier; a failed one turns fills' own fences back on.
+    fn remote_barrier(&self) {
+        if !self.host.remote_barrier() && self.host_barrier_is_real.load(Ordering::Relaxed) {
+            // Fills that read `true` before this store skipped their fence
+            // and were not ordered by this barrier: a window that closes
+            // here. A membarrier that succeeded at registration does not
+            // fail later on Linux; this guards against hosts that do.
+            self.host_barrier_is_real.store(false, Ordering::Release);
+        }
     }
 
     /// The config the machine was built from.
@@ -207,6 +227,7 @@ impl Machine {
             start_brk: START_BRK,
             commit_limit_pages: frames,
             cpus: self.cpus(),
+            pkeys: self.config.pkeys,
         };
         let id = self.next_mm_id.fetch_add(1, Ordering::Relaxed);
         let mm = AddressSpace::new(&self.phys, id, params).map_err(|_| Errno::ENOMEM)?;
@@ -300,7 +321,7 @@ impl Machine {
             }
             if others != 0 {
                 // A fill that missed the bump is visible before the clear (see `Tlb::fill_checked`).
-                self.host.remote_barrier();
+                self.remote_barrier();
             }
             let mut reached = 0;
             for (_, tlb) in targets() {
@@ -327,7 +348,7 @@ impl Machine {
     /// flush may not reach RAM through it after the shootdown returns (the
     /// IPI's acknowledgement). A CPU in its slow path is not in an access.
     fn wait_for_accesses(&self, mask: u64) {
-        self.host.remote_barrier();
+        self.remote_barrier();
         for i in 0..self.cpus() {
             if mask & (1 << i) == 0 {
                 continue;

@@ -8,6 +8,7 @@
 //! compare equal; they are written with the names the format page uses and
 //! raw hex for any other bit.
 
+use crate::host::HostFacts;
 use crate::mm::mm::uapi::*;
 use serde::de::{self, Deserializer};
 use serde::ser::Serializer;
@@ -178,7 +179,8 @@ const MAP_NAMES: FlagNames = FlagNames {
     read_also: &[
         ("MAP_SHARED_VALIDATE", MAP_SHARED_VALIDATE),
         ("MAP_ANON", MAP_ANONYMOUS),
-        ("MAP_32BIT", 0x40),
+        ("MAP_32BIT", MAP_32BIT),
+        ("MAP_DROPPABLE", MAP_DROPPABLE),
         ("MAP_GROWSDOWN", MAP_GROWSDOWN),
         ("MAP_DENYWRITE", MAP_DENYWRITE),
         ("MAP_EXECUTABLE", MAP_EXECUTABLE),
@@ -231,6 +233,8 @@ pub const ADVICE_NAMES: &[(&str, u32)] = &[
     ("MADV_COLLAPSE", MADV_COLLAPSE),
     ("MADV_HWPOISON", MADV_HWPOISON),
     ("MADV_SOFT_OFFLINE", MADV_SOFT_OFFLINE),
+    ("MADV_GUARD_INSTALL", MADV_GUARD_INSTALL),
+    ("MADV_GUARD_REMOVE", MADV_GUARD_REMOVE),
 ];
 
 fn write_flags(v: u32, names: &FlagNames) -> String {
@@ -509,6 +513,20 @@ pub struct Sequence {
     /// Maps lines intersecting [-128, W+128), clipped.
     pub maps_ext: Vec<MapLine>,
     pub pages: Vec<PageEntry>,
+    /// Facts of the recording host that change Linux's answers; absent in
+    /// older files, which means a host without protection keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostFacts>,
+}
+
+impl Sequence {
+    /// The recording host's facts (`None`: no protection keys, kernel unknown).
+    pub fn host_facts(&self) -> HostFacts {
+        self.host.clone().unwrap_or(HostFacts {
+            pkeys: false,
+            kernel: String::new(),
+        })
+    }
 }
 
 /// A line whose recording failed.

@@ -356,6 +356,7 @@ fn assemble(plan: &Plan, raw: &[Raw], maps: &[MapLine], pages: &[PageRaw]) -> Se
         maps: win,
         maps_ext: ext,
         pages,
+        host: Some(crate::host::HostFacts::get().clone()),
     }
 }
 

@@ -26,6 +26,7 @@ use super::format::{
     addr_of, page_entry, page_offset_in_slack, parse_line, perms_at, window_views, Call, Line, MapLine, PageEntry, Res,
     Sequence, PAGE_SIZE,
 };
+use crate::host::HostFacts;
 use crate::mm::errno::{Errno, Fault, Signal};
 use crate::mm::mm::uapi::{MADV_DONTNEED, MADV_FREE};
 use crate::mm::system::{Cpu, Machine, Pid};
@@ -509,12 +510,14 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(no message)".into())
 }
 
-/// Replay every line of `input` on machines made by `build` (a fresh one
-/// after a panic), writing each divergence to `out` as it is found, and the
-/// summary line at the end. A bad line stops the replay with `BadInput`.
+/// Replay every line of `input` on machines made by `build` from the line's
+/// recording-host facts (a fresh one after a panic, or when a line's facts
+/// differ from the last one's), writing each divergence to `out` as it is
+/// found, and the summary line at the end. A bad line stops the replay
+/// with `BadInput`.
 pub fn replay(
     input: impl BufRead,
-    build: &dyn Fn() -> Result<Machine, String>,
+    build: &dyn Fn(&HostFacts) -> Result<Machine, String>,
     opts: ReplayOptions,
     out: &mut dyn Write,
 ) -> Result<Summary, ReplayError> {
@@ -533,10 +536,17 @@ pub fn replay(
             }
             Line::Seq(s) => s,
         };
-        if machine.is_none() {
-            machine = Some(build().map_err(ReplayError::Machine)?);
+        let facts = s.host_facts();
+        if machine
+            .as_ref()
+            .is_some_and(|(_, f): &(Machine, HostFacts)| f.pkeys != facts.pkeys)
+        {
+            machine = None;
         }
-        let m = machine.as_ref().expect("built above");
+        if machine.is_none() {
+            machine = Some((build(&facts).map_err(ReplayError::Machine)?, facts));
+        }
+        let (m, _) = machine.as_ref().expect("built above");
         let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replay_sequence(m, &s, opts)));
         let divs = match got {
             Ok(o) => {
@@ -583,11 +593,12 @@ mod tests {
     use super::*;
     use crate::mm::system::{ByteSize, MachineConfig};
 
-    fn machine() -> Result<Machine, String> {
-        let cfg = MachineConfig {
+    fn machine(facts: &HostFacts) -> Result<Machine, String> {
+        let mut cfg = MachineConfig {
             ram: ByteSize(16 << 20),
             ..Default::default()
         };
+        facts.apply(&mut cfg);
         Machine::new(&cfg).map_err(|e| e.to_string())
     }
 
@@ -702,6 +713,47 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.divergences, s.tolerated), (2, 0));
+    }
+
+    /// A line's `host` configures the machine: a load from PROT_EXEC memory
+    /// is SEGV on a host with protection keys and reads zero on one
+    /// without; the same answers under the other facts diverge. Lines with
+    /// different facts in one file each get their machine.
+    #[test]
+    fn host_facts_configure_the_machine() {
+        let line = |res: &str, host: &str| {
+            // The whole-page read: a hash where loads work; where they fault,
+            // nothing (the format records faults only of pages whose perms start with r).
+            let pages = if res == "0" { r#"[0,0,"b93a0c83ce3b6325"]"# } else { "" };
+            format!(
+                r#"{{"seed":1,"seq":0,"W":4,"page_size":4096,"ops":[{{"i":0,"op":"mmap","addr_pg":0,"addr_b":0,"len_b":4096,"prot":"PROT_EXEC","flags":"MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED","res":0}},{{"i":1,"op":"load","pg":0,"byte":3,"res":{res}}}],"maps":[[0,1,"--xp"]],"maps_ext":[[0,1,"--xp"]],"pages":[{pages}]{host}}}"#
+            )
+        };
+        let pk = r#","host":{"pkeys":true,"kernel":"6.18.0"}"#;
+        let no_pk = r#","host":{"pkeys":false,"kernel":"6.18.0"}"#;
+        for (text, divergences) in [
+            (line(r#""SEGV""#, pk), 0),
+            (line("0", no_pk), 0),
+            (line("0", ""), 0),
+            (line("0", pk), 2),
+            (line(r#""SEGV""#, no_pk), 2),
+            (line(r#""SEGV""#, ""), 2),
+            (
+                format!(
+                    "{}\n{}\n{}",
+                    line(r#""SEGV""#, pk),
+                    line("0", no_pk),
+                    line(r#""SEGV""#, pk)
+                ),
+                0,
+            ),
+        ] {
+            let (s, out) = run(&text);
+            assert_eq!(s.divergences, divergences, "{text}\n{out}");
+        }
+        let rec: Sequence = serde_json::from_str(&line("0", pk)).unwrap();
+        assert_eq!(rec.host_facts().pkeys, true);
+        assert!(line("0", pk).contains(r#""host""#));
     }
 
     #[test]

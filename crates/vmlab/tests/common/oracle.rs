@@ -224,6 +224,7 @@ fn fault_name(f: Fault) -> String {
     match (f.signal, f.reason) {
         (Signal::Segv, FaultReason::NotMapped) => "MAPERR".into(),
         (Signal::Segv, FaultReason::Protection) => "ACCERR".into(),
+        (Signal::Segv, FaultReason::ProtectionKey) => "PKUERR".into(),
         // SIGBUS with BUS_ADRERR: a page wholly past the end of an object.
         (Signal::Bus, FaultReason::BeyondEof) => "BUS_ADRERR".into(),
         (s, r) => format!("{s:?}/{r:?}"),
@@ -242,10 +243,17 @@ pub fn forks(ops: &[Op]) -> bool {
     ops.iter().any(|o| matches!(o, Op::Fork { .. }))
 }
 
-/// The machine the vmlab side runs on.
+/// The machine the vmlab side runs on: configured from the host's facts
+/// (`vmlab::host::HostFacts`: protection keys), since the host judges it.
 pub fn vmlab_config() -> MachineConfig {
+    vmlab_config_for(vmlab::host::HostFacts::get().pkeys)
+}
+
+/// The machine the vmlab side runs on, with protection keys or without.
+pub fn vmlab_config_for(pkeys: bool) -> MachineConfig {
     MachineConfig {
         ram: ByteSize(64 << 20),
+        pkeys,
         ..Default::default()
     }
 }
@@ -414,10 +422,7 @@ mod host {
     use std::io::Read;
     use std::ptr::null_mut;
 
-    /// `si_code` values of SIGSEGV and SIGBUS (include/uapi/asm-generic/siginfo.h).
-    const SEGV_MAPERR: i32 = 1;
-    const SEGV_ACCERR: i32 = 2;
-    const BUS_ADRERR: i32 = 2;
+    use vmlab_mm::mm::uapi::{BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR};
 
     /// A result recorded while ops run: plain data, no allocation.
     #[derive(Clone, Copy)]
@@ -567,6 +572,7 @@ mod host {
             Raw::Sig(s, c) => R::Segv(match (s, c) {
                 (libc::SIGSEGV, SEGV_MAPERR) => "MAPERR".into(),
                 (libc::SIGSEGV, SEGV_ACCERR) => "ACCERR".into(),
+                (libc::SIGSEGV, SEGV_PKUERR) => "PKUERR".into(),
                 (libc::SIGSEGV, c) => format!("SEGV/{c}"),
                 (libc::SIGBUS, BUS_ADRERR) => "BUS_ADRERR".into(),
                 (s, c) => format!("signal {s}/{c}"),
