@@ -752,7 +752,7 @@ mod tests {
             assert_eq!(s.divergences, divergences, "{text}\n{out}");
         }
         let rec: Sequence = serde_json::from_str(&line("0", pk)).unwrap();
-        assert_eq!(rec.host_facts().pkeys, true);
+        assert!(rec.host_facts().pkeys);
         assert!(line("0", pk).contains(r#""host""#));
     }
 
