@@ -22,7 +22,7 @@ use arbitrary::{Arbitrary, Result as ArbResult, Unstructured};
 use vmlab_mm::addr::{PAGE_SIZE, TASK_SIZE};
 use vmlab_mm::errno::{Errno, Fault, FaultReason};
 use vmlab_mm::mm::uapi::*;
-use vmlab_mm::mm::{Access, BackingFile, ForkPolicy, MemFile};
+use vmlab_mm::mm::{Access, BackingFile, ForkPolicy, MemFile, VmFlags, VmaMap};
 use vmlab_mm::system::config::ForkName;
 use vmlab_mm::system::{ByteSize, Cpu, Machine, MachineConfig, Pid};
 
@@ -1426,6 +1426,18 @@ impl<'m> State<'m> {
     /// No CPU running `pid` can still `kind` at `addr` (after a syscall took that right away:
     /// its TLB entries must have been shot down). A store is only tried where one must fail.
     fn assert_no_access(&mut self, pid: Pid, addr: u64, kind: Access, what: &str) {
+        // Below a MAP_GROWSDOWN VMA an access may rightly grow the stack
+        // into the range just unmapped (Linux `expand_downwards`), and the
+        // probe would change the map: nothing to check there.
+        let below_stack = self.m.process(pid).is_ok_and(|p| {
+            let st = p.mm.map.read();
+            st.vmas
+                .find(addr)
+                .is_some_and(|v| v.start > addr && v.flags.has(VmFlags::GROWSDOWN))
+        });
+        if below_stack {
+            return;
+        }
         for c in 0..2u8 {
             let Some(cpu) = self.cpus[c as usize].as_mut() else {
                 continue;

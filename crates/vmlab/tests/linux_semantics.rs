@@ -900,7 +900,175 @@ fn cases(pkeys: bool) -> Vec<Case> {
     all.extend(mremap_cases());
     all.extend(madvise_cases());
     all.extend(fork_cases());
+    all.extend(stack_cases());
     all
+}
+
+/// MAP_GROWSDOWN mapping of `n` pages at page `at` (MAP_FIXED, private anonymous).
+fn gd(at: i64, n: u64, prot: u32) -> Op {
+    mmf(at, n, prot, FX | MAP_GROWSDOWN)
+}
+/// `setrlimit(RLIMIT_STACK)` to `pages` pages (soft limit; hard limit kept).
+fn stack_limit(pages: u64) -> Op {
+    Op::SetStackLimit { cur: pages * P }
+}
+
+/// Stack growth (Linux 6.18 mm/memory.c lock_mm_and_find_vma →
+/// mm/mmap.c expand_stack_locked → expand_downwards → acct_stack_growth):
+/// an access below a VM_GROWSDOWN VMA, with no VMA in between, grows it
+/// down to the accessed page, however far below (no stack-pointer check),
+/// unless the VMA below is accessible, not itself a stack, and would end
+/// less than stack_guard_gap (256 pages) below the new start, or the new
+/// size exceeds RLIMIT_STACK (both SEGV_MAPERR). Growth extends vm_start
+/// and lowers vm_pgoff by the pages grown and merges with nothing; the
+/// access is checked against the protection after it. Cases that grow far
+/// set RLIMIT_STACK themselves (the host's may differ from the default).
+fn stack_cases() -> Vec<Case> {
+    vec![
+        case("stack_grows_on_load_and_store_below_growsdown_vma")
+            .op(stack_limit(2048))
+            .is(R::Ok)
+            .op(gd(1000, 2, RW))
+            .is(at(1000))
+            .op(st(1001, 7))
+            .op(ld(990))
+            .is(R::Val(0))
+            .maps("990-1002:rw-p")
+            .op(st(500, 5))
+            .is(R::Ok)
+            .maps("500-1002:rw-p")
+            .op(ld(500))
+            .is(R::Val(5))
+            .op(ld(1001))
+            .is(R::Val(7))
+            // Far below, with nothing mapped near: one access grows 500 pages.
+            .op(ld(0))
+            .is(R::Val(0))
+            .maps("0-1002:rw-p")
+            // A hole punched in the stack: the upper part grows into it
+            // again; the part below is a stack too, so no gap is kept.
+            .op(un(400, 200))
+            .is(R::Ok)
+            .maps("0-400:rw-p 600-1002:rw-p")
+            .op(st(450, 9))
+            .is(R::Ok)
+            .maps("0-400:rw-p 450-1002:rw-p")
+            .op(ld(400))
+            .is(R::Val(0))
+            .maps("0-400:rw-p 400-1002:rw-p")
+            .op(ld(450))
+            .is(R::Val(9))
+            // Page 500 was in the hole: grown back, it reads zero.
+            .op(ld(500))
+            .is(R::Val(0))
+            // The grown VMA's page offset went down by the pages grown, so
+            // once the two halves have one protection they merge again.
+            .op(mp(0, 1002, R_))
+            .is(R::Ok)
+            .maps("0-1002:r--p"),
+        case("stack_growth_keeps_guard_gap_to_mapping_below")
+            .op(stack_limit(2048))
+            .op(mm(0, 1, RW))
+            .op(gd(600, 1, RW))
+            .is(at(600))
+            // 255 pages above the mapping below: refused.
+            .op(ld(256))
+            .is(segv("MAPERR"))
+            .op(st(256, 1))
+            .is(segv("MAPERR"))
+            .maps("0-1:rw-p 600-601:rw-p")
+            // 256 pages above it: allowed, 344 pages in one access.
+            .op(ld(257))
+            .is(R::Val(0))
+            .maps("0-1:rw-p 257-601:rw-p")
+            // A read-only mapping below keeps the gap too...
+            .op(mp(0, 1, R_))
+            .op(ld(200))
+            .is(segv("MAPERR"))
+            // ...an inaccessible one does not: the stack may touch it.
+            .op(mp(0, 1, PROT_NONE))
+            .op(ld(200))
+            .is(R::Val(0))
+            .maps("0-1:---p 200-601:rw-p")
+            .op(st(1, 4))
+            .is(R::Ok)
+            .maps("0-1:---p 1-601:rw-p")
+            .op(ld(0))
+            .is(segv("ACCERR")),
+        // A stack below another stack: no gap; growth does not merge them.
+        case("stack_growth_up_to_another_stack")
+            .op(gd(0, 1, RW))
+            .op(gd(10, 1, RW))
+            .op(st(1, 3))
+            .is(R::Ok)
+            .maps("0-1:rw-p 1-11:rw-p")
+            .op(ld(1))
+            .is(R::Val(3))
+            .op(ld(0))
+            .is(R::Val(0)),
+        // acct_stack_growth: size = vm_end - new start; size > RLIMIT_STACK
+        // fails. A limit lowered below the stack's size stops growth there.
+        case("stack_growth_limited_by_rlimit_stack")
+            .op(stack_limit(256))
+            .is(R::Ok)
+            .op(gd(1000, 2, RW))
+            .op(ld(745))
+            .is(segv("MAPERR"))
+            .maps("1000-1002:rw-p")
+            .op(ld(746))
+            .is(R::Val(0))
+            .maps("746-1002:rw-p")
+            .op(st(745, 1))
+            .is(segv("MAPERR"))
+            .op(stack_limit(257))
+            .op(st(745, 1))
+            .is(R::Ok)
+            .maps("745-1002:rw-p")
+            .op(stack_limit(10))
+            .op(ld(744))
+            .is(segv("MAPERR"))
+            .op(ld(745))
+            .is(R::Val(1))
+            .maps("745-1002:rw-p"),
+        // The VMA grows before the access is checked: a store below a
+        // read-only stack, or a load below an inaccessible one, grows it
+        // and then fails with SEGV_ACCERR.
+        case("stack_growth_precedes_the_access_check")
+            .op(gd(10, 1, R_))
+            .op(st(5, 1))
+            .is(segv("ACCERR"))
+            .maps("5-11:r--p")
+            .op(ld(5))
+            .is(R::Val(0))
+            .op(gd(30, 1, PROT_NONE))
+            .op(ld(25))
+            .is(segv("ACCERR"))
+            .maps("5-11:r--p 25-31:---p")
+            .op(mp(25, 6, RW))
+            .op(st(25, 2))
+            .is(R::Ok)
+            .op(ld(25))
+            .is(R::Val(2)),
+        // Rlimits and stacks are inherited; each side grows its own.
+        case("fork_child_grows_its_own_stack")
+            .op(stack_limit(64))
+            .op(gd(100, 1, RW))
+            .op(st(100, 1))
+            .op(fork(vec![ld(50), Op::Maps, st(40, 2), ld(40), ld(36), ld(37), ld(100)]))
+            .is(child(vec![
+                R::Val(0),
+                maps("50-101:rw-p"),
+                R::Ok,
+                R::Val(2),
+                segv("MAPERR"),
+                R::Val(0),
+                R::Val(1),
+            ]))
+            .maps("100-101:rw-p")
+            .op(ld(40))
+            .is(R::Val(0))
+            .maps("40-101:rw-p"),
+    ]
 }
 
 /// mremap (Linux 6.18 mm/mremap.c: check_mremap_params, check_prep_vma,
@@ -2166,6 +2334,534 @@ fn commit_limit() {
     let d = m.mmap(pid, 0, big, RW, MAP_DROPPABLE | MAP_ANONYMOUS).unwrap();
     m.mprotect(pid, d, big, R_).unwrap();
     m.mprotect(pid, d, big, RW).unwrap();
+    m.check().unwrap();
+    m.exit(pid).unwrap();
+    all_free(&m);
+}
+
+/// What the fork-accounting scenarios do, on the host (raw libc calls in a
+/// helper process) and on vmlab, so both run the same sequence. Sizes are
+/// in pages; addresses are absolute.
+trait CommitSide {
+    /// Pages the overcommit heuristic allows in one request (RAM + swap).
+    fn limit_pages(&self) -> u64;
+    /// Free address space of `pages` pages, left mapped PROT_NONE
+    /// MAP_NORESERVE (not accounted; keeps neighbours from merging).
+    fn reserve(&mut self, pages: u64) -> u64;
+    fn map(&mut self, addr: u64, pages: u64, prot: u32, flags: u32) -> Result<(), Errno>;
+    fn unmap(&mut self, addr: u64, pages: u64);
+    fn remap(&mut self, addr: u64, old: u64, new: u64) -> Result<u64, Errno>;
+    fn advise(&mut self, addr: u64, pages: u64, advice: u32) -> Result<(), Errno>;
+    fn store(&mut self, addr: u64, val: u64);
+    fn load(&mut self, addr: u64) -> u64;
+    /// Sizes in pages of the writable VMAs in `[lo, hi)`.
+    fn rw_vmas(&mut self, lo: u64, hi: u64) -> Vec<u64>;
+    /// fork(): Ok, or the errno. The child, if any, exits at once.
+    fn fork(&mut self) -> Result<(), Errno>;
+}
+
+/// The fork-accounting scenarios (kernel/fork.c / mm/mmap.c dup_mmap: each
+/// inherited VM_ACCOUNT VMA is charged whole, security_vm_enough_memory_mm;
+/// mm/util.c __vm_enough_memory, OVERCOMMIT_GUESS: a request of more pages
+/// than totalram + total_swap fails). mmap refuses one such request, so a
+/// fork can only fail on a VMA that merged from smaller mappings or grew
+/// by mremap (each step charged alone). Sizes are fractions of the limit L,
+/// n = 3L/4. Returns one line per step, with sizes named by their fraction.
+fn fork_commit_scenarios(s: &mut dyn CommitSide) -> Vec<String> {
+    let l = s.limit_pages();
+    let n = l * 3 / 4;
+    let name = |pages: u64| match pages {
+        p if p == n => "n".to_string(),
+        p if p == 2 * n => "2n".to_string(),
+        p if p == l => "L".to_string(),
+        p if p == l + 1 => "L+1".to_string(),
+        p => format!("other({p})"),
+    };
+    let mut out = Vec::new();
+    let mut line = |what: &str, r: String| out.push(format!("{what}: {r}"));
+    let res = |r: Result<(), Errno>| r.map_or_else(|e| e.name().to_string(), |()| "ok".into());
+    // One mapping of 3L/4 pages: fork is fine.
+    let base = s.reserve(n + 2);
+    line("map n", res(s.map(base + P, n, RW, FX)));
+    s.store(base + P, 1);
+    line(
+        "vmas",
+        format!(
+            "{:?}",
+            s.rw_vmas(base, base + (n + 2) * P)
+                .into_iter()
+                .map(name)
+                .collect::<Vec<_>>()
+        ),
+    );
+    line("fork with n", res(s.fork()));
+    s.unmap(base, n + 2);
+    // Two adjacent ones merge into one VMA of 3L/2 pages: fork fails, and
+    // the parent keeps its memory.
+    let base = s.reserve(2 * n + 2);
+    line("map n", res(s.map(base + P, n, RW, FX)));
+    line("map n next to it", res(s.map(base + (n + 1) * P, n, RW, FX)));
+    s.store(base + P, 7);
+    s.store(base + 2 * n * P, 8);
+    line(
+        "vmas",
+        format!(
+            "{:?}",
+            s.rw_vmas(base, base + (2 * n + 2) * P)
+                .into_iter()
+                .map(name)
+                .collect::<Vec<_>>()
+        ),
+    );
+    line("fork with merged 2n", res(s.fork()));
+    line(
+        "parent reads",
+        format!("{} {}", s.load(base + P), s.load(base + 2 * n * P)),
+    );
+    // MADV_DONTFORK: dup_mmap skips the VMA before charging it.
+    line("dontfork", res(s.advise(base + P, 2 * n, MADV_DONTFORK)));
+    line("fork with 2n dontfork", res(s.fork()));
+    line("dofork", res(s.advise(base + P, 2 * n, MADV_DOFORK)));
+    line("fork with 2n again", res(s.fork()));
+    // MADV_WIPEONFORK: still inherited, still charged.
+    line("wipeonfork", res(s.advise(base + P, 2 * n, MADV_WIPEONFORK)));
+    line("fork with 2n wipeonfork", res(s.fork()));
+    s.unmap(base, 2 * n + 2);
+    // mremap growing in place charges only the growth.
+    let base = s.reserve(2 * n + 2);
+    line("map n", res(s.map(base + P, n, RW, FX)));
+    s.unmap(base + (n + 1) * P, n);
+    line(
+        "mremap n to 2n",
+        s.remap(base + P, n, 2 * n).map_or_else(
+            |e| e.name().to_string(),
+            |a| (if a == base + P { "in place" } else { "moved" }).into(),
+        ),
+    );
+    line("fork with grown 2n", res(s.fork()));
+    s.unmap(base, 2 * n + 2);
+    // Not accounted: MAP_NORESERVE, read-only.
+    let base = s.reserve(2 * n + 2);
+    line("map 2n noreserve", res(s.map(base + P, 2 * n, RW, FX | MAP_NORESERVE)));
+    line("fork with 2n noreserve", res(s.fork()));
+    line("map 2n read-only", res(s.map(base + P, 2 * n, R_, FX)));
+    line("fork with 2n read-only", res(s.fork()));
+    s.unmap(base, 2 * n + 2);
+    // The boundary: a VMA of exactly L pages is allowed, L + 1 is not.
+    let base = s.reserve(l + 3);
+    line("map L/2", res(s.map(base + P, l / 2, RW, FX)));
+    line("map L - L/2", res(s.map(base + (1 + l / 2) * P, l - l / 2, RW, FX)));
+    line(
+        "vmas",
+        format!(
+            "{:?}",
+            s.rw_vmas(base, base + (l + 3) * P)
+                .into_iter()
+                .map(name)
+                .collect::<Vec<_>>()
+        ),
+    );
+    line("fork with L", res(s.fork()));
+    line("map 1", res(s.map(base + (l + 1) * P, 1, RW, FX)));
+    line(
+        "vmas",
+        format!(
+            "{:?}",
+            s.rw_vmas(base, base + (l + 3) * P)
+                .into_iter()
+                .map(name)
+                .collect::<Vec<_>>()
+        ),
+    );
+    line("fork with L+1", res(s.fork()));
+    s.unmap(base, l + 3);
+    line("fork with nothing big", res(s.fork()));
+    out
+}
+
+/// vmlab's side of `fork_commit_scenarios`: a machine whose RAM is the
+/// commit limit, forking by `policy`; after each fork the child exits,
+/// a failed fork leaves no process, and every step keeps the invariants.
+struct VmlabCommit<'m> {
+    m: &'m Machine,
+    pid: Pid,
+    policy: ForkName,
+}
+
+impl CommitSide for VmlabCommit<'_> {
+    fn limit_pages(&self) -> u64 {
+        self.m.phys().total_frames() as u64
+    }
+    fn reserve(&mut self, pages: u64) -> u64 {
+        self.m
+            .mmap(self.pid, 0, pages * P, PROT_NONE, PA | MAP_NORESERVE)
+            .unwrap()
+    }
+    fn map(&mut self, addr: u64, pages: u64, prot: u32, flags: u32) -> Result<(), Errno> {
+        self.m.mmap(self.pid, addr, pages * P, prot, flags).map(|_| ())
+    }
+    fn unmap(&mut self, addr: u64, pages: u64) {
+        self.m.munmap(self.pid, addr, pages * P).unwrap();
+    }
+    fn remap(&mut self, addr: u64, old: u64, new: u64) -> Result<u64, Errno> {
+        self.m.mremap(self.pid, addr, old * P, new * P, 0, 0)
+    }
+    fn advise(&mut self, addr: u64, pages: u64, advice: u32) -> Result<(), Errno> {
+        self.m.madvise(self.pid, addr, pages * P, advice)
+    }
+    fn store(&mut self, addr: u64, val: u64) {
+        self.m.write(self.pid, addr, &val.to_le_bytes()).unwrap().unwrap();
+    }
+    fn load(&mut self, addr: u64) -> u64 {
+        let mut b = [0u8; 8];
+        self.m.read(self.pid, addr, &mut b).unwrap().unwrap();
+        u64::from_le_bytes(b)
+    }
+    fn rw_vmas(&mut self, lo: u64, hi: u64) -> Vec<u64> {
+        let maps = self.m.maps(self.pid).unwrap();
+        maps.iter()
+            .filter(|l| l.end > lo && l.start < hi && l.perms[1] == b'w')
+            .map(|l| (l.end - l.start) / P)
+            .collect()
+    }
+    fn fork(&mut self) -> Result<(), Errno> {
+        let before = self.m.pids();
+        let used = self.m.phys().frames_used();
+        let r = self.m.fork_with(self.pid, self.policy.policy());
+        self.m.check().unwrap();
+        match r {
+            Ok((child, _)) => {
+                self.m.exit(child).unwrap();
+                Ok(())
+            }
+            Err(e) => {
+                // Nothing left behind: no child, not one frame more.
+                assert_eq!(self.m.pids(), before, "a failed fork left a process");
+                assert_eq!(self.m.phys().frames_used(), used, "a failed fork kept frames");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Runs `fork_commit_scenarios` on the host in a helper process (this test
+/// binary, started again with `VMLAB_FORK_COMMIT_CHILD`): prints one line
+/// `VMLAB_FORK_COMMIT <json>`. The host's limit is MemTotal + SwapTotal
+/// from /proc/meminfo (totalram_pages + total_swap_pages).
+#[test]
+fn fork_commit_child() {
+    if std::env::var_os("VMLAB_FORK_COMMIT_CHILD").is_none() {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let lines = fork_commit_scenarios(&mut host_commit::Host::new());
+        println!("VMLAB_FORK_COMMIT {}", serde_json::to_string(&lines).unwrap());
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod host_commit {
+    use super::*;
+
+    pub struct Host {
+        limit: u64,
+    }
+
+    fn errno() -> Errno {
+        let code = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        Errno::from_code(code).unwrap_or_else(|| panic!("errno {code}"))
+    }
+
+    impl Host {
+        pub fn new() -> Host {
+            let info = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+            let kb = |key: &str| -> u64 {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("{key} in /proc/meminfo"))
+            };
+            Host {
+                limit: (kb("MemTotal:") + kb("SwapTotal:")) / (P / 1024),
+            }
+        }
+    }
+
+    // SAFETY (all methods): the calls touch only ranges this helper
+    // reserved with `reserve`, which nothing else in the process uses.
+    impl CommitSide for Host {
+        fn limit_pages(&self) -> u64 {
+            self.limit
+        }
+        fn reserve(&mut self, pages: u64) -> u64 {
+            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+            // SAFETY: a fresh PROT_NONE mapping the kernel places.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    (pages * P) as usize,
+                    libc::PROT_NONE,
+                    flags,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(p, libc::MAP_FAILED, "reserve {pages} pages");
+            p as u64
+        }
+        fn map(&mut self, addr: u64, pages: u64, prot: u32, flags: u32) -> Result<(), Errno> {
+            // SAFETY: see above.
+            let p = unsafe { libc::mmap(addr as *mut _, (pages * P) as usize, prot as i32, flags as i32, -1, 0) };
+            if p == libc::MAP_FAILED {
+                Err(errno())
+            } else {
+                Ok(())
+            }
+        }
+        fn unmap(&mut self, addr: u64, pages: u64) {
+            // SAFETY: see above.
+            assert_eq!(unsafe { libc::munmap(addr as *mut _, (pages * P) as usize) }, 0);
+        }
+        fn remap(&mut self, addr: u64, old: u64, new: u64) -> Result<u64, Errno> {
+            // SAFETY: see above.
+            let p = unsafe { libc::mremap(addr as *mut _, (old * P) as usize, (new * P) as usize, 0) };
+            if p == libc::MAP_FAILED {
+                Err(errno())
+            } else {
+                Ok(p as u64)
+            }
+        }
+        fn advise(&mut self, addr: u64, pages: u64, advice: u32) -> Result<(), Errno> {
+            // SAFETY: see above.
+            match unsafe { libc::madvise(addr as *mut _, (pages * P) as usize, advice as i32) } {
+                0 => Ok(()),
+                _ => Err(errno()),
+            }
+        }
+        fn store(&mut self, addr: u64, val: u64) {
+            // SAFETY: a writable page of a reserved range.
+            unsafe { std::ptr::write_volatile(addr as *mut u64, val) }
+        }
+        fn load(&mut self, addr: u64) -> u64 {
+            // SAFETY: a readable page of a reserved range.
+            unsafe { std::ptr::read_volatile(addr as *const u64) }
+        }
+        fn rw_vmas(&mut self, lo: u64, hi: u64) -> Vec<u64> {
+            let maps = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps");
+            maps.lines()
+                .filter_map(|l| {
+                    let mut f = l.split_whitespace();
+                    let (a, b) = f.next()?.split_once('-')?;
+                    let perms = f.next()?;
+                    let (a, b) = (u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?);
+                    (b > lo && a < hi && perms.as_bytes()[1] == b'w').then_some((b - a) / P)
+                })
+                .collect()
+        }
+        fn fork(&mut self) -> Result<(), Errno> {
+            // SAFETY: the child only calls _exit (async-signal-safe).
+            unsafe {
+                let pid = libc::fork();
+                if pid == 0 {
+                    libc::_exit(0);
+                }
+                if pid < 0 {
+                    return Err(errno());
+                }
+                let mut status = 0;
+                libc::waitpid(pid, &mut status, 0);
+                assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// fork charges inherited VM_ACCOUNT VMAs (dup_mmap): one larger than the
+/// commit limit (RAM + swap) makes fork fail with ENOMEM and leaves nothing
+/// behind, under every fork policy. The same scenarios run on the host at
+/// the same ratio of mapping size to RAM + swap (the host's read from
+/// /proc/meminfo, vmlab's RAM its commit limit) and must give the same
+/// lines. Host facts relied on: x86-64 Linux, vm.overcommit_memory = 0
+/// (the heuristic), 47-bit user address space with room for 3/2 of RAM +
+/// swap in PROT_NONE reservations.
+#[test]
+fn fork_commit_accounting() {
+    let mut runs: Vec<(String, Vec<String>)> = Vec::new();
+    for policy in [ForkName::Cow, ForkName::SharedPt, ForkName::Eager] {
+        let m = machine_with(|c| c.fork = policy);
+        let pid = m.spawn().unwrap();
+        let lines = fork_commit_scenarios(&mut VmlabCommit { m: &m, pid, policy });
+        m.exit(pid).unwrap();
+        all_free(&m);
+        runs.push((format!("vmlab fork={}", policy.as_str()), lines));
+    }
+    // What Linux's code prescribes (and the host showed, 6.18).
+    let want: Vec<String> = [
+        "map n: ok",
+        "vmas: [\"n\"]",
+        "fork with n: ok",
+        "map n: ok",
+        "map n next to it: ok",
+        "vmas: [\"2n\"]",
+        "fork with merged 2n: ENOMEM",
+        "parent reads: 7 8",
+        "dontfork: ok",
+        "fork with 2n dontfork: ok",
+        "dofork: ok",
+        "fork with 2n again: ENOMEM",
+        "wipeonfork: ok",
+        "fork with 2n wipeonfork: ENOMEM",
+        "map n: ok",
+        "mremap n to 2n: in place",
+        "fork with grown 2n: ENOMEM",
+        "map 2n noreserve: ok",
+        "fork with 2n noreserve: ok",
+        "map 2n read-only: ok",
+        "fork with 2n read-only: ok",
+        "map L/2: ok",
+        "map L - L/2: ok",
+        "vmas: [\"L\"]",
+        "fork with L: ok",
+        "map 1: ok",
+        "vmas: [\"L+1\"]",
+        "fork with L+1: ENOMEM",
+        "fork with nothing big: ok",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if oracle::HOST_ORACLE {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "fork_commit_child",
+                "--exact",
+                "--test-threads=1",
+                "--nocapture",
+                "--quiet",
+            ])
+            .env("VMLAB_FORK_COMMIT_CHILD", "1")
+            .output()
+            .expect("spawn the fork-commit helper");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let json = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("VMLAB_FORK_COMMIT "))
+            .unwrap_or_else(|| panic!("helper failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+        runs.push(("host".into(), serde_json::from_str(json).unwrap()));
+    }
+    for (who, lines) in &runs {
+        assert_eq!(lines, &want, "{who}");
+    }
+}
+
+/// Stack growth limits a host test cannot reach portably (mm/mmap.c
+/// acct_stack_growth, expand_downwards): the overcommit charge of the
+/// growth (more pages than RAM + swap in one growth fails even with
+/// RLIMIT_STACK unlimited), mmap_min_addr, and setrlimit's checks
+/// (do_prlimit: soft above hard is EINVAL, raising the hard limit EPERM for
+/// an unprivileged process). A failed growth is SIGSEGV SEGV_MAPERR and
+/// changes no VMA.
+#[test]
+fn stack_growth_commit_min_addr_and_rlimit_checks() {
+    use vmlab_mm::mm::stack::DEFAULT_STACK_RLIMIT;
+    use vmlab_mm::mm::Rlimit;
+    let m = machine_with(|c| c.ram = ByteSize(4 << 20));
+    let pid = m.spawn().unwrap();
+    assert_eq!(m.stack_rlimit(pid), Ok(DEFAULT_STACK_RLIMIT));
+    let inf = Rlimit {
+        cur: RLIM_INFINITY,
+        max: RLIM_INFINITY,
+    };
+    assert_eq!(
+        m.set_stack_rlimit(pid, Rlimit { cur: 2 * P, max: P }),
+        Err(Errno::EINVAL)
+    );
+    m.set_stack_rlimit(pid, inf).unwrap();
+    m.set_stack_rlimit(
+        pid,
+        Rlimit {
+            cur: 1 << 20,
+            max: 1 << 30,
+        },
+    )
+    .unwrap();
+    assert_eq!(m.set_stack_rlimit(pid, inf), Err(Errno::EPERM));
+    m.set_stack_rlimit(
+        pid,
+        Rlimit {
+            cur: 1 << 30,
+            max: 1 << 30,
+        },
+    )
+    .unwrap();
+    let frames = m.phys().total_frames() as u64;
+    let top = BASE + 4 * frames * P;
+    m.mmap(pid, top, P, RW, FX | MAP_GROWSDOWN).unwrap();
+    {
+        let mut cpu = m.cpu(0).unwrap();
+        cpu.switch_to(pid).unwrap();
+        // Growing by frames + 1 pages is refused; by exactly frames, allowed.
+        let f = cpu.load_u64(top - (frames + 1) * P).unwrap_err();
+        assert_eq!((f.reason, f.addr), (FaultReason::NotMapped, top - (frames + 1) * P));
+        assert_eq!(m.maps(pid).unwrap()[0].start, top);
+        cpu.store_u64(top - frames * P, 3).unwrap();
+        assert_eq!(cpu.load_u64(top - frames * P), Ok(3));
+    }
+    assert_eq!(m.maps(pid).unwrap()[0].start, top - frames * P);
+    // The grown stack (frames + 1 pages, VM_ACCOUNT) is now one VMA
+    // larger than the commit limit: dup_mmap refuses to fork it.
+    assert_eq!(m.fork(pid), Err(Errno::ENOMEM));
+    m.munmap(pid, top - frames * P, 8 * P).unwrap();
+    // A fork child inherits the limit.
+    let child = m.fork(pid).unwrap();
+    assert_eq!(m.stack_rlimit(child), m.stack_rlimit(pid));
+    m.exit(child).unwrap();
+    // Below mmap_min_addr (65536) a stack never grows.
+    m.mmap(pid, 0x12000, P, RW, FX | MAP_GROWSDOWN).unwrap();
+    {
+        let mut cpu = m.cpu(0).unwrap();
+        cpu.switch_to(pid).unwrap();
+        assert_eq!(cpu.load_u64(0xf000).unwrap_err().reason, FaultReason::NotMapped);
+        assert_eq!(cpu.load_u64(0x10000), Ok(0));
+    }
+    assert_eq!(m.maps(pid).unwrap()[0].start, 0x10000);
+    m.check().unwrap();
+    m.exit(pid).unwrap();
+    all_free(&m);
+}
+
+/// Two CPUs fault below one stack at once: both grow it (one under the
+/// write lock after the other, which finds it grown), and each store lands.
+#[test]
+fn stack_growth_from_two_cpus() {
+    let m = machine_with(|c| c.cpus = 2);
+    let pid = m.spawn().unwrap();
+    let top = BASE + 1024 * P;
+    m.mmap(pid, top, P, RW, FX | MAP_GROWSDOWN).unwrap();
+    std::thread::scope(|s| {
+        for c in 0..2u64 {
+            let m = &m;
+            s.spawn(move || {
+                let mut cpu = m.cpu(c as usize).unwrap();
+                cpu.switch_to(pid).unwrap();
+                for i in 1..=256u64 {
+                    let a = top - (2 * i - c) * P;
+                    cpu.store_u64(a, a).unwrap();
+                }
+            });
+        }
+    });
+    let maps = m.maps(pid).unwrap();
+    assert_eq!((maps.len(), maps[0].start, maps[0].end), (1, top - 512 * P, top + P));
+    let mut cpu = m.cpu(0).unwrap();
+    cpu.switch_to(pid).unwrap();
+    for i in 1..=512u64 {
+        assert_eq!(cpu.load_u64(top - i * P), Ok(top - i * P));
+    }
+    drop(cpu);
     m.check().unwrap();
     m.exit(pid).unwrap();
     all_free(&m);

@@ -12,6 +12,7 @@
 //! and take the guarded `MapState` as an argument.
 
 use super::fault::NO_CPU;
+use super::stack::Rlimit;
 use super::vma::{Backing, Prot, VmFlags, Vma};
 use super::vma_map::{VmaMap, VmaMapPolicy, VmaTree};
 use crate::addr::{vpn, PAGE_SIZE, TASK_SIZE};
@@ -34,6 +35,8 @@ pub struct AddressSpaceParams {
     /// Frames a private writable mapping may not exceed (Linux's overcommit
     /// heuristic compares against RAM + swap).
     pub commit_limit_pages: u64,
+    /// RLIMIT_STACK: how far a `VM_GROWSDOWN` VMA may grow (`stack.rs`).
+    pub stack_rlimit: Rlimit,
     /// CPUs of the machine (slots of the per-CPU counters).
     pub cpus: usize,
     /// The CPU has protection keys and the kernel uses them (x86 `pku` and
@@ -49,6 +52,9 @@ pub struct MapState {
     pub brk: u64,
     pub max_map_count: usize,
     pub commit_limit_pages: u64,
+    /// RLIMIT_STACK of the process (Linux keeps rlimits in `signal_struct`;
+    /// a vmlab process is one address space). Inherited by fork, kept by exec.
+    pub stack_rlimit: Rlimit,
     /// Set by `teardown`: the page table is gone and every access faults.
     pub dead: bool,
 }
@@ -103,6 +109,7 @@ impl AddressSpace {
                     brk: p.start_brk,
                     max_map_count: p.max_map_count,
                     commit_limit_pages: p.commit_limit_pages,
+                    stack_rlimit: p.stack_rlimit,
                     dead: false,
                 },
             ),

@@ -5,6 +5,9 @@
 //!
 //! Runs with the map lock held for reading; PTEs are filled by
 //! compare-and-swap, so two CPUs faulting on one page both see one frame.
+//! A fault below a grows-down VMA changes nothing and asks the caller to
+//! grow the stack under the write lock first (`FaultError::ExpandStack`,
+//! `stack.rs`).
 //! Linux: `handle_mm_fault`, `do_anonymous_page`, `do_wp_page`.
 
 use super::address_space::{leaf_pkey_bits, AddressSpace, MapState};
@@ -54,12 +57,34 @@ pub const SPINS_PER_RELAX: u32 = 128;
 /// `FaultCtx::cpu` of a fault that no CPU takes (it uses the global allocator).
 pub const NO_CPU: usize = usize::MAX;
 
+/// Why `handle_fault_locked` did not resolve a fault.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FaultError {
+    /// The access fails: deliver this signal.
+    Signal(Fault),
+    /// `addr` lies below a `VM_GROWSDOWN` VMA with no VMA in between: the
+    /// stack must grow first, which needs the map lock for writing. The
+    /// caller drops its read lock, takes the write lock, calls
+    /// `AddressSpace::expand_stack_locked` and, if that succeeds, faults
+    /// again (else SIGSEGV `SEGV_MAPERR`). Linux 6.5+: `lock_mm_and_find_vma`
+    /// upgrading the mmap lock for `expand_stack_locked`.
+    ExpandStack,
+}
+
+impl From<Fault> for FaultError {
+    fn from(f: Fault) -> FaultError {
+        FaultError::Signal(f)
+    }
+}
+
 /// Resolve a fault at `addr` and return the leaf PTE now in place, which
-/// allows `access`. Linux: `handle_mm_fault`.
+/// allows `access`. Linux: `handle_mm_fault` (and, for the VMA lookup,
+/// `lock_mm_and_find_vma`).
 ///
 /// A fault that breaks copy-on-write or unshares a page table leaves in
 /// `flush` the translations other CPUs must drop and the frames to release
-/// after they have; the caller shoots it down.
+/// after they have; the caller shoots it down. A fault below a grows-down
+/// VMA returns `FaultError::ExpandStack` and changes nothing.
 ///
 /// Preconditions: `st` is `mm.map` held for reading (or writing).
 pub fn handle_fault_locked(
@@ -69,7 +94,7 @@ pub fn handle_fault_locked(
     addr: u64,
     access: Access,
     flush: &mut PendingFlush,
-) -> Result<Pte, Fault> {
+) -> Result<Pte, FaultError> {
     let r = if cx.fault_lock == FaultLock::MmLock {
         let _whole_fault = match mm.page_table_lock.try_lock() {
             Some(g) => g,
@@ -84,7 +109,9 @@ pub fn handle_fault_locked(
     };
     match r {
         Ok(_) => MmCounters::bump(&cx.counters.minor_faults),
-        Err(_) => MmCounters::bump(&cx.counters.failed_faults),
+        Err(FaultError::Signal(_)) => MmCounters::bump(&cx.counters.failed_faults),
+        // Not over yet: the fault is retried once the stack has grown.
+        Err(FaultError::ExpandStack) => {}
     }
     r
 }
@@ -96,18 +123,24 @@ fn handle_fault_inner(
     addr: u64,
     access: Access,
     flush: &mut PendingFlush,
-) -> Result<Pte, Fault> {
+) -> Result<Pte, FaultError> {
     if addr >= TASK_SIZE || st.dead {
-        return Err(Fault::segv(addr, FaultReason::BadAddress));
+        return Err(Fault::segv(addr, FaultReason::BadAddress).into());
     }
+    // `find_vma`: the first VMA ending above `addr`. One that starts above
+    // it covers `addr` only if it is a stack that may grow down to it
+    // (`lock_mm_and_find_vma`; no check against the stack pointer since
+    // Linux 4.20). The growth comes before the access check, so a store
+    // below a read-only stack grows it and then fails with SEGV_ACCERR.
     let vma = match st.vmas.find(addr) {
         Some(v) if v.start <= addr => v,
-        _ => return Err(Fault::segv(addr, FaultReason::NotMapped)),
+        Some(v) if v.flags.has(VmFlags::GROWSDOWN) => return Err(FaultError::ExpandStack),
+        _ => return Err(Fault::segv(addr, FaultReason::NotMapped).into()),
     };
     // x86 `access_error`: a protection-key violation comes first (a store
     // to execute-only memory is a key fault, not a write fault).
     if access != Access::Exec && vma.flags.has(VmFlags::PKEY_EXEC_ONLY) {
-        return Err(Fault::segv(addr, FaultReason::ProtectionKey));
+        return Err(Fault::segv(addr, FaultReason::ProtectionKey).into());
     }
     // Linux `access_error`: any permission lets a read through on x86.
     let allowed = match access {
@@ -116,7 +149,7 @@ fn handle_fault_inner(
         Access::Exec => vma.prot.exec(),
     };
     if !allowed {
-        return Err(Fault::segv(addr, FaultReason::Protection));
+        return Err(Fault::segv(addr, FaultReason::Protection).into());
     }
     let shared = vma.flags.has(VmFlags::SHARED);
     if access == Access::Write && !shared {
@@ -197,7 +230,7 @@ fn handle_fault_inner(
                 }
                 let Some(pfn) = new_anon_frame(cx, vma, addr) else {
                     abandon_pte(entry, cur);
-                    return Err(oom);
+                    return Err(oom.into());
                 };
                 let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
                 publish_pte(entry, new);

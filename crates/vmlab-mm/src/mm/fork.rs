@@ -49,9 +49,11 @@ pub struct ForkReport {
 impl AddressSpace {
     /// Copy this address space into `child`, which must be new and empty.
     /// Changes to the parent's translations go into `flush`, which the caller
-    /// shoots down. On ENOMEM the child is left partly built and the caller
-    /// tears it down; the parent is intact (some private pages may have been
-    /// write-protected, which only costs a reuse fault later).
+    /// shoots down. ENOMEM if an inherited `VM_ACCOUNT` VMA is larger than
+    /// the commit limit (found before anything is copied) or if frames run
+    /// out; the child is then left partly built and the caller tears it
+    /// down; the parent is intact (after a frame shortage some private pages
+    /// may have been write-protected, which only costs a reuse fault later).
     /// Linux: `dup_mm` → `dup_mmap`.
     pub fn fork_into(
         &self,
@@ -68,6 +70,8 @@ impl AddressSpace {
         cst.brk = st.brk;
         cst.max_map_count = st.max_map_count;
         cst.commit_limit_pages = st.commit_limit_pages;
+        // Resource limits are inherited (Linux `copy_signal`).
+        cst.stack_rlimit = st.stack_rlimit;
 
         let needs_copy = |v: &Vma| v.anon_id() != 0 && !v.flags.has(VmFlags::WIPEONFORK);
         let mut copied: Vec<Vma> = Vec::new();
@@ -77,6 +81,18 @@ impl AddressSpace {
             }
         });
         for v in &copied {
+            // dup_mmap charges each accountable VMA the child inherits
+            // (`security_vm_enough_memory_mm` of its size; MADV_DONTFORK
+            // ones were skipped above, MADV_WIPEONFORK ones are charged):
+            // under the overcommit heuristic one VMA of more pages than
+            // RAM + swap fails the fork with ENOMEM. mmap, mprotect and brk
+            // check each request, but VMAs that merged (or grew by mremap)
+            // can be larger than any one request was. Checked before any
+            // page table is copied, so the parent is untouched; the caller
+            // tears the child down.
+            if v.flags.has(VmFlags::ACCOUNT) && v.pages() > st.commit_limit_pages {
+                return Err(Errno::ENOMEM);
+            }
             // The child's VMA gets an anonymous identity of its own, chained
             // to the parent's in Linux (`anon_vma_fork`); its pages keep the
             // parent's identity as their owner until the child copies them.

@@ -43,7 +43,7 @@
 //! `madvise_vma_behavior`, `madvise_dontneed_free`, `madvise_populate`.
 
 use super::address_space::{is_private_anon, AddressSpace, MapState};
-use super::fault::{handle_fault_locked, Access, FaultCtx};
+use super::fault::{handle_fault_locked, Access, FaultCtx, FaultError};
 use super::shared_pt::PD_SPAN;
 use super::uapi::*;
 use super::vma::{Backing, VmFlags, Vma};
@@ -289,8 +289,10 @@ impl AddressSpace {
             }
             let stop = v.end.min(end);
             while at < stop {
-                handle_fault_locked(cx, self, st, at, access, flush).map_err(|f| match f.reason {
-                    FaultReason::OutOfMemory => Errno::ENOMEM,
+                handle_fault_locked(cx, self, st, at, access, flush).map_err(|f| match f {
+                    FaultError::Signal(f) if f.reason == FaultReason::OutOfMemory => Errno::ENOMEM,
+                    // `at` lies inside a VMA, so the stack never needs to
+                    // grow (and since 6.5 GUP never grows one anyway).
                     _ => Errno::EFAULT,
                 })?;
                 at += PAGE_SIZE;

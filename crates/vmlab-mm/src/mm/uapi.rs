@@ -89,6 +89,11 @@ pub const MADV_SOFT_OFFLINE: u32 = 101;
 pub const MADV_GUARD_INSTALL: u32 = 102;
 pub const MADV_GUARD_REMOVE: u32 = 103;
 
+/// `RLIM_INFINITY` (x86-64: all ones).
+pub const RLIM_INFINITY: u64 = u64::MAX;
+/// Linux's default `RLIMIT_STACK` soft limit (`_STK_LIM`, 8 MiB).
+pub const STK_LIM: u64 = 8 << 20;
+
 /// `si_code` of a SIGSEGV (`include/uapi/asm-generic/siginfo.h`): no mapping.
 pub const SEGV_MAPERR: i32 = 1;
 /// `si_code`: a mapping forbids the access.

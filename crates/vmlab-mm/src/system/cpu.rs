@@ -5,7 +5,8 @@
 use super::machine::{Machine, Pid, Process};
 use crate::addr::{vpn, Pfn, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, Fault, FaultReason, SysResult};
-use crate::mm::fault::{handle_fault_locked, Access};
+use crate::mm::fault::{handle_fault_locked, Access, FaultError};
+use crate::mm::{AddressSpace, MmCounters};
 use crate::pgtable::Pte;
 use crate::phys::Ram;
 use crate::sync::{compiler_fence, Arc, AtomicU64, Ordering};
@@ -337,15 +338,41 @@ impl<'m> Cpu<'m> {
         let (pte, upper_writable) = match walked {
             Some(w) => w,
             None => {
+                let cx = self.m.fault_ctx_on(self.id);
                 let mut flush = PendingFlush::default();
-                let r = handle_fault_locked(&self.m.fault_ctx_on(self.id), mm, &st, addr, kind, &mut flush);
+                let mut r = handle_fault_locked(&cx, mm, &st, addr, kind, &mut flush);
+                if matches!(r, Err(FaultError::ExpandStack)) {
+                    // Linux 6.5+ `lock_mm_and_find_vma`: a stack grows with
+                    // the mmap lock held for writing. Drop the read lock and
+                    // take the write lock (a reader cannot upgrade in place:
+                    // two upgraders would wait for each other);
+                    // `expand_stack_locked` looks the VMA up again, and the
+                    // fault goes on under the write lock, as Linux's goes on
+                    // after downgrading it. The write lock is released before
+                    // any shootdown, as a syscall's is.
+                    drop(st);
+                    let mut w = mm.map.write();
+                    r = match AddressSpace::expand_stack_locked(&mut w, addr, cx.next_anon_id) {
+                        Ok(()) => handle_fault_locked(&cx, mm, &w, addr, kind, &mut flush),
+                        Err(_) => {
+                            MmCounters::bump(&cx.counters.failed_faults);
+                            Err(Fault::segv(addr, FaultReason::NotMapped).into())
+                        }
+                    };
+                }
                 // A COW break or an unshared table: other CPUs drop the old
                 // translation before the old frame's reference goes.
                 if flush.range.is_some() || !flush.frames.is_empty() {
                     self.m.shootdown_on(self.id, mm, flush);
                 }
-                // The fault left the page's table private to this address space.
-                (r?, true)
+                match r {
+                    // The fault left the page's table private to this address space.
+                    Ok(pte) => (pte, true),
+                    Err(FaultError::Signal(f)) => return Err(f),
+                    // Only after a growth that just succeeded under the write
+                    // lock, which cannot happen; never loop on it.
+                    Err(FaultError::ExpandStack) => return Err(Fault::segv(addr, FaultReason::NotMapped)),
+                }
             }
         };
         // Cache writable only once dirty, so the first store through a clean

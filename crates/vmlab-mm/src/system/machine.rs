@@ -12,7 +12,7 @@ use crate::mm::fault::FaultCtx;
 use crate::mm::uapi::MAP_ANONYMOUS;
 use crate::mm::{
     AddressSpace, AddressSpaceParams, BackingFile, ForkPolicy, ForkReport, MemObject, MmCounters, MmapRequest,
-    ObjectTable, VmaMap,
+    ObjectTable, Rlimit, VmaMap,
 };
 use crate::phys::PhysMem;
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, PerCpu, RwLock};
@@ -226,6 +226,7 @@ impl Machine {
             mmap_base: TASK_SIZE - MMAP_BASE_GAP,
             start_brk: START_BRK,
             commit_limit_pages: frames,
+            stack_rlimit: crate::mm::stack::DEFAULT_STACK_RLIMIT,
             cpus: self.cpus(),
             pkeys: self.config.pkeys,
         };
@@ -523,6 +524,23 @@ impl Machine {
     /// request failed (Linux's syscall returns no errno).
     pub fn brk(&self, pid: Pid, addr: u64) -> SysResult<u64> {
         self.with_mm(pid, |mm, fl| mm.brk(&self.phys, addr, fl))
+    }
+
+    /// `getrlimit(RLIMIT_STACK)` of process `pid`.
+    pub fn stack_rlimit(&self, pid: Pid) -> SysResult<Rlimit> {
+        Ok(self.process(pid)?.mm.map.read().stack_rlimit)
+    }
+
+    /// `setrlimit(RLIMIT_STACK, new)` in process `pid`: how far its
+    /// `VM_GROWSDOWN` VMAs may grow from now on (a stack already larger
+    /// stays). EINVAL if `new.cur > new.max`, EPERM for a higher hard
+    /// limit (a vmlab process is unprivileged). Linux: `do_prlimit`.
+    pub fn set_stack_rlimit(&self, pid: Pid, new: Rlimit) -> SysResult<()> {
+        let p = self.process(pid)?;
+        let mut st = p.mm.map.write();
+        crate::mm::stack::check_new_rlimit(st.stack_rlimit, new)?;
+        st.stack_rlimit = new;
+        Ok(())
     }
 
     /// The `/proc/PID/maps` lines of `pid`.

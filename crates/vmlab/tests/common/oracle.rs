@@ -139,6 +139,13 @@ pub enum Op {
     Fork {
         ops: Vec<Op>,
     },
+    /// `setrlimit(RLIMIT_STACK)` with soft limit `cur` (bytes) and the hard
+    /// limit unchanged: `Ok` or an errno. On the host the helper's limit is
+    /// restored after the case (lowering it does not shrink the helper's
+    /// own stack, which is far smaller than any limit a case sets).
+    SetStackLimit {
+        cur: u64,
+    },
 }
 
 /// One result.
@@ -349,6 +356,11 @@ fn run_vmlab_ops(m: &Machine, cpu: &mut Cpu<'_>, pid: Pid, ops: &[Op], all: &[Op
                 }
             }
             &Op::Madvise { a, len, advice } => m.madvise(pid, a.at(base), len, advice).map_or_else(err, |()| R::Ok),
+            &Op::SetStackLimit { cur } => {
+                let max = m.stack_rlimit(pid).expect("getrlimit").max;
+                m.set_stack_rlimit(pid, vmlab_mm::mm::Rlimit { cur, max })
+                    .map_or_else(err, |()| R::Ok)
+            }
             Op::Fork { ops: child_ops } => {
                 let child = m.fork(pid).expect("fork");
                 if let Err(e) = m.check() {
@@ -549,6 +561,13 @@ mod host {
             r as u64
         };
         let base = start + GUARD_PAGES * P;
+        // `SetStackLimit` changes it; the next case starts from the same one.
+        let mut stack_limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit into a local.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut stack_limit) }, 0);
         // From here to the final munmap: no allocation (raw has its capacity).
         for op in ops {
             // SAFETY: every address is in the private window region or is a
@@ -559,6 +578,8 @@ mod host {
         }
         // SAFETY: the region is ours; anything the ops left there goes.
         unsafe { libc::munmap(start as *mut _, total) };
+        // SAFETY: setrlimit from a local; the old value is always allowed.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_STACK, &stack_limit) }, 0);
         raw.iter().map(|r| format(*r, base, shared)).collect()
     }
 
@@ -692,6 +713,21 @@ mod host {
                 }
                 Op::Madvise { a, len, advice } => {
                     if libc::madvise(a.at(base) as *mut _, len as usize, advice as i32) == 0 {
+                        Raw::Ok
+                    } else {
+                        Raw::Err(errno())
+                    }
+                }
+                Op::SetStackLimit { cur } => {
+                    let mut rl = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::getrlimit(libc::RLIMIT_STACK, &mut rl) != 0 {
+                        return Raw::Err(errno());
+                    }
+                    rl.rlim_cur = cur;
+                    if libc::setrlimit(libc::RLIMIT_STACK, &rl) == 0 {
                         Raw::Ok
                     } else {
                         Raw::Err(errno())
