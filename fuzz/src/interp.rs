@@ -1002,6 +1002,10 @@ impl<'m> State<'m> {
                         }
                         assert_covered(&self.vmas(pid), got, end, "mmap");
                         self.remember(got);
+                        if fl & MAP_TYPE == MAP_DROPPABLE {
+                            // Droppable memory is wiped on fork (VM_WIPEONFORK).
+                            self.fork_differs.push(pid);
+                        }
                     }
                     Err(e) => assert_errno(
                         "mmap",

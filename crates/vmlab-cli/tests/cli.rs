@@ -242,3 +242,33 @@ fn tiny_ram_is_not_a_panic() {
     assert!(matches!(o.status.code(), Some(0) | Some(1)), "{}", stderr(&o));
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
 }
+
+#[test]
+fn ram_larger_than_the_host_runs() {
+    // 100 GiB of simulated RAM on a host with less: the RAM is reserved
+    // without commitment (mmap MAP_NORESERVE), so only touched frames cost
+    // host memory. Before that, one 100 GiB allocation was refused by the
+    // host's overcommit heuristic and the run aborted (exit 134).
+    let v = run_json(&["--set", "ram=100GiB"]);
+    assert_eq!(v["config"]["ram"], "100GiB");
+    assert_eq!(v["stats"]["frames_total"], 100u64 << 18, "{}", v["stats"]);
+    assert_eq!(v["check"]["ok"], true, "{}", v["check"]);
+}
+
+#[test]
+fn the_largest_ram_runs_or_names_the_host_memory_it_needs() {
+    // 256 GiB, the config's maximum: its metadata (about 3.6 GiB) fits a
+    // 24 GiB host, so it runs there; a smaller host refuses it up front,
+    // saying what it needs and what the host has. Never an abort.
+    let o = vmlab(&["run", "--set", "ram=256GiB", "--accesses", "20000"]);
+    let err = stderr(&o);
+    match o.status.code() {
+        Some(0) => assert!(stdout(&o).contains("ram                256GiB"), "{}", stdout(&o)),
+        Some(2) => {
+            for n in ["ram: a machine with 256GiB", "of host memory", "MemAvailable"] {
+                assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+            }
+        }
+        c => panic!("exit {c:?}: {err}"),
+    }
+}

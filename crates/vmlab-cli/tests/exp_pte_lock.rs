@@ -58,9 +58,26 @@ fn json_rows_and_claims() {
         }
     }
     let claims = v["claims"].as_array().unwrap();
-    assert_eq!(claims.len(), 4);
+    assert_eq!(claims.len(), 5);
+    // The seed 000 #5 claims are computed from the shared rows at N = 2:
+    // pt_lock's waste per fault, and pte_bit's p99 over pt_lock's.
+    let shared = |policy: &str| {
+        rows.iter()
+            .find(|r| r["policy"] == policy && r["threads"] == 2 && r["pattern"] == "shared")
+            .unwrap()
+    };
+    let f = |r: &Value, k: &str| r[k].as_f64().unwrap();
+    let (pt, pte) = (shared("pt_lock"), shared("pte_bit"));
     assert_eq!(claims[0]["seed"], "000 #5");
-    assert_eq!(claims[0]["measured"], 0.0);
+    assert_eq!(claims[0]["rule"], "at_least");
+    assert_eq!(claims[0]["threshold"], 0.1);
+    let waste = f(pt, "pages_wasted") / f(pt, "faults");
+    assert!((f(&claims[0], "measured") - waste).abs() < 1e-9, "{}", claims[0]);
+    assert_eq!(claims[1]["seed"], "000 #5");
+    assert_eq!(claims[1]["rule"], "at_most");
+    assert_eq!(claims[1]["threshold"], 1.1);
+    let p99 = f(pte, "first_store_p99_ns") / f(pt, "first_store_p99_ns");
+    assert!((f(&claims[1], "measured") - p99).abs() < 1e-9, "{}", claims[1]);
     for c in claims {
         assert!(
             ["reproduced", "partial", "refuted"].contains(&c["verdict"].as_str().unwrap()),

@@ -23,7 +23,8 @@ const PFN_MASK: u64 = (1 << 26) - 1;
 const WRITABLE: u64 = 1 << 62;
 const VALID: u64 = 1 << 63;
 
-/// Largest frame number a TLB entry can hold (RAM up to 256 GiB).
+/// Largest frame number a TLB entry can hold (so RAM of up to `MAX_PFN + 1`
+/// frames, 256 GiB).
 pub const MAX_PFN: usize = PFN_MASK as usize;
 
 /// A direct-mapped software TLB of one CPU. Linux has no analogue (the MMU
@@ -46,9 +47,17 @@ pub struct Translation {
 }
 
 impl Tlb {
+    /// Host bytes per slot (part of `Machine::host_bytes_needed`).
+    pub const HOST_BYTES_PER_ENTRY: usize = core::mem::size_of::<AtomicU64>();
+
+    /// The slots a TLB of `entries` gets: rounded up to a power of two, at least 1.
+    pub fn rounded_entries(entries: usize) -> usize {
+        entries.max(1).next_power_of_two()
+    }
+
     /// A TLB of `entries` slots, rounded up to a power of two (at least 1).
     pub fn new(entries: usize) -> Tlb {
-        let n = entries.max(1).next_power_of_two();
+        let n = Tlb::rounded_entries(entries);
         Tlb {
             entries: (0..n).map(|_| AtomicU64::new(0)).collect(),
             mask: n as u64 - 1,

@@ -325,3 +325,82 @@ fn linux_constants_are_public_in_uapi() {
     assert_eq!((SEGV_MAPERR, SEGV_ACCERR, SEGV_PKUERR, BUS_ADRERR), (1, 2, 4, 2));
     assert_eq!((TASK_SIZE, MMAP_MIN_ADDR), ((1 << 47) - 4096, 65536));
 }
+
+/// A host that gives no memory for RAM: the build fails with an error that
+/// says what it could not get, never an abort.
+struct NoRamHost;
+
+impl vmlab_mm::sync::Relax for NoRamHost {
+    fn relax(&self) {}
+}
+
+impl vmlab_mm::system::Host for NoRamHost {
+    fn remote_barrier(&self) -> bool {
+        false
+    }
+    fn remote_barrier_is_real(&self) -> bool {
+        false
+    }
+    fn ram_backing(&self) -> &dyn vmlab_mm::phys::RamBacking {
+        &RefuseAll
+    }
+}
+
+struct RefuseAll;
+
+impl vmlab_mm::phys::RamBacking for RefuseAll {
+    fn zeroed_words(&self, _words: usize) -> Option<vmlab_mm::phys::ZeroedWords> {
+        None
+    }
+}
+
+#[test]
+fn a_host_that_refuses_ram_gives_an_error_not_an_abort() {
+    let cfg = MachineConfig {
+        ram: ByteSize(64 << 20),
+        ..MachineConfig::default()
+    };
+    let e = Machine::with_host(&cfg, Box::new(NoRamHost)).err().expect("refused");
+    assert_eq!(
+        e,
+        vmlab_mm::system::MachineError::HostMemory {
+            what: "simulated RAM",
+            bytes: 64 << 20
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "ram: the host refused 67108864 bytes of memory for simulated RAM"
+    );
+}
+
+#[test]
+fn a_freed_frame_descriptor_is_all_zero_again() {
+    // Descriptors start as zeroed host memory, so a free frame's descriptor
+    // must be all zero; `reset` (on free) restores exactly that.
+    let m = Machine::new(&MachineConfig::default()).unwrap();
+    let phys = m.phys();
+    let pfn = phys.alloc_zeroed(vmlab_mm::phys::FrameUse::Anon).unwrap();
+    let d = phys.desc(pfn).unwrap();
+    d.mapping.store(7, std::sync::atomic::Ordering::Relaxed);
+    d.lru_next.store(3, std::sync::atomic::Ordering::Relaxed);
+    assert!(phys.put_frame(pfn));
+    let fields = |d: &vmlab_mm::phys::FrameDesc| {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            d.flags.load(Relaxed),
+            d.refcount.load(Relaxed),
+            d.mapcount.load(Relaxed),
+            d.mapping.load(Relaxed),
+            d.index.load(Relaxed),
+            d.lru_prev.load(Relaxed),
+            d.lru_next.load(Relaxed),
+        )
+    };
+    assert_eq!(fields(d), (0, 0, 0, 0, 0, 0, 0));
+    // A frame never allocated reads as zero too.
+    assert_eq!(
+        fields(phys.desc(vmlab_mm::addr::Pfn(phys.total_frames() - 1)).unwrap()),
+        (0, 0, 0, 0, 0, 0, 0)
+    );
+}

@@ -15,13 +15,15 @@
 
 use crate::mm::errno::Errno;
 use crate::mm::mm::BackingFile;
+use crate::mm::phys::{RamBacking, ZeroedWords};
 use crate::mm::sync::Relax;
-use crate::mm::system::{Host, Machine, MachineConfig, MachineError};
+use crate::mm::system::{Host, HostNeed, Machine, MachineConfig, MachineError};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::OnceLock;
 
@@ -89,13 +91,86 @@ pub enum HostError {
     Machine(MachineError),
     #[error("config error: files: cannot open {}: {err}", path.display())]
     File { path: PathBuf, err: io::Error },
+    #[error(
+        "config error: ram: a machine with {ram} of RAM needs {} of host memory for its metadata \
+         ({} frames x {} bytes, plus {} of TLBs), but the host has {} available ({measured_by}); \
+         lower ram",
+        mib(need.total),
+        need.frames,
+        need.bytes_per_frame,
+        mib(need.tlb_bytes),
+        mib(*available)
+    )]
+    HostMemory {
+        ram: crate::mm::system::ByteSize,
+        need: HostNeed,
+        available: u64,
+        measured_by: &'static str,
+    },
+}
+
+/// `bytes` as MiB with one decimal, for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+/// What `check_host_memory` compares the machine's metadata with.
+pub const MEMINFO_SOURCE: &str = "MemAvailable in /proc/meminfo";
+
+/// The host's available memory in bytes: `MemAvailable` of `/proc/meminfo`
+/// (what the kernel thinks can be allocated without swapping), or `None`
+/// where there is no such file or line.
+pub fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_available(&text)
+}
+
+/// `MemAvailable:  123456 kB` → bytes.
+fn parse_mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let mut words = line.split_whitespace().skip(1);
+    let n: u64 = words.next()?.parse().ok()?;
+    match words.next() {
+        Some("kB") => n.checked_mul(1024),
+        None => Some(n),
+        Some(_) => None,
+    }
+}
+
+/// Refuse a machine whose metadata (`Machine::host_bytes_needed`: frame
+/// descriptors, frame allocator, checker arrays, TLBs) is more than the
+/// host's `available` bytes: it would fail part-way or be killed by the
+/// host's OOM killer. The simulated RAM itself is not counted, since it is
+/// reserved without commitment and costs only the pages the workload
+/// touches (docs/CONFIG.md).
+pub fn check_host_memory(
+    cfg: &MachineConfig,
+    available: u64,
+    measured_by: &'static str,
+) -> Result<HostNeed, HostError> {
+    let need = Machine::host_bytes_needed(cfg);
+    if need.total > available {
+        return Err(HostError::HostMemory {
+            ram: cfg.ram,
+            need,
+            available,
+            measured_by,
+        });
+    }
+    Ok(need)
 }
 
 /// Build the machine `cfg` describes and open the host files of its
 /// `files` list as fds 3, 4, ... in order. Each is opened for reading and
 /// writing if the host allows, else for reading only (then a writable
-/// MAP_SHARED of it fails with EACCES, as on Linux).
+/// MAP_SHARED of it fails with EACCES, as on Linux). A machine whose
+/// metadata the host cannot hold is refused first (`check_host_memory`;
+/// skipped on a host without `/proc/meminfo`, where the fallible
+/// allocations of the build still refuse it without an abort).
 pub fn build_machine(cfg: &MachineConfig) -> Result<Machine, HostError> {
+    if let Some(available) = mem_available() {
+        check_host_memory(cfg, available, MEMINFO_SOURCE)?;
+    }
     let m = Machine::with_host(cfg, Box::new(OsHost::new())).map_err(HostError::Machine)?;
     for p in &cfg.files {
         let path = PathBuf::from(p);
@@ -226,6 +301,52 @@ impl Host for OsHost {
     fn remote_barrier_is_real(&self) -> bool {
         self.has_membarrier()
     }
+
+    fn ram_backing(&self) -> &dyn RamBacking {
+        &MmapBacking
+    }
+}
+
+/// Zeroed memory reserved with an anonymous private `MAP_NORESERVE`
+/// mapping: the kernel hands out zero pages on first touch and charges no
+/// commit up front, so RAM far larger than the host's (up to the config's
+/// 256 GiB) can be reserved whatever `vm.overcommit_memory` heuristic says
+/// about one huge `malloc`. (With `vm.overcommit_memory = 2` the kernel
+/// ignores `MAP_NORESERVE`, and a refusal is reported, not aborted on.)
+pub struct MmapBacking;
+
+impl RamBacking for MmapBacking {
+    fn zeroed_words(&self, words: usize) -> Option<ZeroedWords> {
+        let len = words.max(1).checked_mul(8)?;
+        // SAFETY: an anonymous mapping at an address of the kernel's choice
+        // touches no memory of ours; failure is MAP_FAILED, checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let ptr = NonNull::new(p as *mut u64)?;
+        /// # Safety
+        /// `ptr` and `words` are those of one `zeroed_words` mapping, which
+        /// is unmapped here once (`ZeroedWords` calls this from its drop).
+        unsafe fn release(ptr: NonNull<u64>, words: usize) {
+            // SAFETY: the mapping is ours and nothing refers to it any more
+            // (the caller's contract); an error leaves it mapped (a leak).
+            unsafe { libc::munmap(ptr.as_ptr() as *mut libc::c_void, words.max(1) * 8) };
+        }
+        // SAFETY: a fresh anonymous mapping is page aligned, reads as zeros,
+        // is readable and writable, is ours alone and stays at its address
+        // until `release` munmaps it, which happens once, on drop.
+        Some(unsafe { ZeroedWords::from_raw(ptr, words, release) })
+    }
 }
 
 impl Relax for OsHost {
@@ -237,6 +358,7 @@ impl Relax for OsHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mm::system::ByteSize;
 
     #[test]
     fn pkeys_need_both_cpu_and_kernel() {
@@ -296,5 +418,69 @@ mod tests {
             "the machine must stop trusting a barrier that failed"
         );
         assert!(c1.load_u64(a).is_err());
+    }
+
+    fn cfg(ram: u64) -> MachineConfig {
+        MachineConfig {
+            ram: ByteSize(ram),
+            cpus: 2,
+            ..MachineConfig::default()
+        }
+    }
+
+    #[test]
+    fn meminfo_gives_mem_available_in_bytes() {
+        let text = "MemTotal:       24683584 kB\nMemFree:        21000000 kB\nMemAvailable:   24145732 kB\n";
+        assert_eq!(parse_mem_available(text), Some(24145732 * 1024));
+        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
+        assert_eq!(parse_mem_available("MemAvailable: lots kB\n"), None);
+    }
+
+    #[test]
+    fn a_machine_whose_metadata_the_host_cannot_hold_is_refused_with_the_numbers() {
+        // 100 GiB: 26214400 frames of metadata, plus two 512-entry TLBs.
+        let c = cfg(100 << 30);
+        let need = Machine::host_bytes_needed(&c);
+        assert_eq!(need.frames, 26_214_400);
+        assert_eq!(need.tlb_bytes, 2 * 512 * 8);
+        assert_eq!(need.total, need.frames * need.bytes_per_frame + need.tlb_bytes);
+        // A host with 1 GiB available cannot hold it ...
+        let e = check_host_memory(&c, 1 << 30, "a test figure").unwrap_err();
+        let msg = e.to_string();
+        for n in [
+            "ram: a machine with 100GiB of RAM needs".to_string(),
+            format!("{} of host memory", mib(need.total)),
+            format!("26214400 frames x {} bytes", need.bytes_per_frame),
+            "the host has 1024.0 MiB available (a test figure)".to_string(),
+        ] {
+            assert!(msg.contains(&n), "{msg:?} lacks {n:?}");
+        }
+        assert!(matches!(e, HostError::HostMemory { available, .. } if available == 1 << 30));
+        // ... one with exactly what it needs can.
+        assert_eq!(check_host_memory(&c, need.total, "a test figure").unwrap(), need);
+        assert!(check_host_memory(&c, need.total - 1, "a test figure").is_err());
+    }
+
+    #[test]
+    fn the_metadata_per_frame_follows_the_types() {
+        // Descriptor, buddy link and state byte, checker arrays (i32, u32, bool).
+        let need = Machine::host_bytes_needed(&cfg(1 << 30));
+        let desc = std::mem::size_of::<crate::mm::phys::FrameDesc>() as u64;
+        assert_eq!(desc, 40);
+        assert_eq!(need.bytes_per_frame, desc + 8 + 1 + 4 + 4 + 1);
+    }
+
+    #[test]
+    fn mmap_backing_reserves_more_than_the_host_has() {
+        // 512 GiB of address space, no commitment: only the touched page costs.
+        let w = MmapBacking
+            .zeroed_words(64 << 30)
+            .expect("a NORESERVE reservation succeeds");
+        assert_eq!(w.len(), 64 << 30);
+        let a: crate::mm::phys::ZeroedArray<std::sync::atomic::AtomicU64> =
+            crate::mm::phys::ZeroedArray::new(&MmapBacking, 1 << 20).unwrap();
+        assert_eq!(a.as_slice()[12345].load(Ordering::Relaxed), 0);
+        a.as_slice()[12345].store(9, Ordering::Relaxed);
+        assert_eq!(a.as_slice()[12345].load(Ordering::Relaxed), 9);
     }
 }

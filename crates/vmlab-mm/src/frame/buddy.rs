@@ -32,7 +32,6 @@ use crate::addr::Pfn;
 use crate::frame::{FrameAllocator, FreeError};
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -107,27 +106,52 @@ pub struct Buddy {
 }
 
 impl Buddy {
+    /// Host bytes this allocator keeps per frame it manages: a list link
+    /// and a state byte (plus `MAX_ORDER + 1` sentinel links per zone). Part
+    /// of `PhysMem::host_bytes_per_frame`.
+    pub const HOST_BYTES_PER_FRAME: usize = core::mem::size_of::<Link>() + core::mem::size_of::<u8>();
+
     /// An allocator of `frames` frames from `base`, all free.
     ///
     /// The range is carved into maximal naturally aligned blocks (aligned on
     /// the absolute pfn), lowest first on each list so that the first
     /// allocations come from low addresses. `frames` is clamped so that the
     /// range neither overflows `usize` nor exceeds `u32::MAX - 11` frames.
+    /// If the host cannot hold its arrays this aborts, as `Vec` does; a
+    /// machine is built with `try_new`.
     pub fn new(base: Pfn, frames: usize) -> Buddy {
+        match Buddy::try_new(base, frames) {
+            Some(b) => b,
+            None => alloc::alloc::handle_alloc_error(
+                core::alloc::Layout::array::<Link>(frames.min(MAX_FRAMES) + MAX_ORDER + 1)
+                    .unwrap_or(core::alloc::Layout::new::<Link>()),
+            ),
+        }
+    }
+
+    /// As `new`, or `None` if the host cannot hold the allocator's arrays
+    /// (`HOST_BYTES_PER_FRAME` per frame).
+    pub fn try_new(base: Pfn, frames: usize) -> Option<Buddy> {
         let base = base.0;
         let n = frames.min(usize::MAX - base).min(MAX_FRAMES);
-        let links = (0..n + MAX_ORDER + 1)
-            .map(|i| {
-                // Sentinels start as empty lists (pointing at themselves).
-                let s = i as u32;
-                Link { next: s, prev: s }
-            })
-            .collect();
+        let mut links: Vec<Link> = Vec::new();
+        links.try_reserve_exact(n + MAX_ORDER + 1).ok()?;
+        // Links of frames that are not free block heads are stale and never
+        // read, so any value does; sentinels start as empty lists (pointing
+        // at themselves).
+        links.resize(n, Link { next: 0, prev: 0 });
+        links.extend((n..n + MAX_ORDER + 1).map(|i| {
+            let s = i as u32;
+            Link { next: s, prev: s }
+        }));
+        let mut state: Vec<u8> = Vec::new();
+        state.try_reserve_exact(n).ok()?;
+        state.resize(n, TAIL);
         let mut b = Buddy {
             base,
             frames: n,
             links,
-            state: vec![TAIL; n],
+            state,
             nr_free: [0; MAX_ORDER + 1],
             avail: 0,
             free: n,
@@ -144,7 +168,7 @@ impl Buddy {
             b.push_tail(i, k);
             i += 1 << k;
         }
-        b
+        Some(b)
     }
 
     /// First frame managed.
@@ -498,6 +522,7 @@ impl fmt::Debug for Buddy {
 mod tests {
     use super::*;
     use alloc::collections::BTreeMap;
+    use alloc::vec;
     use proptest::prelude::*;
 
     fn ok(b: &Buddy) {

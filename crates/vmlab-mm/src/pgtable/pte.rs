@@ -173,9 +173,9 @@ impl Pte {
         if e.ty >= Self::MAX_SWAP_TYPES || e.offset > Self::MAX_SWAP_OFFSET {
             return None;
         }
-        Some(Pte(
-            (Self::KIND_SWAP << Self::KIND_SHIFT) | ((e.ty as u64) << Self::SWAP_TYPE_SHIFT) | (e.offset << 12),
-        ))
+        Some(Pte((Self::KIND_SWAP << Self::KIND_SHIFT)
+            | ((e.ty as u64) << Self::SWAP_TYPE_SHIFT)
+            | (e.offset << 12)))
     }
 
     /// A migration entry: the page at `pfn` is being moved; a fault on it
@@ -223,7 +223,10 @@ pub enum LeafEntry {
     /// The page is in swap.
     Swap(SwapEntry),
     /// The page is being migrated from `pfn`.
-    Migration { pfn: Pfn, writable: bool },
+    Migration {
+        pfn: Pfn,
+        writable: bool,
+    },
     /// A guard page (MADV_GUARD_INSTALL).
     Guard,
     /// No state: a bit pattern no code of vmlab writes (the checker reports it).
@@ -284,7 +287,10 @@ mod tests {
 
     #[test]
     fn every_state_round_trips_and_can_be_claimed() {
-        let present = Pte::new(Pfn(0x12345), Pte::PRESENT | Pte::WRITE | Pte::USER | Pte::ACCESSED | Pte::NX);
+        let present = Pte::new(
+            Pfn(0x12345),
+            Pte::PRESENT | Pte::WRITE | Pte::USER | Pte::ACCESSED | Pte::NX,
+        );
         let protnone = Pte::new(Pfn(7), Pte::PROTNONE | Pte::USER | Pte::DIRTY);
         let swap = SwapEntry {
             ty: 31,

@@ -38,6 +38,13 @@ impl FrameUse {
 
 /// One per frame, in an array indexed by frame number; kept small so that the
 /// array stays cache-friendly. Fields change under concurrency, so they are atomics.
+///
+/// The all-zero bit pattern is the initial state (a free frame, no
+/// references, no owner, on no list), so the array is taken zeroed from the
+/// host (`phys::backing`) and descriptors of frames never allocated are
+/// never written: building a 100 GiB machine does not touch 1 GiB of them.
+/// Its size is part of the host memory each simulated frame costs
+/// (`PhysMem::HOST_BYTES_PER_FRAME`, docs/CONFIG.md).
 pub struct FrameDesc {
     /// Low byte: `FrameUse`; higher bits: page flags (`PG_*` below).
     pub flags: AtomicU32,
@@ -50,7 +57,8 @@ pub struct FrameDesc {
     pub mapping: AtomicU64,
     /// Page offset within the owner. Linux: `page->index`.
     pub index: AtomicU64,
-    /// LRU list links (frame numbers, `u32::MAX` for none), used by reclaim.
+    /// LRU list links, used by reclaim: frame number + 1, 0 for none (so
+    /// that a zeroed descriptor is on no list).
     pub lru_prev: AtomicU32,
     pub lru_next: AtomicU32,
 }
@@ -65,7 +73,17 @@ pub const PG_LOCKED: u32 = 1 << 12;
 /// Linux: `PG_swapbacked`.
 pub const PG_SWAPBACKED: u32 = 1 << 13;
 
+// SAFETY: every field is an atomic integer, for which zero is a valid value
+// (padding may hold anything); the alignment is that of `AtomicU64`, 8, and
+// a size is a multiple of the alignment (`ZeroedArray` asserts both).
+unsafe impl super::backing::Zeroable for FrameDesc {
+    fn zero() -> FrameDesc {
+        FrameDesc::new()
+    }
+}
+
 impl FrameDesc {
+    /// A free frame's descriptor: every field zero.
     pub(crate) fn new() -> FrameDesc {
         FrameDesc {
             flags: AtomicU32::new(0),
@@ -73,8 +91,8 @@ impl FrameDesc {
             mapcount: AtomicI32::new(0),
             mapping: AtomicU64::new(0),
             index: AtomicU64::new(0),
-            lru_prev: AtomicU32::new(u32::MAX),
-            lru_next: AtomicU32::new(u32::MAX),
+            lru_prev: AtomicU32::new(0),
+            lru_next: AtomicU32::new(0),
         }
     }
 
@@ -92,8 +110,8 @@ impl FrameDesc {
         self.mapcount.store(0, Ordering::Relaxed);
         self.mapping.store(0, Ordering::Relaxed);
         self.index.store(0, Ordering::Relaxed);
-        self.lru_prev.store(u32::MAX, Ordering::Relaxed);
-        self.lru_next.store(u32::MAX, Ordering::Relaxed);
+        self.lru_prev.store(0, Ordering::Relaxed);
+        self.lru_next.store(0, Ordering::Relaxed);
     }
 
     /// What the frame is used for.

@@ -14,9 +14,11 @@
 //! its descriptor says `Free`). Only refills, trims and drains touch the
 //! shared counter, so CPUs allocating from their own lists share no line.
 
+mod backing;
 mod desc;
 mod ram;
 
+pub use backing::{GlobalBacking, RamBacking, Zeroable, ZeroedArray, ZeroedWords};
 pub use desc::*;
 pub use ram::Ram;
 
@@ -25,7 +27,6 @@ use crate::frame::buddy::Buddy;
 use crate::frame::pcp::PerCpuPages;
 use crate::frame::{FrameAllocator, FreeError};
 use crate::sync::{AtomicUsize, Mutex, Ordering};
-use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -44,10 +45,18 @@ macro_rules! dispatch {
 }
 
 impl ZoneAllocator {
-    /// Build the allocator named `policy` over `[base, base + frames)`.
-    pub fn new(policy: FrameAllocatorPolicy, base: Pfn, frames: usize) -> ZoneAllocator {
+    /// Build the allocator named `policy` over `[base, base + frames)`;
+    /// `None` if the host cannot hold its books.
+    pub fn new(policy: FrameAllocatorPolicy, base: Pfn, frames: usize) -> Option<ZoneAllocator> {
         match policy {
-            FrameAllocatorPolicy::Buddy => ZoneAllocator::Buddy(Buddy::new(base, frames)),
+            FrameAllocatorPolicy::Buddy => Buddy::try_new(base, frames).map(ZoneAllocator::Buddy),
+        }
+    }
+
+    /// Host bytes the policy keeps per frame it manages.
+    pub const fn host_bytes_per_frame(policy: FrameAllocatorPolicy) -> usize {
+        match policy {
+            FrameAllocatorPolicy::Buddy => Buddy::HOST_BYTES_PER_FRAME,
         }
     }
 }
@@ -106,7 +115,7 @@ const DMA_FRAMES: usize = (16 << 20) / PAGE_SIZE as usize;
 /// All of physical memory. Linux: `mem_map` + `pg_data_t`; FreeBSD: `vm_page_array` + `vm_phys`.
 pub struct PhysMem {
     ram: Ram,
-    descs: Box<[FrameDesc]>,
+    descs: ZeroedArray<FrameDesc>,
     /// Allocation tries these in order (Linux's zonelist: NORMAL, then DMA).
     zones: Vec<Zone>,
     /// A frame of zeros mapped read-only by read faults on anonymous memory
@@ -119,9 +128,36 @@ pub struct PhysMem {
     pt_pages: AtomicUsize,
 }
 
+/// Why `PhysMem::build` failed.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PhysError {
+    /// Fewer frames than the zero page and a few tables need.
+    TooSmall,
+    /// The host refused `bytes` bytes of memory for `what`.
+    Host { what: &'static str, bytes: u64 },
+}
+
+impl core::fmt::Display for PhysError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PhysError::TooSmall => f.write_str("too small to hold the machine's own structures"),
+            PhysError::Host { what, bytes } => write!(f, "the host refused {bytes} bytes of memory for {what}"),
+        }
+    }
+}
+
 impl PhysMem {
+    /// Host bytes kept per frame, whatever the workload does: its
+    /// descriptor and its frame allocator's books (the RAM word array costs
+    /// only what is touched). Computed from the types so it cannot drift
+    /// from them; docs/CONFIG.md gives the figure.
+    pub const fn host_bytes_per_frame(policy: FrameAllocatorPolicy) -> usize {
+        core::mem::size_of::<FrameDesc>() + ZoneAllocator::host_bytes_per_frame(policy)
+    }
+
     /// Build `frames` frames of zeroed RAM, zones, allocators and the zero page.
-    /// `None` if `frames` is too small to hold the zero page and a few tables.
+    /// `None` if `frames` is too small to hold the zero page and a few tables,
+    /// or the global allocator refuses the memory.
     /// No per-CPU lists: every allocation goes to the zones.
     pub fn new(frames: usize, policy: FrameAllocatorPolicy) -> Option<PhysMem> {
         PhysMem::with_pcp(frames, policy, 0, 0)
@@ -131,11 +167,37 @@ impl PhysMem {
     /// CPUs, refilled and trimmed `batch` frames at a time (`frame/pcp.rs`).
     /// `batch == 0` builds no lists.
     pub fn with_pcp(frames: usize, policy: FrameAllocatorPolicy, cpus: usize, batch: usize) -> Option<PhysMem> {
+        PhysMem::build(&GlobalBacking, frames, policy, cpus, batch).ok()
+    }
+
+    /// As `with_pcp`, with the RAM words and descriptors from `backing`, and
+    /// saying why it failed. Nothing here aborts on a host that cannot hold
+    /// the machine: every large allocation is fallible.
+    pub fn build(
+        backing: &dyn RamBacking,
+        frames: usize,
+        policy: FrameAllocatorPolicy,
+        cpus: usize,
+        batch: usize,
+    ) -> Result<PhysMem, PhysError> {
         if frames < 16 {
-            return None;
+            return Err(PhysError::TooSmall);
         }
-        let ram = Ram::zeroed(frames)?;
-        let descs: Box<[FrameDesc]> = (0..frames).map(|_| FrameDesc::new()).collect();
+        let bytes = |each: usize| (frames as u64).saturating_mul(each as u64);
+        let ram = Ram::zeroed_in(backing, frames).ok_or(PhysError::Host {
+            what: "simulated RAM",
+            bytes: bytes(PAGE_SIZE as usize),
+        })?;
+        let descs = ZeroedArray::new(backing, frames).ok_or(PhysError::Host {
+            what: "frame descriptors",
+            bytes: bytes(core::mem::size_of::<FrameDesc>()),
+        })?;
+        let zone = |base: usize, n: usize| {
+            ZoneAllocator::new(policy, Pfn(base), n).ok_or(PhysError::Host {
+                what: "the frame allocator",
+                bytes: bytes(ZoneAllocator::host_bytes_per_frame(policy)),
+            })
+        };
         let mut zones = Vec::new();
         // Keep a DMA zone only when it leaves a useful NORMAL zone beside it.
         if frames > 4 * DMA_FRAMES {
@@ -143,20 +205,20 @@ impl PhysMem {
                 name: "Normal",
                 start: Pfn(DMA_FRAMES),
                 frames: frames - DMA_FRAMES,
-                alloc: Mutex::new(ZoneAllocator::new(policy, Pfn(DMA_FRAMES), frames - DMA_FRAMES)),
+                alloc: Mutex::new(zone(DMA_FRAMES, frames - DMA_FRAMES)?),
             });
             zones.push(Zone {
                 name: "DMA",
                 start: Pfn(0),
                 frames: DMA_FRAMES,
-                alloc: Mutex::new(ZoneAllocator::new(policy, Pfn(0), DMA_FRAMES)),
+                alloc: Mutex::new(zone(0, DMA_FRAMES)?),
             });
         } else {
             zones.push(Zone {
                 name: "Normal",
                 start: Pfn(0),
                 frames,
-                alloc: Mutex::new(ZoneAllocator::new(policy, Pfn(0), frames)),
+                alloc: Mutex::new(zone(0, frames)?),
             });
         }
         let mut pm = PhysMem {
@@ -168,8 +230,8 @@ impl PhysMem {
             frames_used: AtomicUsize::new(0),
             pt_pages: AtomicUsize::new(0),
         };
-        pm.zero_pfn = pm.alloc_frames(1, 1, FrameUse::Zero)?;
-        Some(pm)
+        pm.zero_pfn = pm.alloc_frames(1, 1, FrameUse::Zero).ok_or(PhysError::TooSmall)?;
+        Ok(pm)
     }
 
     /// The RAM bytes.
@@ -193,7 +255,7 @@ impl PhysMem {
     /// The descriptor of `pfn`; `None` outside RAM.
     #[inline]
     pub fn desc(&self, pfn: Pfn) -> Option<&FrameDesc> {
-        self.descs.get(pfn.0)
+        self.descs.as_slice().get(pfn.0)
     }
 
     /// The zones, in allocation-fallback order.
@@ -262,7 +324,7 @@ impl PhysMem {
         if usage == FrameUse::PageTable {
             self.pt_pages.fetch_add(1, Ordering::Relaxed);
         }
-        self.descs[pfn.0].init_allocated(usage);
+        self.descs.as_slice()[pfn.0].init_allocated(usage);
     }
 
     /// Allocate one zero-filled frame for `usage`. Linux: `alloc_page(__GFP_ZERO)`.
@@ -303,7 +365,7 @@ impl PhysMem {
     /// Return a run got from `alloc_frames(count, ..)`. The descriptor is reset.
     /// Linux: `__free_pages`.
     pub fn free_frames(&self, pfn: Pfn, count: usize) -> Result<(), FreeError> {
-        let desc = self.descs.get(pfn.0).ok_or(FreeError::OutOfRange)?;
+        let desc = self.descs.as_slice().get(pfn.0).ok_or(FreeError::OutOfRange)?;
         let zone = self
             .zones
             .iter()
@@ -327,7 +389,7 @@ impl PhysMem {
     /// Drop one reference to a single frame; free it when none is left.
     /// Returns whether the frame was freed. Linux: `put_page`.
     pub fn put_frame(&self, pfn: Pfn) -> bool {
-        let Some(desc) = self.descs.get(pfn.0) else {
+        let Some(desc) = self.descs.as_slice().get(pfn.0) else {
             return false;
         };
         if pfn == self.zero_pfn {
@@ -346,7 +408,7 @@ impl PhysMem {
     /// `high`). A `cpu` without a list takes the `put_frame` path.
     /// Linux: `put_page` reaching `free_unref_page`.
     pub fn put_frame_on(&self, cpu: usize, pfn: Pfn) -> bool {
-        let Some(desc) = self.descs.get(pfn.0) else {
+        let Some(desc) = self.descs.as_slice().get(pfn.0) else {
             return false;
         };
         if pfn == self.zero_pfn {

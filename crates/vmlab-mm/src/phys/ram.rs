@@ -5,22 +5,30 @@
 //! real CPUs do; a racy simulated program must not be undefined behaviour in
 //! Rust. Page-table pages live here too, so a page-table entry is a RAM word.
 
+use super::backing::{GlobalBacking, RamBacking, ZeroedArray};
 use crate::addr::{Pfn, WORDS_PER_PAGE};
 use crate::sync::{AtomicU64, Ordering};
-use alloc::boxed::Box;
 
 /// The machine's physical memory contents. In a kernel this would be the direct map.
 pub struct Ram {
-    words: Box<[AtomicU64]>,
+    words: ZeroedArray<AtomicU64>,
     frames: usize,
 }
 
 impl Ram {
-    /// `frames` zeroed frames; `None` if the size overflows.
+    /// `frames` zeroed frames from the global allocator; `None` if the size
+    /// overflows or the allocator refuses.
     pub fn zeroed(frames: usize) -> Option<Ram> {
+        Ram::zeroed_in(&GlobalBacking, frames)
+    }
+
+    /// `frames` zeroed frames from `backing` (zero-filled lazily by the host,
+    /// so frames the simulation never touches cost it nothing); `None` if
+    /// the size overflows or `backing` refuses.
+    pub fn zeroed_in(backing: &dyn RamBacking, frames: usize) -> Option<Ram> {
         let n = frames.checked_mul(WORDS_PER_PAGE)?;
         Some(Ram {
-            words: zeroed_words(n),
+            words: ZeroedArray::new(backing, n)?,
             frames,
         })
     }
@@ -34,20 +42,20 @@ impl Ram {
     /// Every word of RAM, indexed `pfn * 512 + word-in-page` (for a CPU to keep at hand).
     #[inline]
     pub fn words(&self) -> &[AtomicU64] {
-        &self.words
+        self.words.as_slice()
     }
 
     /// Word `idx` of RAM (`idx = pfn * 512 + word-in-page`).
     #[inline]
     pub fn word(&self, idx: usize) -> Option<&AtomicU64> {
-        self.words.get(idx)
+        self.words.as_slice().get(idx)
     }
 
     /// The 512 words of frame `pfn`; `None` outside RAM.
     #[inline]
     pub fn frame(&self, pfn: Pfn) -> Option<&[AtomicU64]> {
         let start = pfn.first_word();
-        self.words.get(start..start + WORDS_PER_PAGE)
+        self.words.as_slice().get(start..start + WORDS_PER_PAGE)
     }
 
     /// Fill frame `pfn` with zeros.
@@ -152,27 +160,4 @@ impl Ram {
         }
         true
     }
-}
-
-#[cfg(not(loom))]
-fn zeroed_words(n: usize) -> Box<[AtomicU64]> {
-    // A zeroed `Vec<u64>` comes from the allocator's zeroed path (calloc,
-    // fresh anonymous pages on a host), so RAM the simulation never touches
-    // costs the host nothing.
-    let words: Box<[u64]> = alloc::vec![0u64; n].into_boxed_slice();
-    let len = words.len();
-    let ptr = Box::into_raw(words) as *mut u64 as *mut AtomicU64;
-    const _: () = assert!(core::mem::align_of::<AtomicU64>() == core::mem::align_of::<u64>());
-    const _: () = assert!(core::mem::size_of::<AtomicU64>() == core::mem::size_of::<u64>());
-    // SAFETY: `AtomicU64` has the same size and bit validity as `u64` (its
-    // documentation guarantees it) and, as asserted above, the same alignment
-    // on this target, so a `[u64]` allocation of `len` elements is a valid
-    // `[AtomicU64]` of `len` elements, and it was allocated by the global
-    // allocator with that layout, so `Box` may free it as one.
-    unsafe { Box::from_raw(core::ptr::slice_from_raw_parts_mut(ptr, len)) }
-}
-
-#[cfg(loom)]
-fn zeroed_words(n: usize) -> Box<[AtomicU64]> {
-    (0..n).map(|_| AtomicU64::new(0)).collect()
 }

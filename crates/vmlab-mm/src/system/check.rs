@@ -42,7 +42,6 @@ use crate::sync::{Arc, Ordering};
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -62,6 +61,32 @@ macro_rules! ensure {
             return Err(InvariantError(format!($($arg)*)));
         }
     };
+}
+
+/// The checker's per-frame arrays: mappings counted per frame, parent
+/// entries per page-table page, per-CPU list membership.
+type MapCount = i32;
+type TableRefs = u32;
+type Listed = bool;
+
+/// Host bytes per frame the checker allocates while it runs (`Machine::check`
+/// at the end of `vmlab run`); part of `Machine::host_bytes_needed`.
+pub const HOST_BYTES_PER_FRAME: usize =
+    core::mem::size_of::<MapCount>() + core::mem::size_of::<TableRefs>() + core::mem::size_of::<Listed>();
+
+/// `n` copies of `v`, or an error if the host cannot hold them (never an
+/// abort; `Machine::host_bytes_needed` counts these arrays, so a host that
+/// passed that check can).
+fn per_frame<T: Clone>(n: usize, v: T) -> Result<Vec<T>, InvariantError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(n).map_err(|_| {
+        InvariantError(format!(
+            "checker: the host cannot hold {} bytes for its per-frame counts",
+            n.saturating_mul(core::mem::size_of::<T>())
+        ))
+    })?;
+    out.resize(n, v);
+    Ok(out)
 }
 
 pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<(), InvariantError> {
@@ -109,10 +134,10 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
     }
 
     // 3, 4, 5.
-    let mut maps = vec![0i32; total];
+    let mut maps: Vec<MapCount> = per_frame(total, 0)?;
     // Parent entries that reach each page-table page (a shared table is
     // reached from several address spaces; the root from none, counted as 1).
-    let mut table_refs = vec![0u32; total];
+    let mut table_refs: Vec<TableRefs> = per_frame(total, 0)?;
     for p in procs.values() {
         let st = p.mm.map.read();
         if st.dead {
@@ -449,8 +474,8 @@ pub(crate) fn check_objects(
 
 /// Which frames are in per-CPU lists; an error if one is outside the first
 /// zone or listed twice (in one list or in two).
-fn listed_frames(phys: &crate::phys::PhysMem) -> Result<Vec<bool>, InvariantError> {
-    let mut listed = vec![false; phys.total_frames()];
+fn listed_frames(phys: &crate::phys::PhysMem) -> Result<Vec<Listed>, InvariantError> {
+    let mut listed: Vec<Listed> = per_frame(phys.total_frames(), false)?;
     let (start, frames) = phys.zones().first().map_or((0, 0), |z| (z.start.0, z.frames));
     let mut bad: Option<String> = None;
     phys.pcp().for_each(|cpu, pfn| {

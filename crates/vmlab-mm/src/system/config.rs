@@ -250,7 +250,8 @@ impl MachineConfig {
         if frames < 64 {
             return Err(format!("ram: {} is too small (at least 256KiB)", self.ram));
         }
-        if frames as usize > crate::tlb::MAX_PFN {
+        // Frame numbers 0..=MAX_PFN fit a TLB entry: 2^26 frames, 256 GiB.
+        if frames > crate::tlb::MAX_PFN as u64 + 1 {
             return Err(format!(
                 "ram: {} is larger than the 256GiB a TLB entry can address",
                 self.ram

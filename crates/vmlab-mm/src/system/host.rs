@@ -14,6 +14,7 @@
 /// Host services for the CPU handshake. `Send + Sync`: shootdowns run on any
 /// thread. `Relax::relax` is called while spinning for another thread that
 /// may have been preempted (a `yield` lets it run on an oversubscribed host).
+use crate::phys::{GlobalBacking, RamBacking};
 use crate::sync::Relax;
 
 pub trait Host: Relax + Send + Sync {
@@ -28,6 +29,14 @@ pub trait Host: Relax + Send + Sync {
     /// membarrier), rather than being a local fence only. It follows the
     /// real state: once a barrier has failed, it stays false.
     fn remote_barrier_is_real(&self) -> bool;
+
+    /// Where the machine's simulated RAM and frame descriptors get their
+    /// zeroed, lazily committed memory. The default is the global
+    /// allocator; `vmlab::host::OsHost` reserves it with `mmap(MAP_NORESERVE)`,
+    /// which a RAM larger than the host's memory needs.
+    fn ram_backing(&self) -> &dyn RamBacking {
+        &GlobalBacking
+    }
 }
 
 /// The host of a `Machine::new`: no OS services. Its barrier is a local

@@ -14,7 +14,7 @@ use crate::mm::{
     AddressSpace, AddressSpaceParams, BackingFile, ForkPolicy, ForkReport, MemObject, MmCounters, MmapRequest,
     ObjectTable, Rlimit, VmaMap,
 };
-use crate::phys::PhysMem;
+use crate::phys::{PhysError, PhysMem};
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, PerCpu, RwLock};
 use crate::tlb::{PendingFlush, Tlb};
 use alloc::boxed::Box;
@@ -39,6 +39,24 @@ pub enum MachineError {
     Config(String),
     /// RAM too small for the machine's own structures.
     NoMemory,
+    /// The host refused memory for the machine (`PhysError::Host`).
+    HostMemory { what: &'static str, bytes: u64 },
+}
+
+/// Host memory a machine keeps whatever its workload does (its metadata):
+/// what `Machine::host_bytes_needed` computes, for a host to compare with
+/// the memory it has before building the machine. The simulated RAM is not
+/// in it: its pages cost the host only once the workload touches them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct HostNeed {
+    /// Simulated frames.
+    pub frames: u64,
+    /// Host bytes per frame: descriptor, frame allocator, checker arrays.
+    pub bytes_per_frame: u64,
+    /// Host bytes of all CPUs' TLBs.
+    pub tlb_bytes: u64,
+    /// `frames * bytes_per_frame + tlb_bytes`.
+    pub total: u64,
 }
 
 impl fmt::Display for MachineError {
@@ -46,6 +64,9 @@ impl fmt::Display for MachineError {
         match self {
             MachineError::Config(m) => f.write_str(m),
             MachineError::NoMemory => f.write_str("ram: too small to hold the machine's own structures"),
+            MachineError::HostMemory { what, bytes } => {
+                write!(f, "ram: the host refused {bytes} bytes of memory for {what}")
+            }
         }
     }
 }
@@ -120,12 +141,39 @@ impl Machine {
         Machine::with_host(config, Box::new(super::host::SpinHost))
     }
 
+    /// The host memory a machine built from `config` keeps besides the
+    /// simulated RAM's touched pages (see `HostNeed`). Computed from the
+    /// types' sizes, so it follows them.
+    pub fn host_bytes_needed(config: &MachineConfig) -> HostNeed {
+        let frames = config.ram.0 / PAGE_SIZE;
+        let bytes_per_frame = (PhysMem::host_bytes_per_frame(config.frame_allocator.policy())
+            + super::check::HOST_BYTES_PER_FRAME) as u64;
+        let tlb_bytes = (config.cpus as u64)
+            .saturating_mul(Tlb::rounded_entries(config.tlb_entries) as u64)
+            .saturating_mul(Tlb::HOST_BYTES_PER_ENTRY as u64);
+        HostNeed {
+            frames,
+            bytes_per_frame,
+            tlb_bytes,
+            total: frames.saturating_mul(bytes_per_frame).saturating_add(tlb_bytes),
+        }
+    }
+
     /// Build a machine from `config` whose CPUs may run on several host threads.
     pub fn with_host(config: &MachineConfig, host: Box<dyn Host>) -> Result<Machine, MachineError> {
         config.validate().map_err(MachineError::Config)?;
         let frames = (config.ram.0 / PAGE_SIZE) as usize;
-        let phys = PhysMem::with_pcp(frames, config.frame_allocator.policy(), config.cpus, config.pcp_batch)
-            .ok_or(MachineError::NoMemory)?;
+        let phys = PhysMem::build(
+            host.ram_backing(),
+            frames,
+            config.frame_allocator.policy(),
+            config.cpus,
+            config.pcp_batch,
+        )
+        .map_err(|e| match e {
+            PhysError::TooSmall => MachineError::NoMemory,
+            PhysError::Host { what, bytes } => MachineError::HostMemory { what, bytes },
+        })?;
         Ok(Machine {
             config: config.clone(),
             phys,

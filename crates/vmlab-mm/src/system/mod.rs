@@ -17,5 +17,5 @@ pub use check::InvariantError;
 pub use config::{ByteSize, MachineConfig};
 pub use cpu::Cpu;
 pub use host::{Host, SpinHost};
-pub use machine::{Machine, MachineError, MapsLine, Pid, Process};
+pub use machine::{HostNeed, Machine, MachineError, MapsLine, Pid, Process};
 pub use stats::Stats;
