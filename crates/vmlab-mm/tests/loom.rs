@@ -153,7 +153,8 @@ mod pcp {
 mod pte_lock {
     use loom::thread;
     use vmlab_mm::addr::Pfn;
-    use vmlab_mm::mm::fault_lock::{abandon_pte, claim_pte, publish_pte};
+    use vmlab_mm::mm::pte_ops::{abandon, claim, publish_uncounted};
+    use vmlab_mm::pgtable::LeafRef;
     use vmlab_mm::pgtable::Pte;
     use vmlab_mm::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
 
@@ -206,14 +207,14 @@ mod pte_lock {
                     assert_eq!(w, CLEARED, "entry visible before the frame's contents");
                     return Some(cur.pfn());
                 }
-                if !claim_pte(&self.entry, cur) {
+                if !claim(LeafRef::from_word(&self.entry), cur) {
                     continue;
                 }
                 let Some(pfn) = self.alloc() else {
-                    abandon_pte(&self.entry, cur);
+                    abandon(LeafRef::from_word(&self.entry), cur);
                     return None;
                 };
-                publish_pte(&self.entry, Pte::new(pfn, FLAGS));
+                publish_uncounted(LeafRef::from_word(&self.entry), Pte::new(pfn, FLAGS));
                 return Some(pfn);
             }
         }

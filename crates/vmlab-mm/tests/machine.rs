@@ -190,7 +190,6 @@ fn bad_accesses_fault_without_panicking() {
 #[test]
 fn checker_reports_corruption() {
     use std::sync::atomic::Ordering;
-    use vmlab_mm::pgtable::Pte;
     let m = machine();
     let pid = m.spawn().unwrap();
     let a = m
@@ -199,7 +198,7 @@ fn checker_reports_corruption() {
     m.write(pid, a, &[1]).unwrap().unwrap();
     m.check().unwrap();
     let p = m.process(pid).unwrap();
-    let pte = Pte(p.mm.page_table().leaf(m.phys(), a).unwrap().load(Ordering::Relaxed));
+    let pte = p.mm.page_table().leaf(m.phys(), a).unwrap().load();
     let d = m.phys().desc(pte.pfn()).unwrap();
     d.mapcount.fetch_add(1, Ordering::Relaxed);
     assert!(m.check().unwrap_err().0.contains("mapcount"));

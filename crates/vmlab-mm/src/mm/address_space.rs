@@ -12,6 +12,7 @@
 //! and take the guarded `MapState` as an argument.
 
 use super::fault::NO_CPU;
+use super::pte_ops::{self, Rss};
 use super::stack::Rlimit;
 use super::vma::{Backing, Prot, VmFlags, Vma};
 use super::vma_map::{VmaMap, VmaMapPolicy, VmaTree};
@@ -297,19 +298,9 @@ impl AddressSpace {
     /// `zap_pte_range` into an `mmu_gather`.
     pub fn zap_range(&self, phys: &PhysMem, start: u64, end: u64, flush: &mut PendingFlush) {
         self.pt.for_each_leaf(phys, start, end, |va, e| {
-            let old = Pte(e.swap(0, Ordering::AcqRel));
-            if old.is_none() {
-                return;
-            }
-            flush.add_page(vpn(va));
-            if old.maps_frame() && !old.special() {
-                if let Some(d) = phys.desc(old.pfn()) {
-                    // A store through a shared mapping leaves the page dirty.
-                    super::object::transfer_dirty(d, old);
-                    d.mapcount.fetch_sub(1, Ordering::AcqRel);
-                }
-                self.rss.sub(NO_CPU, 1);
-                flush.frames.push(old.pfn());
+            if !e.load().is_none() {
+                // A store through a shared mapping leaves the page dirty.
+                pte_ops::clear(phys, Rss::Of(self, NO_CPU), e, va, flush);
             }
         });
     }
@@ -334,8 +325,7 @@ impl AddressSpace {
     ) {
         let pkey = leaf_pkey_bits(flags);
         self.pt.for_each_leaf(phys, start, end, |va, e| {
-            let changed = e.fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
-                let old = Pte(cur);
+            let changed = pte_ops::update(e, va, None, |old| {
                 if !old.maps_frame() {
                     return None;
                 }
@@ -354,9 +344,10 @@ impl AddressSpace {
                         new = new.with(Pte::WRITE);
                     }
                 }
-                (new != old).then_some(new.0)
+                Some(new)
             });
-            if changed.is_ok() {
+            // A PROT_NONE entry had no translation; dropping it anyway is harmless.
+            if changed.is_some() {
                 flush.add_page(vpn(va));
             }
         });

@@ -11,15 +11,16 @@
 //! Linux: `handle_mm_fault`, `do_anonymous_page`, `do_wp_page`.
 
 use super::address_space::{leaf_pkey_bits, AddressSpace, MapState};
-use super::fault_lock::{abandon_pte, claim_pte, publish_pte, FaultLock};
+use super::fault_lock::FaultLock;
 use super::object;
+use super::pte_ops::{self, Rss};
 use super::shared_pt::PD_SPAN;
 use super::stats::MmCounters;
 use super::vma::{Backing, VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::{page_floor, Pfn, TASK_SIZE};
 use crate::errno::{Fault, FaultReason};
-use crate::pgtable::{ptl, Pte};
+use crate::pgtable::{ptl, LeafEntry, LeafRef, Pte};
 use crate::phys::{FrameUse, PhysMem};
 use crate::sync::{AtomicU64, Ordering, Relax};
 use crate::tlb::PendingFlush;
@@ -182,10 +183,11 @@ fn handle_fault_inner(
     }
     let (table, entry) = mm.page_table().leaf_alloc_in(cx.phys, addr).map_err(|_| oom)?;
     let base = leaf_flags(vma);
+    let rss = if count_rss { Rss::Of(mm, cx.cpu) } else { Rss::None };
     let mut waited = false;
     let mut spins = 0u32;
     loop {
-        let cur = Pte(entry.load(Ordering::Acquire));
+        let cur = entry.load();
         if cur.locked() {
             // Another CPU claimed the entry (`pte_bit`): wait for what it
             // publishes, counting one wait per fault.
@@ -202,83 +204,83 @@ fn handle_fault_inner(
             loom::thread::yield_now();
             continue;
         }
-        if cur.is_none() {
-            // A file or shared anonymous memory: the page comes from the object.
-            if let Backing::Object(obj) = &vma.backing {
-                match object::do_object_fault(cx, mm, vma, obj, addr, access, entry, cur, base, oom, count_rss)? {
-                    Some(p) => return Ok(p),
-                    None => continue,
+        match cur.decode() {
+            LeafEntry::None => {}
+            LeafEntry::Present(_) => {
+                if access == Access::Write && !cur.writable() {
+                    let r = if shared {
+                        // A shared page is written in place, never copied.
+                        object::do_shared_wp(entry, addr, cur)
+                    } else {
+                        do_wp_page(cx, mm, vma, addr, (table, entry), cur, base, oom, flush)?
+                    };
+                    match r {
+                        Some(p) => return Ok(p),
+                        None => continue,
+                    }
                 }
+                // Present and permitted: a TLB miss that the hardware walk
+                // would resolve; set the accessed/dirty bits it would set.
+                let mut bits = Pte::ACCESSED;
+                if access == Access::Write {
+                    bits |= Pte::DIRTY;
+                }
+                return Ok(entry.mmu_set_accessed_dirty(bits));
             }
-            // do_anonymous_page: reads map the zero page (no allocation, so
-            // a compare-and-swap is the whole update under every policy),
-            // writes a fresh frame.
-            if access != Access::Write {
-                let new = Pte::new(cx.phys.zero_pfn(), (base & !Pte::WRITE) | Pte::SPECIAL | Pte::ACCESSED);
-                if entry
-                    .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    MmCounters::bump(&cx.counters.zero_page_maps);
-                    return Ok(new);
-                }
+            LeafEntry::ProtNone(_) => {
+                // A PROT_NONE entry in a VMA that allows this access. mprotect
+                // rewrites PTEs under the map lock held for writing, so this
+                // is not a race: make the entry present as the VMA says
+                // (read-only; a store then takes the write-protect path).
+                let keep = cur.0 & (Pte::SPECIAL | Pte::ACCESSED | Pte::DIRTY);
+                let fixed = Pte::new(cur.pfn(), (base & !Pte::WRITE) | keep);
+                pte_ops::update(entry, addr, None, |p| (p == cur).then_some(fixed));
                 continue;
             }
-            let new = if cx.fault_lock == FaultLock::PteBit {
-                if !claim_pte(entry, cur) {
-                    continue;
-                }
-                let Some(pfn) = new_anon_frame(cx, vma, addr) else {
-                    abandon_pte(entry, cur);
-                    return Err(oom.into());
-                };
-                let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
-                publish_pte(entry, new);
-                new
-            } else {
-                let pfn = new_anon_frame(cx, vma, addr).ok_or(oom)?;
-                let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
-                if !set_pte_locked(cx, table, entry, cur, new) {
-                    // Another CPU filled the entry while we allocated.
-                    discard_frame(cx, pfn);
-                    continue;
-                }
-                new
-            };
-            mm.rss.add(cx.cpu, 1);
-            return Ok(new);
-        }
-        if !cur.present() {
-            // A PROT_NONE entry in a VMA that allows this access. mprotect
-            // rewrites PTEs under the map lock held for writing, so this is
-            // not a race: make the entry present as the VMA says (read-only;
-            // a store then takes the write-protect path) rather than spin.
-            let keep = cur.0 & (Pte::SPECIAL | Pte::ACCESSED | Pte::DIRTY);
-            let fixed = Pte::new(cur.pfn(), (base & !Pte::WRITE) | keep);
-            let _ = entry.compare_exchange(cur.0, fixed.0, Ordering::AcqRel, Ordering::Acquire);
-            continue;
-        }
-        if access == Access::Write && !cur.writable() {
-            if shared {
-                // A shared page is written in place, never copied.
-                match object::do_shared_wp(entry, cur) {
-                    Some(p) => return Ok(p),
-                    None => continue,
-                }
+            // Entry kinds the next issues bring (swap-in, migration wait)
+            // have no writer yet: an entry holding one is a broken state.
+            LeafEntry::Guard | LeafEntry::Swap(_) | LeafEntry::Migration { .. } | LeafEntry::Invalid(_) => {
+                return Err(Fault::segv(addr, FaultReason::BadAddress).into());
             }
-            match do_wp_page(cx, mm, vma, addr, (table, entry), cur, base, oom, flush)? {
+        }
+        // A file or shared anonymous memory: the page comes from the object.
+        if let Backing::Object(obj) = &vma.backing {
+            match object::do_object_fault(cx, mm, vma, obj, addr, access, entry, cur, base, oom, rss, flush)? {
                 Some(p) => return Ok(p),
                 None => continue,
             }
         }
-        // Present and permitted: a TLB miss that the hardware walk would
-        // resolve; set the accessed/dirty bits it would set.
-        let mut bits = Pte::ACCESSED;
-        if access == Access::Write {
-            bits |= Pte::DIRTY;
+        // do_anonymous_page: reads map the zero page (no allocation, so a
+        // compare-and-swap is the whole update under every policy), writes
+        // a fresh frame.
+        if access != Access::Write {
+            let new = Pte::new(cx.phys.zero_pfn(), (base & !Pte::WRITE) | Pte::SPECIAL | Pte::ACCESSED);
+            if pte_ops::set(cx.phys, rss, entry, addr, cur, new, flush) {
+                MmCounters::bump(&cx.counters.zero_page_maps);
+                return Ok(new);
+            }
+            continue;
         }
-        let now = Pte(entry.fetch_or(bits, Ordering::AcqRel) | bits);
-        return Ok(now);
+        if cx.fault_lock == FaultLock::PteBit {
+            if !pte_ops::claim(entry, cur) {
+                continue;
+            }
+            let Some(pfn) = new_anon_frame(cx, vma, addr) else {
+                pte_ops::abandon(entry, cur);
+                return Err(oom.into());
+            };
+            let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
+            pte_ops::publish(cx.phys, rss, entry, addr, cur, new, flush);
+            return Ok(new);
+        }
+        let pfn = new_anon_frame(cx, vma, addr).ok_or(oom)?;
+        let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
+        if !set_pte_locked(cx, rss, (table, entry), addr, cur, new, flush) {
+            // Another CPU filled the entry while we allocated.
+            discard_frame(cx, pfn);
+            continue;
+        }
+        return Ok(new);
     }
 }
 
@@ -308,22 +310,18 @@ fn anon_id(cx: &FaultCtx<'_>, vma: &Vma) -> u64 {
 }
 
 /// A zeroed frame owned by `vma`'s anonymous identity at the page of `addr`,
-/// mapped once. Linux: `alloc_zeroed_user_highpage_movable` + `page_add_new_anon_rmap`.
+/// not mapped yet (`pte_ops` maps it). Linux: `alloc_zeroed_user_highpage_movable`.
 pub(super) fn new_anon_frame(cx: &FaultCtx<'_>, vma: &Vma, addr: u64) -> Option<Pfn> {
     let pfn = cx.phys.alloc_zeroed_on(cx.cpu, FrameUse::Anon)?;
     if let Some(d) = cx.phys.desc(pfn) {
         d.mapping.store(anon_id(cx, vma), Ordering::Relaxed);
         d.index.store(vma.pgoff_of(page_floor(addr)), Ordering::Relaxed);
-        d.mapcount.store(1, Ordering::Release);
     }
     Some(pfn)
 }
 
 /// Give back a frame that lost the race to fill a PTE.
 pub(super) fn discard_frame(cx: &FaultCtx<'_>, pfn: Pfn) {
-    if let Some(d) = cx.phys.desc(pfn) {
-        d.mapcount.store(0, Ordering::Relaxed);
-    }
     cx.phys.put_frame_on(cx.cpu, pfn);
     MmCounters::bump(&cx.counters.pages_wasted);
 }
@@ -337,35 +335,34 @@ fn do_wp_page(
     mm: &AddressSpace,
     vma: &Vma,
     addr: u64,
-    (table, entry): (Pfn, &AtomicU64),
+    (table, entry): (Pfn, LeafRef<'_>),
     cur: Pte,
     base: u64,
     oom: Fault,
     flush: &mut PendingFlush,
 ) -> Result<Option<Pte>, Fault> {
     let old_pfn = cur.pfn();
+    let rss = Rss::Of(mm, cx.cpu);
     if !cur.special() {
         let exclusive = cx
             .phys
             .desc(old_pfn)
             .is_some_and(|d| d.mapcount.load(Ordering::Acquire) == 1 && d.refcount.load(Ordering::Acquire) == 1);
         if exclusive {
+            // No other CPU can hold a writable translation: nothing to flush.
             let new = cur.with(Pte::WRITE | Pte::ACCESSED | Pte::DIRTY);
-            return Ok(entry
-                .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-                .then_some(new));
+            return Ok(pte_ops::update(entry, addr, None, |p| (p == cur).then_some(new)).map(|(_, n)| n));
         }
     }
     // Under `pte_bit` the entry is claimed before the copy is allocated; a
     // walk may still read the old frame (read-only), which the copy leaves as is.
     let claimed = cx.fault_lock == FaultLock::PteBit;
-    if claimed && !claim_pte(entry, cur) {
+    if claimed && !pte_ops::claim(entry, cur) {
         return Ok(None);
     }
     let Some(pfn) = new_anon_frame(cx, vma, addr) else {
         if claimed {
-            abandon_pte(entry, cur);
+            pte_ops::abandon(entry, cur);
         }
         return Err(oom);
     };
@@ -373,33 +370,31 @@ fn do_wp_page(
         cx.phys.ram().copy_frame(pfn, old_pfn);
     }
     let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
+    // The old frame loses this mapping; other CPUs may still cache the old
+    // translation, so its reference is dropped after the shootdown (`flush`).
     if claimed {
-        publish_pte(entry, new);
-    } else if !set_pte_locked(cx, table, entry, cur, new) {
+        pte_ops::publish(cx.phys, rss, entry, addr, cur, new, flush);
+    } else if !set_pte_locked(cx, rss, (table, entry), addr, cur, new, flush) {
         discard_frame(cx, pfn);
         return Ok(None);
-    }
-    mm.rss.add(cx.cpu, 1);
-    // Other CPUs may cache the old, read-only translation.
-    flush.add_page(crate::addr::vpn(addr));
-    if !cur.special() {
-        // The old frame loses this mapping. Other CPUs may still cache the
-        // old translation: the reference is dropped after the shootdown.
-        if let Some(d) = cx.phys.desc(old_pfn) {
-            d.mapcount.fetch_sub(1, Ordering::AcqRel);
-        }
-        mm.rss.sub(cx.cpu, 1);
-        flush.frames.push(old_pfn);
     }
     Ok(Some(new))
 }
 
-/// Replace `cur` by `new` in `entry` unless the entry changed; `false` if it
+/// `pte_ops::set` of `cur` → `new` unless the entry changed; `false` if it
 /// did. Under `pt_lock` this holds the leaf table's lock, as Linux checks
 /// `pte_same` under `pte_offset_map_lock`; under `mm_lock` the whole fault is
 /// already serialised and a compare-and-swap suffices (it also covers a walk
 /// setting the accessed bit meanwhile).
-fn set_pte_locked(cx: &FaultCtx<'_>, table: Pfn, entry: &AtomicU64, cur: Pte, new: Pte) -> bool {
+fn set_pte_locked(
+    cx: &FaultCtx<'_>,
+    rss: Rss<'_>,
+    (table, entry): (Pfn, LeafRef<'_>),
+    addr: u64,
+    cur: Pte,
+    new: Pte,
+    flush: &mut PendingFlush,
+) -> bool {
     let _ptl = if cx.fault_lock == FaultLock::PtLock {
         // A table outside RAM cannot come from the walk; without a lock the
         // compare-and-swap alone still keeps the entry consistent.
@@ -412,7 +407,5 @@ fn set_pte_locked(cx: &FaultCtx<'_>, table: Pfn, entry: &AtomicU64, cur: Pte, ne
     } else {
         None
     };
-    entry
-        .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
+    pte_ops::set(cx.phys, rss, entry, addr, cur, new, flush)
 }

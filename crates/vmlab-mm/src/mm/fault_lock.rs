@@ -25,10 +25,10 @@
 //! offset; they install the entry by compare-and-swap under every policy
 //! (under `MmLock` they are serialised too).
 //!
-//! May call: `pgtable`, `sync`.
-
-use crate::pgtable::Pte;
-use crate::sync::{AtomicU64, Ordering};
+//! The claim, publish and abandon of an entry are `pte_ops::{claim,
+//! publish, abandon}`.
+//!
+//! May call: nothing (the policy value only).
 
 /// The `fault_lock` policy (config key `fault_lock`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -49,31 +49,4 @@ impl FaultLock {
             FaultLock::PteBit => "pte_bit",
         }
     }
-}
-
-/// Claim the entry that holds `cur` (which must not be locked) by setting its
-/// lock bit. `false` if the entry changed: re-read it and start over.
-/// While claimed only the owner changes the entry, except that a walk may
-/// still set the accessed bit of a present one (which the owner overwrites).
-#[inline]
-pub fn claim_pte(entry: &AtomicU64, cur: Pte) -> bool {
-    debug_assert!(!cur.locked());
-    entry
-        .compare_exchange(cur.0, cur.with(Pte::LOCK).0, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok()
-}
-
-/// Publish `new` into an entry this CPU claimed, which releases the claim.
-/// The release store orders the page's contents (zeroed or copied) before
-/// any CPU that sees the entry reads through it.
-#[inline]
-pub fn publish_pte(entry: &AtomicU64, new: Pte) {
-    debug_assert!(!new.locked());
-    entry.store(new.0, Ordering::Release);
-}
-
-/// Give up a claim, leaving the entry as it was (`cur`, unlocked).
-#[inline]
-pub fn abandon_pte(entry: &AtomicU64, cur: Pte) {
-    entry.store(cur.without(Pte::LOCK).0, Ordering::Release);
 }

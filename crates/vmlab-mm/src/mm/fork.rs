@@ -15,13 +15,14 @@
 
 use super::address_space::AddressSpace;
 use super::fault::FaultCtx;
+use super::pte_ops::{self, Rss};
 use super::shared_pt::PD_SPAN;
 use super::vma::{VmFlags, Vma};
 use super::vma_map::VmaMap;
-use crate::addr::{vpn, TASK_SIZE};
+use crate::addr::TASK_SIZE;
 use crate::errno::{Errno, SysResult};
 use crate::mm::fault::NO_CPU;
-use crate::pgtable::{slot, Level, NoFrame, Pte};
+use crate::pgtable::{leaf_slot, Level, NoFrame, Pte};
 use crate::phys::{FrameUse, PhysMem};
 use crate::sync::Ordering;
 use crate::tlb::PendingFlush;
@@ -189,7 +190,7 @@ impl AddressSpace {
             if err.is_some() {
                 return;
             }
-            let pte = Pte(e.load(Ordering::Acquire));
+            let pte = e.load();
             if pte.is_none() {
                 return;
             }
@@ -205,7 +206,7 @@ impl AddressSpace {
                     }
                 }
             }
-            let Some(ce) = slot(phys, ctable, Level::Pt.index(va)) else {
+            let Some(ce) = leaf_slot(phys, ctable, Level::Pt.index(va)) else {
                 return;
             };
             let new = if pte.special() || !pte.maps_frame() {
@@ -221,18 +222,25 @@ impl AddressSpace {
                     if let Some(cd) = phys.desc(copy) {
                         cd.mapping.store(child_anon, Ordering::Relaxed);
                         cd.index.store(d.index.load(Ordering::Relaxed), Ordering::Relaxed);
-                        cd.mapcount.store(1, Ordering::Release);
                     }
                     report.pages_copied += 1;
-                    Pte::new(copy, pte.0 & !Pte::ADDR_MASK)
+                    // The fresh frame's reference becomes the child's mapping.
+                    pte_ops::publish(
+                        phys,
+                        Rss::Of(child, NO_CPU),
+                        ce,
+                        va,
+                        Pte(0),
+                        Pte::new(copy, pte.0 & !Pte::ADDR_MASK),
+                        flush,
+                    );
+                    report.ptes_copied += 1;
+                    return;
                 } else {
                     if private && pte.writable() {
                         // Both sides now share the frame read-only.
-                        e.fetch_and(!Pte::WRITE, Ordering::AcqRel);
-                        flush.add_page(vpn(va));
+                        pte_ops::update(e, va, Some(flush), |p| Some(p.without(Pte::WRITE)));
                     }
-                    d.mapcount.fetch_add(1, Ordering::AcqRel);
-                    d.refcount.fetch_add(1, Ordering::AcqRel);
                     let bits = if private {
                         Pte::WRITE | Pte::ACCESSED
                     } else {
@@ -241,10 +249,7 @@ impl AddressSpace {
                     pte.without(bits)
                 }
             };
-            ce.store(new.0, Ordering::Release);
-            if new.maps_frame() && !new.special() {
-                child.rss.add(NO_CPU, 1);
-            }
+            pte_ops::copy_into(phys, Rss::Of(child, NO_CPU), ce, new);
             report.ptes_copied += 1;
         });
         match err {

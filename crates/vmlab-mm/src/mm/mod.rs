@@ -18,6 +18,7 @@ mod mremap;
 mod msync;
 mod munmap;
 pub mod object;
+pub mod pte_ops;
 mod shared_pt;
 pub mod stack;
 pub mod stats;

@@ -18,13 +18,13 @@
 
 use super::address_space::{is_private_anon, AddressSpace, MapState};
 use super::mmap::get_unmapped_area;
+use super::pte_ops;
 use super::shared_pt::PD_SPAN;
 use super::uapi::{MAP_FIXED, MAP_SHARED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE};
 use super::vma::{VmFlags, Vma};
 use super::vma_map::VmaMap;
-use crate::addr::{vpn, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
-use crate::pgtable::Pte;
 use crate::phys::PhysMem;
 use crate::sync::Ordering;
 use crate::tlb::PendingFlush;
@@ -384,15 +384,14 @@ impl AddressSpace {
     fn move_ptes(&self, phys: &PhysMem, old: u64, new: u64, len: u64, flush: &mut PendingFlush) {
         let pt = self.page_table();
         pt.for_each_leaf(phys, old, old + len, |va, e| {
-            if Pte(e.load(Ordering::Acquire)).is_none() {
+            if e.load().is_none() {
                 return;
             }
             // The table was allocated by `prepare_target_tables`.
             let Ok(dst) = pt.leaf_alloc(phys, new + (va - old)) else {
                 return;
             };
-            dst.store(e.swap(0, Ordering::AcqRel), Ordering::Release);
-            flush.add_page(vpn(va));
+            pte_ops::move_to(e, va, dst, flush);
         });
     }
 }

@@ -11,12 +11,13 @@
 //! thread to do it later; Linux's MS_ASYNC only relies on one).
 
 use super::address_space::AddressSpace;
-use super::object::{transfer_dirty, MemObject};
+use super::object::MemObject;
+use super::pte_ops;
 use super::shared_pt::PD_SPAN;
 use super::uapi::{MS_ASYNC, MS_INVALIDATE, MS_SYNC};
 use super::vma::{VmFlags, Vma};
 use super::vma_map::VmaMap;
-use crate::addr::{vpn, PAGE_SHIFT, PAGE_SIZE};
+use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::pgtable::Pte;
 use crate::phys::PhysMem;
@@ -126,7 +127,7 @@ impl AddressSpace {
         let mut frozen = false;
         let pt = self.page_table();
         pt.for_each_leaf(phys, a, b, |va, e| {
-            let pte = Pte(e.load(Ordering::Acquire));
+            let pte = e.load();
             if !pte.maps_frame() || pte.special() {
                 return;
             }
@@ -139,16 +140,10 @@ impl AddressSpace {
             if frozen {
                 return;
             }
-            let old = Pte(e.fetch_and(!Pte::DIRTY, Ordering::AcqRel));
-            if old.dirty() {
-                if let Some(d) = phys.desc(old.pfn()) {
-                    transfer_dirty(d, old);
-                }
-                // A CPU may cache the translation writable: drop it, so the
-                // next store walks the table and sets the dirty bit again.
-                flush.add_page(vpn(va));
-            }
-            *own.entry(old.pfn().0).or_insert(0) += 1;
+            // A CPU may cache the translation writable: `clean` drops it, so
+            // the next store walks the table and sets the dirty bit again.
+            pte_ops::clean(phys, e, va, flush);
+            *own.entry(pte.pfn().0).or_insert(0) += 1;
         });
         let first = v.pgoff_of(a);
         SyncWork {

@@ -43,13 +43,15 @@
 //! else can reach).
 
 use super::fault::{discard_frame, new_anon_frame, Access, FaultCtx};
+use super::pte_ops::{self, Rss};
 use super::stats::MmCounters;
 use super::vma::{ObjectId, VmFlags, Vma};
 use crate::addr::{page_floor, Pfn, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, Fault, FaultReason, Signal};
-use crate::pgtable::Pte;
+use crate::pgtable::{LeafRef, Pte};
 use crate::phys::{FrameDesc, FrameUse, PhysMem, PG_DIRTY, PG_SWAPBACKED};
 use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::tlb::PendingFlush;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -501,11 +503,12 @@ pub(super) fn do_object_fault(
     obj: &MemObject,
     addr: u64,
     access: Access,
-    entry: &crate::sync::AtomicU64,
+    entry: LeafRef<'_>,
     cur: Pte,
     base: u64,
     oom: Fault,
-    count_rss: bool,
+    rss: Rss<'_>,
+    flush: &mut PendingFlush,
 ) -> Result<Option<Pte>, Fault> {
     let phys = cx.phys;
     let pgoff = vma.pgoff_of(page_floor(addr));
@@ -533,11 +536,8 @@ pub(super) fn do_object_fault(
         phys.ram().copy_frame(copy, page);
         phys.put_frame(page);
         let new = Pte::new(copy, base | Pte::ACCESSED | Pte::DIRTY);
-        if entry
-            .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            mm.rss.add(cx.cpu, 1);
+        // An anonymous copy counts in this address space's rss, whatever table holds it.
+        if pte_ops::set(phys, Rss::Of(mm, cx.cpu), entry, addr, cur, new, flush) {
             return Ok(Some(new));
         }
         discard_frame(cx, copy);
@@ -552,21 +552,10 @@ pub(super) fn do_object_fault(
         flags |= Pte::DIRTY;
     }
     let new = Pte::new(page, flags);
-    let Some(d) = phys.desc(page) else {
-        phys.put_frame(page);
-        return Err(oom);
-    };
-    d.mapcount.fetch_add(1, Ordering::AcqRel);
-    if entry
-        .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
-    {
-        if count_rss {
-            mm.rss.add(cx.cpu, 1);
-        }
+    // The reference `get_page` gave us becomes the mapping's.
+    if pte_ops::set(phys, rss, entry, addr, cur, new, flush) {
         return Ok(Some(new));
     }
-    d.mapcount.fetch_sub(1, Ordering::AcqRel);
     phys.put_frame(page);
     Ok(None)
 }
@@ -576,10 +565,7 @@ pub(super) fn do_object_fault(
 /// PTE writable and dirty in place; nothing is copied and no other CPU can
 /// hold a writable translation, so nothing is flushed. Returns `None` if the
 /// entry changed under us (retry). Linux: `wp_page_shared` → `wp_page_reuse`.
-pub(super) fn do_shared_wp(entry: &crate::sync::AtomicU64, cur: Pte) -> Option<Pte> {
+pub(super) fn do_shared_wp(entry: LeafRef<'_>, addr: u64, cur: Pte) -> Option<Pte> {
     let new = cur.with(Pte::WRITE | Pte::ACCESSED | Pte::DIRTY);
-    entry
-        .compare_exchange(cur.0, new.0, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
-        .then_some(new)
+    pte_ops::update(entry, addr, None, |p| (p == cur).then_some(new)).map(|(_, n)| n)
 }

@@ -36,11 +36,12 @@
 use super::address_space::{AddressSpace, MapState};
 use super::fork::table_frames;
 use super::object::MemObject;
+use super::pte_ops::{self, Rss};
 use super::vma::{Backing, VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::{vpn, Pfn, PAGE_SIZE};
 use crate::mm::fault::NO_CPU;
-use crate::pgtable::{slot, NoFrame, Pte};
+use crate::pgtable::{leaf_slot, NoFrame, Pte};
 use crate::phys::{FrameUse, PhysMem};
 use crate::sync::Arc;
 use crate::sync::{AtomicU64, Ordering};
@@ -178,10 +179,10 @@ impl AddressSpace {
             }
             let copy = phys.alloc_zeroed(FrameUse::PageTable).ok_or(NoFrame)?;
             for idx in 0..512 {
-                let (Some(e), Some(ce)) = (slot(phys, table, idx), slot(phys, copy, idx)) else {
+                let (Some(e), Some(ce)) = (leaf_slot(phys, table, idx), leaf_slot(phys, copy, idx)) else {
                     break;
                 };
-                let v = Pte(e.load(Ordering::Acquire));
+                let v = e.load();
                 if v.is_none() {
                     continue;
                 }
@@ -193,15 +194,14 @@ impl AddressSpace {
                         .find(va)
                         .is_some_and(|m| m.contains(va) && m.flags.has(VmFlags::SHARED));
                     if !shared && v.writable() {
-                        e.fetch_and(!Pte::WRITE, Ordering::AcqRel);
+                        // The frozen table's entries only lose WRITE; no
+                        // sharer caches them writable (the PD entry is not).
+                        pte_ops::update(e, va, None, |p| Some(p.without(Pte::WRITE)));
                         out = out.without(Pte::WRITE);
                     }
-                    if let Some(d) = phys.desc(v.pfn()) {
-                        d.mapcount.fetch_add(1, Ordering::AcqRel);
-                        d.refcount.fetch_add(1, Ordering::AcqRel);
-                    }
                 }
-                ce.store(out.0, Ordering::Release);
+                // The copy's frames join this address space's rss below, as a whole.
+                pte_ops::copy_into(phys, Rss::None, ce, out);
             }
             let want = Pte::new(copy, Pte::TABLE_FLAGS);
             if pe
@@ -307,20 +307,13 @@ impl AddressSpace {
         let table = cur.pfn();
         let copy = phys.alloc_zeroed(FrameUse::PageTable).ok_or(NoFrame)?;
         for idx in 0..512 {
-            let (Some(e), Some(ce)) = (slot(phys, table, idx), slot(phys, copy, idx)) else {
+            let (Some(e), Some(ce)) = (leaf_slot(phys, table, idx), leaf_slot(phys, copy, idx)) else {
                 break;
             };
-            let v = Pte(e.load(Ordering::Acquire));
-            if v.is_none() {
-                continue;
+            let v = e.load();
+            if !v.is_none() {
+                pte_ops::copy_into(phys, Rss::None, ce, v);
             }
-            if v.maps_frame() && !v.special() {
-                if let Some(d) = phys.desc(v.pfn()) {
-                    d.mapcount.fetch_add(1, Ordering::AcqRel);
-                    d.refcount.fetch_add(1, Ordering::AcqRel);
-                }
-            }
-            ce.store(v.0, Ordering::Release);
         }
         pe.store(Pte::new(copy, Pte::TABLE_FLAGS).0, Ordering::Release);
         self.rss.add(NO_CPU, table_frames(phys, copy));
@@ -406,19 +399,18 @@ impl AddressSpace {
 /// Drop the mappings of a leaf table no one reaches any more and free it.
 /// Its frames' references go into `flush`, released after the shootdown.
 fn release_table(phys: &PhysMem, table: Pfn, flush: &mut PendingFlush) {
-    if let Some(words) = phys.ram().frame(table) {
-        for w in words {
-            let v = Pte(w.swap(0, Ordering::AcqRel));
-            if v.maps_frame() && !v.special() {
-                if let Some(d) = phys.desc(v.pfn()) {
-                    // A store made through this table must reach the file.
-                    super::object::transfer_dirty(d, v);
-                    d.mapcount.fetch_sub(1, Ordering::AcqRel);
-                }
-                flush.frames.push(v.pfn());
+    // No address space reaches the table, so no TLB holds its entries by
+    // `va`: the flush only carries the frames (a store made through the
+    // table still reaches the file: `clear` moves the dirty bit).
+    let mut frames = PendingFlush::default();
+    for idx in 0..512 {
+        if let Some(e) = leaf_slot(phys, table, idx) {
+            if !e.load().is_none() {
+                pte_ops::clear(phys, Rss::None, e, 0, &mut frames);
             }
         }
     }
+    flush.frames.append(&mut frames.frames);
     if let Some(d) = phys.desc(table) {
         // `free_frames` expects the allocation's own reference.
         d.refcount.store(1, Ordering::Release);

@@ -21,10 +21,90 @@ pub struct PageTable {
     root: Pfn,
 }
 
-/// Entry `idx` of the table in frame `table`.
+/// Entry `idx` of the table in frame `table` (an upper-level entry; leaf
+/// entries are reached as `LeafRef`s, `leaf_slot`).
 #[inline]
 pub fn slot(phys: &PhysMem, table: Pfn, idx: usize) -> Option<&AtomicU64> {
     phys.ram().word(table.first_word() + idx)
+}
+
+/// Entry `idx` of the leaf table in frame `table`.
+#[inline]
+pub fn leaf_slot(phys: &PhysMem, table: Pfn, idx: usize) -> Option<LeafRef<'_>> {
+    slot(phys, table, idx).map(LeafRef)
+}
+
+/// One leaf entry of a page table, as the walker hands it out. Linux: a
+/// `pte_t *`. Anyone may read it; it is changed only by `mm::pte_ops`,
+/// which keeps the frame's counts, the rss and the rmap in step with it.
+/// The write methods below are crate-private and called from nowhere else
+/// (`tests/pte_writers.rs` scans the source), except `mmu_set_accessed_dirty`,
+/// which is the hardware walk's own update.
+#[derive(Copy, Clone, Debug)]
+pub struct LeafRef<'a>(&'a AtomicU64);
+
+impl<'a> LeafRef<'a> {
+    /// A leaf entry at `word` (a model test's own word; the walker makes the rest).
+    #[inline]
+    pub fn from_word(word: &'a AtomicU64) -> LeafRef<'a> {
+        LeafRef(word)
+    }
+
+    /// The entry now (acquire: what a published entry points at is visible).
+    #[inline]
+    pub fn load(self) -> Pte {
+        Pte(self.0.load(Ordering::Acquire))
+    }
+
+    /// Whether two references name the same entry.
+    #[inline]
+    pub fn same(self, o: LeafRef<'_>) -> bool {
+        core::ptr::eq(self.0, o.0)
+    }
+
+    /// What a hardware walk does to a present entry it uses: set accessed,
+    /// and dirty for a store (`bits` ⊆ A|D). Returns the entry after.
+    #[inline]
+    pub(crate) fn mmu_set_accessed_dirty(self, bits: u64) -> Pte {
+        debug_assert_eq!(bits & !(Pte::ACCESSED | Pte::DIRTY), 0);
+        Pte(self.0.fetch_or(bits, Ordering::AcqRel) | bits)
+    }
+
+    /// Compare-and-swap (`mm::pte_ops` only).
+    #[inline]
+    pub(crate) fn raw_cas(self, cur: Pte, new: Pte, success: Ordering) -> Result<Pte, Pte> {
+        self.0
+            .compare_exchange(cur.0, new.0, success, Ordering::Acquire)
+            .map(Pte)
+            .map_err(Pte)
+    }
+
+    /// Unconditional store (`mm::pte_ops` only: an entry this CPU owns).
+    #[inline]
+    pub(crate) fn raw_store(self, new: Pte) {
+        self.0.store(new.0, Ordering::Release);
+    }
+
+    /// Swap (`mm::pte_ops` only).
+    #[inline]
+    pub(crate) fn raw_swap(self, new: Pte) -> Pte {
+        Pte(self.0.swap(new.0, Ordering::AcqRel))
+    }
+
+    /// Read-modify-write loop (`mm::pte_ops` only); `f` returns `None` to
+    /// leave the entry as it is. Returns (old, new) if it changed.
+    #[inline]
+    pub(crate) fn raw_update(self, mut f: impl FnMut(Pte) -> Option<Pte>) -> Option<(Pte, Pte)> {
+        let mut new = Pte(0);
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                let n = f(Pte(v))?;
+                new = n;
+                Some(n.0)
+            })
+            .ok()
+            .map(|old| (Pte(old), new))
+    }
 }
 
 impl PageTable {
@@ -42,7 +122,7 @@ impl PageTable {
 
     /// The leaf entry for `va` if every table on the path exists.
     #[inline]
-    pub fn leaf<'a>(&self, phys: &'a PhysMem, va: u64) -> Option<&'a AtomicU64> {
+    pub fn leaf<'a>(&self, phys: &'a PhysMem, va: u64) -> Option<LeafRef<'a>> {
         let ram = phys.ram();
         let mut table = self.root;
         // A fixed-length array loop that the compiler unrolls: no per-level
@@ -54,14 +134,14 @@ impl PageTable {
             }
             table = v.pfn();
         }
-        ram.word(table.first_word() + Level::Pt.index(va))
+        ram.word(table.first_word() + Level::Pt.index(va)).map(LeafRef)
     }
 
     /// The leaf entry for `va` and whether every level above it allows
     /// writes (x86 grants a store only if WRITE is set at every level; a
     /// table shared copy-on-write has it clear in its PD entry).
     #[inline]
-    pub fn leaf_walk<'a>(&self, phys: &'a PhysMem, va: u64) -> Option<(&'a AtomicU64, bool)> {
+    pub fn leaf_walk<'a>(&self, phys: &'a PhysMem, va: u64) -> Option<(LeafRef<'a>, bool)> {
         let ram = phys.ram();
         let mut table = self.root;
         let mut upper = Pte::WRITE;
@@ -73,7 +153,7 @@ impl PageTable {
             upper &= v.0;
             table = v.pfn();
         }
-        Some((ram.word(table.first_word() + Level::Pt.index(va))?, upper != 0))
+        Some((LeafRef(ram.word(table.first_word() + Level::Pt.index(va))?), upper != 0))
     }
 
     /// The PD entry (the one that points at the leaf table) for `va`, if the
@@ -171,14 +251,14 @@ impl PageTable {
     /// A table is installed by compare-and-swap; the loser of a race frees
     /// its table and uses the winner's. Linux: `__pte_alloc` and friends.
     #[inline]
-    pub fn leaf_alloc<'a>(&self, phys: &'a PhysMem, va: u64) -> Result<&'a AtomicU64, NoFrame> {
+    pub fn leaf_alloc<'a>(&self, phys: &'a PhysMem, va: u64) -> Result<LeafRef<'a>, NoFrame> {
         self.leaf_alloc_in(phys, va).map(|(_, e)| e)
     }
 
     /// `leaf_alloc`, also naming the leaf table's frame (whose lock, under
     /// the `pt_lock` fault policy, guards the entry).
     #[inline]
-    pub fn leaf_alloc_in<'a>(&self, phys: &'a PhysMem, va: u64) -> Result<(Pfn, &'a AtomicU64), NoFrame> {
+    pub fn leaf_alloc_in<'a>(&self, phys: &'a PhysMem, va: u64) -> Result<(Pfn, LeafRef<'a>), NoFrame> {
         let ram = phys.ram();
         let mut table = self.root;
         for level in UPPER_LEVELS {
@@ -190,12 +270,12 @@ impl PageTable {
             table = v.pfn();
         }
         let e = ram.word(table.first_word() + Level::Pt.index(va)).ok_or(NoFrame)?;
-        Ok((table, e))
+        Ok((table, LeafRef(e)))
     }
 
     /// Call `f(va, entry)` for every leaf entry of `[start, end)` whose table
     /// exists, in address order, skipping absent subtrees whole.
-    pub fn for_each_leaf<'a>(&self, phys: &'a PhysMem, start: u64, end: u64, mut f: impl FnMut(u64, &'a AtomicU64)) {
+    pub fn for_each_leaf<'a>(&self, phys: &'a PhysMem, start: u64, end: u64, mut f: impl FnMut(u64, LeafRef<'a>)) {
         if start < end {
             visit(phys, self.root, Level::Pml4, 0, start, end, &mut f);
         }
@@ -267,7 +347,7 @@ fn visit<'a>(
     base: u64,
     start: u64,
     end: u64,
-    f: &mut impl FnMut(u64, &'a AtomicU64),
+    f: &mut impl FnMut(u64, LeafRef<'a>),
 ) {
     let span = level.entry_span();
     for idx in index_range(level, base, start, end) {
@@ -275,7 +355,7 @@ fn visit<'a>(
         match level.next() {
             None => {
                 if let Some(e) = slot(phys, table, idx) {
-                    f(va, e);
+                    f(va, LeafRef(e));
                 }
             }
             Some(next) => {
@@ -355,16 +435,16 @@ mod tests {
         let va = 0x7fff_1234_5000u64;
         assert!(pt.leaf(&phys, va).is_none());
         let e = pt.leaf_alloc(&phys, va).unwrap();
-        e.store(Pte::new(Pfn(9), Pte::PRESENT).0, Ordering::Relaxed);
+        e.raw_store(Pte::new(Pfn(9), Pte::PRESENT));
         assert_eq!(pt.count_tables(&phys), 4);
         assert_eq!(phys.page_table_pages(), 4);
         // The same slot is found again, and a neighbour shares the leaf table.
-        assert!(core::ptr::eq(pt.leaf(&phys, va).unwrap(), e));
+        assert!(pt.leaf(&phys, va).unwrap().same(e));
         pt.leaf_alloc(&phys, va + 4096).unwrap();
         assert_eq!(pt.count_tables(&phys), 4);
         let mut seen = alloc::vec::Vec::new();
         pt.for_each_leaf(&phys, va - 4096, va + 8192, |v, w| {
-            if w.load(Ordering::Relaxed) != 0 {
+            if !w.load().is_none() {
                 seen.push(v)
             }
         });
@@ -372,7 +452,7 @@ mod tests {
         // A non-empty table survives pruning; an empty one goes.
         pt.prune(&phys, 0, 1 << 47);
         assert_eq!(pt.count_tables(&phys), 4);
-        e.store(0, Ordering::Relaxed);
+        e.raw_store(Pte(0));
         pt.prune(&phys, va, va + 4096);
         assert_eq!(pt.count_tables(&phys), 1);
         pt.destroy(&phys);

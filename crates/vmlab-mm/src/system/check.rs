@@ -201,7 +201,7 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
         let mut rss = 0usize;
         let mut vi = 0usize;
         pt.for_each_leaf(phys, 0, TASK_SIZE, |va, e| {
-            let pte = Pte(e.load(Ordering::Acquire));
+            let pte = e.load();
             if pte.is_none() || bad.is_some() {
                 return;
             }
@@ -411,7 +411,7 @@ pub(crate) fn check_objects(
         let mut bad: Option<String> = None;
         let mut vi = 0usize;
         p.mm.page_table().for_each_leaf(phys, 0, TASK_SIZE, |va, e| {
-            let pte = Pte(e.load(Ordering::Acquire));
+            let pte = e.load();
             if bad.is_some() || !pte.maps_frame() {
                 return;
             }

@@ -314,7 +314,7 @@ impl<'m> Cpu<'m> {
             .page_table()
             .leaf_walk(phys, addr)
             .and_then(|(leaf, upper_writable)| {
-                let pte = Pte(leaf.load(Ordering::Acquire));
+                let pte = leaf.load();
                 let ok = pte.present()
                     && (kind != Access::Write || (pte.writable() && upper_writable))
                     && (kind != Access::Exec || pte.0 & Pte::NX == 0)
@@ -331,7 +331,7 @@ impl<'m> Cpu<'m> {
                 let pte = if pte.0 & bits == bits {
                     pte
                 } else {
-                    Pte(leaf.fetch_or(bits, Ordering::AcqRel) | bits)
+                    leaf.mmu_set_accessed_dirty(bits)
                 };
                 Some((pte, upper_writable))
             });

@@ -1,0 +1,268 @@
+//! The PTE-operations layer: the only code that changes a leaf entry —
+//! installs, clears, copies (fork, table unshare), moves (mremap), changes
+//! protection, cleans (msync), claims and publishes (`fault_lock = pte_bit`)
+//! — and the only code that changes a mapped frame's `mapcount`. Every
+//! operation keeps in step, with the entry: the frame's `mapcount` and
+//! `refcount`, the owner's `rss`, the dirty state moved to the page when a
+//! dirty entry goes, and what the TLBs must drop (`PendingFlush`).
+//!
+//! The one other writer is the hardware walk, which sets accessed and dirty
+//! bits of a present entry (`LeafRef::mmu_set_accessed_dirty`).
+//! `tests/pte_writers.rs` scans the source so that no other file writes a
+//! leaf entry or a mapcount.
+//!
+//! Reference rules: an entry that maps a frame (present or PROT_NONE, not
+//! the special zero page) holds one `mapcount` and one `refcount` of it. A
+//! caller installing a frame hands over one reference it holds (a fresh
+//! allocation's, or one `MemObject::get_page` returned); an entry cleared or
+//! replaced leaves its reference in `flush.frames`, dropped once no TLB can
+//! reach the frame.
+//!
+//! Ordering: a frame's `mapcount` is raised before the entry that maps it is
+//! visible and lowered after the entry is gone, so a CPU that finds an entry
+//! never sees its frame unmapped (`do_wp_page` reads it to decide reuse).
+//!
+//! Linux: `set_pte_at` with `folio_add_*_rmap_pte` (install),
+//! `ptep_get_and_clear` + `folio_remove_rmap_pte` in `zap_pte_range`,
+//! `copy_present_pte`, `move_ptes`, `change_pte_range`, `ptep_clear_flush`
+//! in `wp_page_copy`.
+//!
+//! May call: `pgtable`, `phys`, `tlb`, `sync`, `object::transfer_dirty`.
+
+use super::address_space::AddressSpace;
+use super::object::transfer_dirty;
+use crate::addr::vpn;
+use crate::pgtable::{LeafRef, Pte};
+use crate::phys::PhysMem;
+use crate::sync::Ordering;
+use crate::tlb::PendingFlush;
+
+/// Whose `rss` an entry's frame counts in: the address space whose table
+/// holds it, or none (a table shared by several address spaces, whose frames
+/// count in its owner's rss as a whole, or an object table's in no one's).
+#[derive(Copy, Clone)]
+pub(crate) enum Rss<'a> {
+    Of(&'a AddressSpace, usize),
+    None,
+}
+
+impl Rss<'_> {
+    #[inline]
+    fn add(self, n: isize) {
+        if let Rss::Of(mm, cpu) = self {
+            if n > 0 {
+                mm.rss.add(cpu, n as usize);
+            } else if n < 0 {
+                mm.rss.sub(cpu, n.unsigned_abs());
+            }
+        }
+    }
+}
+
+/// Whether `p` holds a counted reference to its frame (maps one that is not special).
+#[inline]
+fn counted(p: Pte) -> bool {
+    p.maps_frame() && !p.special()
+}
+
+/// Give the frame of `new` its mapping before `new` becomes visible.
+#[inline]
+fn pre_install(phys: &PhysMem, new: Pte) {
+    if counted(new) {
+        if let Some(d) = phys.desc(new.pfn()) {
+            d.mapcount.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Undo `pre_install` after a failed install: the caller keeps its reference.
+#[inline]
+fn undo_install(phys: &PhysMem, new: Pte) {
+    if counted(new) {
+        if let Some(d) = phys.desc(new.pfn()) {
+            d.mapcount.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// After `old` left its entry for good (replaced or cleared): its dirty bit
+/// goes to the page, its mapping ends, and its reference is released after
+/// the shootdown; the TLBs must drop the translation.
+#[inline]
+fn retire(phys: &PhysMem, va: u64, old: Pte, flush: &mut PendingFlush) {
+    if old.is_none() {
+        return;
+    }
+    flush.add_page(vpn(va));
+    if counted(old) {
+        if let Some(d) = phys.desc(old.pfn()) {
+            transfer_dirty(d, old);
+            d.mapcount.fetch_sub(1, Ordering::AcqRel);
+        }
+        flush.frames.push(old.pfn());
+    }
+}
+
+#[inline]
+fn rss_delta(cur: Pte, new: Pte) -> isize {
+    counted(new) as isize - counted(cur) as isize
+}
+
+/// Replace `cur` by `new` in `e` if it still holds `cur` (compare-and-swap),
+/// keeping every count in step (see the module doc): `new`'s frame gains the
+/// mapping and the reference the caller hands over, `cur`'s frame loses its
+/// own into `flush`. `false`: the entry changed, nothing was done, and the
+/// caller still holds its reference.
+///
+/// `new` must not be claimed; `cur` may be only if this CPU claimed it
+/// (then use `publish`).
+#[inline]
+pub(crate) fn set(
+    phys: &PhysMem,
+    rss: Rss<'_>,
+    e: LeafRef<'_>,
+    va: u64,
+    cur: Pte,
+    new: Pte,
+    flush: &mut PendingFlush,
+) -> bool {
+    debug_assert!(!new.locked() && !cur.locked());
+    pre_install(phys, new);
+    if e.raw_cas(cur, new, Ordering::AcqRel).is_err() {
+        undo_install(phys, new);
+        return false;
+    }
+    retire(phys, va, cur, flush);
+    rss.add(rss_delta(cur, new));
+    true
+}
+
+/// Claim the entry that holds `cur` (not claimed) by setting its lock bit
+/// (`fault_lock = pte_bit`, seed 000 #5). `false` if the entry changed.
+/// While claimed only the claimer changes the entry, except that a walk may
+/// still set the accessed bit of a present one (the publish overwrites it).
+#[inline]
+pub fn claim(e: LeafRef<'_>, cur: Pte) -> bool {
+    debug_assert!(!cur.locked());
+    e.raw_cas(cur, cur.with(Pte::LOCK), Ordering::Acquire).is_ok()
+}
+
+/// Give up a claim on an entry that held `cur`, leaving it as it was.
+#[inline]
+pub fn abandon(e: LeafRef<'_>, cur: Pte) {
+    e.raw_store(cur.without(Pte::LOCK));
+}
+
+/// Publish `new` into the entry this CPU claimed when it held `cur`, which
+/// releases the claim; counts as `set`. The release store orders the page's
+/// contents (zeroed or copied) before any CPU that sees the entry reads them.
+#[inline]
+pub(crate) fn publish(
+    phys: &PhysMem,
+    rss: Rss<'_>,
+    e: LeafRef<'_>,
+    va: u64,
+    cur: Pte,
+    new: Pte,
+    flush: &mut PendingFlush,
+) {
+    debug_assert!(!new.locked());
+    let cur = cur.without(Pte::LOCK);
+    pre_install(phys, new);
+    e.raw_store(new);
+    retire(phys, va, cur, flush);
+    rss.add(rss_delta(cur, new));
+}
+
+/// `publish` for a model test or a caller outside the crate, with no frame
+/// counts: the entry's frame is the caller's business (loom models).
+#[inline]
+pub fn publish_uncounted(e: LeafRef<'_>, new: Pte) {
+    debug_assert!(!new.locked());
+    e.raw_store(new);
+}
+
+/// Clear `e` (`[va]`), whatever it holds, with `set`'s accounting: the
+/// frame's dirty bit goes to the page and its reference into `flush`.
+/// Returns what it held. Linux: `ptep_get_and_clear` in `zap_pte_range`.
+#[inline]
+pub(crate) fn clear(phys: &PhysMem, rss: Rss<'_>, e: LeafRef<'_>, va: u64, flush: &mut PendingFlush) -> Pte {
+    let old = e.raw_swap(Pte(0));
+    retire(phys, va, old, flush);
+    rss.add(-(counted(old) as isize));
+    old
+}
+
+/// Change the bits of `e` without changing what it maps (protection,
+/// write-protect, reuse after COW, the dirty bit): `f` maps the entry to its
+/// new value or `None` to leave it. The frame must stay the same, so no
+/// count changes; if the entry was present, its translation goes into
+/// `flush`. Returns (old, new) if it changed.
+#[inline]
+pub(crate) fn update(
+    e: LeafRef<'_>,
+    va: u64,
+    flush: Option<&mut PendingFlush>,
+    mut f: impl FnMut(Pte) -> Option<Pte>,
+) -> Option<(Pte, Pte)> {
+    let r = e.raw_update(|cur| {
+        if cur.locked() {
+            return None;
+        }
+        let new = f(cur)?;
+        debug_assert!(!new.locked());
+        debug_assert_eq!(counted(new), counted(cur));
+        debug_assert!(!counted(cur) || new.pfn() == cur.pfn());
+        (new != cur).then_some(new)
+    });
+    if let (Some((old, _)), Some(flush)) = (r, flush) {
+        if old.present() {
+            flush.add_page(vpn(va));
+        }
+    }
+    r
+}
+
+/// Clear the dirty bit of `e` and move it to its page (msync): a CPU that
+/// caches the translation writable must drop it, so that its next store
+/// walks and sets the bit again. Returns the entry as it was.
+#[inline]
+pub(crate) fn clean(phys: &PhysMem, e: LeafRef<'_>, va: u64, flush: &mut PendingFlush) -> Option<Pte> {
+    let (old, _) = update(e, va, None, |p| p.dirty().then(|| p.without(Pte::DIRTY)))?;
+    if let Some(d) = phys.desc(old.pfn()) {
+        transfer_dirty(d, old);
+    }
+    flush.add_page(vpn(va));
+    Some(old)
+}
+
+/// Copy entry value `pte` into the empty entry `dst` of another table (fork,
+/// a shared table's private copy): `pte`'s frame gains a mapping and a
+/// reference. The caller has made `pte` what the copy should hold (write
+/// protected for copy-on-write). Linux: `copy_present_pte`.
+#[inline]
+pub(crate) fn copy_into(phys: &PhysMem, rss: Rss<'_>, dst: LeafRef<'_>, pte: Pte) {
+    debug_assert!(dst.load().is_none() && !pte.locked());
+    if counted(pte) {
+        if let Some(d) = phys.desc(pte.pfn()) {
+            d.refcount.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+    pre_install(phys, pte);
+    dst.raw_store(pte);
+    rss.add(counted(pte) as isize);
+}
+
+/// Move the entry `src` (`[va]`) to the empty entry `dst` of the same
+/// address space (mremap): counts stay, the old translation goes into
+/// `flush`. Linux: `move_ptes`.
+#[inline]
+pub(crate) fn move_to(src: LeafRef<'_>, va: u64, dst: LeafRef<'_>, flush: &mut PendingFlush) {
+    let v = src.raw_swap(Pte(0));
+    if v.is_none() {
+        return;
+    }
+    debug_assert!(dst.load().is_none());
+    dst.raw_store(v);
+    flush.add_page(vpn(va));
+}
