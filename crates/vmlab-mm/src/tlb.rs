@@ -263,6 +263,10 @@ pub struct PendingFlush {
     pub range: Option<(u64, u64)>,
     /// Frames to release (one reference each) once no TLB can reach them.
     pub frames: alloc::vec::Vec<Pfn>,
+    /// Other address spaces (by id) whose CPUs must drop translations of
+    /// their page range `[first, last]` too: a change made in a page table
+    /// they share (an object table of fork policy `shared_pt`).
+    pub remote: alloc::vec::Vec<(u64, u64, u64)>,
 }
 
 impl PendingFlush {
@@ -282,6 +286,7 @@ impl PendingFlush {
             self.add_page(b);
         }
         self.frames.extend(other.frames);
+        self.remote.extend(other.remote);
     }
 }
 

@@ -199,3 +199,52 @@ fn shared_anonymous_memory_tables_across_fork() {
     m.check().unwrap();
     assert_eq!(m.phys().frames_used(), m.reserved_frames());
 }
+
+/// Issue 10, defect 1: a lost write. A and B share an object table; B's CPU
+/// caches a writable, dirty translation; A's msync cleans the entry in the
+/// shared table. Every sharer's CPUs must drop the translation, or B's next
+/// store sets no dirty bit and never reaches the file.
+#[test]
+fn msync_through_a_shared_object_table_flushes_every_sharer() {
+    for fork in [ForkName::SharedPt, ForkName::Cow] {
+        let m = Machine::new(&MachineConfig {
+            ram: ByteSize(64 << 20),
+            cpus: 2,
+            fork,
+            ..Default::default()
+        })
+        .unwrap();
+        let data = MemFile::new(&vec![0u8; 4 << 20], true);
+        let fd = m.open_file(Box::new(data.clone()));
+        let a = m.spawn().unwrap();
+        let b = m.spawn().unwrap();
+        let at = 0x6000_0000_0000;
+        let bt = 0x6100_0020_0000;
+        m.mmap_fd(a, at, MIB2, RW, MAP_SHARED | MAP_FIXED, fd, 0).unwrap();
+        m.mmap_fd(b, bt, MIB2, RW, MAP_SHARED | MAP_FIXED, fd, 0).unwrap();
+        let mut ca = m.cpu(0).unwrap();
+        let mut cb = m.cpu(1).unwrap();
+        ca.switch_to(a).unwrap();
+        cb.switch_to(b).unwrap();
+        assert_eq!(ca.load_u64(at).unwrap(), 0);
+        cb.store_u64(bt, 1).unwrap();
+        m.msync(a, at, MIB2, MS_SYNC).unwrap();
+        assert_eq!(
+            &data.contents()[..8],
+            &1u64.to_le_bytes(),
+            "{fork:?}: msync wrote the first store"
+        );
+        cb.store_u64(bt, 2).unwrap();
+        m.check().unwrap();
+        drop((ca, cb));
+        m.exit(a).unwrap();
+        m.exit(b).unwrap();
+        m.close(fd).unwrap();
+        assert_eq!(
+            &data.contents()[..8],
+            &2u64.to_le_bytes(),
+            "{fork:?}: the second store was lost"
+        );
+        m.check().unwrap();
+    }
+}

@@ -110,9 +110,12 @@ impl AddressSpace {
     }
 
     /// Move the dirty bits of the PTEs of `[a, b)` (in `v`, backed by `o`)
-    /// to their pages. A leaf table shared with another address space
-    /// (fork policy `shared_pt`) is frozen and left alone: its pages count
-    /// as mapped elsewhere.
+    /// to their pages. A leaf table shared copy-on-write with another
+    /// address space (fork policy `shared_pt`) is frozen and left alone: its
+    /// pages count as mapped elsewhere. An object table (shared by every
+    /// address space mapping that block) is cleaned, and every sharer's CPUs
+    /// drop their translations of it too, or a sharer's CPU caching one
+    /// writable would store without setting the dirty bit again.
     fn clean_ptes(
         &self,
         phys: &PhysMem,
@@ -133,9 +136,15 @@ impl AddressSpace {
             }
             if va & !(PD_SPAN - 1) != span {
                 span = va & !(PD_SPAN - 1);
-                frozen = pt
+                let pd = pt
                     .pd_entry(phys, va)
-                    .is_some_and(|pe| pe.load(Ordering::Acquire) & Pte::TABLE_COW != 0);
+                    .map_or(Pte(0), |pe| Pte(pe.load(Ordering::Acquire)));
+                frozen = pd.0 & Pte::TABLE_COW != 0;
+                if pd.0 & Pte::TABLE_OBJ != 0 {
+                    flush
+                        .remote
+                        .extend(super::shared_pt::object_table_sharers(phys, o, pd.pfn(), self.id));
+                }
             }
             if frozen {
                 return;

@@ -100,10 +100,11 @@ pub struct MemObject {
     /// Page offset → frame. Linux: `mapping->i_pages`.
     cache: Mutex<BTreeMap<u64, Pfn>>,
     /// Leaf tables shared by the address spaces that map a 2 MiB block of
-    /// this object: (block, protection bits) → table (`mm/shared_pt.rs`).
-    /// An entry lives while its table's refcount is above zero; refcounts of
-    /// these tables change only under this lock.
-    pub(crate) shared_tables: Mutex<BTreeMap<(u64, u8), Pfn>>,
+    /// this object: (block, protection bits) → table and its sharers
+    /// (`mm/shared_pt.rs`). An entry lives while its table's refcount is
+    /// above zero; refcounts of these tables and their sharer lists change
+    /// only under this lock.
+    pub(crate) shared_tables: Mutex<BTreeMap<(u64, u8), SharedTable>>,
     /// Pages read from the file.
     reads: AtomicU64,
     /// Pages written back to the file.
@@ -158,6 +159,16 @@ impl MemObject {
     /// Pages in the cache.
     pub fn cached_pages(&self) -> usize {
         self.cache.lock().len()
+    }
+
+    /// Every object table of this object: its key, frame and sharers (for
+    /// the invariant checker).
+    pub fn shared_tables_snapshot(&self) -> Vec<SharedTableView> {
+        self.shared_tables
+            .lock()
+            .iter()
+            .map(|(k, t)| (*k, t.table, t.sharers.clone()))
+            .collect()
     }
 
     /// The cache as (page offset, frame) pairs, in offset order.
@@ -354,6 +365,19 @@ pub fn transfer_dirty(d: &FrameDesc, old: Pte) {
     if old.dirty() && d.usage() == FrameUse::PageCache {
         d.flags.fetch_or(PG_DIRTY, Ordering::AcqRel);
     }
+}
+
+/// What the checker sees of an object table: registry key, frame, sharers
+/// as (address space id, span).
+pub type SharedTableView = ((u64, u8), Pfn, Vec<(u64, u64)>);
+
+/// An object table (`MemObject::shared_tables`): the leaf table, and every
+/// (address space id, 2 MiB span) whose PD entry reaches it, one per
+/// reference, so that a change to one of its entries can be shot down in
+/// every sharer (`PendingFlush::remote`).
+pub(crate) struct SharedTable {
+    pub(crate) table: Pfn,
+    pub(crate) sharers: Vec<(u64, u64)>,
 }
 
 /// The machine's live memory objects by id, each with one reference held

@@ -46,6 +46,7 @@ use crate::phys::{FrameUse, PhysMem};
 use crate::sync::Arc;
 use crate::sync::{AtomicU64, Ordering};
 use crate::tlb::PendingFlush;
+use alloc::vec::Vec;
 
 /// Bytes one leaf table covers.
 pub const PD_SPAN: u64 = 1 << 21;
@@ -84,16 +85,42 @@ fn object_at(st: &MapState, span: u64) -> Option<Arc<MemObject>> {
     }
 }
 
-/// Drop one reference to object table `table`; the last one removes it from
-/// the registry and releases it.
-fn put_object_table(phys: &PhysMem, obj: &MemObject, table: Pfn, flush: &mut PendingFlush) {
+/// Drop address space `mm`'s reference (from its PD entry at `span`) to
+/// object table `table`; the last one removes it from the registry and
+/// releases it.
+fn put_object_table(phys: &PhysMem, obj: &MemObject, table: Pfn, (mm, span): (u64, u64), flush: &mut PendingFlush) {
     let Some(td) = phys.desc(table) else { return };
+    let key = unpack_key(td.index.load(Ordering::Relaxed));
     let mut reg = obj.shared_tables.lock();
+    if let Some(t) = reg.get_mut(&key) {
+        if let Some(i) = t.sharers.iter().position(|&s| s == (mm, span)) {
+            t.sharers.swap_remove(i);
+        }
+    }
     if td.refcount.fetch_sub(1, Ordering::AcqRel) == 1 {
-        reg.remove(&unpack_key(td.index.load(Ordering::Relaxed)));
+        reg.remove(&key);
         drop(reg);
         release_table(phys, table, flush);
     }
+}
+
+/// The other address spaces that reach object table `table` of `obj`, as
+/// (id, first vpn, last vpn) of their span: where a change `mm` makes in
+/// the table must be shot down too.
+pub(crate) fn object_table_sharers(phys: &PhysMem, obj: &MemObject, table: Pfn, mm: u64) -> Vec<(u64, u64, u64)> {
+    let Some(td) = phys.desc(table) else { return Vec::new() };
+    let key = unpack_key(td.index.load(Ordering::Relaxed));
+    let reg = obj.shared_tables.lock();
+    reg.get(&key)
+        .filter(|t| t.table == table)
+        .map(|t| {
+            t.sharers
+                .iter()
+                .filter(|&&(id, _)| id != mm)
+                .map(|&(id, span)| (id, vpn(span), vpn(span + PD_SPAN - PAGE_SIZE)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl AddressSpace {
@@ -260,9 +287,10 @@ impl AddressSpace {
         if !vma.prot.write() {
             flags &= !Pte::WRITE;
         }
+        let span = addr & !(PD_SPAN - 1);
         let mut reg = obj.shared_tables.lock();
         let (table, fresh) = match reg.get(&key) {
-            Some(&t) => (t, false),
+            Some(t) => (t.table, false),
             None => (phys.alloc_zeroed(FrameUse::PageTable).ok_or(NoFrame)?, true),
         };
         if pe
@@ -279,9 +307,18 @@ impl AddressSpace {
         if fresh {
             td.mapping.store(obj.id().0, Ordering::Relaxed);
             td.index.store(pack_key(key), Ordering::Relaxed);
-            reg.insert(key, table);
+            reg.insert(
+                key,
+                crate::mm::object::SharedTable {
+                    table,
+                    sharers: alloc::vec![(self.id, span)],
+                },
+            );
         } else {
             td.refcount.fetch_add(1, Ordering::AcqRel);
+            if let Some(t) = reg.get_mut(&key) {
+                t.sharers.push((self.id, span));
+            }
         }
         Ok(true)
     }
@@ -321,7 +358,7 @@ impl AddressSpace {
         // frames), but the span's permissions may change next.
         flush.add_page(vpn(span));
         flush.add_page(vpn(span + PD_SPAN - PAGE_SIZE));
-        put_object_table(phys, &obj, table, flush);
+        put_object_table(phys, &obj, table, (self.id, span), flush);
         Ok(())
     }
 
@@ -369,7 +406,7 @@ impl AddressSpace {
                     pe.store(0, Ordering::Release);
                     flush.add_page(vpn(span));
                     flush.add_page(vpn(span + PD_SPAN - PAGE_SIZE));
-                    put_object_table(phys, &obj, cur.pfn(), flush);
+                    put_object_table(phys, &obj, cur.pfn(), (self.id, span), flush);
                 }
                 return;
             }

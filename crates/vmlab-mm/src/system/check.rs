@@ -333,6 +333,31 @@ pub(crate) fn check_objects(
             Arc::strong_count(o) > 2,
             "object {id}: neither mapped nor open, but not released"
         );
+        // Object tables: one sharer per reference, each a PD entry of a
+        // live address space at its span that reaches the table.
+        for (key, table, sharers) in o.shared_tables_snapshot() {
+            let rc = phys.desc(table).map_or(0, |d| d.refcount.load(Ordering::Relaxed));
+            ensure!(
+                sharers.len() as u64 == rc as u64,
+                "object {id}: shared table {key:?} (frame {}) has refcount {rc} but {} sharers",
+                table.0,
+                sharers.len()
+            );
+            for (mm_id, span) in sharers {
+                let p = procs.values().find(|p| p.mm.id == mm_id);
+                let reaches = p
+                    .and_then(|p| p.mm.page_table().pd_entry(phys, span))
+                    .is_some_and(|pe| {
+                        let v = Pte(pe.load(Ordering::Acquire));
+                        v.0 & Pte::TABLE_OBJ != 0 && v.pfn() == table
+                    });
+                ensure!(
+                    reaches,
+                    "object {id}: shared table {} lists address space {mm_id} at {span:#x}, which does not reach it",
+                    table.0
+                );
+            }
+        }
         for (pgoff, pfn) in o.cache_snapshot() {
             ensure!(
                 owner.insert(pfn.0, id).is_none(),

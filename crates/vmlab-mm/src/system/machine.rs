@@ -11,8 +11,8 @@ use crate::errno::{Errno, SysResult};
 use crate::mm::fault::FaultCtx;
 use crate::mm::uapi::MAP_ANONYMOUS;
 use crate::mm::{
-    AddressSpace, AddressSpaceParams, BackingFile, ForkPolicy, ForkReport, MemObject, MmCounters, MmapRequest,
-    ObjectTable, Rlimit, VmaMap,
+    AddressSpace, AddressSpaceParams, BackingFile, ForkPolicy, ForkReport, MemObject, MmCounters, MmRegistry,
+    MmapRequest, ObjectTable, Rlimit, VmaMap,
 };
 use crate::phys::{PhysError, PhysMem};
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, PerCpu, RwLock};
@@ -29,7 +29,8 @@ pub type Pid = u32;
 /// A process: for now, an address space with an id. Linux: `task_struct` + `mm_struct`.
 pub struct Process {
     pub pid: Pid,
-    pub mm: AddressSpace,
+    /// Also in `Machine::mms` (the mm registry) until the process exits.
+    pub mm: Arc<AddressSpace>,
 }
 
 /// Building a machine failed.
@@ -104,6 +105,8 @@ pub struct Machine {
     next_pid: AtomicU32,
     /// The process table. Lock order: taken before any address space's map lock.
     procs: RwLock<BTreeMap<Pid, Arc<Process>>>,
+    /// Every live address space by id (`mm::registry`; a leaf lock).
+    mms: MmRegistry,
     /// One TLB per CPU, reachable from every CPU for shootdowns.
     tlbs: Box<[Tlb]>,
     /// Whether a `Cpu` handle for CPU i exists.
@@ -182,6 +185,7 @@ impl Machine {
             next_mm_id: AtomicU64::new(1),
             next_pid: AtomicU32::new(1),
             procs: RwLock::new(BTreeMap::new()),
+            mms: MmRegistry::new(),
             tlbs: (0..config.cpus).map(|_| Tlb::new(config.tlb_entries)).collect(),
             cpu_taken: (0..config.cpus).map(|_| AtomicBool::new(false)).collect(),
             cpu_active: PerCpu::new(config.cpus),
@@ -281,6 +285,8 @@ impl Machine {
         let id = self.next_mm_id.fetch_add(1, Ordering::Relaxed);
         let mm = AddressSpace::new(&self.phys, id, params).map_err(|_| Errno::ENOMEM)?;
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        let mm = Arc::new(mm);
+        self.mms.register(&mm);
         self.procs.write().insert(pid, Arc::new(Process { pid, mm }));
         Ok(pid)
     }
@@ -302,6 +308,7 @@ impl Machine {
         let mut flush = PendingFlush::default();
         p.mm.teardown(&self.phys, &mut flush);
         self.shootdown(&p.mm, flush);
+        self.mms.unregister(p.mm.id);
         drop(p);
         // Objects this process mapped last (and no fd names) go now; exit
         // has no caller to report a write-back error to.
@@ -359,13 +366,25 @@ impl Machine {
     /// `shootdown` started by CPU `cpu` (a fault's COW break): the frames
     /// go back through that CPU's free list.
     pub(crate) fn shootdown_on(&self, cpu: usize, mm: &AddressSpace, flush: PendingFlush) {
-        if let Some((a, b)) = flush.range {
-            let mask = mm.cpu_mask.load(Ordering::Acquire);
+        // Each job: the CPUs that may cache translations of one address
+        // space, and its page range. Besides `mm`'s own, a change to a page
+        // table shared with other address spaces reaches theirs (`remote`).
+        let mut jobs: alloc::vec::Vec<(u64, (u64, u64))> = alloc::vec::Vec::new();
+        if let Some(r) = flush.range {
+            jobs.push((mm.cpu_mask.load(Ordering::Acquire), r));
+        }
+        for &(id, a, b) in &flush.remote {
+            if let Some(other) = self.mms.get(id) {
+                jobs.push((other.cpu_mask.load(Ordering::Acquire), (a, b)));
+            }
+        }
+        if !jobs.is_empty() {
+            let mask = jobs.iter().fold(0, |m, j| m | j.0);
             // The CPU that starts a shootdown is in its slow path: it is not
             // filling its TLB or inside an access, so it needs no barrier.
             let others = mask & !1u64.checked_shl(cpu as u32).unwrap_or(0);
-            let targets = || self.tlbs.iter().enumerate().filter(move |(i, _)| mask & (1 << i) != 0);
-            for (_, tlb) in targets() {
+            let targets = |mask: u64| self.tlbs.iter().enumerate().filter(move |(i, _)| mask & (1 << i) != 0);
+            for (_, tlb) in targets(mask) {
                 tlb.begin_invalidation();
             }
             if others != 0 {
@@ -373,9 +392,11 @@ impl Machine {
                 self.remote_barrier();
             }
             let mut reached = 0;
-            for (_, tlb) in targets() {
-                tlb.clear_range(a, b);
-                reached += 1;
+            for &(m, (a, b)) in &jobs {
+                for (_, tlb) in targets(m) {
+                    tlb.clear_range(a, b);
+                    reached += 1;
+                }
             }
             if others != 0 {
                 self.wait_for_accesses(others);

@@ -1,0 +1,46 @@
+//! The machine's address spaces by id, inside `mm`: what a change made from
+//! outside an address space needs to reach it (a shared page table's other
+//! sharers, whose CPUs must drop a translation; the `none` reverse map and
+//! VMA-scanning reclaim, which walk every address space). Linux has no one
+//! list: the task list (`for_each_process`) and `init_mm.mmlist` serve.
+//!
+//! Lock order: a leaf. It may be taken under any lock, and nothing is taken
+//! while it is held; it hands out strong references for use after.
+
+use super::address_space::AddressSpace;
+use crate::sync::{Arc, Mutex};
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+
+/// Live address spaces by `AddressSpace::id`, each held until its process
+/// exits (`unregister`); a lookup after that finds none.
+#[derive(Default)]
+pub struct MmRegistry {
+    map: Mutex<BTreeMap<u64, Arc<AddressSpace>>>,
+}
+
+impl MmRegistry {
+    pub fn new() -> MmRegistry {
+        MmRegistry::default()
+    }
+
+    /// Register `mm` under its id.
+    pub fn register(&self, mm: &Arc<AddressSpace>) {
+        self.map.lock().insert(mm.id, mm.clone());
+    }
+
+    /// Forget address space `id` (at exit).
+    pub fn unregister(&self, id: u64) {
+        self.map.lock().remove(&id);
+    }
+
+    /// The live address space `id`, if any.
+    pub fn get(&self, id: u64) -> Option<Arc<AddressSpace>> {
+        self.map.lock().get(&id).cloned()
+    }
+
+    /// Every live address space, in id order.
+    pub fn all(&self) -> Vec<Arc<AddressSpace>> {
+        self.map.lock().values().cloned().collect()
+    }
+}
