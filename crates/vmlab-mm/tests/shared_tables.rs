@@ -248,3 +248,50 @@ fn msync_through_a_shared_object_table_flushes_every_sharer() {
         m.check().unwrap();
     }
 }
+
+/// Issue 10, defect 2: a use-after-free. The parent unshares a fork-shared
+/// leaf table in a fault (holding only its read lock) while another of its
+/// CPUs may still be walking the old table; when the child lets the table
+/// go, it must not be freed until that walk is over, or the walker's
+/// accessed/dirty update lands in a frame that may already be reused.
+#[test]
+fn a_shared_table_outlives_the_walks_that_may_be_inside_it() {
+    use vmlab_mm::pgtable::Pte;
+    use vmlab_mm::phys::FrameUse;
+    use vmlab_mm::sync::Ordering;
+    let m = Machine::new(&MachineConfig {
+        ram: ByteSize(64 << 20),
+        cpus: 2,
+        fork: ForkName::SharedPt,
+        ..Default::default()
+    })
+    .unwrap();
+    let parent = m.spawn().unwrap();
+    let a = m.mmap(parent, 0, 4 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS).unwrap();
+    store(&m, parent, a, 7);
+    let child = m.fork(parent).unwrap();
+    let phys = m.phys();
+    let p = m.process(parent).unwrap();
+    let table = Pte(p.mm.page_table().pd_entry(phys, a).unwrap().load(Ordering::Acquire));
+    assert_ne!(table.0 & Pte::TABLE_COW, 0, "fork shared the table");
+    let table = table.pfn();
+    // CPU 1 of the parent read the old PD entry and is inside the table.
+    phys.walks().begin(1);
+    let mut c0 = m.cpu(0).unwrap();
+    c0.switch_to(parent).unwrap();
+    c0.store_u64(a, 8).unwrap(); // unshares: the parent gets its own copy
+    drop(c0);
+    m.exit(child).unwrap(); // the last sharer lets the old table go
+    let d = phys.desc(table).unwrap();
+    assert_eq!(d.usage(), FrameUse::PageTable, "freed while CPU 1 may still walk it");
+    assert!(!phys.is_free(table));
+    assert_eq!(phys.walks().pending(), 1);
+    // The walk ends: the next reap (here the checker's) frees it.
+    phys.walks().end(1);
+    m.check().unwrap();
+    assert!(phys.is_free(table));
+    assert_eq!(load(&m, parent, a), 8);
+    m.exit(parent).unwrap();
+    m.check().unwrap();
+    assert_eq!(m.phys().frames_used(), 1, "only the zero page is left");
+}

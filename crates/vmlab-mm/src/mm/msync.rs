@@ -19,7 +19,7 @@ use super::vma::{VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, SysResult};
-use crate::pgtable::Pte;
+use crate::pgtable::{leaf_slot, Level, Pte};
 use crate::phys::PhysMem;
 use crate::sync::{Arc, Ordering};
 use crate::tlb::PendingFlush;
@@ -126,33 +126,36 @@ impl AddressSpace {
         flush: &mut PendingFlush,
     ) -> SyncWork {
         let mut own: BTreeMap<usize, i32> = BTreeMap::new();
-        let mut span = u64::MAX;
-        let mut frozen = false;
         let pt = self.page_table();
-        pt.for_each_leaf(phys, a, b, |va, e| {
-            let pte = e.load();
-            if !pte.maps_frame() || pte.special() {
+        // Table by table, deciding from the PD entry before reading any leaf:
+        // a frozen table may be unshared and freed by a fault of another CPU
+        // meanwhile (this walk holds only the read lock and is no CPU's), so
+        // it is never entered; this address space's own tables and object
+        // tables cannot go while it holds the lock.
+        pt.for_each_pd_entry(phys, a, b, |span, pe| {
+            let pd = Pte(pe.load(Ordering::Acquire));
+            if !pd.present() || pd.0 & Pte::TABLE_COW != 0 {
                 return;
             }
-            if va & !(PD_SPAN - 1) != span {
-                span = va & !(PD_SPAN - 1);
-                let pd = pt
-                    .pd_entry(phys, va)
-                    .map_or(Pte(0), |pe| Pte(pe.load(Ordering::Acquire)));
-                frozen = pd.0 & Pte::TABLE_COW != 0;
-                if pd.0 & Pte::TABLE_OBJ != 0 {
-                    flush
-                        .remote
-                        .extend(super::shared_pt::object_table_sharers(phys, o, pd.pfn(), self.id));
+            if pd.0 & Pte::TABLE_OBJ != 0 {
+                flush
+                    .remote
+                    .extend(super::shared_pt::object_table_sharers(phys, o, pd.pfn(), self.id));
+            }
+            let (lo, hi) = (a.max(span), b.min(span + PD_SPAN));
+            let mut va = lo;
+            while va < hi {
+                if let Some(e) = leaf_slot(phys, pd.pfn(), Level::Pt.index(va)) {
+                    let pte = e.load();
+                    if pte.maps_frame() && !pte.special() {
+                        // A CPU may cache the translation writable: `clean` drops it, so
+                        // the next store walks the table and sets the dirty bit again.
+                        pte_ops::clean(phys, e, va, flush);
+                        *own.entry(pte.pfn().0).or_insert(0) += 1;
+                    }
                 }
+                va += PAGE_SIZE;
             }
-            if frozen {
-                return;
-            }
-            // A CPU may cache the translation writable: `clean` drops it, so
-            // the next store walks the table and sets the dirty bit again.
-            pte_ops::clean(phys, e, va, flush);
-            *own.entry(pte.pfn().0).or_insert(0) += 1;
         });
         let first = v.pgoff_of(a);
         SyncWork {

@@ -448,9 +448,8 @@ fn release_table(phys: &PhysMem, table: Pfn, flush: &mut PendingFlush) {
         }
     }
     flush.frames.append(&mut frames.frames);
-    if let Some(d) = phys.desc(table) {
-        // `free_frames` expects the allocation's own reference.
-        d.refcount.store(1, Ordering::Release);
-    }
-    let _ = phys.free_frames(table, 1);
+    // A CPU of a former sharer may have read the parent entry before it was
+    // cleared and still be walking the table (a fault unshares it holding
+    // only the read lock): free it after every such walk.
+    phys.free_table_after_walks(table);
 }

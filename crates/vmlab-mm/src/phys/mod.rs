@@ -17,10 +17,12 @@
 mod backing;
 mod desc;
 mod ram;
+mod walks;
 
 pub use backing::{GlobalBacking, RamBacking, Zeroable, ZeroedArray, ZeroedWords};
 pub use desc::*;
 pub use ram::Ram;
+pub use walks::WalkTracker;
 
 use crate::addr::{Pfn, PAGE_SIZE};
 use crate::frame::buddy::Buddy;
@@ -126,6 +128,8 @@ pub struct PhysMem {
     /// Frames out of the zones' allocators, per-CPU lists included.
     frames_used: AtomicUsize,
     pt_pages: AtomicUsize,
+    /// CPUs' page-table walks and the tables waiting for them (`walks.rs`).
+    walks: WalkTracker,
 }
 
 /// Why `PhysMem::build` failed.
@@ -229,9 +233,38 @@ impl PhysMem {
             pcp: PerCpuPages::new(cpus, batch),
             frames_used: AtomicUsize::new(0),
             pt_pages: AtomicUsize::new(0),
+            walks: WalkTracker::new(cpus),
         };
         pm.zero_pfn = pm.alloc_frames(1, 1, FrameUse::Zero).ok_or(PhysError::TooSmall)?;
         Ok(pm)
+    }
+
+    /// The CPUs' page-table walks (`walks.rs`).
+    #[inline]
+    pub fn walks(&self) -> &WalkTracker {
+        &self.walks
+    }
+
+    /// Free a page-table page that no parent entry reaches any more, once
+    /// no CPU's walk can still be inside it (at once if none is walking).
+    /// Linux: `tlb_remove_table` / `pte_free_defer`.
+    pub fn free_table_after_walks(&self, table: Pfn) {
+        self.walks.defer(table);
+        self.reap_tables();
+    }
+
+    /// Free the deferred page-table pages whose walkers have all left.
+    /// Returns how many it freed.
+    pub fn reap_tables(&self) -> usize {
+        let ready = self.walks.ready();
+        for &t in &ready {
+            if let Some(d) = self.desc(t) {
+                // `free_frames` expects the allocation's own reference.
+                d.refcount.store(1, Ordering::Release);
+            }
+            let _ = self.free_frames(t, 1);
+        }
+        ready.len()
     }
 
     /// The RAM bytes.

@@ -283,6 +283,11 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
     }
     let tables = table_refs.iter().filter(|&&r| r > 0).count();
     ensure!(
+        phys.walks().pending() == 0,
+        "page tables: {} unlinked tables still deferred while no CPU walks",
+        phys.walks().pending()
+    );
+    ensure!(
         tables == phys.page_table_pages(),
         "page tables: {tables} reachable but {} allocated",
         phys.page_table_pages()

@@ -304,6 +304,11 @@ impl<'m> Cpu<'m> {
         }
         let mm = &p.mm;
         let phys = self.m.phys();
+        // Mark the walk before the map lock's read entry (whose fence orders
+        // the mark before the walk's reads): a page table unlinked while this
+        // CPU may be inside it is freed only after the mark moves on
+        // (`phys::WalkTracker`). Declared first, so it ends after the lock.
+        let _walk = WalkMark::begin(phys, self.id);
         // Walk and fill under the map lock held for reading: a munmap (which
         // holds it for writing) then shoots down after any fill made here.
         let st = mm.map.read_on(self.id);
@@ -382,6 +387,27 @@ impl<'m> Cpu<'m> {
             pte.writable() && pte.dirty() && upper_writable,
             !pte.pkey_denies_data(),
         ))
+    }
+}
+
+/// The span of one walk of CPU `cpu` (`phys::WalkTracker`).
+struct WalkMark<'a> {
+    phys: &'a crate::phys::PhysMem,
+    cpu: usize,
+}
+
+impl<'a> WalkMark<'a> {
+    #[inline]
+    fn begin(phys: &'a crate::phys::PhysMem, cpu: usize) -> WalkMark<'a> {
+        phys.walks().begin(cpu);
+        WalkMark { phys, cpu }
+    }
+}
+
+impl Drop for WalkMark<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.phys.walks().end(self.cpu);
     }
 }
 

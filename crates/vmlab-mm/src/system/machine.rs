@@ -411,6 +411,8 @@ impl Machine {
             self.objects.writeback_unmapped(&self.phys, pfn);
             self.phys.put_frame_on(cpu, pfn);
         }
+        // Page tables whose walkers have left since they were unlinked.
+        self.phys.reap_tables();
     }
 
     /// Wait until every CPU in `mask` has left the load or store it was in
@@ -665,6 +667,8 @@ impl Machine {
 
     /// Walk every structure and verify the invariants (see `check.rs`).
     pub fn check(&self) -> Result<(), super::check::InvariantError> {
+        // Quiescent: no CPU walks, so every deferred page table can go.
+        self.phys.reap_tables();
         let procs = self.procs.read();
         super::check::check(self, &procs)?;
         super::check::check_objects(self, &procs, &self.files.lock())

@@ -1,0 +1,139 @@
+//! Page-table lifetime: a page-table page is freed only when no CPU's walk
+//! can still reach it. A CPU marks the span of each walk of its address
+//! space's tables (a TLB-miss walk, a fault) in its own word; a table
+//! unlinked from every parent while such walks may be inside it (a table
+//! shared by fork and let go by a fault holding only the read lock) is put
+//! on a list with a snapshot of the marks, and freed once every CPU that
+//! was walking then has left that walk: RCU's grace period, with the end
+//! of a walk as the quiescent state (Asterinas frees page-table nodes
+//! through RCU; Linux frees them after `tlb_remove_table`'s IPI or RCU).
+//!
+//! Ordering: a walker sets its mark, then (in `BrGate::read_enter`, which
+//! every walk takes next) makes a SeqCst fence, then reads the table
+//! entries; the unlinker clears the parent entry, makes a SeqCst fence,
+//! then reads the marks. Either it sees the walker's mark and waits for it,
+//! or the walker's reads see the entry cleared and never reach the table.
+//!
+//! Walks that hold their address space's map lock for writing (syscalls)
+//! exclude every fault of that address space, so only walks under the read
+//! lock, which are CPUs', need a mark.
+
+use crate::addr::Pfn;
+use crate::sync::{fence, AtomicU64, AtomicUsize, Mutex, Ordering, PerCpu};
+use alloc::vec::Vec;
+
+/// Per-CPU walk marks and the tables waiting for their walkers.
+pub struct WalkTracker {
+    cpus: usize,
+    /// CPU i's mark: odd while it walks; only CPU i writes it.
+    marks: PerCpu<AtomicU64>,
+    /// Unlinked tables and the marks seen when they were unlinked.
+    deferred: Mutex<Vec<(Pfn, Vec<u64>)>>,
+    /// `deferred.len()`, read without the lock.
+    pending: AtomicUsize,
+}
+
+impl WalkTracker {
+    pub fn new(cpus: usize) -> WalkTracker {
+        WalkTracker {
+            cpus,
+            marks: PerCpu::new(cpus.max(1)),
+            deferred: Mutex::new(Vec::new()),
+            pending: AtomicUsize::new(0),
+        }
+    }
+
+    /// CPU `cpu` begins a walk. Its map lock's read entry, which must come
+    /// next, orders the mark before the walk's reads. A caller that is no
+    /// CPU (`cpu` past the last) walks under its map lock held for writing
+    /// and needs no mark.
+    #[inline]
+    pub fn begin(&self, cpu: usize) {
+        if cpu >= self.cpus {
+            return;
+        }
+        let m = self.marks.get(cpu);
+        m.store(m.load(Ordering::Relaxed) | 1, Ordering::Relaxed);
+    }
+
+    /// CPU `cpu` has left its walk: nothing it read may be used after this.
+    #[inline]
+    pub fn end(&self, cpu: usize) {
+        if cpu >= self.cpus {
+            return;
+        }
+        let m = self.marks.get(cpu);
+        let v = m.load(Ordering::Relaxed);
+        if v & 1 == 1 {
+            m.store(v + 1, Ordering::Release);
+        }
+    }
+
+    /// Table frames waiting for a walker to leave.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Defer `table`, already unlinked from every parent entry, until every
+    /// CPU walking now has left its walk.
+    pub fn defer(&self, table: Pfn) {
+        fence(Ordering::SeqCst);
+        let seen: Vec<u64> = self.marks.iter().map(|m| m.load(Ordering::Acquire)).collect();
+        let mut d = self.deferred.lock();
+        d.push((table, seen));
+        self.pending.store(d.len(), Ordering::Release);
+    }
+
+    /// The deferred tables whose walkers have all left (removed from the list).
+    pub fn ready(&self) -> Vec<Pfn> {
+        if self.pending() == 0 {
+            return Vec::new();
+        }
+        let now: Vec<u64> = self.marks.iter().map(|m| m.load(Ordering::Acquire)).collect();
+        let mut d = self.deferred.lock();
+        let mut out = Vec::new();
+        d.retain(|(pfn, seen)| {
+            let clear = seen.iter().zip(&now).all(|(s, n)| s & 1 == 0 || s != n);
+            if clear {
+                out.push(*pfn);
+            }
+            !clear
+        });
+        self.pending.store(d.len(), Ordering::Release);
+        out
+    }
+
+    /// Whether `table` is waiting (for the invariant checker).
+    pub fn is_deferred(&self, table: Pfn) -> bool {
+        self.pending() != 0 && self.deferred.lock().iter().any(|(p, _)| *p == table)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_waits_for_the_walks_that_began_before_it_went() {
+        let t = WalkTracker::new(3);
+        t.begin(1);
+        t.begin(2);
+        t.end(2);
+        t.defer(Pfn(7));
+        assert!(t.ready().is_empty(), "CPU 1 may be inside the table");
+        assert!(t.is_deferred(Pfn(7)));
+        // A walk that begins after the unlink cannot reach the table; CPU 1's
+        // next walk means it left the old one.
+        t.begin(2);
+        assert!(t.ready().is_empty());
+        t.end(1);
+        t.begin(1);
+        assert_eq!(t.ready(), [Pfn(7)]);
+        assert_eq!(t.pending(), 0);
+        assert!(!t.is_deferred(Pfn(7)));
+        t.end(1);
+        t.end(2);
+        t.defer(Pfn(8));
+        assert_eq!(t.ready(), [Pfn(8)], "nobody walking: free at once");
+    }
+}
