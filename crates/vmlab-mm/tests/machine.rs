@@ -278,7 +278,7 @@ fn execute_only_memory_with_protection_keys() {
 
 /// The checker reports a broken state instead of panicking: here an address
 /// space reaches another one's leaf table through a corrupted PD entry
-/// flagged as an object table above TASK_SIZE, so it "does not own" more
+/// flagged as a fork-shared table above TASK_SIZE, so it "does not own" more
 /// frames than it maps (an underflow on `rss - not_owned` before).
 #[test]
 fn checker_reports_rss_underflow_instead_of_panicking() {
@@ -301,7 +301,10 @@ fn checker_reports_rss_underflow_instead_of_panicking() {
     .pfn();
     let victim_p = m.process(victim).unwrap();
     let hi = victim_p.mm.page_table().pd_entry_alloc(phys, 1 << 47).unwrap();
-    hi.store(Pte::new(table, Pte::TABLE_FLAGS | Pte::TABLE_OBJ).0, Ordering::Release);
+    hi.store(
+        Pte::new(table, (Pte::TABLE_FLAGS & !Pte::WRITE) | Pte::TABLE_COW).0,
+        Ordering::Release,
+    );
     let err = m.check().unwrap_err().to_string();
     assert!(err.contains("does not own"), "{err}");
     // Repair, so that exit tears down a sound machine.
@@ -377,29 +380,42 @@ fn a_host_that_refuses_ram_gives_an_error_not_an_abort() {
 fn a_freed_frame_descriptor_is_all_zero_again() {
     // Descriptors start as zeroed host memory, so a free frame's descriptor
     // must be all zero; `reset` (on free) restores exactly that.
-    let m = Machine::new(&MachineConfig::default()).unwrap();
+    use vmlab_mm::phys::Owner;
+    let m = Machine::new(&MachineConfig {
+        pcp_batch: 0,
+        ..Default::default()
+    })
+    .unwrap();
     let phys = m.phys();
-    let pfn = phys.alloc_zeroed(vmlab_mm::phys::FrameUse::Anon).unwrap();
+    let pid = m.spawn().unwrap();
+    let a = m
+        .mmap(pid, 0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+        .unwrap();
+    m.write(pid, a, &[1]).unwrap().unwrap();
+    let pfn = {
+        let mut cpu = m.cpu(0).unwrap();
+        cpu.switch_to(pid).unwrap();
+        cpu.translate(a, Access::Read).unwrap()
+    };
     let d = phys.desc(pfn).unwrap();
-    d.mapping.store(7, std::sync::atomic::Ordering::Relaxed);
+    assert!(matches!(d.owner(), Owner::Anon { anon, index } if anon != 0 && index == a >> 12));
     d.lru_next.store(3, std::sync::atomic::Ordering::Relaxed);
-    assert!(phys.put_frame(pfn));
+    m.munmap(pid, a, 4096).unwrap();
     let fields = |d: &vmlab_mm::phys::FrameDesc| {
         use std::sync::atomic::Ordering::Relaxed;
         (
             d.flags.load(Relaxed),
             d.refcount.load(Relaxed),
             d.mapcount.load(Relaxed),
-            d.mapping.load(Relaxed),
-            d.index.load(Relaxed),
+            d.owner(),
             d.lru_prev.load(Relaxed),
             d.lru_next.load(Relaxed),
         )
     };
-    assert_eq!(fields(d), (0, 0, 0, 0, 0, 0, 0));
+    assert_eq!(fields(d), (0, 0, 0, Owner::None, 0, 0));
     // A frame never allocated reads as zero too.
     assert_eq!(
         fields(phys.desc(vmlab_mm::addr::Pfn(phys.total_frames() - 1)).unwrap()),
-        (0, 0, 0, 0, 0, 0, 0)
+        (0, 0, 0, Owner::None, 0, 0)
     );
 }

@@ -21,7 +21,7 @@ use super::vma_map::VmaMap;
 use crate::addr::{page_floor, Pfn, TASK_SIZE};
 use crate::errno::{Fault, FaultReason};
 use crate::pgtable::{ptl, LeafEntry, LeafRef, Pte};
-use crate::phys::{FrameUse, PhysMem};
+use crate::phys::{FrameUse, Owner, PhysMem};
 use crate::sync::{AtomicU64, Ordering, Relax};
 use crate::tlb::PendingFlush;
 
@@ -314,8 +314,10 @@ fn anon_id(cx: &FaultCtx<'_>, vma: &Vma) -> u64 {
 pub(super) fn new_anon_frame(cx: &FaultCtx<'_>, vma: &Vma, addr: u64) -> Option<Pfn> {
     let pfn = cx.phys.alloc_zeroed_on(cx.cpu, FrameUse::Anon)?;
     if let Some(d) = cx.phys.desc(pfn) {
-        d.mapping.store(anon_id(cx, vma), Ordering::Relaxed);
-        d.index.store(vma.pgoff_of(page_floor(addr)), Ordering::Relaxed);
+        d.set_owner(Owner::Anon {
+            anon: anon_id(cx, vma),
+            index: vma.pgoff_of(page_floor(addr)),
+        });
     }
     Some(pfn)
 }

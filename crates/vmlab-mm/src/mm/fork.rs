@@ -23,7 +23,7 @@ use crate::addr::TASK_SIZE;
 use crate::errno::{Errno, SysResult};
 use crate::mm::fault::NO_CPU;
 use crate::pgtable::{leaf_slot, Level, NoFrame, Pte};
-use crate::phys::{FrameUse, PhysMem};
+use crate::phys::{FrameUse, Owner, PhysMem};
 use crate::sync::Ordering;
 use crate::tlb::PendingFlush;
 use alloc::vec::Vec;
@@ -220,8 +220,14 @@ impl AddressSpace {
                     };
                     phys.ram().copy_frame(copy, pte.pfn());
                     if let Some(cd) = phys.desc(copy) {
-                        cd.mapping.store(child_anon, Ordering::Relaxed);
-                        cd.index.store(d.index.load(Ordering::Relaxed), Ordering::Relaxed);
+                        let index = match d.owner() {
+                            Owner::Anon { index, .. } => index,
+                            _ => v.pgoff_of(va),
+                        };
+                        cd.set_owner(Owner::Anon {
+                            anon: child_anon,
+                            index,
+                        });
                     }
                     report.pages_copied += 1;
                     // The fresh frame's reference becomes the child's mapping.

@@ -140,7 +140,7 @@ impl AddressSpace {
             if pd.0 & Pte::TABLE_OBJ != 0 {
                 flush
                     .remote
-                    .extend(super::shared_pt::object_table_sharers(phys, o, pd.pfn(), self.id));
+                    .extend(super::shared_pt::object_table_sharers(o, pd.pfn(), self.id));
             }
             let (lo, hi) = (a.max(span), b.min(span + PD_SPAN));
             let mut va = lo;

@@ -49,7 +49,7 @@ use super::vma::{ObjectId, VmFlags, Vma};
 use crate::addr::{page_floor, Pfn, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, Fault, FaultReason, Signal};
 use crate::pgtable::{LeafRef, Pte};
-use crate::phys::{FrameDesc, FrameUse, PhysMem, PG_DIRTY, PG_SWAPBACKED};
+use crate::phys::{FrameDesc, FrameUse, Owner, PhysMem, PG_DIRTY, PG_SWAPBACKED};
 use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::tlb::PendingFlush;
 use alloc::boxed::Box;
@@ -245,8 +245,10 @@ impl MemObject {
             if !self.is_file() {
                 d.flags.fetch_or(PG_SWAPBACKED, Ordering::Relaxed);
             }
-            d.mapping.store(self.id.0, Ordering::Relaxed);
-            d.index.store(pgoff, Ordering::Relaxed);
+            d.set_owner(Owner::Object {
+                object: self.id.0,
+                index: pgoff,
+            });
         }
         Ok(pfn)
     }
@@ -499,10 +501,13 @@ impl ObjectTable {
         if d.mapcount.load(Ordering::Acquire) > 0 {
             return;
         }
-        let Some(o) = self.get(ObjectId(d.mapping.load(Ordering::Relaxed))) else {
+        let Owner::Object { object, index } = d.owner() else {
             return;
         };
-        if let Err(e) = o.writeback_page(phys, d.index.load(Ordering::Relaxed), pfn, false) {
+        let Some(o) = self.get(ObjectId(object)) else {
+            return;
+        };
+        if let Err(e) = o.writeback_page(phys, index, pfn, false) {
             o.record_wb_err(e);
         }
     }

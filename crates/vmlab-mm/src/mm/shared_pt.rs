@@ -36,16 +36,18 @@
 use super::address_space::{AddressSpace, MapState};
 use super::fork::table_frames;
 use super::object::MemObject;
+use super::object::SharedTable;
 use super::pte_ops::{self, Rss};
 use super::vma::{Backing, VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::{vpn, Pfn, PAGE_SIZE};
 use crate::mm::fault::NO_CPU;
 use crate::pgtable::{leaf_slot, NoFrame, Pte};
-use crate::phys::{FrameUse, PhysMem};
+use crate::phys::{FrameUse, Owner, PhysMem};
 use crate::sync::Arc;
 use crate::sync::{AtomicU64, Ordering};
 use crate::tlb::PendingFlush;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 /// Bytes one leaf table covers.
@@ -64,17 +66,15 @@ fn object_block(vma: &Vma, addr: u64) -> Option<(u64, u64)> {
         .then_some((span, pg / pages_per_table))
 }
 
-/// Registry key of an object table, also kept in its descriptor's `index`.
+/// Registry key of an object table.
 fn object_key(block: u64, prot: u8) -> (u64, u8) {
     (block, prot)
 }
 
-fn pack_key(k: (u64, u8)) -> u64 {
-    (k.0 << 8) | k.1 as u64
-}
-
-fn unpack_key(v: u64) -> (u64, u8) {
-    (v >> 8, (v & 0xff) as u8)
+/// The registry key under which `obj` keeps object table `table` (an object
+/// has a few tables: one per 2 MiB block and protection mapped).
+fn key_of_table(reg: &BTreeMap<(u64, u8), SharedTable>, table: Pfn) -> Option<(u64, u8)> {
+    reg.iter().find(|(_, t)| t.table == table).map(|(k, _)| *k)
 }
 
 /// The object mapped at `span`, if a shared object VMA covers it.
@@ -90,15 +90,17 @@ fn object_at(st: &MapState, span: u64) -> Option<Arc<MemObject>> {
 /// releases it.
 fn put_object_table(phys: &PhysMem, obj: &MemObject, table: Pfn, (mm, span): (u64, u64), flush: &mut PendingFlush) {
     let Some(td) = phys.desc(table) else { return };
-    let key = unpack_key(td.index.load(Ordering::Relaxed));
     let mut reg = obj.shared_tables.lock();
-    if let Some(t) = reg.get_mut(&key) {
+    let key = key_of_table(&reg, table);
+    if let Some(t) = key.and_then(|k| reg.get_mut(&k)) {
         if let Some(i) = t.sharers.iter().position(|&s| s == (mm, span)) {
             t.sharers.swap_remove(i);
         }
     }
     if td.refcount.fetch_sub(1, Ordering::AcqRel) == 1 {
-        reg.remove(&key);
+        if let Some(k) = key {
+            reg.remove(&k);
+        }
         drop(reg);
         release_table(phys, table, flush);
     }
@@ -107,12 +109,10 @@ fn put_object_table(phys: &PhysMem, obj: &MemObject, table: Pfn, (mm, span): (u6
 /// The other address spaces that reach object table `table` of `obj`, as
 /// (id, first vpn, last vpn) of their span: where a change `mm` makes in
 /// the table must be shot down too.
-pub(crate) fn object_table_sharers(phys: &PhysMem, obj: &MemObject, table: Pfn, mm: u64) -> Vec<(u64, u64, u64)> {
-    let Some(td) = phys.desc(table) else { return Vec::new() };
-    let key = unpack_key(td.index.load(Ordering::Relaxed));
+pub(crate) fn object_table_sharers(obj: &MemObject, table: Pfn, mm: u64) -> Vec<(u64, u64, u64)> {
     let reg = obj.shared_tables.lock();
-    reg.get(&key)
-        .filter(|t| t.table == table)
+    key_of_table(&reg, table)
+        .and_then(|k| reg.get(&k))
         .map(|t| {
             t.sharers
                 .iter()
@@ -159,7 +159,7 @@ impl AddressSpace {
             // First shared now: its frames stay in the parent's rss. A table
             // still shared copy-on-write by its last sharer keeps its owner,
             // or none if the owner left (its frames are in no one's rss).
-            td.mapping.store(self.id, Ordering::Release);
+            td.set_owner(Owner::PageTable { mm: self.id });
         }
         ce.store(
             Pte::new(table, (Pte::TABLE_FLAGS & !Pte::WRITE) | Pte::TABLE_COW).0,
@@ -189,7 +189,7 @@ impl AddressSpace {
             }
             let table = cur.pfn();
             let Some(td) = phys.desc(table) else { return Ok(()) };
-            let owned = td.mapping.load(Ordering::Acquire) == self.id;
+            let owned = td.owner() == Owner::PageTable { mm: self.id };
             if td.refcount.load(Ordering::Acquire) == 1 {
                 let mine = cur.without(Pte::TABLE_COW).with(Pte::WRITE);
                 if pe
@@ -199,7 +199,8 @@ impl AddressSpace {
                     if !owned {
                         self.rss.add(NO_CPU, table_frames(phys, table));
                     }
-                    td.mapping.store(0, Ordering::Release);
+                    // Private again: like every private table, no owner field.
+                    td.set_owner(Owner::None);
                     return Ok(());
                 }
                 continue;
@@ -241,7 +242,7 @@ impl AddressSpace {
             }
             // The copy's frames are this address space's from now on.
             if owned {
-                td.mapping.store(0, Ordering::Release);
+                td.set_owner(Owner::PageTable { mm: 0 });
             } else {
                 self.rss.add(NO_CPU, table_frames(phys, copy));
             }
@@ -305,11 +306,10 @@ impl AddressSpace {
         }
         let Some(td) = phys.desc(table) else { return Ok(true) };
         if fresh {
-            td.mapping.store(obj.id().0, Ordering::Relaxed);
-            td.index.store(pack_key(key), Ordering::Relaxed);
+            td.set_owner(Owner::ObjectTable { object: obj.id().0 });
             reg.insert(
                 key,
-                crate::mm::object::SharedTable {
+                SharedTable {
                     table,
                     sharers: alloc::vec![(self.id, span)],
                 },
@@ -416,9 +416,9 @@ impl AddressSpace {
             pe.store(0, Ordering::Release);
             let table = cur.pfn();
             if let Some(d) = phys.desc(table) {
-                if d.mapping.load(Ordering::Acquire) == self.id {
+                if d.owner() == (Owner::PageTable { mm: self.id }) {
                     self.rss.sub(NO_CPU, table_frames(phys, table));
-                    d.mapping.store(0, Ordering::Release);
+                    d.set_owner(Owner::PageTable { mm: 0 });
                 }
             }
             flush.add_page(vpn(span));

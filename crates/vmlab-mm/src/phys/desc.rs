@@ -52,15 +52,71 @@ pub struct FrameDesc {
     pub refcount: AtomicU32,
     /// Page-table entries that map the frame. Linux: `_mapcount + 1`.
     pub mapcount: AtomicI32,
-    /// Owner: the anonymous-memory identity (or, later, memory object) the
-    /// frame belongs to; 0 for none. Linux: `page->mapping`.
-    pub mapping: AtomicU64,
-    /// Page offset within the owner. Linux: `page->index`.
-    pub index: AtomicU64,
+    /// Who owns the frame, as `Owner` encodes it (`owner()`, `set_owner`):
+    /// a tag in bits 61-63 and an id below. Linux: `page->mapping`.
+    owner: AtomicU64,
+    /// The page offset within an anonymous or object owner; 0 otherwise.
+    /// Linux: `page->index`.
+    index: AtomicU64,
     /// LRU list links, used by reclaim: frame number + 1, 0 for none (so
     /// that a zeroed descriptor is on no list).
     pub lru_prev: AtomicU32,
     pub lru_next: AtomicU32,
+}
+
+/// Who a frame belongs to. Each variant says what its fields are; no field
+/// means two things.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Free, the zero page, or not yet given to anyone.
+    None,
+    /// Anonymous memory of anonymous identity `anon` (`Vma::anon`; an
+    /// anon_vma-like object), at page offset `index` in it
+    /// (`Vma::pgoff_of`). Linux: `page->mapping` = anon_vma | PAGE_MAPPING_ANON.
+    Anon { anon: u64, index: u64 },
+    /// Page `index` of memory object `object` (`MemObject::id`), in its
+    /// page cache. Linux: `page->mapping` = the `address_space`.
+    Object { object: u64, index: u64 },
+    /// A page-table page of address space `mm` (its rss counts the frames
+    /// the table maps), or of none (`mm` = 0): a table shared by fork whose
+    /// owner left. Linux: `ptdesc->pt_mm`.
+    PageTable { mm: u64 },
+    /// An object table (`mm/shared_pt.rs`): a leaf table shared by every
+    /// address space that maps one 2 MiB block of `object`; its sharers are
+    /// listed in the object's registry.
+    ObjectTable { object: u64 },
+    /// Held by a kernel client (not mapped).
+    Kernel,
+}
+
+impl Owner {
+    const TAG_SHIFT: u32 = 61;
+    const ID_MASK: u64 = (1 << Self::TAG_SHIFT) - 1;
+
+    fn encode(self) -> (u64, u64) {
+        let (tag, id, index) = match self {
+            Owner::None => (0, 0, 0),
+            Owner::Anon { anon, index } => (1, anon, index),
+            Owner::Object { object, index } => (2, object, index),
+            Owner::PageTable { mm } => (3, mm, 0),
+            Owner::ObjectTable { object } => (4, object, 0),
+            Owner::Kernel => (5, 0, 0),
+        };
+        debug_assert_eq!(id & !Self::ID_MASK, 0, "owner id {id:#x} too large");
+        ((tag << Self::TAG_SHIFT) | (id & Self::ID_MASK), index)
+    }
+
+    fn decode(word: u64, index: u64) -> Owner {
+        let id = word & Self::ID_MASK;
+        match word >> Self::TAG_SHIFT {
+            1 => Owner::Anon { anon: id, index },
+            2 => Owner::Object { object: id, index },
+            3 => Owner::PageTable { mm: id },
+            4 => Owner::ObjectTable { object: id },
+            5 => Owner::Kernel,
+            _ => Owner::None,
+        }
+    }
 }
 
 /// Page flag bits above the `FrameUse` byte.
@@ -89,7 +145,7 @@ impl FrameDesc {
             flags: AtomicU32::new(0),
             refcount: AtomicU32::new(0),
             mapcount: AtomicI32::new(0),
-            mapping: AtomicU64::new(0),
+            owner: AtomicU64::new(0),
             index: AtomicU64::new(0),
             lru_prev: AtomicU32::new(0),
             lru_next: AtomicU32::new(0),
@@ -100,7 +156,7 @@ impl FrameDesc {
         self.flags.store(usage as u32, Ordering::Relaxed);
         self.refcount.store(1, Ordering::Relaxed);
         self.mapcount.store(0, Ordering::Relaxed);
-        self.mapping.store(0, Ordering::Relaxed);
+        self.owner.store(0, Ordering::Relaxed);
         self.index.store(0, Ordering::Relaxed);
     }
 
@@ -108,10 +164,28 @@ impl FrameDesc {
         self.flags.store(0, Ordering::Relaxed);
         self.refcount.store(0, Ordering::Relaxed);
         self.mapcount.store(0, Ordering::Relaxed);
-        self.mapping.store(0, Ordering::Relaxed);
+        self.owner.store(0, Ordering::Relaxed);
         self.index.store(0, Ordering::Relaxed);
         self.lru_prev.store(0, Ordering::Relaxed);
         self.lru_next.store(0, Ordering::Relaxed);
+    }
+
+    /// Who owns the frame.
+    #[inline]
+    pub fn owner(&self) -> Owner {
+        // An owner is set before the frame is published (mapped, cached,
+        // linked), so the two words never change under a reader that found it.
+        let index = self.index.load(Ordering::Acquire);
+        Owner::decode(self.owner.load(Ordering::Acquire), index)
+    }
+
+    /// Give the frame to `o`. The frame is not mapped yet, or (page tables)
+    /// its owner changes under the lock that protects the table's sharing.
+    #[inline]
+    pub(crate) fn set_owner(&self, o: Owner) {
+        let (word, index) = o.encode();
+        self.index.store(index, Ordering::Relaxed);
+        self.owner.store(word, Ordering::Release);
     }
 
     /// What the frame is used for.

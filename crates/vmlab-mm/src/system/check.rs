@@ -37,7 +37,7 @@ use crate::addr::{is_page_aligned, Pfn, TASK_SIZE};
 use crate::frame::FrameAllocator;
 use crate::mm::{MemObject, VmFlags, Vma, VmaMap};
 use crate::pgtable::{Level, Pte};
-use crate::phys::{FrameUse, PG_SWAPBACKED};
+use crate::phys::{FrameUse, Owner, PG_SWAPBACKED};
 use crate::sync::{Arc, Ordering};
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -131,6 +131,16 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
             "frame {i}: allocator says free={is_free} (per-CPU list: {in_list}) but descriptor says {:?}",
             d.usage()
         );
+        // Typed owners: each use has its kind of owner.
+        let owner = d.owner();
+        let fits = match d.usage() {
+            FrameUse::Free | FrameUse::Zero => owner == Owner::None,
+            FrameUse::Anon => matches!(owner, Owner::Anon { anon, .. } if anon != 0),
+            FrameUse::PageCache => matches!(owner, Owner::Object { .. }),
+            FrameUse::PageTable => matches!(owner, Owner::None | Owner::PageTable { .. } | Owner::ObjectTable { .. }),
+            FrameUse::Kernel => matches!(owner, Owner::None | Owner::Kernel),
+        };
+        ensure!(fits, "frame {i}: used as {:?} but owned by {owner:?}", d.usage());
     }
 
     // 3, 4, 5.
@@ -179,8 +189,25 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
                 ));
             }
             let first = *r == 1;
-            let owner = phys.desc(table).map_or(0, |d| d.mapping.load(Ordering::Relaxed));
-            if (parent.0 & Pte::TABLE_COW != 0 && owner != p.mm.id) || parent.0 & Pte::TABLE_OBJ != 0 {
+            let owner = phys.desc(table).map_or(Owner::None, |d| d.owner());
+            let owner_ok = match owner {
+                Owner::PageTable { mm } => {
+                    parent.0 & Pte::TABLE_OBJ == 0 && (mm == p.mm.id || parent.0 & Pte::TABLE_COW != 0)
+                }
+                // Private tables are not given an owner yet (their frames
+                // are their address space's by construction).
+                Owner::None => parent.0 & Pte::TABLE_OBJ == 0,
+                Owner::ObjectTable { .. } => parent.0 & Pte::TABLE_OBJ != 0,
+                _ => false,
+            };
+            if !owner_ok {
+                bad = Some(format!(
+                    "pid {}: page table {} reached through {:#x} has owner {owner:?}",
+                    p.pid, table.0, parent.0
+                ));
+            }
+            let owns = owner == (Owner::PageTable { mm: p.mm.id });
+            if (parent.0 & Pte::TABLE_COW != 0 && !owns) || parent.0 & Pte::TABLE_OBJ != 0 {
                 not_owned += count_frames(phys, table);
             }
             if first && level == Level::Pt {
@@ -381,11 +408,15 @@ pub(crate) fn check_objects(
                 pfn.0,
                 d.usage()
             );
-            let (mapping, index) = (d.mapping.load(Ordering::Relaxed), d.index.load(Ordering::Relaxed));
             ensure!(
-                mapping == id && index == pgoff,
-                "frame {}: cached by object {id} at page {pgoff} but its descriptor says object {mapping} page {index}",
-                pfn.0
+                d.owner()
+                    == (Owner::Object {
+                        object: id,
+                        index: pgoff
+                    }),
+                "frame {}: cached by object {id} at page {pgoff} but its descriptor says {:?}",
+                pfn.0,
+                d.owner()
             );
             let swapbacked = d.flags.load(Ordering::Relaxed) & PG_SWAPBACKED != 0;
             ensure!(
@@ -475,12 +506,11 @@ pub(crate) fn check_objects(
                 }
                 return;
             }
-            let (mapping, index) = (d.mapping.load(Ordering::Relaxed), d.index.load(Ordering::Relaxed));
-            match obj {
-                Some(o) if o.id().0 == mapping && v.pgoff_of(va) == index => {}
-                _ => {
+            match (obj, d.owner()) {
+                (Some(o), Owner::Object { object, index }) if o.id().0 == object && v.pgoff_of(va) == index => {}
+                (_, owner) => {
                     bad = Some(format!(
-                        "pid {}: PTE at {va:#x} maps page {index} of object {mapping}, but the VMA is {:?} at page {}",
+                        "pid {}: PTE at {va:#x} maps a page owned by {owner:?}, but the VMA is {:?} at page {}",
                         p.pid,
                         v.backing,
                         v.pgoff_of(va)
