@@ -11,7 +11,7 @@
 //! Linux: `handle_mm_fault`, `do_anonymous_page`, `do_wp_page`.
 
 use super::address_space::{leaf_pkey_bits, AddressSpace, MapState};
-use super::fault_lock::FaultLock;
+use super::fault_lock::{FaultLock, FaultLockPolicy, Install};
 use super::object;
 use super::pte_ops::{self, Rss};
 use super::shared_pt::PD_SPAN;
@@ -20,7 +20,7 @@ use super::vma::{Backing, VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::{page_floor, Pfn, TASK_SIZE};
 use crate::errno::{Fault, FaultReason};
-use crate::pgtable::{ptl, LeafEntry, LeafRef, Pte};
+use crate::pgtable::{LeafEntry, LeafRef, Pte};
 use crate::phys::{FrameUse, Owner, PhysMem};
 use crate::sync::{AtomicU64, Ordering, Relax};
 use crate::tlb::PendingFlush;
@@ -96,16 +96,8 @@ pub fn handle_fault_locked(
     access: Access,
     flush: &mut PendingFlush,
 ) -> Result<Pte, FaultError> {
-    let r = if cx.fault_lock == FaultLock::MmLock {
-        let _whole_fault = match mm.page_table_lock.try_lock() {
-            Some(g) => g,
-            None => {
-                MmCounters::bump(&cx.counters.lock_waits);
-                mm.page_table_lock.lock()
-            }
-        };
-        handle_fault_inner(cx, mm, st, addr, access, flush)
-    } else {
+    let r = {
+        let _whole_fault = cx.fault_lock.whole_fault(cx, mm);
         handle_fault_inner(cx, mm, st, addr, access, flush)
     };
     match r {
@@ -261,26 +253,15 @@ fn handle_fault_inner(
             }
             continue;
         }
-        if cx.fault_lock == FaultLock::PteBit {
-            if !pte_ops::claim(entry, cur) {
-                continue;
-            }
-            let Some(pfn) = new_anon_frame(cx, vma, addr) else {
-                pte_ops::abandon(entry, cur);
-                return Err(oom.into());
-            };
-            let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
-            pte_ops::publish(cx.phys, rss, entry, addr, cur, new, flush);
-            return Ok(new);
+        let make = || new_anon_frame(cx, vma, addr).map(|pfn| Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY));
+        match cx
+            .fault_lock
+            .install_fresh(cx, rss, (table, entry), addr, cur, make, flush)
+        {
+            Install::Done(new) => return Ok(new),
+            Install::Retry => continue,
+            Install::NoMemory => return Err(oom.into()),
         }
-        let pfn = new_anon_frame(cx, vma, addr).ok_or(oom)?;
-        let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
-        if !set_pte_locked(cx, rss, (table, entry), addr, cur, new, flush) {
-            // Another CPU filled the entry while we allocated.
-            discard_frame(cx, pfn);
-            continue;
-        }
-        return Ok(new);
     }
 }
 
@@ -356,58 +337,21 @@ fn do_wp_page(
             return Ok(pte_ops::update(entry, addr, None, |p| (p == cur).then_some(new)).map(|(_, n)| n));
         }
     }
-    // Under `pte_bit` the entry is claimed before the copy is allocated; a
-    // walk may still read the old frame (read-only), which the copy leaves as is.
-    let claimed = cx.fault_lock == FaultLock::PteBit;
-    if claimed && !pte_ops::claim(entry, cur) {
-        return Ok(None);
-    }
-    let Some(pfn) = new_anon_frame(cx, vma, addr) else {
-        if claimed {
-            pte_ops::abandon(entry, cur);
-        }
-        return Err(oom);
-    };
-    if !cur.special() {
-        cx.phys.ram().copy_frame(pfn, old_pfn);
-    }
-    let new = Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY);
     // The old frame loses this mapping; other CPUs may still cache the old
     // translation, so its reference is dropped after the shootdown (`flush`).
-    if claimed {
-        pte_ops::publish(cx.phys, rss, entry, addr, cur, new, flush);
-    } else if !set_pte_locked(cx, rss, (table, entry), addr, cur, new, flush) {
-        discard_frame(cx, pfn);
-        return Ok(None);
-    }
-    Ok(Some(new))
-}
-
-/// `pte_ops::set` of `cur` → `new` unless the entry changed; `false` if it
-/// did. Under `pt_lock` this holds the leaf table's lock, as Linux checks
-/// `pte_same` under `pte_offset_map_lock`; under `mm_lock` the whole fault is
-/// already serialised and a compare-and-swap suffices (it also covers a walk
-/// setting the accessed bit meanwhile).
-fn set_pte_locked(
-    cx: &FaultCtx<'_>,
-    rss: Rss<'_>,
-    (table, entry): (Pfn, LeafRef<'_>),
-    addr: u64,
-    cur: Pte,
-    new: Pte,
-    flush: &mut PendingFlush,
-) -> bool {
-    let _ptl = if cx.fault_lock == FaultLock::PtLock {
-        // A table outside RAM cannot come from the walk; without a lock the
-        // compare-and-swap alone still keeps the entry consistent.
-        ptl::lock(cx.phys, table, cx.relax).map(|(g, waited)| {
-            if waited {
-                MmCounters::bump(&cx.counters.lock_waits);
-            }
-            g
-        })
-    } else {
-        None
+    let make = || {
+        let pfn = new_anon_frame(cx, vma, addr)?;
+        if !cur.special() {
+            cx.phys.ram().copy_frame(pfn, old_pfn);
+        }
+        Some(Pte::new(pfn, base | Pte::ACCESSED | Pte::DIRTY))
     };
-    pte_ops::set(cx.phys, rss, entry, addr, cur, new, flush)
+    match cx
+        .fault_lock
+        .install_fresh(cx, rss, (table, entry), addr, cur, make, flush)
+    {
+        Install::Done(new) => Ok(Some(new)),
+        Install::Retry => Ok(None),
+        Install::NoMemory => Err(oom),
+    }
 }

@@ -41,7 +41,7 @@ use crate::tlb::PendingFlush;
 /// holds it, or none (a table shared by several address spaces, whose frames
 /// count in its owner's rss as a whole, or an object table's in no one's).
 #[derive(Copy, Clone)]
-pub(crate) enum Rss<'a> {
+pub enum Rss<'a> {
     Of(&'a AddressSpace, usize),
     None,
 }

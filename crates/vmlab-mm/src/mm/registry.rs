@@ -14,14 +14,21 @@ use alloc::vec::Vec;
 
 /// Live address spaces by `AddressSpace::id`, each held until its process
 /// exits (`unregister`); a lookup after that finds none.
-#[derive(Default)]
 pub struct MmRegistry {
     map: Mutex<BTreeMap<u64, Arc<AddressSpace>>>,
 }
 
+impl Default for MmRegistry {
+    fn default() -> MmRegistry {
+        MmRegistry::new()
+    }
+}
+
 impl MmRegistry {
     pub fn new() -> MmRegistry {
-        MmRegistry::default()
+        MmRegistry {
+            map: Mutex::new(BTreeMap::new()),
+        }
     }
 
     /// Register `mm` under its id.
