@@ -215,8 +215,8 @@ impl Machine {
     }
 
     /// Punch a hole in `obj` over bytes `[off, off + len)`, keeping its
-    /// size: the host file's blocks go (`BackingFile::punch_hole`), the
-    /// whole pages in the hole are unmapped from every shared mapping and
+    /// size: the host file's blocks go (`BackingFile::punch_hole`; EOPNOTSUPP
+    /// where it cannot, with nothing changed), the whole pages in the hole are unmapped from every shared mapping and
     /// from private ones that still map the cache page (private copies
     /// stay), then dropped from the cache; partial pages at the edges are
     /// zeroed there. Shared anonymous memory loses the pages' contents.
@@ -225,6 +225,9 @@ impl Machine {
     pub(crate) fn punch_hole(&self, obj: &Arc<MemObject>, off: u64, len: u64) -> SysResult<()> {
         let end = off.saturating_add(len);
         let _io = obj.io_lock.lock();
+        // Punched first so that a file system that cannot refuses before
+        // anything changes, and again at the end: unmapping a dirty page
+        // writes it back (`Machine::shootdown`) before the cache drops it.
         if let Some(file) = obj.file() {
             file.punch_hole(off, len)?;
         }
@@ -239,7 +242,10 @@ impl Machine {
                 break;
             }
         }
-        Ok(())
+        match obj.file() {
+            Some(file) => file.punch_hole(off, len),
+            None => Ok(()),
+        }
     }
 
     /// Remove every PTE that maps a page of `[first, end)` (page offsets)
