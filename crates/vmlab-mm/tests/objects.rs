@@ -757,7 +757,11 @@ fn write_and_read_are_coherent_with_shared_and_private_mappings() {
         assert_eq!(read(&m, p, s + pg * PAGE + 100, 4), b"NEW!", "shared page {pg}");
     }
     assert_eq!(read(&m, p, v + 100, 4), b"NEW!", "private page mapped from the cache");
-    assert_eq!(read(&m, p, v + 2 * PAGE + 100, 4), b"NEW!", "private page not yet faulted");
+    assert_eq!(
+        read(&m, p, v + 2 * PAGE + 100, 4),
+        b"NEW!",
+        "private page not yet faulted"
+    );
     assert_eq!(
         read(&m, p, v + PAGE + 100, 4),
         data[PAGE as usize + 100..PAGE as usize + 104],
@@ -781,7 +785,10 @@ fn write_and_read_are_coherent_with_shared_and_private_mappings() {
     let c = file.contents();
     assert_eq!(&c[100..104], b"NEW!");
     assert_eq!(&c[2 * PAGE as usize + 7..2 * PAGE as usize + 16], b"storedxyz");
-    assert_eq!(&c[PAGE as usize..PAGE as usize + 4], &data[PAGE as usize..PAGE as usize + 4]);
+    assert_eq!(
+        &c[PAGE as usize..PAGE as usize + 4],
+        &data[PAGE as usize..PAGE as usize + 4]
+    );
     finish(&m);
 }
 
@@ -864,7 +871,9 @@ fn truncation_unmaps_every_mapping_and_growth_reads_zeros() {
         let s = m.mmap_fd(a, 0, 4 * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
         let v = m.mmap_fd(b, 0, 4 * PAGE, RW, MAP_PRIVATE, fd, 0).unwrap();
         // A private anonymous page beside, so fork has page tables to copy or share.
-        let anon = m.mmap(a, s - PAGE, PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED).unwrap();
+        let anon = m
+            .mmap(a, s - PAGE, PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+            .unwrap();
         write(&m, a, anon, b"anon");
         for pg in 0..4 {
             read(&m, a, s + pg * PAGE, 1);
@@ -890,15 +899,27 @@ fn truncation_unmaps_every_mapping_and_growth_reads_zeros() {
             assert_eq!(read(&m, pid, base + new, 8), [0; 8], "{who}: tail of the last page");
         }
         assert_eq!(read(&m, c, anon, 4), b"anon");
-        assert!(m.file_object(fd).unwrap().cache_snapshot().iter().all(|&(pg, _)| pg < 2));
+        assert!(m
+            .file_object(fd)
+            .unwrap()
+            .cache_snapshot()
+            .iter()
+            .all(|&(pg, _)| pg < 2));
         check(&m, "after the SIGBUS accesses");
         // Grow: zeros, through the old mappings.
         assert_eq!(m.ftruncate(fd, 4 * PAGE as i64), Ok(()));
         for (who, pid, base) in [("shared", a, s), ("child", c, s), ("private", b, v)] {
-            assert_eq!(read(&m, pid, base + 3 * PAGE, 8), [0; 8], "{policy:?} {who}: grown page");
+            assert_eq!(
+                read(&m, pid, base + 3 * PAGE, 8),
+                [0; 8],
+                "{policy:?} {who}: grown page"
+            );
             assert_eq!(read(&m, pid, base + new, 8), [0; 8], "{who}: old tail");
         }
-        assert_eq!(pread_all(&m, fd, new - 4, 8), [&data[new as usize - 4..new as usize], &[0u8; 4][..]].concat());
+        assert_eq!(
+            pread_all(&m, fd, new - 4, 8),
+            [&data[new as usize - 4..new as usize], &[0u8; 4][..]].concat()
+        );
         check(&m, "after growth");
         finish(&m);
         let mut want = data[..new as usize].to_vec();
@@ -932,7 +953,10 @@ fn truncation_reaches_processes_sharing_an_object_page_table() {
     check(&m, "after truncation");
     for &p in &pids {
         assert!(sigbus(&m, p, base + 300 * PAGE));
-        assert_eq!(read(&m, p, base + 100 * PAGE, 1), pattern(9, block as usize)[100 * PAGE as usize..][..1]);
+        assert_eq!(
+            read(&m, p, base + 100 * PAGE, 1),
+            pattern(9, block as usize)[100 * PAGE as usize..][..1]
+        );
     }
     finish(&m);
 }
@@ -962,7 +986,10 @@ fn madvise_remove_punches_a_hole_in_every_mapping() {
     assert_eq!(m.madvise(c, s + PAGE, 2 * PAGE, MADV_REMOVE), Ok(()));
     check(&m, "after MADV_REMOVE");
     let c0 = file.contents();
-    assert!(c0[PAGE as usize..3 * PAGE as usize].iter().all(|&x| x == 0), "a hole in the file");
+    assert!(
+        c0[PAGE as usize..3 * PAGE as usize].iter().all(|&x| x == 0),
+        "a hole in the file"
+    );
     assert_eq!(c0[..PAGE as usize], data[..PAGE as usize]);
     assert_eq!(c0.len(), data.len(), "the size is kept");
     for (pid, base) in [(a, s), (c, s), (a, v), (c, v)] {

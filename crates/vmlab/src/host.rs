@@ -44,7 +44,11 @@ impl HostFile {
     /// Open `path` for reading, and for writing too if `writable`. The file
     /// must exist.
     pub fn open(path: &Path, writable: bool) -> io::Result<HostFile> {
-        let mode = if writable { AccessMode::ReadWrite } else { AccessMode::ReadOnly };
+        let mode = if writable {
+            AccessMode::ReadWrite
+        } else {
+            AccessMode::ReadOnly
+        };
         HostFile::open_mode(path, mode)
     }
 
@@ -103,7 +107,8 @@ impl BackingFile for HostFile {
             return Err(Errno::EBADF);
         }
         self.file.write_all_at(buf, off).map_err(|e| errno_of(&e))?;
-        self.len.fetch_max(off.saturating_add(buf.len() as u64), Ordering::AcqRel);
+        self.len
+            .fetch_max(off.saturating_add(buf.len() as u64), Ordering::AcqRel);
         Ok(())
     }
 

@@ -564,7 +564,9 @@ fn host_call(fds: [i32; 3], c: &Call) -> Out {
         }
     };
     if rc < 0 {
-        return Err(Errno::from_code(std::io::Error::last_os_error().raw_os_error().unwrap()));
+        return Err(Errno::from_code(
+            std::io::Error::last_os_error().raw_os_error().unwrap(),
+        ));
     }
     buf.truncate(rc.max(0) as usize);
     Ok((rc, buf))
@@ -618,7 +620,11 @@ fn file_syscalls_match_the_host_kernel() {
         assert!(fd >= 0);
         fd
     };
-    let hfds = [open_host(libc::O_RDONLY), open_host(libc::O_WRONLY), open_host(libc::O_RDWR)];
+    let hfds = [
+        open_host(libc::O_RDONLY),
+        open_host(libc::O_WRONLY),
+        open_host(libc::O_RDWR),
+    ];
     let m = Machine::new(&config()).unwrap();
     let vfds = [O_RDONLY, O_WRONLY, O_RDWR].map(|f| host::open_flags(&m, &tv.0, f).unwrap());
     let max = 1i64 << 44;
@@ -752,7 +758,11 @@ fn file_syscalls_match_the_host_kernel() {
         m.close(fd).unwrap();
     }
     // SAFETY: our fds.
-    unsafe { hfds.iter().for_each(|&fd| { libc::close(fd); }) };
+    unsafe {
+        hfds.iter().for_each(|&fd| {
+            libc::close(fd);
+        })
+    };
     assert_eq!(th.bytes(), tv.bytes(), "file contents after phase 1");
     // Phase 2: a fresh write-only open.
     let h2 = [-1, open_host(libc::O_WRONLY), -1];
@@ -862,7 +872,11 @@ fn madvise_remove_matches_the_host_kernel() {
     m.exit(p).unwrap();
     m.close(vrw).unwrap();
     m.close(vro).unwrap();
-    assert!(diffs.is_empty(), "differences from the host kernel:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "differences from the host kernel:\n{}",
+        diffs.join("\n")
+    );
     assert_eq!(th.bytes(), tv.bytes(), "file contents");
     finish(&m);
 }

@@ -84,7 +84,9 @@ impl MemObject {
         off: u64,
         buf: &[u8],
     ) -> Result<usize, Errno> {
-        let Some(f) = self.file() else { return Err(Errno::EINVAL) };
+        let Some(f) = self.file() else {
+            return Err(Errno::EINVAL);
+        };
         let _io = self.io_lock.lock();
         let mut done = 0;
         while done < buf.len() {
@@ -93,7 +95,11 @@ impl MemObject {
             let old = f.len();
             let end = pos + n as u64;
             let grew = end > old;
-            let r = if grew { self.grow_locked(phys, f, old, end) } else { Ok(()) };
+            let r = if grew {
+                self.grow_locked(phys, f, old, end)
+            } else {
+                Ok(())
+            };
             let r = r.and_then(|()| self.get_page(phys, counters, pgoff).map_err(errno_of));
             let pfn = match r {
                 Ok(p) => p,

@@ -36,7 +36,10 @@ pub struct OpenFile {
 
 impl OpenFile {
     pub(crate) fn new(obj: Arc<MemObject>) -> OpenFile {
-        OpenFile { obj, pos: Mutex::new(0) }
+        OpenFile {
+            obj,
+            pos: Mutex::new(0),
+        }
     }
 }
 
@@ -88,7 +91,8 @@ impl Machine {
             return Err(Errno::EBADF);
         }
         verify_area(off as u64, buf.len())?;
-        f.obj.read_cached(&self.phys, self.counters.get(NO_CPU), off as u64, buf)
+        f.obj
+            .read_cached(&self.phys, self.counters.get(NO_CPU), off as u64, buf)
     }
 
     /// `write(fd, buf)`: copy `buf` into the file at the file offset, which
@@ -162,7 +166,9 @@ impl Machine {
             }
             _ => None,
         };
-        let new = new.filter(|&n| n >= 0 && n as u64 <= file.max_len()).ok_or(Errno::EINVAL)?;
+        let new = new
+            .filter(|&n| n >= 0 && n as u64 <= file.max_len())
+            .ok_or(Errno::EINVAL)?;
         *pos = new as u64;
         Ok(new)
     }
