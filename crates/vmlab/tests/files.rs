@@ -175,6 +175,7 @@ fn build_machine_opens_the_config_files_in_order() {
 enum Fd {
     Rw,
     Ro,
+    Wo,
     Bad,
     Anon,
 }
@@ -187,9 +188,11 @@ fn mmap_errno_matches_the_host_kernel() {
     let t = TempFile::new("errno", &pattern(3, 10_000));
     let rw = std::fs::OpenOptions::new().read(true).write(true).open(&t.0).unwrap();
     let ro = std::fs::File::open(&t.0).unwrap();
+    let wo = std::fs::OpenOptions::new().write(true).open(&t.0).unwrap();
     let m = Machine::new(&config()).unwrap();
     let vrw = host::open(&m, &t.0, true).unwrap();
     let vro = host::open(&m, &t.0, false).unwrap();
+    let vwo = host::open_flags(&m, &t.0, O_WRONLY).unwrap();
     let p = m.spawn().unwrap();
     let big = 0x7fff_ffff_ffff_f000u64;
     let cases: Vec<(&str, u64, u32, u32, Fd, u64)> = vec![
@@ -203,6 +206,15 @@ fn mmap_errno_matches_the_host_kernel() {
         ("shared r, ro fd", PAGE, R, MAP_SHARED, Fd::Ro, 0),
         ("private rw, ro fd", PAGE, RW, MAP_PRIVATE, Fd::Ro, 0),
         ("shared rw", PAGE, RW, MAP_SHARED, Fd::Rw, 0),
+        ("shared r, wo fd", PAGE, R, MAP_SHARED, Fd::Wo, 0),
+        ("shared rw, wo fd", PAGE, RW, MAP_SHARED, Fd::Wo, 0),
+        ("shared w, wo fd", PAGE, PROT_WRITE, MAP_SHARED, Fd::Wo, 0),
+        ("private r, wo fd", PAGE, R, MAP_PRIVATE, Fd::Wo, 0),
+        ("private none, wo fd", PAGE, PROT_NONE, MAP_PRIVATE, Fd::Wo, 0),
+        ("validate, wo fd", PAGE, R, MAP_SHARED_VALIDATE, Fd::Wo, 0),
+        ("type 0, wo fd", PAGE, R, 0, Fd::Wo, 0),
+        ("offset unaligned, wo fd", PAGE, R, MAP_SHARED, Fd::Wo, 100),
+        ("eoverflow, wo fd", 2 * PAGE, R, MAP_SHARED, Fd::Wo, big),
         ("shared r|x, ro fd", PAGE, R | PROT_EXEC, MAP_SHARED, Fd::Ro, 0),
         ("shared growsdown", PAGE, R, MAP_SHARED | MAP_GROWSDOWN, Fd::Rw, 0),
         ("private growsdown", PAGE, R, MAP_PRIVATE | MAP_GROWSDOWN, Fd::Rw, 0),
@@ -348,6 +360,7 @@ fn mmap_errno_matches_the_host_kernel() {
         let host_fd = match fd {
             Fd::Rw => std::os::fd::AsRawFd::as_raw_fd(&rw),
             Fd::Ro => std::os::fd::AsRawFd::as_raw_fd(&ro),
+            Fd::Wo => std::os::fd::AsRawFd::as_raw_fd(&wo),
             Fd::Bad => 999,
             Fd::Anon => -1,
         };
@@ -374,6 +387,7 @@ fn mmap_errno_matches_the_host_kernel() {
         let vm_fd = match fd {
             Fd::Rw => vrw,
             Fd::Ro => vro,
+            Fd::Wo => vwo,
             Fd::Bad => 999,
             Fd::Anon => -1,
         };
