@@ -376,13 +376,41 @@ impl<'a> Arbitrary<'a> for BrkSel {
     }
 }
 
-/// What to do with a file's host side.
+/// What to do with a file's host side, or a file syscall on its fd.
 #[derive(Arbitrary, Debug, Clone, Copy)]
 pub enum FileCtl {
     FailWrites(bool),
     FailReads(bool),
     /// Truncate or extend it under its mappings (another process did).
     Resize(u16),
+    /// `read(fd, len)` at the file offset.
+    Read(u16),
+    /// `write(fd, len bytes of fill)` at the file offset.
+    Write(u16, u8),
+    /// `pread(fd, len, off)`; `off` is taken as signed (negative: EINVAL).
+    Pread(u16, i32),
+    /// `pwrite(fd, len bytes of fill, off)`.
+    Pwrite(u16, u8, i32),
+    /// `lseek(fd, off, whence)` (whence modulo 6: one unknown value).
+    Lseek(i32, u8),
+    /// `ftruncate(fd, len)` (signed: negative is EINVAL).
+    Ftruncate(i32),
+    /// `fstat(fd)`.
+    Fstat,
+}
+
+/// Largest offset a fuzzed write or truncation reaches, so that files stay
+/// within the length the checks allow.
+const MAX_FILE_BYTES: i64 = (MAX_FILE_PAGES * PAGE_SIZE) as i64;
+
+/// A file offset from a fuzzed value: mostly inside the allowed length, a
+/// negative one kept as is.
+fn file_off(v: i32) -> i64 {
+    if v < 0 {
+        v as i64
+    } else {
+        v as i64 % MAX_FILE_BYTES
+    }
 }
 
 /// One operation.
@@ -829,7 +857,8 @@ impl<'m> State<'m> {
         let bytes: Vec<u8> = (0..len)
             .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
             .collect();
-        let f = MemFile::new(&bytes, writable);
+        // A writable file is write-only (O_WRONLY) if bit 15 of `tail` is set.
+        let f = MemFile::with_mode(&bytes, !(writable && tail & 0x8000 != 0), writable);
         let before = self.m.fds();
         let fd = self.m.open_file(Box::new(f.clone()));
         assert!(!before.contains(&fd), "open_file handed out fd {fd}, which is open");
@@ -929,12 +958,80 @@ impl<'m> State<'m> {
                 let Some((_, file)) = self.files.get(f as usize % self.files.len().max(1)) else {
                     return;
                 };
+                let fd = self.file_fd(f);
+                const RW_ERRNO: [Errno; 7] = [
+                    Errno::EBADF,
+                    Errno::EINVAL,
+                    Errno::EIO,
+                    Errno::ENOMEM,
+                    Errno::ENOSPC,
+                    Errno::EFBIG,
+                    Errno::ENXIO,
+                ];
                 match ctl {
                     FileCtl::FailWrites(b) => file.set_fail_writes(b),
                     FileCtl::FailReads(b) => file.set_fail_reads(b),
                     FileCtl::Resize(n) => {
                         let len = (n as u64 * 3 % (MAX_FILE_PAGES * PAGE_SIZE)) as usize;
                         file.resize(len, 0xa5);
+                    }
+                    FileCtl::Read(n) | FileCtl::Pread(n, _) => {
+                        let mut buf = vec![0u8; n as usize % (3 * PAGE_SIZE as usize)];
+                        let r = match ctl {
+                            FileCtl::Pread(_, off) => m.pread(fd, &mut buf, file_off(off)),
+                            _ => m.read_fd(fd, &mut buf),
+                        };
+                        match r {
+                            Ok(got) => assert!(got <= buf.len(), "read: {got} bytes into {}", buf.len()),
+                            Err(e) => assert_errno("read", e, &RW_ERRNO[..4]),
+                        }
+                    }
+                    FileCtl::Write(n, fill) | FileCtl::Pwrite(n, fill, _) => {
+                        let buf = vec![fill; n as usize % (PAGE_SIZE as usize + 1)];
+                        let (r, at) = match ctl {
+                            FileCtl::Pwrite(_, _, off) => (m.pwrite(fd, &buf, file_off(off)), file_off(off)),
+                            _ => {
+                                // Keep the file offset inside the allowed length.
+                                let cur = m.lseek(fd, 0, SEEK_CUR).unwrap_or(0);
+                                let at = if cur >= MAX_FILE_BYTES { 0 } else { cur };
+                                if at != cur {
+                                    let _ = m.lseek(fd, 0, SEEK_SET);
+                                }
+                                (m.write_fd(fd, &buf), at)
+                            }
+                        };
+                        match r {
+                            Ok(got) => {
+                                assert!(got <= buf.len(), "write: {got} of {} bytes", buf.len());
+                                // What was written reads back through the cache (unless
+                                // reads are refused or fail, or memory ran out).
+                                let mut back = vec![0u8; got];
+                                if let Ok(k) = m.pread(fd, &mut back, at) {
+                                    assert_eq!(k, got, "pread after write: {k} of {got} bytes");
+                                    assert!(back.iter().all(|&b| b == fill), "pread after write: other bytes");
+                                }
+                            }
+                            Err(e) => assert_errno("write", e, &RW_ERRNO[..6]),
+                        }
+                    }
+                    FileCtl::Lseek(off, whence) => {
+                        let whence = whence as u32 % 6;
+                        match m.lseek(fd, file_off(off), whence) {
+                            Ok(pos) => assert!(pos >= 0, "lseek: negative offset {pos}"),
+                            Err(e) => assert_errno("lseek", e, &[Errno::EBADF, Errno::EINVAL, Errno::ENXIO]),
+                        }
+                    }
+                    FileCtl::Ftruncate(len) => {
+                        let len = file_off(len);
+                        match m.ftruncate(fd, len) {
+                            Ok(()) => assert_eq!(m.fstat(fd).map(|s| s.size as i64), Ok(len), "size after ftruncate"),
+                            Err(e) => assert_errno("ftruncate", e, &RW_ERRNO[..6]),
+                        }
+                    }
+                    FileCtl::Fstat => {
+                        if let Err(e) = m.fstat(fd) {
+                            assert_errno("fstat", e, &[Errno::EBADF]);
+                        }
                     }
                 }
             }

@@ -12,6 +12,7 @@ pub enum Errno {
     ENOENT = 2,
     ESRCH = 3,
     EIO = 5,
+    ENXIO = 6,
     EBADF = 9,
     EAGAIN = 11,
     ENOMEM = 12,
@@ -36,6 +37,7 @@ impl Errno {
             Errno::ENOENT => "ENOENT",
             Errno::ESRCH => "ESRCH",
             Errno::EIO => "EIO",
+            Errno::ENXIO => "ENXIO",
             Errno::EBADF => "EBADF",
             Errno::EAGAIN => "EAGAIN",
             Errno::ENOMEM => "ENOMEM",
@@ -60,11 +62,12 @@ impl Errno {
 
     /// The errno with value `code`, if vmlab knows it.
     pub fn from_code(code: i32) -> Option<Errno> {
-        const ALL: [Errno; 18] = [
+        const ALL: [Errno; 19] = [
             Errno::EPERM,
             Errno::ENOENT,
             Errno::ESRCH,
             Errno::EIO,
+            Errno::ENXIO,
             Errno::EBADF,
             Errno::EAGAIN,
             Errno::ENOMEM,

@@ -714,3 +714,299 @@ fn a_dirty_pte_in_a_shared_table_reaches_the_file_when_the_table_goes() {
     assert_eq!(&f.contents()[..17], b"dirty before fork");
     finish(&m);
 }
+
+// ---- File syscalls through the page cache (read, write, lseek, ftruncate, MADV_REMOVE) ----
+
+fn sigbus(m: &Machine, pid: Pid, addr: u64) -> bool {
+    match m.read(pid, addr, &mut [0u8; 1]).unwrap() {
+        Err(f) => f.signal == Signal::Bus && f.reason == FaultReason::BeyondEof,
+        Ok(()) => false,
+    }
+}
+
+fn pread_all(m: &Machine, fd: i32, off: u64, len: usize) -> Vec<u8> {
+    let mut b = vec![0u8; len];
+    let n = m.pread(fd, &mut b, off as i64).unwrap();
+    b.truncate(n);
+    b
+}
+
+/// A `write` is seen at once by a load through a MAP_SHARED mapping and
+/// through a MAP_PRIVATE mapping's pages not yet written (mapped before or
+/// not), a private copy keeps its bytes, and a store through a shared
+/// mapping is seen by `read`; write-back then puts it all in the file.
+#[test]
+fn write_and_read_are_coherent_with_shared_and_private_mappings() {
+    let m = machine();
+    let data = pattern(7, 3 * PAGE as usize);
+    let (fd, file) = open(&m, &data, true);
+    let p = m.spawn().unwrap();
+    let s = m.mmap_fd(p, 0, 3 * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+    let v = m.mmap_fd(p, 0, 3 * PAGE, RW, MAP_PRIVATE, fd, 0).unwrap();
+    // Page 0 mapped read-only in the private mapping, page 1 copied on
+    // write, page 2 never touched (not even cached).
+    assert_eq!(read(&m, p, v, 8), data[..8]);
+    assert_eq!(read(&m, p, s + PAGE, 8), data[PAGE as usize..PAGE as usize + 8]);
+    write(&m, p, v + PAGE, b"mine");
+    check(&m, "mapped");
+    for pg in 0..3u64 {
+        assert_eq!(m.pwrite(fd, b"NEW!", (pg * PAGE + 100) as i64), Ok(4));
+    }
+    check(&m, "after pwrite");
+    for pg in 0..3u64 {
+        assert_eq!(read(&m, p, s + pg * PAGE + 100, 4), b"NEW!", "shared page {pg}");
+    }
+    assert_eq!(read(&m, p, v + 100, 4), b"NEW!", "private page mapped from the cache");
+    assert_eq!(
+        read(&m, p, v + 2 * PAGE + 100, 4),
+        b"NEW!",
+        "private page not yet faulted"
+    );
+    assert_eq!(
+        read(&m, p, v + PAGE + 100, 4),
+        data[PAGE as usize + 100..PAGE as usize + 104],
+        "a private copy keeps its bytes"
+    );
+    assert_eq!(read(&m, p, v + PAGE, 4), b"mine");
+    // A store through the shared mapping, then read and the file offset.
+    write(&m, p, s + 2 * PAGE + 7, b"stored");
+    assert_eq!(m.lseek(fd, 2 * PAGE as i64 + 7, SEEK_SET), Ok(2 * PAGE as i64 + 7));
+    let mut b = [0u8; 6];
+    assert_eq!(m.read_fd(fd, &mut b), Ok(6));
+    assert_eq!(&b, b"stored");
+    assert_eq!(m.lseek(fd, 0, SEEK_CUR), Ok(2 * PAGE as i64 + 13));
+    assert_eq!(file.contents(), data, "nothing written back yet");
+    // write() at the offset: seen through the private mapping too.
+    assert_eq!(m.write_fd(fd, b"xyz"), Ok(3));
+    assert_eq!(read(&m, p, v + 2 * PAGE + 13, 3), b"xyz");
+    check(&m, "after read and write");
+    m.exit(p).unwrap();
+    m.close(fd).unwrap();
+    let c = file.contents();
+    assert_eq!(&c[100..104], b"NEW!");
+    assert_eq!(&c[2 * PAGE as usize + 7..2 * PAGE as usize + 16], b"storedxyz");
+    assert_eq!(
+        &c[PAGE as usize..PAGE as usize + 4],
+        &data[PAGE as usize..PAGE as usize + 4]
+    );
+    finish(&m);
+}
+
+/// Writes past the end grow the file (a gap reads as zeros, a store past
+/// the old end through a mapping does not reappear); a read-only or
+/// write-only fd refuses what its mode does not allow; mmap of a write-only
+/// fd is EACCES; EFBIG at the file system's largest size.
+#[test]
+fn writes_grow_the_file_and_access_modes_are_enforced() {
+    let m = machine();
+    let (fd, file) = open(&m, b"0123456789", true);
+    let p = m.spawn().unwrap();
+    let s = m.mmap_fd(p, 0, 2 * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+    // A store past the end of the file in its last page stays in memory only...
+    write(&m, p, s + 20, b"junk");
+    assert!(sigbus(&m, p, s + PAGE));
+    // ...and a write past it must not bring it back.
+    assert_eq!(m.pwrite(fd, b"Z", 30), Ok(1));
+    assert_eq!(m.fstat(fd).map(|st| st.size), Ok(31));
+    let mut want = b"0123456789".to_vec();
+    want.resize(30, 0);
+    want.push(b'Z');
+    assert_eq!(pread_all(&m, fd, 0, 100), want);
+    assert_eq!(read(&m, p, s + 20, 4), [0; 4], "the old tail was zeroed");
+    // Growing into the next page: the mapping reaches it now.
+    assert_eq!(m.pwrite(fd, b"P2", PAGE as i64 + 1), Ok(2));
+    assert_eq!(read(&m, p, s + PAGE, 3), b"\0P2");
+    check(&m, "grown");
+    // Modes.
+    let ro = m.open_file(Box::new(MemFile::with_mode(b"ro", true, false)));
+    let wo_file = MemFile::with_mode(b"wo", false, true);
+    let wo = m.open_file(Box::new(wo_file.clone()));
+    let mut b = [0u8; 4];
+    assert_eq!(m.read_fd(wo, &mut b), Err(Errno::EBADF));
+    assert_eq!(m.pread(wo, &mut b, 0), Err(Errno::EBADF));
+    assert_eq!(m.write_fd(ro, b"x"), Err(Errno::EBADF));
+    assert_eq!(m.pwrite(ro, b"x", 0), Err(Errno::EBADF));
+    assert_eq!(m.ftruncate(ro, 0), Err(Errno::EINVAL));
+    assert_eq!(m.ftruncate(999, 0), Err(Errno::EBADF));
+    assert_eq!(m.ftruncate(999, -1), Err(Errno::EINVAL));
+    assert_eq!(m.pread(999, &mut b, -1), Err(Errno::EINVAL));
+    assert_eq!(m.read_fd(999, &mut b), Err(Errno::EBADF));
+    assert_eq!(m.lseek(ro, 0, 5), Err(Errno::EINVAL));
+    assert_eq!(m.lseek(ro, -1, SEEK_SET), Err(Errno::EINVAL));
+    assert_eq!(m.lseek(ro, 0, SEEK_END), Ok(2));
+    assert_eq!(m.lseek(ro, 2, SEEK_DATA), Err(Errno::ENXIO));
+    assert_eq!(m.read_fd(ro, &mut b), Ok(0));
+    for flags in [MAP_SHARED, MAP_PRIVATE] {
+        assert_eq!(m.mmap_fd(p, 0, PAGE, R, flags, wo, 0), Err(Errno::EACCES));
+    }
+    assert_eq!(m.mmap_fd(p, 0, PAGE, RW, MAP_SHARED, ro, 0), Err(Errno::EACCES));
+    // A write-only file is written through the cache all the same.
+    assert_eq!(m.write_fd(wo, b"W"), Ok(1));
+    assert_eq!(m.pwrite(wo, b"x", MemFile::MAX_LEN as i64), Err(Errno::EFBIG));
+    assert_eq!(m.pwrite(wo, b"ab", MemFile::MAX_LEN as i64 - 1), Ok(1));
+    assert_eq!(m.ftruncate(wo, MemFile::MAX_LEN as i64 + 1), Err(Errno::EFBIG));
+    assert_eq!(m.ftruncate(wo, 3), Ok(()));
+    assert_eq!(m.pwrite(wo, b"x", i64::MAX), Err(Errno::EINVAL));
+    check(&m, "modes");
+    m.close(wo).unwrap();
+    assert_eq!(wo_file.contents(), b"Wo\0");
+    assert_eq!(wo_file.refused_writes(), 0);
+    finish(&m);
+    assert_eq!(&file.contents()[PAGE as usize..PAGE as usize + 3], b"\0P2");
+}
+
+/// ftruncate to a smaller size unmaps the pages past the new end from every
+/// mapping in every address space (a shared mapping, a private one with a
+/// copy past the end, a forked child under each fork policy): an access
+/// there is SIGBUS; the tail of the partial last page reads zeros; the
+/// pages leave the cache. Growing again makes the range read as zeros.
+#[test]
+fn truncation_unmaps_every_mapping_and_growth_reads_zeros() {
+    for policy in POLICIES {
+        let m = machine();
+        let data = pattern(3, 4 * PAGE as usize);
+        let (fd, file) = open(&m, &data, true);
+        let a = m.spawn().unwrap();
+        let b = m.spawn().unwrap();
+        let s = m.mmap_fd(a, 0, 4 * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+        let v = m.mmap_fd(b, 0, 4 * PAGE, RW, MAP_PRIVATE, fd, 0).unwrap();
+        // A private anonymous page beside, so fork has page tables to copy or share.
+        let anon = m
+            .mmap(a, s - PAGE, PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+            .unwrap();
+        write(&m, a, anon, b"anon");
+        for pg in 0..4 {
+            read(&m, a, s + pg * PAGE, 1);
+            read(&m, b, v + pg * PAGE, 1);
+        }
+        write(&m, b, v + 3 * PAGE, b"copy");
+        write(&m, a, s + 2 * PAGE, b"dirty");
+        let (c, _) = m.fork_with(a, policy).unwrap();
+        for pg in 0..4 {
+            read(&m, c, s + pg * PAGE, 1);
+        }
+        check(&m, "before truncation");
+        let new = PAGE + 100;
+        assert_eq!(m.ftruncate(fd, new as i64), Ok(()), "{policy:?}");
+        check(&m, "after truncation");
+        assert_eq!(m.fstat(fd).unwrap().size, new);
+        assert_eq!(file.contents(), &data[..new as usize]);
+        for (who, pid, base) in [("shared", a, s), ("child", c, s), ("private", b, v)] {
+            for pg in 2..4 {
+                assert!(sigbus(&m, pid, base + pg * PAGE), "{policy:?} {who} page {pg}");
+            }
+            assert_eq!(read(&m, pid, base + 100, 4), data[100..104], "{who}");
+            assert_eq!(read(&m, pid, base + new, 8), [0; 8], "{who}: tail of the last page");
+        }
+        assert_eq!(read(&m, c, anon, 4), b"anon");
+        assert!(m
+            .file_object(fd)
+            .unwrap()
+            .cache_snapshot()
+            .iter()
+            .all(|&(pg, _)| pg < 2));
+        check(&m, "after the SIGBUS accesses");
+        // Grow: zeros, through the old mappings.
+        assert_eq!(m.ftruncate(fd, 4 * PAGE as i64), Ok(()));
+        for (who, pid, base) in [("shared", a, s), ("child", c, s), ("private", b, v)] {
+            assert_eq!(
+                read(&m, pid, base + 3 * PAGE, 8),
+                [0; 8],
+                "{policy:?} {who}: grown page"
+            );
+            assert_eq!(read(&m, pid, base + new, 8), [0; 8], "{who}: old tail");
+        }
+        assert_eq!(
+            pread_all(&m, fd, new - 4, 8),
+            [&data[new as usize - 4..new as usize], &[0u8; 4][..]].concat()
+        );
+        check(&m, "after growth");
+        finish(&m);
+        let mut want = data[..new as usize].to_vec();
+        want.resize(4 * PAGE as usize, 0);
+        assert_eq!(file.contents(), want, "{policy:?}");
+    }
+}
+
+/// Truncation in the middle of a 2 MiB block that processes map through
+/// one shared object page table (`fork = shared_pt`): every sharer faults.
+#[test]
+fn truncation_reaches_processes_sharing_an_object_page_table() {
+    let m = Machine::new(&MachineConfig {
+        ram: ByteSize(32 << 20),
+        cpus: 2,
+        fork: vmlab_mm::system::config::ForkName::SharedPt,
+        ..Default::default()
+    })
+    .unwrap();
+    let block = 2u64 << 20;
+    let (fd, _file) = open(&m, &pattern(9, block as usize), true);
+    let base = 0x4000_0000u64;
+    let pids: Vec<Pid> = (0..3).map(|_| m.spawn().unwrap()).collect();
+    for &p in &pids {
+        m.mmap_fd(p, base, block, RW, MAP_SHARED | MAP_FIXED, fd, 0).unwrap();
+        read(&m, p, base + 100 * PAGE, 1);
+        read(&m, p, base + 300 * PAGE, 1);
+    }
+    check(&m, "shared table");
+    assert_eq!(m.ftruncate(fd, (200 * PAGE) as i64), Ok(()));
+    check(&m, "after truncation");
+    for &p in &pids {
+        assert!(sigbus(&m, p, base + 300 * PAGE));
+        assert_eq!(
+            read(&m, p, base + 100 * PAGE, 1),
+            pattern(9, block as usize)[100 * PAGE as usize..][..1]
+        );
+    }
+    finish(&m);
+}
+
+/// MADV_REMOVE on a shared file mapping punches a hole: the file reads
+/// zeros there, every shared mapping and the private mapping's pages that
+/// still map the cache see zeros, a private copy stays; on shared
+/// anonymous memory the pages go for every process that shares it.
+#[test]
+fn madvise_remove_punches_a_hole_in_every_mapping() {
+    let m = machine();
+    let data = pattern(5, 4 * PAGE as usize);
+    let (fd, file) = open(&m, &data, true);
+    let a = m.spawn().unwrap();
+    let s = m.mmap_fd(a, 0, 4 * PAGE, RW, MAP_SHARED, fd, 0).unwrap();
+    let v = m.mmap_fd(a, 0, 4 * PAGE, RW, MAP_PRIVATE, fd, 0).unwrap();
+    let sh = m.mmap(a, 0, 2 * PAGE, RW, MAP_SHARED | MAP_ANONYMOUS).unwrap();
+    write(&m, a, sh, b"shm0");
+    write(&m, a, sh + PAGE, b"shm1");
+    for pg in 0..4 {
+        read(&m, a, v + pg * PAGE, 1);
+    }
+    write(&m, a, v + 2 * PAGE, b"copy");
+    write(&m, a, s + PAGE, b"dirty");
+    let (c, _) = m.fork_with(a, ForkPolicy::Cow).unwrap();
+    read(&m, c, s + PAGE, 1);
+    assert_eq!(m.madvise(c, s + PAGE, 2 * PAGE, MADV_REMOVE), Ok(()));
+    check(&m, "after MADV_REMOVE");
+    let c0 = file.contents();
+    assert!(
+        c0[PAGE as usize..3 * PAGE as usize].iter().all(|&x| x == 0),
+        "a hole in the file"
+    );
+    assert_eq!(c0[..PAGE as usize], data[..PAGE as usize]);
+    assert_eq!(c0.len(), data.len(), "the size is kept");
+    for (pid, base) in [(a, s), (c, s), (a, v), (c, v)] {
+        assert_eq!(read(&m, pid, base + PAGE, 8), [0; 8]);
+    }
+    assert_eq!(read(&m, a, v + 2 * PAGE, 4), b"copy", "a private copy stays");
+    assert_eq!(read(&m, a, s + 2 * PAGE, 4), [0; 4]);
+    assert_eq!(read(&m, a, s + 3 * PAGE, 4), data[3 * PAGE as usize..][..4]);
+    // Shared anonymous memory.
+    assert_eq!(m.madvise(a, sh + PAGE, PAGE, MADV_REMOVE), Ok(()));
+    assert_eq!(read(&m, c, sh, 4), b"shm0");
+    assert_eq!(read(&m, c, sh + PAGE, 4), [0; 4]);
+    assert_eq!(read(&m, a, sh + PAGE, 4), [0; 4]);
+    // Linux's refusals.
+    assert_eq!(m.madvise(a, v, PAGE, MADV_REMOVE), Err(Errno::EACCES));
+    let anon = m.mmap(a, 0, PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS).unwrap();
+    assert_eq!(m.madvise(a, anon, PAGE, MADV_REMOVE), Err(Errno::EINVAL));
+    check(&m, "end");
+    finish(&m);
+}

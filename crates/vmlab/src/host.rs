@@ -14,34 +14,71 @@
 //! positional writes (the host's page cache); vmlab never calls `fsync`.
 
 use crate::mm::errno::Errno;
-use crate::mm::mm::BackingFile;
+use crate::mm::mm::{AccessMode, BackingFile};
 use crate::mm::phys::{RamBacking, ZeroedWords};
 use crate::mm::sync::Relax;
 use crate::mm::system::{Host, HostNeed, Machine, MachineConfig, MachineError};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-/// A host file as a `BackingFile`.
+/// A host file as a `BackingFile`: the access mode it was opened with, and
+/// its length, kept here as the file's `i_size` (set at open, changed by
+/// the machine's writes and truncations; a change another host process
+/// makes to the file's length is not seen).
 pub struct HostFile {
     file: File,
+    readable: bool,
     writable: bool,
+    len: AtomicU64,
+    max_len: OnceLock<u64>,
 }
 
 impl HostFile {
     /// Open `path` for reading, and for writing too if `writable`. The file
     /// must exist.
     pub fn open(path: &Path, writable: bool) -> io::Result<HostFile> {
-        let file = OpenOptions::new().read(true).write(writable).open(path)?;
-        if file.metadata()?.is_dir() {
+        let mode = if writable {
+            AccessMode::ReadWrite
+        } else {
+            AccessMode::ReadOnly
+        };
+        HostFile::open_mode(path, mode)
+    }
+
+    /// Open `path` with access mode `mode` (O_RDONLY, O_WRONLY, O_RDWR).
+    /// The file must exist. A write-only file is opened for reading too on
+    /// the host if the host allows, since the page cache reads pages in
+    /// whatever the mode (a kernel reads its own inode); if it does not,
+    /// reading a page in fails with the host's errno (a write to a partial
+    /// page not yet cached is then EIO).
+    pub fn open_mode(path: &Path, mode: AccessMode) -> io::Result<HostFile> {
+        let file = match mode {
+            AccessMode::ReadOnly => File::open(path)?,
+            AccessMode::ReadWrite => OpenOptions::new().read(true).write(true).open(path)?,
+            AccessMode::WriteOnly => match OpenOptions::new().read(true).write(true).open(path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => OpenOptions::new().write(true).open(path)?,
+                Err(e) => return Err(e),
+            },
+        };
+        let meta = file.metadata()?;
+        if meta.is_dir() {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "is a directory"));
         }
-        Ok(HostFile { file, writable })
+        Ok(HostFile {
+            file,
+            readable: mode.readable(),
+            writable: mode.writable(),
+            len: AtomicU64::new(meta.len()),
+            max_len: OnceLock::new(),
+        })
     }
 }
 
@@ -52,7 +89,7 @@ fn errno_of(e: &io::Error) -> Errno {
 
 impl BackingFile for HostFile {
     fn len(&self) -> u64 {
-        self.file.metadata().map_or(0, |m| m.len())
+        self.len.load(Ordering::Acquire)
     }
 
     fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<usize, Errno> {
@@ -69,11 +106,71 @@ impl BackingFile for HostFile {
         if !self.writable {
             return Err(Errno::EBADF);
         }
-        self.file.write_all_at(buf, off).map_err(|e| errno_of(&e))
+        self.file.write_all_at(buf, off).map_err(|e| errno_of(&e))?;
+        self.len
+            .fetch_max(off.saturating_add(buf.len() as u64), Ordering::AcqRel);
+        Ok(())
     }
 
     fn writable(&self) -> bool {
         self.writable
+    }
+
+    fn readable(&self) -> bool {
+        self.readable
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), Errno> {
+        if !self.writable {
+            return Err(Errno::EBADF);
+        }
+        self.file.set_len(len).map_err(|e| errno_of(&e))?;
+        self.len.store(len, Ordering::Release);
+        Ok(())
+    }
+
+    fn punch_hole(&self, off: u64, len: u64) -> Result<(), Errno> {
+        let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else {
+            return Err(Errno::EINVAL);
+        };
+        // SAFETY: fallocate reads no memory of ours; the fd is open.
+        let rc = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                off,
+                len,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(errno_of(&io::Error::last_os_error()))
+        }
+    }
+
+    /// The host file system's `s_maxbytes`, found once by seeking: Linux's
+    /// `lseek` refuses (EINVAL) exactly the offsets past it. vmlab reads and
+    /// writes with positional calls, so the host file offset is free to move.
+    fn max_len(&self) -> u64 {
+        *self.max_len.get_or_init(|| {
+            let fd = self.file.as_raw_fd();
+            // SAFETY: lseek only moves this file's offset.
+            let ok = |x: u64| unsafe { libc::lseek(fd, x as i64, libc::SEEK_SET) } >= 0;
+            if ok(i64::MAX as u64) {
+                return i64::MAX as u64;
+            }
+            let (mut lo, mut hi) = (0u64, i64::MAX as u64);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if ok(mid) {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            lo
+        })
     }
 }
 
@@ -81,6 +178,16 @@ impl BackingFile for HostFile {
 /// `writable` opens it for writing too (needed for MAP_SHARED with PROT_WRITE).
 pub fn open(machine: &Machine, path: impl AsRef<Path>, writable: bool) -> io::Result<i32> {
     let f = HostFile::open(path.as_ref(), writable)?;
+    Ok(machine.open_file(Box::new(f)))
+}
+
+/// `open(path, flags)` of an existing host file in `machine`'s file table,
+/// with the access mode of `flags` (`O_RDONLY`, `O_WRONLY`, `O_RDWR`; other
+/// bits are ignored, access mode 3 is `InvalidInput`); returns its fd.
+pub fn open_flags(machine: &Machine, path: impl AsRef<Path>, flags: u32) -> io::Result<i32> {
+    let mode = AccessMode::from_flags(flags)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "access mode 3 is not modelled"))?;
+    let f = HostFile::open_mode(path.as_ref(), mode)?;
     Ok(machine.open_file(Box::new(f)))
 }
 

@@ -175,6 +175,7 @@ fn build_machine_opens_the_config_files_in_order() {
 enum Fd {
     Rw,
     Ro,
+    Wo,
     Bad,
     Anon,
 }
@@ -187,9 +188,11 @@ fn mmap_errno_matches_the_host_kernel() {
     let t = TempFile::new("errno", &pattern(3, 10_000));
     let rw = std::fs::OpenOptions::new().read(true).write(true).open(&t.0).unwrap();
     let ro = std::fs::File::open(&t.0).unwrap();
+    let wo = std::fs::OpenOptions::new().write(true).open(&t.0).unwrap();
     let m = Machine::new(&config()).unwrap();
     let vrw = host::open(&m, &t.0, true).unwrap();
     let vro = host::open(&m, &t.0, false).unwrap();
+    let vwo = host::open_flags(&m, &t.0, O_WRONLY).unwrap();
     let p = m.spawn().unwrap();
     let big = 0x7fff_ffff_ffff_f000u64;
     let cases: Vec<(&str, u64, u32, u32, Fd, u64)> = vec![
@@ -203,6 +206,15 @@ fn mmap_errno_matches_the_host_kernel() {
         ("shared r, ro fd", PAGE, R, MAP_SHARED, Fd::Ro, 0),
         ("private rw, ro fd", PAGE, RW, MAP_PRIVATE, Fd::Ro, 0),
         ("shared rw", PAGE, RW, MAP_SHARED, Fd::Rw, 0),
+        ("shared r, wo fd", PAGE, R, MAP_SHARED, Fd::Wo, 0),
+        ("shared rw, wo fd", PAGE, RW, MAP_SHARED, Fd::Wo, 0),
+        ("shared w, wo fd", PAGE, PROT_WRITE, MAP_SHARED, Fd::Wo, 0),
+        ("private r, wo fd", PAGE, R, MAP_PRIVATE, Fd::Wo, 0),
+        ("private none, wo fd", PAGE, PROT_NONE, MAP_PRIVATE, Fd::Wo, 0),
+        ("validate, wo fd", PAGE, R, MAP_SHARED_VALIDATE, Fd::Wo, 0),
+        ("type 0, wo fd", PAGE, R, 0, Fd::Wo, 0),
+        ("offset unaligned, wo fd", PAGE, R, MAP_SHARED, Fd::Wo, 100),
+        ("eoverflow, wo fd", 2 * PAGE, R, MAP_SHARED, Fd::Wo, big),
         ("shared r|x, ro fd", PAGE, R | PROT_EXEC, MAP_SHARED, Fd::Ro, 0),
         ("shared growsdown", PAGE, R, MAP_SHARED | MAP_GROWSDOWN, Fd::Rw, 0),
         ("private growsdown", PAGE, R, MAP_PRIVATE | MAP_GROWSDOWN, Fd::Rw, 0),
@@ -348,6 +360,7 @@ fn mmap_errno_matches_the_host_kernel() {
         let host_fd = match fd {
             Fd::Rw => std::os::fd::AsRawFd::as_raw_fd(&rw),
             Fd::Ro => std::os::fd::AsRawFd::as_raw_fd(&ro),
+            Fd::Wo => std::os::fd::AsRawFd::as_raw_fd(&wo),
             Fd::Bad => 999,
             Fd::Anon => -1,
         };
@@ -374,6 +387,7 @@ fn mmap_errno_matches_the_host_kernel() {
         let vm_fd = match fd {
             Fd::Rw => vrw,
             Fd::Ro => vro,
+            Fd::Wo => vwo,
             Fd::Bad => 999,
             Fd::Anon => -1,
         };
@@ -502,5 +516,381 @@ fn msync_errno_matches_the_host_kernel() {
         diffs.join("\n")
     );
     check(&m, "after the cases");
+    finish(&m);
+}
+
+/// Which fd a file-syscall case uses.
+#[derive(Copy, Clone, Debug)]
+enum F {
+    Ro,
+    Wo,
+    Rw,
+    Bad,
+}
+
+/// A file syscall, run the same way on the host and on vmlab.
+#[derive(Clone, Debug)]
+enum Call {
+    Read(F, usize),
+    Write(F, &'static [u8]),
+    Pread(F, usize, i64),
+    Pwrite(F, &'static [u8], i64),
+    Lseek(F, i64, u32),
+    Ftruncate(F, i64),
+    Fstat(F),
+}
+
+/// The result of a call: the return value and the bytes read, or the errno.
+type Out = Result<(i64, Vec<u8>), Option<Errno>>;
+
+fn host_call(fds: [i32; 3], c: &Call) -> Out {
+    let fd = |f: F| match f {
+        F::Ro => fds[0],
+        F::Wo => fds[1],
+        F::Rw => fds[2],
+        F::Bad => 999,
+    };
+    let mut buf = Vec::new();
+    // SAFETY: every buffer passed is ours and as long as the count given.
+    let rc: i64 = unsafe {
+        match *c {
+            Call::Read(f, n) => {
+                buf = vec![0u8; n];
+                libc::read(fd(f), buf.as_mut_ptr().cast(), n) as i64
+            }
+            Call::Write(f, b) => libc::write(fd(f), b.as_ptr().cast(), b.len()) as i64,
+            Call::Pread(f, n, off) => {
+                buf = vec![0u8; n];
+                libc::pread(fd(f), buf.as_mut_ptr().cast(), n, off) as i64
+            }
+            Call::Pwrite(f, b, off) => libc::pwrite(fd(f), b.as_ptr().cast(), b.len(), off) as i64,
+            Call::Lseek(f, off, w) => libc::lseek(fd(f), off, w as i32),
+            Call::Ftruncate(f, len) => libc::ftruncate(fd(f), len) as i64,
+            Call::Fstat(f) => {
+                let mut st: libc::stat = std::mem::zeroed();
+                let rc = libc::fstat(fd(f), &mut st) as i64;
+                if rc == 0 {
+                    st.st_size
+                } else {
+                    rc
+                }
+            }
+        }
+    };
+    if rc < 0 {
+        return Err(Errno::from_code(
+            std::io::Error::last_os_error().raw_os_error().unwrap(),
+        ));
+    }
+    buf.truncate(rc.max(0) as usize);
+    Ok((rc, buf))
+}
+
+fn vm_call(m: &Machine, fds: [i32; 3], c: &Call) -> Out {
+    let fd = |f: F| match f {
+        F::Ro => fds[0],
+        F::Wo => fds[1],
+        F::Rw => fds[2],
+        F::Bad => 999,
+    };
+    let mut buf = Vec::new();
+    let r = match *c {
+        Call::Read(f, n) => {
+            buf = vec![0u8; n];
+            m.read_fd(fd(f), &mut buf).map(|n| n as i64)
+        }
+        Call::Write(f, b) => m.write_fd(fd(f), b).map(|n| n as i64),
+        Call::Pread(f, n, off) => {
+            buf = vec![0u8; n];
+            m.pread(fd(f), &mut buf, off).map(|n| n as i64)
+        }
+        Call::Pwrite(f, b, off) => m.pwrite(fd(f), b, off).map(|n| n as i64),
+        Call::Lseek(f, off, w) => m.lseek(fd(f), off, w),
+        Call::Ftruncate(f, len) => m.ftruncate(fd(f), len).map(|()| 0),
+        Call::Fstat(f) => m.fstat(fd(f)).map(|s| s.size as i64),
+    };
+    let rc = r.map_err(Some)?;
+    buf.truncate(rc.max(0) as usize);
+    Ok((rc, buf))
+}
+
+/// open with each access mode, read, write, pread, pwrite, lseek, ftruncate
+/// and fstat on the host kernel (a temp file) and on vmlab (another temp
+/// file with the same bytes, opened with `host::open_flags`): the same
+/// results, errno, bytes read and, at the end, file contents. Data calls
+/// go through one fd (the O_RDWR one) while the others are open, since
+/// vmlab's opens of one host file are separate objects; a second phase
+/// writes through a fresh O_WRONLY open. The largest size is the host file
+/// system's (`s_maxbytes`), which vmlab reads from the host.
+#[test]
+fn file_syscalls_match_the_host_kernel() {
+    let data = b"hello world, a file of some bytes".to_vec();
+    let th = TempFile::new("sys-host", &data);
+    let tv = TempFile::new("sys-vm", &data);
+    let open_host = |flags: i32| {
+        let p = std::ffi::CString::new(th.0.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid path string.
+        let fd = unsafe { libc::open(p.as_ptr(), flags) };
+        assert!(fd >= 0);
+        fd
+    };
+    let hfds = [
+        open_host(libc::O_RDONLY),
+        open_host(libc::O_WRONLY),
+        open_host(libc::O_RDWR),
+    ];
+    let m = Machine::new(&config()).unwrap();
+    let vfds = [O_RDONLY, O_WRONLY, O_RDWR].map(|f| host::open_flags(&m, &tv.0, f).unwrap());
+    let max = 1i64 << 44;
+    use Call::*;
+    let phase1: Vec<Call> = vec![
+        Read(F::Ro, 5),
+        Read(F::Ro, 100),
+        Read(F::Ro, 4),
+        Lseek(F::Ro, 3, SEEK_SET),
+        Read(F::Ro, 4),
+        Read(F::Wo, 4),
+        Read(F::Wo, 0),
+        Read(F::Bad, 4),
+        Pread(F::Wo, 4, 0),
+        Pread(F::Rw, 4, -1),
+        Pread(F::Bad, 4, -1),
+        Pread(F::Bad, 4, 0),
+        Pread(F::Wo, 4, -1),
+        Pread(F::Rw, 0, -1),
+        Pread(F::Rw, 4, 100),
+        Pread(F::Rw, 4, i64::MAX - 1),
+        Pread(F::Rw, 4, 6),
+        Write(F::Ro, b"x"),
+        Write(F::Ro, b""),
+        Write(F::Bad, b"x"),
+        Pwrite(F::Ro, b"x", 0),
+        Pwrite(F::Rw, b"x", -1),
+        Pwrite(F::Rw, b"x", i64::MAX),
+        Lseek(F::Rw, -1, SEEK_SET),
+        Lseek(F::Rw, 5, SEEK_SET),
+        Lseek(F::Rw, -6, SEEK_CUR),
+        Lseek(F::Rw, -5, SEEK_CUR),
+        Lseek(F::Rw, 0, SEEK_END),
+        Lseek(F::Rw, -100, SEEK_END),
+        Lseek(F::Rw, 100, SEEK_END),
+        Lseek(F::Rw, 0, SEEK_CUR),
+        Lseek(F::Rw, 0, 5),
+        Lseek(F::Rw, 0, u32::MAX),
+        Lseek(F::Bad, 0, 5),
+        Lseek(F::Bad, -1, SEEK_SET),
+        Lseek(F::Wo, 3, SEEK_SET),
+        Lseek(F::Rw, i64::MAX, SEEK_SET),
+        Lseek(F::Rw, max, SEEK_SET),
+        Lseek(F::Rw, max - 4096, SEEK_SET),
+        Lseek(F::Rw, max >> 1, SEEK_SET),
+        Lseek(F::Rw, i64::MAX, SEEK_END),
+        Lseek(F::Rw, 5, SEEK_SET),
+        Lseek(F::Rw, i64::MAX, SEEK_CUR),
+        Lseek(F::Rw, 0, SEEK_DATA),
+        Lseek(F::Rw, 7, SEEK_DATA),
+        Lseek(F::Rw, 0, SEEK_HOLE),
+        Lseek(F::Rw, 100, SEEK_DATA),
+        Lseek(F::Rw, -1, SEEK_HOLE),
+        Ftruncate(F::Ro, 5),
+        Ftruncate(F::Rw, -1),
+        Ftruncate(F::Bad, -1),
+        Ftruncate(F::Bad, 5),
+        Ftruncate(F::Ro, -1),
+        Ftruncate(F::Rw, i64::MAX),
+        Ftruncate(F::Rw, max),
+        Fstat(F::Rw),
+        Fstat(F::Bad),
+        // Data, through the O_RDWR fd.
+        Lseek(F::Rw, 40, SEEK_SET),
+        Write(F::Rw, b"Z"),
+        Fstat(F::Rw),
+        Lseek(F::Rw, 0, SEEK_CUR),
+        Pread(F::Rw, 64, 0),
+        Lseek(F::Rw, 100, SEEK_SET),
+        Read(F::Rw, 4),
+        Lseek(F::Rw, 0, SEEK_CUR),
+        Pwrite(F::Rw, b"Q", 0),
+        Lseek(F::Rw, 0, SEEK_CUR),
+        Write(F::Rw, b""),
+        Fstat(F::Rw),
+        Lseek(F::Rw, 0, SEEK_SET),
+        Read(F::Rw, 6),
+        Write(F::Rw, b"WORLD"),
+        Pread(F::Rw, 12, 0),
+        Ftruncate(F::Rw, 3),
+        Pread(F::Rw, 10, 0),
+        Read(F::Rw, 10),
+        Lseek(F::Rw, 0, SEEK_CUR),
+        Ftruncate(F::Rw, 5000),
+        Pread(F::Rw, 5000, 0),
+        Pwrite(F::Rw, b"across a page boundary", 4090),
+        Pread(F::Rw, 30, 4085),
+        Fstat(F::Rw),
+        Pwrite(F::Rw, b"far", 3 * 4096 + 5),
+        Pread(F::Rw, 3 * 4096 + 20, 0),
+        Ftruncate(F::Rw, 4096),
+        Fstat(F::Rw),
+        Ftruncate(F::Rw, 4096),
+        Pread(F::Rw, 10, 4090),
+        Pwrite(F::Rw, b"", max + 10),
+        Pwrite(F::Rw, b"x", max),
+        Ftruncate(F::Rw, 4100),
+    ];
+    let mut diffs = Vec::new();
+    let run = |calls: &[Call], hfds: [i32; 3], vfds: [i32; 3], diffs: &mut Vec<String>| {
+        for c in calls {
+            let h = host_call(hfds, c);
+            let v = vm_call(&m, vfds, c);
+            if h != v {
+                diffs.push(format!("{c:?}: host {h:?}, vmlab {v:?}"));
+            }
+            m.check().unwrap_or_else(|e| panic!("after {c:?}: {e}"));
+        }
+    };
+    run(&phase1, hfds, vfds, &mut diffs);
+    // The s_maxbytes edge: a short write there (on the host it allocates
+    // one block at the end of a sparse file).
+    let edge = host_call(hfds, &Lseek(F::Rw, i64::MAX, SEEK_SET));
+    if edge.is_err() {
+        // SAFETY: none of our memory is involved.
+        let mut lo = 0i64;
+        let mut hi = i64::MAX;
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if unsafe { libc::lseek(hfds[2], mid, libc::SEEK_SET) } >= 0 {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let edge_calls = [Pwrite(F::Rw, b"xy", lo - 1), Fstat(F::Rw), Ftruncate(F::Rw, 4100)];
+        let calls: Vec<Call> = edge_calls.to_vec();
+        run(&calls, hfds, vfds, &mut diffs);
+    }
+    for &fd in &vfds {
+        m.close(fd).unwrap();
+    }
+    // SAFETY: our fds.
+    unsafe {
+        hfds.iter().for_each(|&fd| {
+            libc::close(fd);
+        })
+    };
+    assert_eq!(th.bytes(), tv.bytes(), "file contents after phase 1");
+    // Phase 2: a fresh write-only open.
+    let h2 = [-1, open_host(libc::O_WRONLY), -1];
+    let v2 = [-1, host::open_flags(&m, &tv.0, O_WRONLY).unwrap(), -1];
+    let phase2 = vec![
+        Write(F::Wo, b"wo"),
+        Read(F::Wo, 2),
+        Lseek(F::Wo, 0, SEEK_CUR),
+        Pwrite(F::Wo, b"tail", 4098),
+        Fstat(F::Wo),
+        Ftruncate(F::Wo, 4099),
+        Fstat(F::Wo),
+        Write(F::Wo, b"!"),
+    ];
+    run(&phase2, h2, v2, &mut diffs);
+    m.close(v2[1]).unwrap();
+    // SAFETY: our fd.
+    unsafe { libc::close(h2[1]) };
+    assert!(
+        diffs.is_empty(),
+        "differences from the host kernel:\n{}",
+        diffs.join("\n")
+    );
+    assert_eq!(th.bytes(), tv.bytes(), "file contents after phase 2");
+    finish(&m);
+}
+
+/// MADV_REMOVE on the host and on vmlab: the same results for a shared
+/// writable file mapping (also past the end of the file), a shared
+/// read-only mapping of a writable and of a read-only fd, a private file
+/// mapping, shared and private anonymous memory, and the same file contents.
+#[test]
+fn madvise_remove_matches_the_host_kernel() {
+    const B: u64 = 0x6100_0000_0000;
+    let data = pattern(6, 3 * PAGE as usize);
+    let th = TempFile::new("remove-host", &data);
+    let tv = TempFile::new("remove-vm", &data);
+    let rw = std::fs::OpenOptions::new().read(true).write(true).open(&th.0).unwrap();
+    let ro = std::fs::File::open(&th.0).unwrap();
+    let m = Machine::new(&config()).unwrap();
+    let vrw = host::open(&m, &tv.0, true).unwrap();
+    let vro = host::open(&m, &tv.0, false).unwrap();
+    let p = m.spawn().unwrap();
+    let nr = MAP_FIXED_NOREPLACE;
+    // (offset in pages, pages, prot, flags, fd: 0 anon, 1 rw, 2 ro)
+    let layout: [(u64, u64, u32, u32, u8); 6] = [
+        (0, 4, RW, MAP_SHARED | nr, 1),
+        (8, 2, RW, MAP_PRIVATE | nr, 1),
+        (12, 1, R, MAP_SHARED | nr, 2),
+        (16, 1, R, MAP_SHARED | nr, 1),
+        (20, 2, RW, MAP_SHARED | MAP_ANONYMOUS | nr, 0),
+        (24, 1, RW, MAP_PRIVATE | MAP_ANONYMOUS | nr, 0),
+    ];
+    for (off, pages, prot, flags, which) in layout {
+        let (hfd, vfd) = match which {
+            0 => (-1, -1),
+            1 => (std::os::fd::AsRawFd::as_raw_fd(&rw), vrw),
+            _ => (std::os::fd::AsRawFd::as_raw_fd(&ro), vro),
+        };
+        let a = B + off * PAGE;
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping.
+        let h = unsafe { libc::mmap(a as *mut _, (pages * PAGE) as usize, prot as i32, flags as i32, hfd, 0) };
+        assert_eq!(h as u64, a, "{}", std::io::Error::last_os_error());
+        assert_eq!(m.mmap_fd(p, a, pages * PAGE, prot, flags, vfd, 0), Ok(a));
+    }
+    // Dirty a page through the shared mapping, copy one privately.
+    let stores: [(u64, u8); 3] = [(PAGE + 5, 0xee), (8 * PAGE + 1, 0x11), (20 * PAGE, 0x22)];
+    for (off, val) in stores {
+        // SAFETY: the pages are mapped writable above.
+        unsafe { *((B + off) as *mut u8) = val };
+        write(&m, p, B + off, &[val]);
+    }
+    let cases: [(&str, u64, u64); 8] = [
+        ("shared file, page 1", PAGE, PAGE),
+        ("shared file, past the end", 2 * PAGE, 2 * PAGE),
+        ("private file", 8 * PAGE, PAGE),
+        ("shared, read-only fd", 12 * PAGE, PAGE),
+        ("shared read-only, writable fd", 16 * PAGE, PAGE),
+        ("shared anonymous", 20 * PAGE, PAGE),
+        ("private anonymous", 24 * PAGE, PAGE),
+        ("a hole", 5 * PAGE, PAGE),
+    ];
+    let os_err = || Errno::from_code(std::io::Error::last_os_error().raw_os_error().unwrap());
+    let mut diffs = Vec::new();
+    for (name, off, len) in cases {
+        // SAFETY: madvise on our own mappings; MADV_REMOVE only drops their contents.
+        let rc = unsafe { libc::madvise((B + off) as *mut _, len as usize, libc::MADV_REMOVE) };
+        let h = if rc == 0 { Ok(()) } else { Err(os_err()) };
+        let v = m.madvise(p, B + off, len, MADV_REMOVE).map_err(Some);
+        if h != v {
+            diffs.push(format!("{name}: host {h:?}, vmlab {v:?}"));
+        }
+        check(&m, name);
+    }
+    // What the mappings read now.
+    for off in [PAGE + 5, 8 * PAGE + 1, 20 * PAGE, 0] {
+        // SAFETY: mapped and readable.
+        let h = unsafe { *((B + off) as *const u8) };
+        let v = read(&m, p, B + off, 1)[0];
+        if h != v {
+            diffs.push(format!("load at page offset {off:#x}: host {h}, vmlab {v}"));
+        }
+    }
+    // SAFETY: the layout mapped above.
+    unsafe { libc::munmap(B as *mut _, 25 * PAGE as usize) };
+    drop((rw, ro));
+    m.exit(p).unwrap();
+    m.close(vrw).unwrap();
+    m.close(vro).unwrap();
+    assert!(
+        diffs.is_empty(),
+        "differences from the host kernel:\n{}",
+        diffs.join("\n")
+    );
+    assert_eq!(th.bytes(), tv.bytes(), "file contents");
     finish(&m);
 }

@@ -297,12 +297,56 @@ impl AddressSpace {
     /// pruned afterwards by the caller. Linux: `zap_page_range` /
     /// `zap_pte_range` into an `mmu_gather`.
     pub fn zap_range(&self, phys: &PhysMem, start: u64, end: u64, flush: &mut PendingFlush) {
+        self.zap_range_if(phys, start, end, flush, |_| true)
+    }
+
+    /// `zap_range` of only the entries `pick` chooses (it sees each
+    /// non-empty entry before it is cleared). The map lock is held for
+    /// writing, so no walk changes an entry between the look and the swap.
+    pub(crate) fn zap_range_if(
+        &self,
+        phys: &PhysMem,
+        start: u64,
+        end: u64,
+        flush: &mut PendingFlush,
+        pick: impl Fn(Pte) -> bool,
+    ) {
         self.pt.for_each_leaf(phys, start, end, |va, e| {
-            if !e.load().is_none() {
-                // A store through a shared mapping leaves the page dirty.
-                pte_ops::clear(phys, Rss::Of(self, NO_CPU), e, va, flush);
+            let cur = e.load();
+            if cur.is_none() || !pick(cur) {
+                return;
             }
+            // A store through a shared mapping leaves the page dirty.
+            pte_ops::clear(phys, Rss::Of(self, NO_CPU), e, va, flush);
         });
+    }
+
+    /// Clear the PTEs of `[start, end)` that map page-cache pages of object
+    /// `id`, leaving private copies (anonymous frames) mapped, after
+    /// unsharing the shared page tables over the range; empty tables are
+    /// freed. ENOMEM if no frame is free for a table copy. Linux:
+    /// `unmap_mapping_range` without `even_cows` (`zap_details`).
+    pub(crate) fn zap_object_pages_locked(
+        &self,
+        st: &MapState,
+        phys: &PhysMem,
+        start: u64,
+        end: u64,
+        id: super::vma::ObjectId,
+        flush: &mut PendingFlush,
+    ) -> SysResult<()> {
+        self.unshare_range_locked(st, phys, start, end, flush)
+            .map_err(|_| Errno::ENOMEM)?;
+        self.zap_range_if(phys, start, end, flush, |pte| {
+            pte.maps_frame()
+                && !pte.special()
+                && phys.desc(pte.pfn()).is_some_and(|d| {
+                    d.usage() == crate::phys::FrameUse::PageCache
+                        && matches!(d.owner(), crate::phys::Owner::Object { object, .. } if object == id.0)
+                })
+        });
+        self.pt.prune(phys, start, end);
+        Ok(())
     }
 
     /// Free page-table pages left with no entry in `[start, end)`; the

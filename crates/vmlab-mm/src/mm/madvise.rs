@@ -32,11 +32,14 @@
 //!   block; else EINVAL: vmlab has no huge pages to collapse into (Linux's
 //!   answer for memory it cannot collapse).
 //!
-//! Not modelled (a different answer from Linux, documented): MADV_REMOVE
-//! checks as Linux (EINVAL on locked or private anonymous memory, EACCES
-//! unless shared and writable), then gives EOPNOTSUPP, as a file system
-//! without hole punching does: freeing a shared object's pages needs every
-//! address space's PTEs of them gone, and vmlab has no reverse map yet.
+//! - MADV_REMOVE: checks as Linux's `madvise_remove` (EINVAL on locked or
+//!   private anonymous memory, EACCES unless shared and writable), then
+//!   returns the hole to punch (`Removal`): Linux drops the map lock and
+//!   calls `vfs_fallocate(PUNCH_HOLE | KEEP_SIZE)`, which unmaps the pages
+//!   from every mapping, so `Machine::madvise` punches it once this address
+//!   space's map lock is released (`Machine::punch_hole`).
+//!
+//! Not modelled (a different answer from Linux, documented):
 //! MADV_GUARD_INSTALL/REMOVE (guard-page PTE markers) give EINVAL.
 //!
 //! Linux: `do_madvise`, `is_valid_madvise`, `madvise_walk_vmas`,
@@ -44,6 +47,7 @@
 
 use super::address_space::{is_private_anon, AddressSpace, MapState};
 use super::fault::{handle_fault_locked, Access, FaultCtx, FaultError};
+use super::object::MemObject;
 use super::shared_pt::PD_SPAN;
 use super::uapi::*;
 use super::vma::{Backing, VmFlags, Vma};
@@ -51,7 +55,17 @@ use super::vma_map::VmaMap;
 use crate::addr::PAGE_SIZE;
 use crate::errno::{Errno, FaultReason, SysResult};
 use crate::phys::PhysMem;
+use crate::sync::Arc;
 use crate::tlb::PendingFlush;
+use alloc::vec::Vec;
+
+/// A hole MADV_REMOVE punches once the map lock is released: bytes
+/// `[off, off + len)` of `obj`.
+pub struct Removal {
+    pub obj: Arc<MemObject>,
+    pub off: u64,
+    pub len: u64,
+}
 
 /// Whether the kernel vmlab follows knows `advice` (`madvise_behavior_valid`).
 fn advice_valid(advice: u32) -> bool {
@@ -91,7 +105,9 @@ impl AddressSpace {
     /// zero length; then the advice is applied to each VMA in the range in
     /// turn, stopping at the first error; a part of the range that is not
     /// mapped gives ENOMEM at the end, the mapped parts advised all the same.
-    /// Zapped translations go into `flush`.
+    /// Zapped translations go into `flush`; the holes MADV_REMOVE is to
+    /// punch, in order, into `removes` (the caller punches them with the map
+    /// lock released, even if an error ends the walk after them).
     pub fn madvise(
         &self,
         cx: &FaultCtx<'_>,
@@ -99,6 +115,7 @@ impl AddressSpace {
         len_in: u64,
         advice: u32,
         flush: &mut PendingFlush,
+        removes: &mut Vec<Removal>,
     ) -> SysResult<()> {
         if !advice_valid(advice) || start & (PAGE_SIZE - 1) != 0 {
             return Err(Errno::EINVAL);
@@ -133,7 +150,11 @@ impl AddressSpace {
                 }
             }
             let piece_end = v.end.min(end);
-            self.advise_vma_locked(cx.phys, &mut st, at, piece_end, advice, flush)?;
+            if advice == MADV_REMOVE {
+                removes.push(remove_valid(&st, at, piece_end)?);
+            } else {
+                self.advise_vma_locked(cx.phys, &mut st, at, piece_end, advice, flush)?;
+            }
             at = piece_end;
             if at >= end {
                 break;
@@ -164,17 +185,6 @@ impl AddressSpace {
         let locked = flags.has(VmFlags::LOCKED);
         let mut new = flags.0;
         match advice {
-            MADV_REMOVE => {
-                if locked {
-                    return Err(Errno::EINVAL);
-                }
-                return match v.backing {
-                    Backing::Anon => Err(Errno::EINVAL),
-                    Backing::Object(_) if !flags.has(VmFlags::SHARED) => Err(Errno::EACCES),
-                    // Hole punching needs a reverse map (see the module doc).
-                    Backing::Object(_) => Err(Errno::EOPNOTSUPP),
-                };
-            }
             MADV_WILLNEED => return Ok(()),
             MADV_COLD | MADV_PAGEOUT => {
                 // can_madv_lru_vma.
@@ -240,7 +250,7 @@ impl AddressSpace {
     /// range covers in part is copied first. Empty tables are freed (Linux
     /// `zap_page_range_single` with `reclaim_pt`). EAGAIN if no frame is free
     /// for such a copy.
-    fn zap_advised_locked(
+    pub(crate) fn zap_advised_locked(
         &self,
         st: &MapState,
         phys: &PhysMem,
@@ -299,6 +309,26 @@ impl AddressSpace {
             }
         }
         Ok(())
+    }
+}
+
+/// MADV_REMOVE's checks on `[start, end)`, which lies in one VMA, and the
+/// hole it punches. Linux: `madvise_remove` (VM_LOCKED EINVAL, no file
+/// EINVAL, not `vma_is_shared_maywrite` EACCES; the file offset from pgoff).
+fn remove_valid(st: &MapState, start: u64, end: u64) -> SysResult<Removal> {
+    let v = AddressSpace::vma_lookup(st, start).ok_or(Errno::ENOMEM)?;
+    if v.flags.has(VmFlags::LOCKED) {
+        return Err(Errno::EINVAL);
+    }
+    match &v.backing {
+        Backing::Anon => Err(Errno::EINVAL),
+        // VM_SHARED implies VM_MAYWRITE here: a read-only file gets neither.
+        Backing::Object(_) if !v.flags.has(VmFlags::SHARED) => Err(Errno::EACCES),
+        Backing::Object(o) => Ok(Removal {
+            obj: o.clone(),
+            off: v.pgoff_of(start) << crate::addr::PAGE_SHIFT,
+            len: end - start,
+        }),
     }
 }
 

@@ -183,6 +183,11 @@ impl AddressSpace {
                     MAP_PRIVATE => {}
                     _ => return Err(Errno::EINVAL),
                 }
+                // Both map types need a file opened for reading (do_mmap's
+                // MAP_PRIVATE case, which MAP_SHARED falls through to).
+                if !obj.readable() {
+                    return Err(Errno::EACCES);
+                }
                 if vm_flags & VmFlags::GROWSDOWN != 0 {
                     return Err(Errno::EINVAL);
                 }

@@ -58,10 +58,53 @@ use alloc::vec::Vec;
 
 use super::address_space::AddressSpace;
 
-/// A host file as the mm core sees it: positional reads and writes. The host
-/// crate implements it over its files (`vmlab::host`). All of a file is readable.
+/// Largest file size (`MAX_LFS_FILESIZE` on 64-bit), the limit of a file
+/// system that sets no smaller `s_maxbytes`.
+pub const MAX_LFS_FILESIZE: u64 = i64::MAX as u64;
+
+/// The access mode of an open (`O_ACCMODE` of its flags).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum AccessMode {
+    /// `O_RDONLY`.
+    ReadOnly,
+    /// `O_WRONLY`.
+    WriteOnly,
+    /// `O_RDWR`.
+    ReadWrite,
+}
+
+impl AccessMode {
+    /// The mode of open flags `flags`; `None` for access mode 3, which
+    /// vmlab does not model (Linux: neither read nor write, ioctl only).
+    pub fn from_flags(flags: u32) -> Option<AccessMode> {
+        match flags & super::uapi::O_ACCMODE {
+            super::uapi::O_RDONLY => Some(AccessMode::ReadOnly),
+            super::uapi::O_WRONLY => Some(AccessMode::WriteOnly),
+            super::uapi::O_RDWR => Some(AccessMode::ReadWrite),
+            _ => None,
+        }
+    }
+
+    /// Whether the mode allows reading (`FMODE_READ`).
+    pub fn readable(self) -> bool {
+        self != AccessMode::WriteOnly
+    }
+
+    /// Whether the mode allows writing (`FMODE_WRITE`).
+    pub fn writable(self) -> bool {
+        self != AccessMode::ReadOnly
+    }
+}
+
+/// An opened host file as the mm core sees it (Linux: a `struct file`, with
+/// its `f_mode`, over the inode's `address_space_operations`): its length,
+/// positional reads and writes, resizing and hole punching. The host crate
+/// implements it over its files (`vmlab::host`). `read_at` is the page
+/// cache's read-in: it works whatever the access mode (the kernel reads its
+/// own pages); `readable`/`writable` are the mode the file was opened with,
+/// which the fd's syscalls and `mmap` check.
 pub trait BackingFile: Send + Sync {
-    /// Current length in bytes.
+    /// Current length in bytes (Linux `i_size`; cheap, called on faults).
     fn len(&self) -> u64;
     /// Read up to `buf.len()` bytes at `off`; the number read, 0 at or past
     /// the end of the file.
@@ -70,6 +113,25 @@ pub trait BackingFile: Send + Sync {
     fn write_at(&self, off: u64, buf: &[u8]) -> Result<(), Errno>;
     /// Whether the file was opened for writing (Linux `FMODE_WRITE`).
     fn writable(&self) -> bool;
+    /// Whether the file was opened for reading (Linux `FMODE_READ`).
+    fn readable(&self) -> bool {
+        true
+    }
+    /// Make the file `len` bytes long, new bytes reading as zeros (Linux
+    /// `do_truncate` on the host inode). EFBIG past `max_len`.
+    fn set_len(&self, _len: u64) -> Result<(), Errno> {
+        Err(Errno::EINVAL)
+    }
+    /// Deallocate `[off, off + len)`, which then reads as zeros, keeping
+    /// the length (Linux `fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`).
+    /// EOPNOTSUPP where the file system cannot.
+    fn punch_hole(&self, _off: u64, _len: u64) -> Result<(), Errno> {
+        Err(Errno::EOPNOTSUPP)
+    }
+    /// The largest size the file may have (Linux `s_maxbytes` of its file system).
+    fn max_len(&self) -> u64 {
+        MAX_LFS_FILESIZE
+    }
     /// Whether the file is empty.
     fn is_empty(&self) -> bool {
         self.len() == 0
@@ -77,7 +139,7 @@ pub trait BackingFile: Send + Sync {
 }
 
 /// What an object holds.
-enum Kind {
+pub(super) enum Kind {
     /// Shared anonymous memory of a fixed size (Linux: a shmem file set up
     /// by `shmem_zero_setup`, pages zero-filled on demand).
     Shmem { pages: u64 },
@@ -96,9 +158,14 @@ pub(crate) enum PageError {
 /// A memory object: a file or shared anonymous memory, with its page cache.
 pub struct MemObject {
     id: ObjectId,
-    kind: Kind,
+    pub(super) kind: Kind,
     /// Page offset → frame. Linux: `mapping->i_pages`.
-    cache: Mutex<BTreeMap<u64, Pfn>>,
+    pub(super) cache: Mutex<BTreeMap<u64, Pfn>>,
+    /// Serialises the calls that change the file's size or contents from
+    /// outside the mappings: `write`, `ftruncate`, hole punching (Linux
+    /// `inode->i_rwsem`). Taken with no other lock held; under it the
+    /// truncation takes `Machine::procs`, the map locks and the cache lock.
+    pub(crate) io_lock: Mutex<()>,
     /// Leaf tables shared by the address spaces that map a 2 MiB block of
     /// this object: (block, protection bits) → table and its sharers
     /// (`mm/shared_pt.rs`). An entry lives while its table's refcount is
@@ -120,6 +187,7 @@ impl MemObject {
             id,
             kind,
             cache: Mutex::new(BTreeMap::new()),
+            io_lock: Mutex::new(()),
             shared_tables: Mutex::new(BTreeMap::new()),
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
@@ -145,6 +213,30 @@ impl MemObject {
         match &self.kind {
             Kind::Shmem { .. } => true,
             Kind::File(f) => f.writable(),
+        }
+    }
+
+    /// Whether the file was opened for reading (shared anonymous memory: yes).
+    pub fn readable(&self) -> bool {
+        match &self.kind {
+            Kind::Shmem { .. } => true,
+            Kind::File(f) => f.readable(),
+        }
+    }
+
+    /// The host file, if this object is one.
+    pub fn file(&self) -> Option<&dyn BackingFile> {
+        match &self.kind {
+            Kind::Shmem { .. } => None,
+            Kind::File(f) => Some(&**f),
+        }
+    }
+
+    /// Size in bytes (Linux `i_size`).
+    pub fn size(&self) -> u64 {
+        match &self.kind {
+            Kind::Shmem { pages } => pages << PAGE_SHIFT,
+            Kind::File(f) => f.len(),
         }
     }
 
@@ -183,17 +275,23 @@ impl MemObject {
 
     /// The frame caching page `pgoff`, read in (or zero-filled) if absent,
     /// with one reference taken for the caller (who maps it or drops it).
+    /// The size is checked under the cache lock on a hit and again before
+    /// an insertion, so once a truncation has set the new size and emptied
+    /// the cache past it, no page past the end is handed out (Linux
+    /// `filemap_fault` checks `i_size` after locking the folio).
     /// Linux: `filemap_fault` / `shmem_get_folio`.
     pub(crate) fn get_page(&self, phys: &PhysMem, counters: &MmCounters, pgoff: u64) -> Result<Pfn, PageError> {
-        if let Some(pfn) = self.lookup_ref(phys, pgoff) {
+        if let Some(pfn) = self.lookup_ref(phys, pgoff)? {
             return Ok(pfn);
-        }
-        if pgoff >= self.size_pages() {
-            return Err(PageError::BeyondEof);
         }
         // Read without the cache lock; a racing fault may insert first.
         let pfn = self.read_page(phys, pgoff)?;
         let mut c = self.cache.lock();
+        if pgoff >= self.size_pages() {
+            drop(c);
+            phys.put_frame(pfn);
+            return Err(PageError::BeyondEof);
+        }
         if let Some(&other) = c.get(&pgoff) {
             get_ref(phys, other);
             drop(c);
@@ -207,11 +305,16 @@ impl MemObject {
         Ok(pfn)
     }
 
-    fn lookup_ref(&self, phys: &PhysMem, pgoff: u64) -> Option<Pfn> {
+    /// The cached frame of `pgoff` with a reference taken, `None` if not
+    /// cached; BeyondEof past the end.
+    fn lookup_ref(&self, phys: &PhysMem, pgoff: u64) -> Result<Option<Pfn>, PageError> {
         let c = self.cache.lock();
-        let pfn = *c.get(&pgoff)?;
+        if pgoff >= self.size_pages() {
+            return Err(PageError::BeyondEof);
+        }
+        let Some(&pfn) = c.get(&pgoff) else { return Ok(None) };
         get_ref(phys, pfn);
-        Some(pfn)
+        Ok(Some(pfn))
     }
 
     /// A new frame holding page `pgoff`: zeros for shared anonymous memory,

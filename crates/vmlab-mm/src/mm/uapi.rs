@@ -56,6 +56,17 @@ pub const MS_ASYNC: u32 = 0x1;
 pub const MS_INVALIDATE: u32 = 0x2;
 pub const MS_SYNC: u32 = 0x4;
 
+// open(2) access modes and lseek(2) whence values (include/uapi/asm-generic/fcntl.h, linux/fs.h).
+pub const O_RDONLY: u32 = 0;
+pub const O_WRONLY: u32 = 1;
+pub const O_RDWR: u32 = 2;
+pub const O_ACCMODE: u32 = 3;
+pub const SEEK_SET: u32 = 0;
+pub const SEEK_CUR: u32 = 1;
+pub const SEEK_END: u32 = 2;
+pub const SEEK_DATA: u32 = 3;
+pub const SEEK_HOLE: u32 = 4;
+
 pub const MREMAP_MAYMOVE: u32 = 1;
 pub const MREMAP_FIXED: u32 = 2;
 pub const MREMAP_DONTUNMAP: u32 = 4;

@@ -35,7 +35,7 @@
 use super::machine::{Machine, Pid, Process};
 use crate::addr::{is_page_aligned, Pfn, TASK_SIZE};
 use crate::frame::FrameAllocator;
-use crate::mm::{MemObject, VmFlags, Vma, VmaMap};
+use crate::mm::{VmFlags, Vma, VmaMap};
 use crate::pgtable::{Level, Pte};
 use crate::phys::{FrameUse, Owner, PG_SWAPBACKED};
 use crate::sync::{Arc, Ordering};
@@ -346,7 +346,7 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
 pub(crate) fn check_objects(
     m: &Machine,
     procs: &BTreeMap<Pid, Arc<Process>>,
-    files: &BTreeMap<i32, Arc<MemObject>>,
+    files: &BTreeMap<i32, Arc<super::files::OpenFile>>,
 ) -> Result<(), InvariantError> {
     let phys = m.phys();
     let objects = m.objects().snapshot();
@@ -433,7 +433,7 @@ pub(crate) fn check_objects(
             );
         }
     }
-    for (fd, o) in files {
+    for (fd, o) in files.iter().map(|(fd, f)| (fd, &f.obj)) {
         ensure!(
             objects.iter().any(|x| Arc::ptr_eq(x, o)),
             "fd {fd}: its object {} is not in the object table",

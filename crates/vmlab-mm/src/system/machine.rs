@@ -4,6 +4,7 @@
 
 use super::config::MachineConfig;
 use super::cpu::Cpu;
+use super::files::OpenFile;
 use super::host::Host;
 use super::stats::Stats;
 use crate::addr::{PAGE_SIZE, TASK_SIZE};
@@ -97,14 +98,14 @@ pub const START_BRK: u64 = 0x5555_5600_0000;
 /// The simulated machine.
 pub struct Machine {
     config: MachineConfig,
-    phys: PhysMem,
+    pub(super) phys: PhysMem,
     /// Event counters, one set per CPU (and one for syscalls), summed by `stats`.
     pub(crate) counters: PerCpu<MmCounters>,
     next_anon_id: AtomicU64,
     next_mm_id: AtomicU64,
     next_pid: AtomicU32,
     /// The process table. Lock order: taken before any address space's map lock.
-    procs: RwLock<BTreeMap<Pid, Arc<Process>>>,
+    pub(super) procs: RwLock<BTreeMap<Pid, Arc<Process>>>,
     /// Every live address space by id (`mm::registry`; a leaf lock).
     mms: MmRegistry,
     /// One TLB per CPU, reachable from every CPU for shootdowns.
@@ -129,8 +130,9 @@ pub struct Machine {
     /// Memory objects (files, shared anonymous memory) and their page caches.
     /// Lock order: after any map lock.
     objects: ObjectTable,
-    /// The file table: fd → the file's object. Lock order: before `objects`.
-    files: Mutex<BTreeMap<i32, Arc<MemObject>>>,
+    /// The file table: fd → the open file (its object and offset). Lock
+    /// order: before `objects`; released before an open file's locks.
+    pub(super) files: Mutex<BTreeMap<i32, Arc<OpenFile>>>,
 }
 
 /// The first file descriptor `open_file` hands out (0-2 are stdio on Linux).
@@ -462,7 +464,7 @@ impl Machine {
             return Err(Errno::EINVAL);
         }
         let file = if flags & MAP_ANONYMOUS == 0 {
-            let f = self.files.lock().get(&fd).cloned().ok_or(Errno::EBADF)?;
+            let f = self.file_object(fd)?;
             if flags & crate::mm::uapi::MAP_HUGETLB != 0 {
                 return Err(Errno::EINVAL);
             }
@@ -536,17 +538,28 @@ impl Machine {
     /// `madvise(addr, len, advice)` in process `pid`, with Linux's errno for
     /// every advice value (see `mm/madvise.rs` for what each does in vmlab).
     /// ESRCH if there is no such process.
+    /// MADV_REMOVE punches its holes once the map lock is released (Linux's
+    /// `madvise_remove` drops it for `vfs_fallocate`), in order; the first
+    /// error of a punch is returned, else the walk's.
     pub fn madvise(&self, pid: Pid, addr: u64, len: u64, advice: u32) -> SysResult<()> {
         let cx = self.fault_ctx();
-        self.with_mm(pid, |mm, fl| mm.madvise(&cx, addr, len, advice, fl))?
+        let mut removes = Vec::new();
+        let r = self.with_mm(pid, |mm, fl| mm.madvise(&cx, addr, len, advice, fl, &mut removes))?;
+        for rm in removes {
+            self.punch_hole(&rm.obj, rm.off, rm.len)?;
+        }
+        r
     }
 
-    /// Add a host file to the file table (Linux: the `open` that made the
-    /// fd). Returns the lowest free descriptor from 3 on. The file gets a
+    /// Add an opened host file to the file table (Linux: the `open` that
+    /// made the fd). The file's access mode (O_RDONLY, O_WRONLY, O_RDWR) is
+    /// the one it was opened with (`BackingFile::readable`/`writable`;
+    /// `vmlab::host::open_mode` opens a host file with a mode). Returns the
+    /// lowest free descriptor from 3 on, with file offset 0. The file gets a
     /// memory object of its own (two opens of one host file are two
     /// objects with two caches: the mm core cannot tell they are the same).
     pub fn open_file(&self, file: Box<dyn BackingFile>) -> i32 {
-        let obj = self.objects.create_file(file);
+        let obj = Arc::new(OpenFile::new(self.objects.create_file(file)));
         let mut files = self.files.lock();
         let mut fd = FIRST_FD;
         while files.contains_key(&fd) {
@@ -573,7 +586,7 @@ impl Machine {
 
     /// The memory object of open file `fd`. EBADF if it is not open.
     pub fn file_object(&self, fd: i32) -> SysResult<Arc<MemObject>> {
-        self.files.lock().get(&fd).cloned().ok_or(Errno::EBADF)
+        self.files.lock().get(&fd).map(|f| f.obj.clone()).ok_or(Errno::EBADF)
     }
 
     /// The live memory objects.

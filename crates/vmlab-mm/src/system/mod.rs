@@ -9,6 +9,7 @@
 mod check;
 pub mod config;
 mod cpu;
+mod files;
 pub mod host;
 mod machine;
 mod stats;
@@ -16,6 +17,7 @@ mod stats;
 pub use check::InvariantError;
 pub use config::{ByteSize, MachineConfig};
 pub use cpu::Cpu;
+pub use files::{FileStat, OpenFile};
 pub use host::{Host, SpinHost};
 pub use machine::{HostNeed, Machine, MachineError, MapsLine, Pid, Process};
 pub use stats::Stats;
