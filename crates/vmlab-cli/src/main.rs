@@ -456,6 +456,7 @@ fn render(
         ("TLB misses", m.tlb_misses.to_string()),
         ("TLB hit ratio", ratio(s.tlb_hit_ratio)),
         ("minor faults", m.minor_faults.to_string()),
+        ("major faults", m.major_faults.to_string()),
         ("failed faults", m.failed_faults.to_string()),
         ("zero-page maps", m.zero_page_maps.to_string()),
         ("pages wasted", m.pages_wasted.to_string()),

@@ -1010,3 +1010,64 @@ fn madvise_remove_punches_a_hole_in_every_mapping() {
     check(&m, "end");
     finish(&m);
 }
+
+/// A fault on a file page not in the page cache is major: it drops its
+/// locks, reads the page, and faults again (Linux VM_FAULT_RETRY), under
+/// every fault_lock policy; a cached page is a minor fault; MADV_POPULATE
+/// reads pages the same way; a read error is still SIGBUS.
+#[test]
+fn file_faults_that_read_are_major_and_retried() {
+    use vmlab_mm::system::config::FaultLockName;
+    for fault_lock in [FaultLockName::MmLock, FaultLockName::PtLock, FaultLockName::PteBit] {
+        let m = Machine::new(&MachineConfig {
+            ram: ByteSize(32 << 20),
+            cpus: 2,
+            fault_lock,
+            ..Default::default()
+        })
+        .unwrap();
+        let bytes = pattern(3, 8 * 4096);
+        let (fd, file) = open(&m, &bytes, true);
+        let pid = m.spawn().unwrap();
+        let a = m.mmap_fd(pid, 0, 8 * 4096, PROT_READ, MAP_SHARED, fd, 0).unwrap();
+        let majors = |m: &Machine| m.stats().major_faults;
+        assert_eq!(read(&m, pid, a + 4096, 16), &bytes[4096..4096 + 16], "{fault_lock:?}");
+        assert_eq!(majors(&m), 1, "{fault_lock:?}: one page read");
+        let minors = m.stats().minor_faults;
+        assert_eq!(read(&m, pid, a + 4096 + 100, 8), &bytes[4196..4204]);
+        assert_eq!(majors(&m), 1, "{fault_lock:?}: no second read of a cached page");
+        // Another process maps the cached page: a minor fault.
+        let other = m.spawn().unwrap();
+        let b = m.mmap_fd(other, 0, 8 * 4096, PROT_READ, MAP_PRIVATE, fd, 0).unwrap();
+        assert_eq!(read(&m, other, b + 4096, 8), &bytes[4096..4104]);
+        assert_eq!(majors(&m), 1);
+        assert!(m.stats().minor_faults > minors);
+        // MADV_POPULATE_READ reads the other seven pages, one major fault each.
+        m.madvise(pid, a, 8 * 4096, MADV_POPULATE_READ).unwrap();
+        assert_eq!(majors(&m), 8, "{fault_lock:?}");
+        assert_eq!(read(&m, pid, a + 7 * 4096, 4096), &bytes[7 * 4096..]);
+        assert_eq!(majors(&m), 8);
+        check(&m, "after populate");
+        // A read error is SIGBUS (the retried fault never happens).
+        let (fd2, bad) = open(&m, &bytes[..4096], true);
+        let c = m.mmap_fd(pid, 0, 4096, PROT_READ, MAP_SHARED, fd2, 0).unwrap();
+        bad.set_fail_reads(true);
+        let mut buf = [0u8; 8];
+        let f = m.read(pid, c, &mut buf).unwrap().unwrap_err();
+        assert_eq!(
+            (f.signal, f.reason),
+            (Signal::Bus, FaultReason::IoError),
+            "{fault_lock:?}"
+        );
+        assert_eq!(majors(&m), 9);
+        assert_eq!(
+            m.madvise(pid, c, 4096, MADV_POPULATE_READ),
+            Err(Errno::EFAULT),
+            "populate of an unreadable page"
+        );
+        bad.set_fail_reads(false);
+        assert_eq!(read(&m, pid, c, 8), &bytes[..8]);
+        drop(file);
+        finish(&m);
+    }
+}

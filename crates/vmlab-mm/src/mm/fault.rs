@@ -59,7 +59,7 @@ pub const SPINS_PER_RELAX: u32 = 128;
 pub const NO_CPU: usize = usize::MAX;
 
 /// Why `handle_fault_locked` did not resolve a fault.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum FaultError {
     /// The access fails: deliver this signal.
     Signal(Fault),
@@ -70,6 +70,53 @@ pub enum FaultError {
     /// again (else SIGSEGV `SEGV_MAPERR`). Linux 6.5+: `lock_mm_and_find_vma`
     /// upgrading the mmap lock for `expand_stack_locked`.
     ExpandStack,
+    /// The page must be read from its file first. No host I/O happens with
+    /// a spin lock, a page-table lock or the map lock held: the caller drops
+    /// its locks, reads the page into the cache (`PageRead::read`, a major
+    /// fault) and faults again. Linux: `VM_FAULT_RETRY` from `filemap_fault`
+    /// dropping the mmap lock for the read (`lock_page_maybe_drop_mmap`).
+    Retry(PageRead),
+}
+
+/// A page a fault needs read into its object's page cache, with no lock held.
+#[derive(Clone)]
+pub struct PageRead {
+    pub obj: crate::sync::Arc<super::object::MemObject>,
+    pub pgoff: u64,
+    /// The faulting address (for the signal if the read fails).
+    pub addr: u64,
+}
+
+impl core::fmt::Debug for PageRead {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "PageRead(object {} page {} for {:#x})",
+            self.obj.id().0,
+            self.pgoff,
+            self.addr
+        )
+    }
+}
+
+impl PageRead {
+    /// Read the page into the cache (dropping the reference the read
+    /// takes: the retried fault takes its own); counts a major fault. A
+    /// read error or a page past the end is the SIGBUS the fault gives.
+    pub fn read(&self, phys: &PhysMem, counters: &MmCounters) -> Result<(), Fault> {
+        MmCounters::bump(&counters.major_faults);
+        match self.obj.get_page(phys, counters, self.pgoff) {
+            Ok(pfn) => {
+                phys.put_frame(pfn);
+                Ok(())
+            }
+            Err(e) => Err(object::page_error_fault(
+                e,
+                self.addr,
+                Fault::segv(self.addr, FaultReason::OutOfMemory),
+            )),
+        }
+    }
 }
 
 impl From<Fault> for FaultError {
@@ -103,8 +150,9 @@ pub fn handle_fault_locked(
     match r {
         Ok(_) => MmCounters::bump(&cx.counters.minor_faults),
         Err(FaultError::Signal(_)) => MmCounters::bump(&cx.counters.failed_faults),
-        // Not over yet: the fault is retried once the stack has grown.
-        Err(FaultError::ExpandStack) => {}
+        // Not over yet: the fault is retried once the stack has grown or
+        // the page has been read.
+        Err(FaultError::ExpandStack | FaultError::Retry(_)) => {}
     }
     r
 }
@@ -237,7 +285,7 @@ fn handle_fault_inner(
         }
         // A file or shared anonymous memory: the page comes from the object.
         if let Backing::Object(obj) = &vma.backing {
-            match object::do_object_fault(cx, mm, vma, obj, addr, access, entry, cur, base, oom, rss, flush)? {
+            match object::do_object_fault(cx, mm, vma, obj, (addr, access), entry, cur, base, oom, rss, flush)? {
                 Some(p) => return Ok(p),
                 None => continue,
             }

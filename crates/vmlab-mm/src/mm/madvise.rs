@@ -46,7 +46,7 @@
 //! `madvise_vma_behavior`, `madvise_dontneed_free`, `madvise_populate`.
 
 use super::address_space::{is_private_anon, AddressSpace, MapState};
-use super::fault::{handle_fault_locked, Access, FaultCtx, FaultError};
+use super::fault::{handle_fault_locked, Access, FaultCtx, FaultError, PageRead};
 use super::object::MemObject;
 use super::shared_pt::PD_SPAN;
 use super::uapi::*;
@@ -133,7 +133,26 @@ impl AddressSpace {
         }
         let mut st = self.map.write();
         if advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE {
-            return self.populate_locked(cx, &st, start, end, advice == MADV_POPULATE_WRITE, flush);
+            let write = advice == MADV_POPULATE_WRITE;
+            let mut at = start;
+            loop {
+                match self.populate_locked(cx, &st, at, end, write, flush) {
+                    Ok(()) => return Ok(()),
+                    Err(Populate::Errno(e)) => return Err(e),
+                    Err(Populate::Read(read, resume)) => {
+                        // No I/O under the map lock: drop it, read, go on
+                        // from the page that needed it (Linux's
+                        // `faultin_page_range` after VM_FAULT_RETRY).
+                        drop(st);
+                        read.read(cx.phys, cx.counters).map_err(|f| match f.reason {
+                            FaultReason::OutOfMemory => Errno::ENOMEM,
+                            _ => Errno::EFAULT,
+                        })?;
+                        at = resume;
+                        st = self.map.write();
+                    }
+                }
+            }
         }
         // madvise_walk_vmas.
         let mut at = start;
@@ -289,27 +308,35 @@ impl AddressSpace {
         end: u64,
         write: bool,
         flush: &mut PendingFlush,
-    ) -> SysResult<()> {
+    ) -> Result<(), Populate> {
         let access = if write { Access::Write } else { Access::Read };
         let mut at = start;
         while at < end {
-            let v = Self::vma_lookup(st, at).ok_or(Errno::ENOMEM)?;
+            let v = Self::vma_lookup(st, at).ok_or(Populate::Errno(Errno::ENOMEM))?;
             if !(if write { v.prot.write() } else { v.prot.read() }) {
-                return Err(Errno::EINVAL);
+                return Err(Populate::Errno(Errno::EINVAL));
             }
             let stop = v.end.min(end);
             while at < stop {
                 handle_fault_locked(cx, self, st, at, access, flush).map_err(|f| match f {
-                    FaultError::Signal(f) if f.reason == FaultReason::OutOfMemory => Errno::ENOMEM,
+                    FaultError::Signal(f) if f.reason == FaultReason::OutOfMemory => Populate::Errno(Errno::ENOMEM),
+                    FaultError::Retry(read) => Populate::Read(read, at),
                     // `at` lies inside a VMA, so the stack never needs to
                     // grow (and since 6.5 GUP never grows one anyway).
-                    _ => Errno::EFAULT,
+                    _ => Populate::Errno(Errno::EFAULT),
                 })?;
                 at += PAGE_SIZE;
             }
         }
         Ok(())
     }
+}
+
+/// Why populating stopped: an errno, or a page to read (from the address
+/// to go on from) with the map lock dropped.
+enum Populate {
+    Errno(Errno),
+    Read(PageRead, u64),
 }
 
 /// MADV_REMOVE's checks on `[start, end)`, which lies in one VMA, and the

@@ -42,7 +42,7 @@
 //! lock of this module held, except at reap (a dead object, which no one
 //! else can reach).
 
-use super::fault::{discard_frame, new_anon_frame, Access, FaultCtx};
+use super::fault::{discard_frame, new_anon_frame, Access, FaultCtx, FaultError, PageRead};
 use super::pte_ops::{self, Rss};
 use super::stats::MmCounters;
 use super::vma::{ObjectId, VmFlags, Vma};
@@ -307,7 +307,7 @@ impl MemObject {
 
     /// The cached frame of `pgoff` with a reference taken, `None` if not
     /// cached; BeyondEof past the end.
-    fn lookup_ref(&self, phys: &PhysMem, pgoff: u64) -> Result<Option<Pfn>, PageError> {
+    pub(crate) fn lookup_ref(&self, phys: &PhysMem, pgoff: u64) -> Result<Option<Pfn>, PageError> {
         let c = self.cache.lock();
         if pgoff >= self.size_pages() {
             return Err(PageError::BeyondEof);
@@ -632,38 +632,43 @@ pub(super) fn do_object_fault(
     cx: &FaultCtx<'_>,
     mm: &AddressSpace,
     vma: &Vma,
-    obj: &MemObject,
-    addr: u64,
-    access: Access,
+    obj: &Arc<MemObject>,
+    (addr, access): (u64, Access),
     entry: LeafRef<'_>,
     cur: Pte,
     base: u64,
     oom: Fault,
     rss: Rss<'_>,
     flush: &mut PendingFlush,
-) -> Result<Option<Pte>, Fault> {
+) -> Result<Option<Pte>, FaultError> {
     let phys = cx.phys;
     let pgoff = vma.pgoff_of(page_floor(addr));
-    let page = obj.get_page(phys, cx.counters, pgoff).map_err(|e| match e {
-        PageError::NoMemory => oom,
-        PageError::BeyondEof => Fault {
-            signal: Signal::Bus,
-            addr,
-            reason: FaultReason::BeyondEof,
-        },
-        PageError::Io => Fault {
-            signal: Signal::Bus,
-            addr,
-            reason: FaultReason::IoError,
-        },
-    })?;
+    // A file page not in the cache needs I/O: not with our locks held.
+    let page = if obj.is_file() {
+        match obj
+            .lookup_ref(phys, pgoff)
+            .map_err(|e| page_error_fault(e, addr, oom))?
+        {
+            Some(p) => p,
+            None => {
+                return Err(FaultError::Retry(PageRead {
+                    obj: obj.clone(),
+                    pgoff,
+                    addr,
+                }))
+            }
+        }
+    } else {
+        obj.get_page(phys, cx.counters, pgoff)
+            .map_err(|e| page_error_fault(e, addr, oom))?
+    };
     // `page` carries a reference of ours from here on.
     let shared = vma.flags.has(VmFlags::SHARED);
     if access == Access::Write && !shared {
         // A private copy of the page, mapped writable; the cache keeps its page.
         let Some(copy) = new_anon_frame(cx, vma, addr) else {
             phys.put_frame(page);
-            return Err(oom);
+            return Err(oom.into());
         };
         phys.ram().copy_frame(copy, page);
         phys.put_frame(page);
@@ -690,6 +695,23 @@ pub(super) fn do_object_fault(
     }
     phys.put_frame(page);
     Ok(None)
+}
+
+/// The signal a failed page lookup gives a fault at `addr` (`oom` for no memory).
+pub(super) fn page_error_fault(e: PageError, addr: u64, oom: Fault) -> Fault {
+    match e {
+        PageError::NoMemory => oom,
+        PageError::BeyondEof => Fault {
+            signal: Signal::Bus,
+            addr,
+            reason: FaultReason::BeyondEof,
+        },
+        PageError::Io => Fault {
+            signal: Signal::Bus,
+            addr,
+            reason: FaultReason::IoError,
+        },
+    }
 }
 
 /// A store to a present, write-protected PTE of a shared mapping (write was

@@ -8,6 +8,9 @@ use crate::sync::{AtomicU64, Ordering};
 pub struct MmCounters {
     /// Faults resolved without I/O. Linux: `PGFAULT` minus major.
     pub minor_faults: AtomicU64,
+    /// Faults that had to read their page from a file first (dropping their
+    /// locks for the read and retrying). Linux: `PGMAJFAULT` (`pgmajfault`).
+    pub major_faults: AtomicU64,
     /// Faults that raised a signal or found no memory.
     pub failed_faults: AtomicU64,
     /// Pages mapped from the shared zero page.

@@ -5,7 +5,7 @@
 use super::machine::{Machine, Pid, Process};
 use crate::addr::{vpn, Pfn, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, Fault, FaultReason, SysResult};
-use crate::mm::fault::{handle_fault_locked, Access, FaultError};
+use crate::mm::fault::{handle_fault_locked, Access, FaultError, PageRead};
 use crate::mm::{AddressSpace, MmCounters};
 use crate::pgtable::Pte;
 use crate::phys::Ram;
@@ -296,6 +296,19 @@ impl<'m> Cpu<'m> {
     /// loads and stores without a key check, so an execute-only page (found
     /// by an instruction fetch) is never cached.
     fn walk_or_fault(&mut self, addr: u64, kind: Access) -> Result<(Pfn, bool, bool), Fault> {
+        loop {
+            match self.walk_or_fault_once(addr, kind)? {
+                Ok(t) => return Ok(t),
+                // Every lock of the walk is dropped: read the page, try again.
+                Err(read) => read.read(self.m.phys(), self.m.counters.get(self.id))?,
+            }
+        }
+    }
+
+    /// One try of `walk_or_fault`; `Err(read)` if the fault needs a page
+    /// read first (returned with every lock of the try released).
+    #[allow(clippy::type_complexity)]
+    fn walk_or_fault_once(&mut self, addr: u64, kind: Access) -> Result<Result<(Pfn, bool, bool), PageRead>, Fault> {
         let Some(p) = self.proc.as_ref() else {
             return Err(Fault::segv(addr, FaultReason::BadAddress));
         };
@@ -374,6 +387,7 @@ impl<'m> Cpu<'m> {
                     // The fault left the page's table private to this address space.
                     Ok(pte) => (pte, true),
                     Err(FaultError::Signal(f)) => return Err(f),
+                    Err(FaultError::Retry(read)) => return Ok(Err(read)),
                     // Only after a growth that just succeeded under the write
                     // lock, which cannot happen; never loop on it.
                     Err(FaultError::ExpandStack) => return Err(Fault::segv(addr, FaultReason::NotMapped)),
@@ -382,11 +396,11 @@ impl<'m> Cpu<'m> {
         };
         // Cache writable only once dirty, so the first store through a clean
         // entry comes back here to set the dirty bit.
-        Ok((
+        Ok(Ok((
             pte.pfn(),
             pte.writable() && pte.dirty() && upper_writable,
             !pte.pkey_denies_data(),
-        ))
+        )))
     }
 }
 

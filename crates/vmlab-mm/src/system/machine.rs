@@ -655,6 +655,7 @@ impl Machine {
             tlb_hits: self.tlb_hits.load(Ordering::Relaxed),
             tlb_misses: self.tlb_misses.load(Ordering::Relaxed),
             minor_faults: sum(|c| &c.minor_faults),
+            major_faults: sum(|c| &c.major_faults),
             failed_faults: sum(|c| &c.failed_faults),
             zero_page_maps: sum(|c| &c.zero_page_maps),
             pages_wasted: sum(|c| &c.pages_wasted),

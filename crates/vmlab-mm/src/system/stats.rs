@@ -8,6 +8,7 @@ pub struct Stats {
     pub tlb_hits: u64,
     pub tlb_misses: u64,
     pub minor_faults: u64,
+    pub major_faults: u64,
     pub failed_faults: u64,
     pub zero_page_maps: u64,
     pub pages_wasted: u64,
