@@ -21,7 +21,7 @@ use super::vma_map::VmaMap;
 use crate::addr::{page_floor, Pfn, TASK_SIZE};
 use crate::errno::{Fault, FaultReason};
 use crate::pgtable::{LeafEntry, LeafRef, Pte};
-use crate::phys::{FrameUse, Owner, PhysMem};
+use crate::phys::{Fill, FrameUse, Owner, PhysMem};
 use crate::sync::{AtomicU64, Ordering, Relax};
 use crate::tlb::PendingFlush;
 
@@ -341,7 +341,7 @@ fn anon_id(cx: &FaultCtx<'_>, vma: &Vma) -> u64 {
 /// A zeroed frame owned by `vma`'s anonymous identity at the page of `addr`,
 /// not mapped yet (`pte_ops` maps it). Linux: `alloc_zeroed_user_highpage_movable`.
 pub(super) fn new_anon_frame(cx: &FaultCtx<'_>, vma: &Vma, addr: u64) -> Option<Pfn> {
-    let pfn = cx.phys.alloc_zeroed_on(cx.cpu, FrameUse::Anon)?;
+    let pfn = cx.phys.alloc_page(cx.cpu, FrameUse::Anon, Fill::Zero)?;
     if let Some(d) = cx.phys.desc(pfn) {
         d.set_owner(Owner::Anon {
             anon: anon_id(cx, vma),

@@ -23,7 +23,7 @@ use crate::addr::TASK_SIZE;
 use crate::errno::{Errno, SysResult};
 use crate::mm::fault::NO_CPU;
 use crate::pgtable::{leaf_slot, Level, NoFrame, Pte};
-use crate::phys::{FrameUse, Owner, PhysMem};
+use crate::phys::{Fill, FrameUse, Owner, PhysMem};
 use crate::sync::Ordering;
 use crate::tlb::PendingFlush;
 use alloc::vec::Vec;
@@ -214,7 +214,7 @@ impl AddressSpace {
             } else {
                 let Some(d) = phys.desc(pte.pfn()) else { return };
                 if policy == ForkPolicy::Eager && private && d.usage() == FrameUse::Anon {
-                    let Some(copy) = phys.alloc_frames(1, 1, FrameUse::Anon) else {
+                    let Some(copy) = phys.alloc_page(NO_CPU, FrameUse::Anon, Fill::Caller) else {
                         err = Some(Errno::ENOMEM);
                         return;
                     };

@@ -49,7 +49,8 @@ use super::vma::{ObjectId, VmFlags, Vma};
 use crate::addr::{page_floor, Pfn, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, Fault, FaultReason, Signal};
 use crate::pgtable::{LeafRef, Pte};
-use crate::phys::{FrameDesc, FrameUse, Owner, PhysMem, PG_DIRTY, PG_SWAPBACKED};
+use super::fault::NO_CPU;
+use crate::phys::{Fill, FrameDesc, FrameUse, Owner, PhysMem, PG_DIRTY, PG_SWAPBACKED};
 use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::tlb::PendingFlush;
 use alloc::boxed::Box;
@@ -321,10 +322,12 @@ impl MemObject {
     /// the file's bytes (zeros past its end) for a file. Refcount 1.
     fn read_page(&self, phys: &PhysMem, pgoff: u64) -> Result<Pfn, PageError> {
         let pfn = match &self.kind {
-            Kind::Shmem { .. } => phys.alloc_zeroed(FrameUse::PageCache).ok_or(PageError::NoMemory)?,
+            Kind::Shmem { .. } => phys
+                .alloc_page(NO_CPU, FrameUse::PageCache, Fill::Zero)
+                .ok_or(PageError::NoMemory)?,
             Kind::File(f) => {
                 let pfn = phys
-                    .alloc_frames(1, 1, FrameUse::PageCache)
+                    .alloc_page(NO_CPU, FrameUse::PageCache, Fill::Caller)
                     .ok_or(PageError::NoMemory)?;
                 let mut buf = [0u8; PAGE_SIZE as usize];
                 let off = pgoff << PAGE_SHIFT;

@@ -132,6 +132,16 @@ pub struct PhysMem {
     walks: WalkTracker,
 }
 
+/// What `PhysMem::alloc_page` leaves in the frame.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// Zeros (a demand-zero page, a page table, shared anonymous memory).
+    Zero,
+    /// Whatever was there: the caller overwrites every byte before anyone
+    /// can read it (a COW copy, a page read from a file).
+    Caller,
+}
+
 /// Why `PhysMem::build` failed.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum PhysError {
@@ -383,6 +393,20 @@ impl PhysMem {
         // SAFETY: the per-CPU list just handed `pfn` to us alone.
         unsafe { self.ram.zero_frame_exclusive(pfn) };
         Some(pfn)
+    }
+
+    /// The one place the VM (faults, the page cache, page tables, fork)
+    /// takes a frame: a single frame for `usage`, from CPU `cpu`'s list if
+    /// it has one (`NO_CPU`-like values past the last CPU take the zones),
+    /// zero-filled or left for the caller to fill (a COW copy, a file read).
+    /// `None` when no frame is free; the next issue makes this reclaim
+    /// first instead. Linux: `alloc_pages` with `__GFP_ZERO` or without.
+    pub fn alloc_page(&self, cpu: usize, usage: FrameUse, fill: Fill) -> Option<Pfn> {
+        match fill {
+            Fill::Zero if self.pcp.has(cpu) => self.alloc_zeroed_on(cpu, usage),
+            Fill::Zero => self.alloc_zeroed(usage),
+            Fill::Caller => self.alloc_frames(1, 1, usage),
+        }
     }
 
     /// Give every per-CPU list's frames back to the zone. Returns how many
