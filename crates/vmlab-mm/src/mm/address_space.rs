@@ -12,7 +12,7 @@
 //! and take the guarded `MapState` as an argument.
 
 use super::fault::NO_CPU;
-use super::pte_ops::{self, Rss};
+use super::pte_ops::{self, Markers, Rss};
 use super::stack::Rlimit;
 use super::vma::{Backing, Prot, VmFlags, Vma};
 use super::vma_map::{VmaMap, VmaMapPolicy, VmaTree};
@@ -296,12 +296,23 @@ impl AddressSpace {
     /// once the TLBs are flushed. Page-table pages are
     /// pruned afterwards by the caller. Linux: `zap_page_range` /
     /// `zap_pte_range` into an `mmu_gather`.
+    /// Guard markers go too (munmap, exit, exec, MAP_FIXED: Linux
+    /// `ZAP_FLAG_DROP_MARKER`); `zap_range_keeping_guards` leaves them.
     pub fn zap_range(&self, phys: &PhysMem, start: u64, end: u64, flush: &mut PendingFlush) {
+        self.zap_range_with(phys, start, end, Markers::Drop, flush);
+    }
+
+    /// `zap_range` for MADV_DONTNEED / MADV_DONTNEED_LOCKED / MADV_FREE:
+    /// guard markers stay (Linux `madvise_dontneed_single_vma`'s
+    /// `zap_details` has no `ZAP_FLAG_DROP_MARKER`).
+    pub fn zap_range_keeping_guards(&self, phys: &PhysMem, start: u64, end: u64, flush: &mut PendingFlush) {
+        self.zap_range_with(phys, start, end, Markers::Keep, flush);
+    }
+
+    fn zap_range_with(&self, phys: &PhysMem, start: u64, end: u64, markers: Markers, flush: &mut PendingFlush) {
         self.pt.for_each_leaf(phys, start, end, |va, e| {
-            if !e.load().is_none() {
-                // A store through a shared mapping leaves the page dirty.
-                pte_ops::clear(phys, Rss::Of(self, NO_CPU), e, va, flush);
-            }
+            // A store through a shared mapping leaves the page dirty.
+            pte_ops::zap(phys, Rss::Of(self, NO_CPU), e, va, markers, flush);
         });
     }
 
