@@ -40,13 +40,20 @@ fn store(m: &Machine, pid: Pid, addr: u64, v: u64) -> Result<(), FaultReason> {
 /// The PD entry of `pid` over `addr`.
 fn pd(m: &Machine, pid: Pid, addr: u64) -> Pte {
     let p = m.process(pid).unwrap();
-    Pte(p.mm.page_table().pd_entry(m.phys(), addr).unwrap().load(vmlab_mm::sync::Ordering::Acquire))
+    Pte(p
+        .mm
+        .page_table()
+        .pd_entry(m.phys(), addr)
+        .unwrap()
+        .load(vmlab_mm::sync::Ordering::Acquire))
 }
 
 /// The leaf entry of `pid` at `addr`.
 fn leaf(m: &Machine, pid: Pid, addr: u64) -> LeafEntry {
     let p = m.process(pid).unwrap();
-    p.mm.page_table().leaf(m.phys(), addr).map_or(LeafEntry::None, |e| e.load().decode())
+    p.mm.page_table()
+        .leaf(m.phys(), addr)
+        .map_or(LeafEntry::None, |e| e.load().decode())
 }
 
 fn all_free(m: &Machine) {
@@ -60,7 +67,8 @@ fn install_frees_written_pages_and_fork_copies_markers_under_every_policy() {
         let m = machine(ForkName::Cow);
         let pid = m.spawn().unwrap();
         let n = 8;
-        m.mmap(pid, A, n * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED).unwrap();
+        m.mmap(pid, A, n * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+            .unwrap();
         for i in 0..n {
             store(&m, pid, A + i * PAGE, 100 + i).unwrap();
         }
@@ -70,7 +78,11 @@ fn install_frees_written_pages_and_fork_copies_markers_under_every_policy() {
         // Pages 2..6 become guard pages: their four frames are freed.
         m.madvise(pid, A + 2 * PAGE, 4 * PAGE, MADV_GUARD_INSTALL).unwrap();
         m.check().unwrap();
-        assert_eq!(m.phys().frames_used(), used - 4, "{policy:?}: install frees the zapped frames");
+        assert_eq!(
+            m.phys().frames_used(),
+            used - 4,
+            "{policy:?}: install frees the zapped frames"
+        );
         assert_eq!(m.stats().rss_pages, rss - 4, "{policy:?}: markers are not in rss");
         for i in 2..6 {
             assert_eq!(leaf(&m, pid, A + i * PAGE), LeafEntry::Guard);
@@ -119,7 +131,8 @@ fn install_frees_written_pages_and_fork_copies_markers_under_every_policy() {
         assert_eq!(load(&m, pid, A + 5 * PAGE), Err(FaultReason::Guard));
         m.munmap(pid, A + 4 * PAGE, PAGE).unwrap();
         m.check().unwrap();
-        m.mmap(pid, A + 4 * PAGE, PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED).unwrap();
+        m.mmap(pid, A + 4 * PAGE, PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+            .unwrap();
         assert_eq!(load(&m, pid, A + 4 * PAGE), Ok(0));
         m.check().unwrap();
         m.exit(pid).unwrap();
@@ -131,7 +144,8 @@ fn install_frees_written_pages_and_fork_copies_markers_under_every_policy() {
 fn markers_go_into_a_private_copy_of_a_fork_shared_table() {
     let m = machine(ForkName::SharedPt);
     let parent = m.spawn().unwrap();
-    m.mmap(parent, A, 8 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED).unwrap();
+    m.mmap(parent, A, 8 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+        .unwrap();
     for i in 0..8 {
         store(&m, parent, A + i * PAGE, 10 + i).unwrap();
     }
@@ -153,7 +167,11 @@ fn markers_go_into_a_private_copy_of_a_fork_shared_table() {
     assert_eq!(load(&m, child2, A + 3 * PAGE), Ok(13), "installed after the fork");
     let child3 = m.fork(parent).unwrap();
     assert_ne!(pd(&m, child3, A).0 & Pte::TABLE_COW, 0);
-    assert_eq!(leaf(&m, child3, A + 3 * PAGE), LeafEntry::Guard, "shared with the table");
+    assert_eq!(
+        leaf(&m, child3, A + 3 * PAGE),
+        LeafEntry::Guard,
+        "shared with the table"
+    );
     m.madvise(child3, A, 8 * PAGE, MADV_GUARD_REMOVE).unwrap();
     m.check().unwrap();
     assert_eq!(pd(&m, child3, A).0 & Pte::TABLE_COW, 0);
@@ -162,8 +180,14 @@ fn markers_go_into_a_private_copy_of_a_fork_shared_table() {
     // DONTNEED over the whole 2 MiB span of a shared table with markers
     // copies it (leaving the table would lose them).
     let child4 = m.fork(parent).unwrap();
-    m.mmap(child4, A + 8 * PAGE, MIB2 - 8 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
-        .unwrap();
+    m.mmap(
+        child4,
+        A + 8 * PAGE,
+        MIB2 - 8 * PAGE,
+        RW,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+    )
+    .unwrap();
     m.madvise(child4, A, MIB2, MADV_DONTNEED).unwrap();
     m.check().unwrap();
     assert_eq!(load(&m, child4, A + 3 * PAGE), Err(FaultReason::Guard));
@@ -227,8 +251,14 @@ fn private_file_mapping_guard_drops_the_private_copy() {
     m.madvise(p, A, PAGE, MADV_GUARD_REMOVE).unwrap();
     assert_eq!(load(&m, p, A), Ok(0x0303_0303_0303_0303), "the file's page again");
     // A locked VMA refuses install, not remove.
-    m.mmap(p, A + 8 * PAGE, PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_LOCKED)
-        .unwrap();
+    m.mmap(
+        p,
+        A + 8 * PAGE,
+        PAGE,
+        RW,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_LOCKED,
+    )
+    .unwrap();
     assert_eq!(m.madvise(p, A + 8 * PAGE, PAGE, MADV_GUARD_INSTALL), Err(Errno::EINVAL));
     assert_eq!(m.madvise(p, A + 8 * PAGE, PAGE, MADV_GUARD_REMOVE), Ok(()));
     m.exit(p).unwrap();

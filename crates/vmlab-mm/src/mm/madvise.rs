@@ -70,8 +70,8 @@ use crate::errno::{Errno, FaultReason, SysResult};
 use crate::pgtable::{leaf_slot, LeafEntry, Pte};
 use crate::phys::PhysMem;
 use crate::sync::Ordering;
-use alloc::vec::Vec;
 use crate::tlb::PendingFlush;
+use alloc::vec::Vec;
 
 /// Whether the kernel vmlab follows knows `advice` (`madvise_behavior_valid`).
 fn advice_valid(advice: u32) -> bool {
@@ -283,12 +283,13 @@ impl AddressSpace {
             // A shared table holding guard markers is copied, not left: the
             // markers must stay in this address space.
             let mut guarded: Vec<u64> = Vec::new();
-            self.page_table().for_each_pd_entry(phys, inner_start, inner_end, |span, pe| {
-                let v = Pte(pe.load(Ordering::Acquire));
-                if v.0 & Pte::TABLE_COW != 0 && table_has_guard(phys, v) {
-                    guarded.push(span);
-                }
-            });
+            self.page_table()
+                .for_each_pd_entry(phys, inner_start, inner_end, |span, pe| {
+                    let v = Pte(pe.load(Ordering::Acquire));
+                    if v.0 & Pte::TABLE_COW != 0 && table_has_guard(phys, v) {
+                        guarded.push(span);
+                    }
+                });
             for span in guarded {
                 unshare(span, span + PD_SPAN, flush)?;
             }
