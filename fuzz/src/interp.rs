@@ -887,10 +887,10 @@ impl<'m> State<'m> {
                 }
                 let pid = self.pid(p);
                 // Words of the parent to compare with the child's.
-                let probes: Vec<(u64, u64)> = if compare && !self.fork_differs.contains(&pid) {
-                    self.probe(pid)
+                let (probes, guards) = if compare && !self.fork_differs.contains(&pid) {
+                    (self.probe(pid), self.probe_guards(pid))
                 } else {
-                    Vec::new()
+                    (Vec::new(), Vec::new())
                 };
                 let r = match policy {
                     None => m.fork(pid),
@@ -919,6 +919,19 @@ impl<'m> State<'m> {
                                 }
                             }
                             self.fork_isolation(pid, child, &probes);
+                        }
+                        // Guard markers are copied: the child's guard pages fault alike.
+                        if !guards.is_empty() {
+                            let cpu = self.cpu(CpuSel(1));
+                            cpu.switch_to(child).expect("child exists");
+                            for &a in &guards {
+                                let r = cpu.load_u64(a).map_err(|f| f.reason);
+                                assert_eq!(
+                                    r,
+                                    Err(FaultReason::Guard),
+                                    "fork: guard page {a:#x} not a guard in the child"
+                                );
+                            }
                         }
                     }
                     Err(e) => assert_errno("fork", e, &[Errno::ESRCH, Errno::ENOMEM]),
@@ -1279,7 +1292,11 @@ impl<'m> State<'m> {
                         MADV_COLLAPSE,
                         MADV_DONTNEED,
                         MADV_FREE,
-                    ][advice as usize % 25],
+                        MADV_GUARD_INSTALL,
+                        MADV_GUARD_REMOVE,
+                        MADV_GUARD_INSTALL,
+                        MADV_GUARD_REMOVE,
+                    ][advice as usize % 29],
                     200..=219 => MADV_HWPOISON + (advice as u32 & 1),
                     _ => advice as u32,
                 };
@@ -1291,6 +1308,13 @@ impl<'m> State<'m> {
                     self.fork_differs.push(pid);
                 }
                 match r {
+                    // Every page of the range is a guard page now: no CPU
+                    // of the process may still reach one of its frames.
+                    Ok(()) if adv == MADV_GUARD_INSTALL && l != 0 => {
+                        let last = a + page_align(l) - PAGE_SIZE;
+                        self.assert_no_access(pid, a, Access::Read, "madvise(MADV_GUARD_INSTALL)");
+                        self.assert_no_access(pid, last, Access::Read, "madvise(MADV_GUARD_INSTALL)");
+                    }
                     Ok(()) => {}
                     Err(e) => assert_errno(
                         "madvise",
@@ -1552,6 +1576,25 @@ impl<'m> State<'m> {
             };
             assert!(r.is_err(), "{what}: CPU {c} can still {kind:?} at {addr:#x}");
         }
+    }
+
+    /// The words `probe` looks at that are guard pages of `pid`.
+    fn probe_guards(&mut self, pid: Pid) -> Vec<u64> {
+        let vmas = self.vmas(pid);
+        let cpu = self.cpu(CpuSel(0));
+        if vmas.is_empty() || cpu.switch_to(pid).is_err() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for &(s, e) in vmas.iter().take(2) {
+            let mid = s + ((e - s) / PAGE_SIZE / 2) * PAGE_SIZE;
+            for a in [s, mid + 8, e - 8] {
+                if cpu.load_u64(a).is_err_and(|f| f.reason == FaultReason::Guard) {
+                    out.push(a);
+                }
+            }
+        }
+        out
     }
 
     /// Up to 6 words of `pid` (first, middle and last page of up to two VMAs), read through CPU 0.

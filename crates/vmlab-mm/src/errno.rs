@@ -121,6 +121,9 @@ pub enum FaultReason {
     /// The access does not go to memory the process can reach (non-canonical
     /// or kernel address).
     BadAddress,
+    /// The page is a guard page (MADV_GUARD_INSTALL): `SEGV_MAPERR`, as
+    /// Linux's `handle_pte_marker` gives (`VM_FAULT_SIGSEGV`).
+    Guard,
     /// The page lies wholly beyond the end of the mapped file or shared
     /// memory object (SIGBUS, `BUS_ADRERR`).
     BeyondEof,
@@ -153,7 +156,7 @@ impl Fault {
     pub const fn si_code(&self) -> Option<i32> {
         use crate::mm::uapi::{BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, SEGV_PKUERR};
         match self.reason {
-            FaultReason::NotMapped | FaultReason::BadAddress => Some(SEGV_MAPERR),
+            FaultReason::NotMapped | FaultReason::BadAddress | FaultReason::Guard => Some(SEGV_MAPERR),
             FaultReason::Protection => Some(SEGV_ACCERR),
             FaultReason::ProtectionKey => Some(SEGV_PKUERR),
             FaultReason::BeyondEof => Some(BUS_ADRERR),

@@ -34,9 +34,9 @@ const RULES: &[(&str, &[&str])] = &[
     ("mapcount.fetch_update(", &["mm/pte_ops.rs"]),
     // The VM takes frames in one place (`PhysMem::alloc_page`), where the
     // next issue makes allocation reclaim instead of failing.
-    ("alloc_frames(", &["phys/mod.rs", "pgtable/walk.rs"]),
-    ("alloc_zeroed(", &["phys/mod.rs"]),
-    ("alloc_zeroed_on(", &["phys/mod.rs"]),
+    (".alloc_frames(", &["phys/mod.rs", "pgtable/walk.rs"]),
+    (".alloc_zeroed(", &["phys/mod.rs"]),
+    (".alloc_zeroed_on(", &["phys/mod.rs"]),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -115,4 +115,9 @@ fn the_scan_catches_a_stray_writer() {
     )
     .is_empty());
     assert_eq!(violations("mm/fork.rs", "let r = LeafRef(word);\n").len(), 1);
+    assert_eq!(
+        violations("mm/fault.rs", "let p = cx.phys.alloc_zeroed(FrameUse::Anon);\n").len(),
+        1
+    );
+    assert!(violations("phys/backing.rs", "let p = alloc::alloc::alloc_zeroed(layout);\n").is_empty());
 }

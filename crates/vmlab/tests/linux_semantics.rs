@@ -901,10 +901,311 @@ fn cases(pkeys: bool) -> Vec<Case> {
     all.extend(madvise_cases());
     all.extend(fork_cases());
     all.extend(stack_cases());
+    all.extend(guard_cases());
     all
 }
 
 /// MAP_GROWSDOWN mapping of `n` pages at page `at` (MAP_FIXED, private anonymous).
+/// MADV_GUARD_INSTALL / MADV_GUARD_REMOVE (Linux 6.13; shared and file
+/// mappings since 6.15): mm/madvise.c `madvise_guard_install`,
+/// `madvise_guard_remove`, `is_valid_guard_vma`; the marker is a PTE marker
+/// (`PTE_MARKER_GUARD`) that `handle_pte_marker` answers with SIGSEGV
+/// (SEGV_MAPERR), that `zap_pte_range` keeps unless `ZAP_FLAG_DROP_MARKER`
+/// (munmap, exit), that `copy_pte_range` copies and `move_ptes` moves.
+fn guard_cases() -> Vec<Case> {
+    let g = MADV_GUARD_INSTALL;
+    let gr = MADV_GUARD_REMOVE;
+    let maperr = || segv("MAPERR");
+    vec![
+        // Install zaps the page (data gone), an access is SEGV_MAPERR, the
+        // VMA is not split; remove clears markers only.
+        case("guard_install_faults_zaps_and_remove_clears_only_markers")
+            .op(mm(0, 4, RW))
+            .op(st(0, 1))
+            .op(st(1, 2))
+            .op(st(2, 3))
+            .op(ld(3))
+            .op(ma(1, 1, g))
+            .is(R::Ok)
+            .op(ld(1))
+            .is(maperr())
+            .op(st(1, 5))
+            .is(maperr())
+            .op(ma(1, 3, g))
+            .is(R::Ok)
+            .op(ld(2))
+            .is(maperr())
+            .op(ld(3))
+            .is(maperr())
+            .op(ld(0))
+            .is(R::Val(1))
+            .maps("0-4:rw-p")
+            .op(ma(1, 1, gr))
+            .is(R::Ok)
+            .op(ld(1))
+            .is(R::Val(0))
+            .op(ld(2))
+            .is(maperr())
+            .op(ma(0, 4, gr))
+            .is(R::Ok)
+            .op(ld(0))
+            .is(R::Val(1))
+            .op(ld(2))
+            .is(R::Val(0))
+            .op(ma(0, 4, gr))
+            .is(R::Ok)
+            .maps("0-4:rw-p"),
+        // madvise_dontneed_single_vma zaps without ZAP_FLAG_DROP_MARKER.
+        case("guard_kept_by_dontneed_free_and_dontneed_locked")
+            .op(mm(0, 2, RW))
+            .op(st(0, 1))
+            .op(st(1, 2))
+            .op(ma(0, 1, g))
+            .op(ma(0, 2, MADV_DONTNEED))
+            .is(R::Ok)
+            .op(ld(0))
+            .is(maperr())
+            .op(ld(1))
+            .is(R::Val(0))
+            .op(ma(0, 2, MADV_FREE))
+            .is(R::Ok)
+            .op(ld(0))
+            .is(maperr())
+            .op(ma(0, 2, MADV_DONTNEED_LOCKED))
+            .is(R::Ok)
+            .op(ld(0))
+            .is(maperr()),
+        // mprotect keeps markers; the VMA's own check comes first
+        // (access_error: SEGV_ACCERR), install works on PROT_NONE memory.
+        case("guard_survives_mprotect_and_vma_check_comes_first")
+            .op(mm(0, 2, RW))
+            .op(ma(0, 1, g))
+            .op(mp(0, 2, R_))
+            .is(R::Ok)
+            .op(ld(0))
+            .is(maperr())
+            .op(st(0, 1))
+            .is(segv("ACCERR"))
+            .op(mp(0, 2, PROT_NONE))
+            .op(ld(0))
+            .is(segv("ACCERR"))
+            .op(ma(1, 1, g))
+            .is(R::Ok)
+            .maps("0-2:---p")
+            .op(mp(0, 2, RW))
+            .op(ld(0))
+            .is(maperr())
+            .op(ld(1))
+            .is(maperr())
+            .maps("0-2:rw-p"),
+        // GUP over a marker fails: faultin_page_range gives EFAULT.
+        case("guard_populate_over_marker_is_efault")
+            .op(mm(0, 3, RW))
+            .op(ma(1, 1, g))
+            .op(ma(0, 3, MADV_POPULATE_READ))
+            .is(err(Errno::EFAULT))
+            .op(ma(0, 3, MADV_POPULATE_WRITE))
+            .is(err(Errno::EFAULT))
+            .op(ma(0, 1, MADV_POPULATE_WRITE))
+            .is(R::Ok)
+            .op(ma(2, 1, MADV_POPULATE_READ))
+            .is(R::Ok)
+            .op(ld(1))
+            .is(maperr()),
+        // move_ptes moves markers with the pages; shrinking drops them.
+        case("guard_moves_with_mremap_and_shrink_drops_it")
+            .op(mm(0, 3, RW))
+            .op(st(0, 1))
+            .op(st(2, 3))
+            .op(ma(1, 1, g))
+            .op(mr(0, 3, 3, FXD, 10))
+            .is(at(10))
+            .op(ld(11))
+            .is(maperr())
+            .op(ld(10))
+            .is(R::Val(1))
+            .op(ld(12))
+            .is(R::Val(3))
+            .op(ld(1))
+            .is(maperr())
+            .op(ma(12, 1, g))
+            .op(mr(10, 3, 2, 0, 0))
+            .is(at(10))
+            .op(mr(10, 2, 3, 0, 0))
+            .is(at(10))
+            .op(ld(12))
+            .is(R::Val(0))
+            .op(ld(11))
+            .is(maperr())
+            .maps("10-13:rw-p"),
+        // munmap and MAP_FIXED replacement zap with ZAP_FLAG_DROP_MARKER.
+        case("guard_removed_by_munmap_and_map_fixed")
+            .op(mm(0, 2, RW))
+            .op(ma(0, 2, g))
+            .op(un(0, 1))
+            .op(mm(0, 1, RW))
+            .op(ld(0))
+            .is(R::Val(0))
+            .op(mm(1, 1, RW))
+            .op(ld(1))
+            .is(R::Val(0))
+            .op(mm(3, 3, RW))
+            .op(ma(3, 3, g))
+            .op(un(4, 1))
+            .is(R::Ok)
+            .op(ld(3))
+            .is(maperr())
+            .op(ld(5))
+            .is(maperr())
+            .maps("0-2:rw-p 3-4:rw-p 5-6:rw-p"),
+        // is_valid_guard_vma: VM_LOCKED refuses install (EINVAL), not
+        // remove; madvise_walk_vmas stops at the refusing VMA, keeping
+        // what it did before.
+        case("guard_locked_vma_einval_after_earlier_vmas")
+            .op(mmf(0, 2, RW, FX | MAP_LOCKED))
+            .op(ma(0, 1, g))
+            .is(err(Errno::EINVAL))
+            .op(ma(0, 1, gr))
+            .is(R::Ok)
+            .op(ld(0))
+            .is(R::Val(0))
+            .op(mm(4, 2, RW))
+            .op(mmf(6, 1, RW, FX | MAP_LOCKED))
+            .op(mm(7, 1, RW))
+            .op(ma(4, 4, g))
+            .is(err(Errno::EINVAL))
+            .op(ld(4))
+            .is(maperr())
+            .op(ld(5))
+            .is(maperr())
+            .op(ld(6))
+            .is(R::Val(0))
+            .op(ld(7))
+            .is(R::Val(0))
+            .maps("0-2:rw-p 4-6:rw-p 6-7:rw-p 7-8:rw-p"),
+        // Holes: ENOMEM at the end, the mapped parts done all the same.
+        case("guard_holes_enomem_but_mapped_parts_done")
+            .op(mm(0, 2, RW))
+            .op(mm(3, 2, RW))
+            .op(ma(0, 5, g))
+            .is(err(Errno::ENOMEM))
+            .op(ld(0))
+            .is(maperr())
+            .op(ld(4))
+            .is(maperr())
+            .op(ma(0, 5, gr))
+            .is(err(Errno::ENOMEM))
+            .op(ld(0))
+            .is(R::Val(0))
+            .op(ld(4))
+            .is(R::Val(0))
+            .op(ma(2, 2, g))
+            .is(err(Errno::ENOMEM))
+            .op(ld(3))
+            .is(maperr())
+            .op(ma(2, 1, g))
+            .is(err(Errno::ENOMEM))
+            .op(ma(2, 1, gr))
+            .is(err(Errno::ENOMEM))
+            .maps("0-2:rw-p 3-5:rw-p"),
+        // Shared memory (6.15): the marker hides the page, the object
+        // keeps its contents.
+        case("guard_shared_anon_keeps_object_contents")
+            .op(shm(0, 2, RW))
+            .op(st(0, 5))
+            .op(ma(0, 1, g))
+            .is(R::Ok)
+            .op(ld(0))
+            .is(maperr())
+            .op(ma(0, 2, MADV_DONTNEED))
+            .op(ld(0))
+            .is(maperr())
+            .op(ma(0, 1, gr))
+            .is(R::Ok)
+            .op(ld(0))
+            .is(R::Val(5))
+            .maps("0-2:rw-s"),
+        case("guard_droppable_accepted")
+            .op(mmf(0, 1, RW, DROP))
+            .op(ma(0, 1, g))
+            .is(R::Ok)
+            .op(ld(0))
+            .is(maperr()),
+        // Install calls anon_vma_prepare, so fork copies the page tables
+        // even with no page ever faulted; the child's markers are its own.
+        case("guard_fork_copies_markers_of_untouched_vma")
+            .op(mm(0, 3, RW))
+            .op(ma(1, 1, g))
+            .op(fork(vec![ld(0), ld(1), ld(2), Op::Maps, ma(1, 1, gr), ld(1)]))
+            .is(child(vec![
+                R::Val(0),
+                maperr(),
+                R::Val(0),
+                maps("0-3:rw-p"),
+                R::Ok,
+                R::Val(0),
+            ]))
+            .op(ld(1))
+            .is(maperr()),
+        case("guard_fork_copies_markers_between_written_pages")
+            .op(mm(0, 3, RW))
+            .op(st(0, 1))
+            .op(st(2, 3))
+            .op(ma(1, 1, g))
+            .op(fork(vec![ld(0), ld(1), ld(2), st(0, 9), st(1, 9), ld(0)]))
+            .is(child(vec![R::Val(1), maperr(), R::Val(3), R::Ok, maperr(), R::Val(9)]))
+            .op(ld(0))
+            .is(R::Val(1))
+            .op(ld(1))
+            .is(maperr()),
+        case("guard_fork_shared_anon_copies_markers")
+            .op(shm(0, 2, RW))
+            .op(st(1, 7))
+            .op(ma(0, 1, g))
+            .op(fork(vec![ld(0), ld(1)]))
+            .is(child(vec![maperr(), R::Val(7)])),
+        // dup_mmap copies no page table of a VM_WIPEONFORK VMA; a
+        // VM_DONTCOPY VMA is not in the child at all.
+        case("guard_fork_wipeonfork_and_dontfork")
+            .op(mm(0, 2, RW))
+            .op(ma(1, 1, g))
+            .op(ma(0, 2, MADV_WIPEONFORK))
+            .op(mm(3, 2, RW))
+            .op(ma(4, 1, g))
+            .op(ma(3, 2, MADV_DONTFORK))
+            .op(fork(vec![ld(1), ld(0), Op::Maps]))
+            .is(child(vec![R::Val(0), R::Val(0), maps("0-2:rw-p")]))
+            .op(ld(1))
+            .is(maperr())
+            .op(ld(4))
+            .is(maperr()),
+        // Markers installed in the child after fork: its tables are its own
+        // (shared_pt: the fork-shared table is unshared first).
+        case("guard_install_in_child_after_fork")
+            .op(mm(0, 2, RW))
+            .op(st(0, 1))
+            .op(st(1, 2))
+            .op(fork(vec![ma(0, 1, g), ld(0), ld(1), ma(0, 1, gr), ld(0)]))
+            .is(child(vec![R::Ok, maperr(), R::Val(2), R::Ok, R::Val(0)]))
+            .op(ld(0))
+            .is(R::Val(1)),
+        // DONTNEED over whole 2 MiB spans in the child keeps the markers the
+        // parent's tables held (shared_pt: such a table is copied, not left).
+        case("guard_fork_then_dontneed_whole_window_keeps_markers")
+            .op(mm(0, 1024, RW))
+            .op(st(0, 1))
+            .op(st(600, 2))
+            .op(ma(5, 1, g))
+            .op(ma(700, 1, g))
+            .op(fork(vec![ma(0, 1024, MADV_DONTNEED), ld(5), ld(700), ld(0), ld(600)]))
+            .is(child(vec![R::Ok, maperr(), maperr(), R::Val(0), R::Val(0)]))
+            .op(ld(0))
+            .is(R::Val(1))
+            .op(ld(5))
+            .is(maperr()),
+    ]
+}
+
 fn gd(at: i64, n: u64, prot: u32) -> Op {
     mmf(at, n, prot, FX | MAP_GROWSDOWN)
 }

@@ -12,7 +12,7 @@
 //! and take the guarded `MapState` as an argument.
 
 use super::fault::NO_CPU;
-use super::pte_ops::{self, Rss};
+use super::pte_ops::{self, Markers, Rss};
 use super::stack::Rlimit;
 use super::vma::{Backing, Prot, VmFlags, Vma};
 use super::vma_map::{VmaMap, VmaMapPolicy, VmaTree};
@@ -296,18 +296,41 @@ impl AddressSpace {
     /// once the TLBs are flushed. Page-table pages are
     /// pruned afterwards by the caller. Linux: `zap_page_range` /
     /// `zap_pte_range` into an `mmu_gather`.
+    /// Guard markers go too (munmap, exit, exec, MAP_FIXED: Linux
+    /// `ZAP_FLAG_DROP_MARKER`); `zap_range_keeping_guards` leaves them.
     pub fn zap_range(&self, phys: &PhysMem, start: u64, end: u64, flush: &mut PendingFlush) {
-        self.zap_range_if(phys, start, end, flush, |_| true)
+        self.zap_range_with(phys, start, end, Markers::Drop, flush, |_| true);
+    }
+
+    /// `zap_range` for MADV_DONTNEED / MADV_DONTNEED_LOCKED / MADV_FREE:
+    /// guard markers stay (Linux `madvise_dontneed_single_vma`'s
+    /// `zap_details` has no `ZAP_FLAG_DROP_MARKER`).
+    pub fn zap_range_keeping_guards(&self, phys: &PhysMem, start: u64, end: u64, flush: &mut PendingFlush) {
+        self.zap_range_with(phys, start, end, Markers::Keep, flush, |_| true);
     }
 
     /// `zap_range` of only the entries `pick` chooses (it sees each
-    /// non-empty entry before it is cleared). The map lock is held for
-    /// writing, so no walk changes an entry between the look and the swap.
+    /// non-empty entry before it is cleared), keeping guard markers (a
+    /// truncation or hole punch takes the file's pages, not the mapping's
+    /// markers). The map lock is held for writing, so no walk changes an
+    /// entry between the look and the zap.
     pub(crate) fn zap_range_if(
         &self,
         phys: &PhysMem,
         start: u64,
         end: u64,
+        flush: &mut PendingFlush,
+        pick: impl Fn(Pte) -> bool,
+    ) {
+        self.zap_range_with(phys, start, end, Markers::Keep, flush, pick);
+    }
+
+    fn zap_range_with(
+        &self,
+        phys: &PhysMem,
+        start: u64,
+        end: u64,
+        markers: Markers,
         flush: &mut PendingFlush,
         pick: impl Fn(Pte) -> bool,
     ) {
@@ -317,7 +340,7 @@ impl AddressSpace {
                 return;
             }
             // A store through a shared mapping leaves the page dirty.
-            pte_ops::clear(phys, Rss::Of(self, NO_CPU), e, va, flush);
+            pte_ops::zap(phys, Rss::Of(self, NO_CPU), e, va, markers, flush);
         });
     }
 

@@ -279,7 +279,11 @@ fn handle_fault_inner(
             }
             // Entry kinds the next issues bring (swap-in, migration wait)
             // have no writer yet: an entry holding one is a broken state.
-            LeafEntry::Guard | LeafEntry::Swap(_) | LeafEntry::Migration { .. } | LeafEntry::Invalid(_) => {
+            // A guard page (MADV_GUARD_INSTALL): the access was allowed by
+            // the VMA, so this comes after the protection check, as Linux's
+            // `handle_pte_marker` does.
+            LeafEntry::Guard => return Err(Fault::segv(addr, FaultReason::Guard).into()),
+            LeafEntry::Swap(_) | LeafEntry::Migration { .. } | LeafEntry::Invalid(_) => {
                 return Err(Fault::segv(addr, FaultReason::BadAddress).into());
             }
         }

@@ -9,9 +9,11 @@
 //!   anonymous page now; nothing is owed later.
 //!
 //! All three give the same visible semantics. As in Linux (`vma_needs_copy`),
-//! only VMAs with anonymous pages (an anonymous identity) have their page
-//! tables copied; the child faults the rest in again from the zero page or
-//! the memory object.
+//! only VMAs with an anonymous identity (anonymous pages, or guard markers:
+//! MADV_GUARD_INSTALL gives one, shared VMAs included) have their page
+//! tables copied, markers with the rest (`pte_ops::copy_into`: a marker
+//! holds no frame); the child faults the rest in again from the zero page
+//! or the memory object.
 
 use super::address_space::AddressSpace;
 use super::fault::FaultCtx;
@@ -126,10 +128,17 @@ impl AddressSpace {
                 // leaf table (a span without one has nothing to share or copy;
                 // walking only the tables keeps a huge sparse VMA cheap).
                 let mut spans: Vec<u64> = Vec::new();
+                // Spans whose table is an object's (a shared VMA with an
+                // anonymous identity, given by MADV_GUARD_INSTALL elsewhere
+                // in it): that table is every mapper's, never fork-shared.
+                let mut object_spans: Vec<u64> = Vec::new();
                 for v in copied.iter().filter(|v| needs_copy(v)) {
-                    self.page_table().for_each_pd_entry(phys, v.start, v.end, |s, _| {
+                    self.page_table().for_each_pd_entry(phys, v.start, v.end, |s, pe| {
                         if spans.last() != Some(&s) {
                             spans.push(s);
+                        }
+                        if pe.load(Ordering::Acquire) & Pte::TABLE_OBJ != 0 {
+                            object_spans.push(s);
                         }
                     });
                 }
@@ -138,7 +147,7 @@ impl AddressSpace {
                     let end = (span + PD_SPAN).min(TASK_SIZE);
                     // A table can be shared only if the child inherits every
                     // VMA in its span (a MADV_DONTFORK VMA must not leak).
-                    let mut shareable = true;
+                    let mut shareable = !object_spans.contains(&span);
                     for s in st.vmas.starts_in(span, end) {
                         let not_inherited = VmFlags::DONTCOPY | VmFlags::WIPEONFORK;
                         if st.vmas.find(s).is_some_and(|v| v.flags.0 & not_inherited != 0) {

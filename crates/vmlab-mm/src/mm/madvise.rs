@@ -38,24 +38,39 @@
 //!   calls `vfs_fallocate(PUNCH_HOLE | KEEP_SIZE)`, which unmaps the pages
 //!   from every mapping, so `Machine::madvise` punches it once this address
 //!   space's map lock is released (`Machine::punch_hole`).
-//!
-//! Not modelled (a different answer from Linux, documented):
-//! MADV_GUARD_INSTALL/REMOVE (guard-page PTE markers) give EINVAL.
+//! - MADV_GUARD_INSTALL (Linux 6.13; file-backed and shared mappings since
+//!   6.15): EINVAL on a locked VMA; else the VMA gets an anonymous identity
+//!   (Linux `anon_vma_prepare`, so that fork copies its page tables, markers
+//!   and all), tables shared with other address spaces over the range are
+//!   unshared (a fork-shared table is frozen, an object table is every
+//!   mapper's), the range is zapped (its data is gone) and every entry
+//!   becomes the guard marker (`pte_ops::install_guard`). A load or store
+//!   there is SIGSEGV with SEGV_MAPERR (`FaultReason::Guard`), after the
+//!   VMA's own protection check. The VMA is neither split nor changed, so
+//!   `/proc/PID/maps` shows nothing. Markers stay through MADV_DONTNEED,
+//!   MADV_DONTNEED_LOCKED, MADV_FREE and mprotect, move with mremap, are
+//!   copied by fork (not into a MADV_WIPEONFORK VMA), and go with munmap,
+//!   exit, exec and MAP_FIXED replacement. MADV_POPULATE_* over one is EFAULT.
+//! - MADV_GUARD_REMOVE: removes the markers of the range only (locked VMAs
+//!   too); pages and other entries stay.
 //!
 //! Linux: `do_madvise`, `is_valid_madvise`, `madvise_walk_vmas`,
-//! `madvise_vma_behavior`, `madvise_dontneed_free`, `madvise_populate`.
+//! `madvise_vma_behavior`, `madvise_dontneed_free`, `madvise_populate`,
+//! `madvise_guard_install`, `madvise_guard_remove`, `is_valid_guard_vma`.
 
 use super::address_space::{is_private_anon, AddressSpace, MapState};
 use super::fault::{handle_fault_locked, Access, FaultCtx, FaultError, PageRead};
 use super::object::MemObject;
+use super::pte_ops;
 use super::shared_pt::PD_SPAN;
 use super::uapi::*;
 use super::vma::{Backing, VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::PAGE_SIZE;
 use crate::errno::{Errno, FaultReason, SysResult};
+use crate::pgtable::{leaf_slot, LeafEntry, Pte};
 use crate::phys::PhysMem;
-use crate::sync::Arc;
+use crate::sync::{Arc, Ordering};
 use crate::tlb::PendingFlush;
 use alloc::vec::Vec;
 
@@ -172,7 +187,7 @@ impl AddressSpace {
             if advice == MADV_REMOVE {
                 removes.push(remove_valid(&st, at, piece_end)?);
             } else {
-                self.advise_vma_locked(cx.phys, &mut st, at, piece_end, advice, flush)?;
+                self.advise_vma_locked(cx, &mut st, at, piece_end, advice, flush)?;
             }
             at = piece_end;
             if at >= end {
@@ -190,13 +205,14 @@ impl AddressSpace {
     /// Linux: `madvise_vma_behavior`.
     fn advise_vma_locked(
         &self,
-        phys: &PhysMem,
+        cx: &FaultCtx<'_>,
         st: &mut MapState,
         start: u64,
         end: u64,
         advice: u32,
         flush: &mut PendingFlush,
     ) -> SysResult<()> {
+        let phys = cx.phys;
         let Some(v) = Self::vma_lookup(st, start) else {
             return Err(Errno::ENOMEM);
         };
@@ -221,7 +237,11 @@ impl AddressSpace {
                 return self.zap_advised_locked(st, phys, start, end, flush);
             }
             MADV_COLLAPSE => return collapse(v, start, end),
-            MADV_GUARD_INSTALL | MADV_GUARD_REMOVE => return Err(Errno::EINVAL),
+            // is_valid_guard_vma: vmlab has no VM_SPECIAL or hugetlb
+            // VMAs, so only a lock refuses (install only).
+            MADV_GUARD_INSTALL if locked => return Err(Errno::EINVAL),
+            MADV_GUARD_INSTALL => return self.guard_install_locked(cx, st, start, end, flush),
+            MADV_GUARD_REMOVE => return self.guard_remove_locked(st, phys, start, end, flush),
             MADV_NORMAL => new &= !(VmFlags::SEQ_READ | VmFlags::RAND_READ),
             MADV_SEQUENTIAL => new = (new & !VmFlags::RAND_READ) | VmFlags::SEQ_READ,
             MADV_RANDOM => new = (new & !VmFlags::SEQ_READ) | VmFlags::RAND_READ,
@@ -284,14 +304,87 @@ impl AddressSpace {
                 .map_err(|_| Errno::EAGAIN)
         };
         if inner_start < inner_end {
+            // A shared table holding guard markers is copied, not left: the
+            // markers must stay in this address space.
+            let mut guarded: Vec<u64> = Vec::new();
+            self.page_table()
+                .for_each_pd_entry(phys, inner_start, inner_end, |span, pe| {
+                    let v = Pte(pe.load(Ordering::Acquire));
+                    if v.0 & Pte::TABLE_COW != 0 && table_has_guard(phys, v) {
+                        guarded.push(span);
+                    }
+                });
+            for span in guarded {
+                unshare(span, span + PD_SPAN, flush)?;
+            }
             self.detach_shared_tables_locked(st, phys, inner_start, inner_end, flush);
             unshare(start, inner_start, flush)?;
             unshare(inner_end, end, flush)?;
         } else {
             unshare(start, end, flush)?;
         }
-        self.zap_range(phys, start, end, flush);
+        self.zap_range_keeping_guards(phys, start, end, flush);
         self.page_table().prune(phys, start, end);
+        Ok(())
+    }
+
+    /// MADV_GUARD_INSTALL on `[start, end)`, which lies in one VMA that
+    /// accepts it (see the module doc). ENOMEM if a page-table page (or a
+    /// private copy of a shared table) cannot be had; the markers already
+    /// written stay, as Linux's do. Linux: `madvise_guard_install`.
+    fn guard_install_locked(
+        &self,
+        cx: &FaultCtx<'_>,
+        st: &MapState,
+        start: u64,
+        end: u64,
+        flush: &mut PendingFlush,
+    ) -> SysResult<()> {
+        let phys = cx.phys;
+        let v = Self::vma_lookup(st, start).ok_or(Errno::ENOMEM)?;
+        // The range is no longer empty as page tables go: fork must copy it.
+        AddressSpace::prepare_anon_locked(st, v, cx.next_anon_id);
+        self.unshare_range_locked(st, phys, start, end, flush)
+            .map_err(|_| Errno::ENOMEM)?;
+        // Installing replaces whatever is mapped: the data is gone.
+        self.zap_range_keeping_guards(phys, start, end, flush);
+        let mut at = start;
+        while at < end {
+            let (_, e) = self.page_table().leaf_alloc_in(phys, at).map_err(|_| Errno::ENOMEM)?;
+            let cur = e.load();
+            // Under the write lock nothing else fills the entry: it is none
+            // (zapped) or already a marker.
+            if cur.is_none() {
+                pte_ops::install_guard(e, cur);
+            }
+            at += PAGE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// MADV_GUARD_REMOVE on `[start, end)`: clear the guard markers there,
+    /// nothing else. A shared table holding one is unshared first (it is
+    /// frozen). Linux: `madvise_guard_remove`.
+    fn guard_remove_locked(
+        &self,
+        st: &MapState,
+        phys: &PhysMem,
+        start: u64,
+        end: u64,
+        flush: &mut PendingFlush,
+    ) -> SysResult<()> {
+        let mut any = false;
+        self.page_table().for_each_leaf(phys, start, end, |_, e| {
+            any |= e.load().decode() == LeafEntry::Guard;
+        });
+        if !any {
+            return Ok(());
+        }
+        self.unshare_range_locked(st, phys, start, end, flush)
+            .map_err(|_| Errno::ENOMEM)?;
+        self.page_table().for_each_leaf(phys, start, end, |_, e| {
+            pte_ops::remove_guard(e);
+        });
         Ok(())
     }
 
@@ -357,6 +450,11 @@ fn remove_valid(st: &MapState, start: u64, end: u64) -> SysResult<Removal> {
             len: end - start,
         }),
     }
+}
+
+/// Whether the leaf table behind PD entry `pd` holds a guard marker.
+fn table_has_guard(phys: &PhysMem, pd: Pte) -> bool {
+    (0..512).any(|i| leaf_slot(phys, pd.pfn(), i).is_some_and(|e| e.load().decode() == LeafEntry::Guard))
 }
 
 /// MADV_COLLAPSE on `[start, end)` of `v` (see the module doc).

@@ -42,6 +42,7 @@
 //! lock of this module held, except at reap (a dead object, which no one
 //! else can reach).
 
+use super::fault::NO_CPU;
 use super::fault::{discard_frame, new_anon_frame, Access, FaultCtx, FaultError, PageRead};
 use super::pte_ops::{self, Rss};
 use super::stats::MmCounters;
@@ -49,7 +50,6 @@ use super::vma::{ObjectId, VmFlags, Vma};
 use crate::addr::{page_floor, Pfn, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, Fault, FaultReason, Signal};
 use crate::pgtable::{LeafRef, Pte};
-use super::fault::NO_CPU;
 use crate::phys::{Fill, FrameDesc, FrameUse, Owner, PhysMem, PG_DIRTY, PG_SWAPBACKED};
 use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::tlb::PendingFlush;

@@ -32,7 +32,7 @@
 use super::address_space::AddressSpace;
 use super::object::transfer_dirty;
 use crate::addr::vpn;
-use crate::pgtable::{LeafRef, Pte};
+use crate::pgtable::{LeafEntry, LeafRef, Pte};
 use crate::phys::PhysMem;
 use crate::sync::Ordering;
 use crate::tlb::PendingFlush;
@@ -191,6 +191,56 @@ pub(crate) fn clear(phys: &PhysMem, rss: Rss<'_>, e: LeafRef<'_>, va: u64, flush
     retire(phys, va, old, flush);
     rss.add(-(counted(old) as isize));
     old
+}
+
+/// Which non-frame markers a zap leaves in place.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Markers {
+    /// MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE: guard markers stay
+    /// (Linux `zap_details` without `ZAP_FLAG_DROP_MARKER`).
+    Keep,
+    /// munmap, exit, exec, MAP_FIXED replacement, a table released: every
+    /// entry goes (Linux `unmap_vmas` with `ZAP_FLAG_DROP_MARKER`).
+    Drop,
+}
+
+/// Zap `e` (`[va]`) as `clear` does, except that a guard marker stays when
+/// `markers` is `Keep`. Returns what it held (`Pte(0)` if it was left).
+/// Linux: `zap_pte_range` → `zap_nonpresent_ptes` → `zap_install_uffd_wp_if_needed`
+/// / `should_zap_markers`.
+#[inline]
+pub(crate) fn zap(
+    phys: &PhysMem,
+    rss: Rss<'_>,
+    e: LeafRef<'_>,
+    va: u64,
+    markers: Markers,
+    flush: &mut PendingFlush,
+) -> Pte {
+    let cur = e.load();
+    if cur.is_none() || (markers == Markers::Keep && cur.decode() == LeafEntry::Guard) {
+        return Pte(0);
+    }
+    clear(phys, rss, e, va, flush)
+}
+
+/// Put the guard marker into the entry `e` if it still holds `cur`, which
+/// must be none (MADV_GUARD_INSTALL zaps the range first). No frame and no
+/// translation is involved: nothing to count or flush. `false` if the entry
+/// changed. Linux: `guard_install_set_pte` (`set_pte_at` of
+/// `make_pte_marker(PTE_MARKER_GUARD)`).
+#[inline]
+pub(crate) fn install_guard(e: LeafRef<'_>, cur: Pte) -> bool {
+    debug_assert!(cur.is_none() && !cur.locked());
+    e.raw_cas(cur, Pte::GUARD, Ordering::AcqRel).is_ok()
+}
+
+/// Remove the guard marker from `e` if it holds one (MADV_GUARD_REMOVE);
+/// any other entry is left alone. Returns whether a marker went.
+/// Linux: `guard_remove_pte_entry` (`pte_clear` of a guard marker only).
+#[inline]
+pub(crate) fn remove_guard(e: LeafRef<'_>) -> bool {
+    e.raw_cas(Pte::GUARD, Pte(0), Ordering::AcqRel).is_ok()
 }
 
 /// Change the bits of `e` without changing what it maps (protection,

@@ -205,7 +205,9 @@ impl AddressSpace {
                 }
                 continue;
             }
-            let copy = phys.alloc_page(NO_CPU, FrameUse::PageTable, Fill::Zero).ok_or(NoFrame)?;
+            let copy = phys
+                .alloc_page(NO_CPU, FrameUse::PageTable, Fill::Zero)
+                .ok_or(NoFrame)?;
             for idx in 0..512 {
                 let (Some(e), Some(ce)) = (leaf_slot(phys, table, idx), leaf_slot(phys, copy, idx)) else {
                     break;
@@ -292,7 +294,11 @@ impl AddressSpace {
         let mut reg = obj.shared_tables.lock();
         let (table, fresh) = match reg.get(&key) {
             Some(t) => (t.table, false),
-            None => (phys.alloc_page(NO_CPU, FrameUse::PageTable, Fill::Zero).ok_or(NoFrame)?, true),
+            None => (
+                phys.alloc_page(NO_CPU, FrameUse::PageTable, Fill::Zero)
+                    .ok_or(NoFrame)?,
+                true,
+            ),
         };
         if pe
             .compare_exchange(cur.0, Pte::new(table, flags).0, Ordering::AcqRel, Ordering::Acquire)
@@ -342,7 +348,9 @@ impl AddressSpace {
         // Mapping changes come after unsharing, so the object VMA is still here.
         let Some(obj) = object_at(st, span) else { return Ok(()) };
         let table = cur.pfn();
-        let copy = phys.alloc_page(NO_CPU, FrameUse::PageTable, Fill::Zero).ok_or(NoFrame)?;
+        let copy = phys
+            .alloc_page(NO_CPU, FrameUse::PageTable, Fill::Zero)
+            .ok_or(NoFrame)?;
         for idx in 0..512 {
             let (Some(e), Some(ce)) = (leaf_slot(phys, table, idx), leaf_slot(phys, copy, idx)) else {
                 break;

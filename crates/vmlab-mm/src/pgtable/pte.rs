@@ -10,7 +10,7 @@
 //! | PROT_NONE | P=0, PROTNONE (11); otherwise as present | P=0, `_PAGE_PROTNONE` = bit 8 (the global bit) |
 //! | swap | P=0, PROTNONE=0, kind 52-53 = 1; type 54-58; offset 12-51 | P=0; type in bits 1-5 (5 bits) with the *inverted* offset from bit 9 (L1TF mitigation); PROTNONE clear |
 //! | migration | kind = 2; pfn 12-51; writable at 54 | a swap entry of a reserved type (`SWP_MIGRATION_READ/WRITE`) |
-//! | guard marker | kind = 3 | a PTE marker (`PTE_MARKER_GUARD`), a swap entry of type `SWP_PTE_MARKER` |
+//! | guard marker | kind = 3, nothing else (MADV_GUARD_INSTALL; `pte_ops::install_guard`/`remove_guard`; kept by DONTNEED, dropped by munmap) | a PTE marker (`PTE_MARKER_GUARD`), a swap entry of type `SWP_PTE_MARKER` |
 //! | claimed | LOCK (9) set on any of the above (`fault_lock = pte_bit`) | (none: seed 000 #5's proposal) |
 //!
 //! vmlab's software bits are 9 (LOCK), 10 (SPECIAL), 11 (PROTNONE), which

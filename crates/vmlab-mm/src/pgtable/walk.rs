@@ -110,7 +110,9 @@ impl<'a> LeafRef<'a> {
 impl PageTable {
     /// A new tree with an empty root.
     pub fn new(phys: &PhysMem) -> Result<PageTable, NoFrame> {
-        let root = phys.alloc_page(usize::MAX, FrameUse::PageTable, Fill::Zero).ok_or(NoFrame)?;
+        let root = phys
+            .alloc_page(usize::MAX, FrameUse::PageTable, Fill::Zero)
+            .ok_or(NoFrame)?;
         Ok(PageTable { root })
     }
 
@@ -313,7 +315,9 @@ const UPPER_LEVELS: [Level; 3] = [Level::Pml4, Level::Pdpt, Level::Pd];
 #[inline(never)]
 fn install_table(phys: &PhysMem, e: &AtomicU64, cur: Pte) -> Result<Pte, NoFrame> {
     // Not from a per-CPU list: a table is not on any CPU's fault fast path.
-    let new = phys.alloc_page(usize::MAX, FrameUse::PageTable, Fill::Zero).ok_or(NoFrame)?;
+    let new = phys
+        .alloc_page(usize::MAX, FrameUse::PageTable, Fill::Zero)
+        .ok_or(NoFrame)?;
     let want = Pte::new(new, Pte::TABLE_FLAGS);
     match e.compare_exchange(cur.0, want.0, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => Ok(want),

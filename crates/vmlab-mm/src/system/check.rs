@@ -36,7 +36,7 @@ use super::machine::{Machine, Pid, Process};
 use crate::addr::{is_page_aligned, Pfn, TASK_SIZE};
 use crate::frame::FrameAllocator;
 use crate::mm::{VmFlags, Vma, VmaMap};
-use crate::pgtable::{Level, Pte};
+use crate::pgtable::{LeafEntry, Level, Pte};
 use crate::phys::{FrameUse, Owner, PG_SWAPBACKED};
 use crate::sync::{Arc, Ordering};
 use alloc::collections::BTreeMap;
@@ -215,6 +215,9 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
                 if let Some(words) = phys.ram().frame(table) {
                     for w in words {
                         let pte = Pte(w.load(Ordering::Acquire));
+                        if parent.0 & Pte::TABLE_OBJ != 0 && pte.decode() == LeafEntry::Guard {
+                            bad = Some(format!("pid {}: guard marker in object table {}", p.pid, table.0));
+                        }
                         if pte.maps_frame() && !pte.special() {
                             if let Some(c) = maps.get_mut(pte.pfn().0) {
                                 *c += 1;
@@ -242,6 +245,17 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
             if pte.locked() {
                 bad = Some(format!("pid {}: PTE at {va:#x} left locked", p.pid));
                 return;
+            }
+            match pte.decode() {
+                // A guard marker (MADV_GUARD_INSTALL) may be in any VMA,
+                // of any protection; it maps no frame (no rss, no mapcount).
+                LeafEntry::Guard => return,
+                LeafEntry::None | LeafEntry::Present(_) | LeafEntry::ProtNone(_) => {}
+                // Nothing writes the others yet.
+                other => {
+                    bad = Some(format!("pid {}: PTE {:#x} at {va:#x} holds {other:?}", p.pid, pte.0));
+                    return;
+                }
             }
             if pte.maps_frame() && pte.0 & Pte::PKEY_MASK != crate::mm::address_space::leaf_pkey_bits(v.flags) {
                 bad = Some(format!(

@@ -229,7 +229,7 @@ pub fn errno_name(code: i32) -> String {
 
 fn fault_name(f: Fault) -> String {
     match (f.signal, f.reason) {
-        (Signal::Segv, FaultReason::NotMapped) => "MAPERR".into(),
+        (Signal::Segv, FaultReason::NotMapped | FaultReason::Guard) => "MAPERR".into(),
         (Signal::Segv, FaultReason::Protection) => "ACCERR".into(),
         (Signal::Segv, FaultReason::ProtectionKey) => "PKUERR".into(),
         // SIGBUS with BUS_ADRERR: a page wholly past the end of an object.
