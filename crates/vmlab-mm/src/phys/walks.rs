@@ -69,6 +69,13 @@ impl WalkTracker {
         }
     }
 
+    /// CPU `cpu`'s mark word, for a CPU handle that keeps its own count
+    /// (`Cpu`: odd while walking, +2 per walk, only it writes the word);
+    /// `None` past the last CPU.
+    pub fn mark(&self, cpu: usize) -> Option<&AtomicU64> {
+        (cpu < self.cpus).then(|| self.marks.get(cpu))
+    }
+
     /// Table frames waiting for a walker to leave.
     pub fn pending(&self) -> usize {
         self.pending.load(Ordering::Acquire)

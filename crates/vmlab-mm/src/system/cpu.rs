@@ -27,6 +27,10 @@ pub struct Cpu<'m> {
     /// This CPU's word of `Machine::cpu_active`, and the last even value stored in it.
     active: &'m AtomicU64,
     seq: u64,
+    /// This CPU's page-table walk mark (`phys::WalkTracker`) and the last
+    /// even value stored in it: two plain stores per walk, as for `active`.
+    walk_mark: &'m AtomicU64,
+    walk_seq: u64,
     hits: u64,
     misses: u64,
 }
@@ -45,6 +49,10 @@ impl<'m> Cpu<'m> {
             proc: None,
             active: m.cpu_active.get(id),
             seq: m.cpu_active.get(id).load(Ordering::Relaxed) & !1,
+            // `id` is below the machine's CPU count (`Machine::cpu`), so the
+            // mark exists; the fallback word is never reached.
+            walk_mark: m.phys().walks().mark(id).unwrap_or(m.cpu_active.get(usize::MAX)),
+            walk_seq: m.phys().walks().mark(id).map_or(0, |w| w.load(Ordering::Relaxed).wrapping_add(1) & !1),
             hits: 0,
             misses: 0,
         }
@@ -321,7 +329,7 @@ impl<'m> Cpu<'m> {
         // the mark before the walk's reads): a page table unlinked while this
         // CPU may be inside it is freed only after the mark moves on
         // (`phys::WalkTracker`). Declared first, so it ends after the lock.
-        let _walk = WalkMark::begin(phys, self.id);
+        let _walk = WalkMark::begin(self.walk_mark, &mut self.walk_seq);
         // Walk and fill under the map lock held for reading: a munmap (which
         // holds it for writing) then shoots down after any fill made here.
         let st = mm.map.read_on(self.id);
@@ -404,24 +412,26 @@ impl<'m> Cpu<'m> {
     }
 }
 
-/// The span of one walk of CPU `cpu` (`phys::WalkTracker`).
+/// The span of one walk of a CPU (`phys::WalkTracker`): its mark is odd
+/// from `begin` to the drop, then the next even value.
 struct WalkMark<'a> {
-    phys: &'a crate::phys::PhysMem,
-    cpu: usize,
+    mark: &'a AtomicU64,
+    end: u64,
 }
 
 impl<'a> WalkMark<'a> {
     #[inline]
-    fn begin(phys: &'a crate::phys::PhysMem, cpu: usize) -> WalkMark<'a> {
-        phys.walks().begin(cpu);
-        WalkMark { phys, cpu }
+    fn begin(mark: &'a AtomicU64, seq: &mut u64) -> WalkMark<'a> {
+        mark.store(*seq | 1, Ordering::Relaxed);
+        *seq = seq.wrapping_add(2);
+        WalkMark { mark, end: *seq }
     }
 }
 
 impl Drop for WalkMark<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.phys.walks().end(self.cpu);
+        self.mark.store(self.end, Ordering::Release);
     }
 }
 
