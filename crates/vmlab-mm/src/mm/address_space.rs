@@ -20,7 +20,7 @@ use crate::addr::{vpn, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::pgtable::{NoFrame, PageTable, Pte};
 use crate::phys::PhysMem;
-use crate::sync::{AtomicU64, BrLock, Mutex, Ordering, PerCpuCounter};
+use crate::sync::{AtomicBool, AtomicU64, BrLock, Mutex, Ordering, PerCpuCounter};
 use crate::tlb::PendingFlush;
 
 /// Per-address-space settings from config.
@@ -81,6 +81,10 @@ pub struct AddressSpace {
     pub rss: PerCpuCounter,
     /// Protection keys are in use (`AddressSpaceParams::pkeys`); fixed at creation.
     pub pkeys: bool,
+    /// Some leaf table of this address space is, or was, shared by fork
+    /// (`TABLE_COW`): its CPUs' walks must be marked (`phys::WalkTracker`).
+    /// Set by fork with both map locks held for writing; never cleared.
+    shares_tables: AtomicBool,
 }
 
 impl AddressSpace {
@@ -88,6 +92,18 @@ impl AddressSpace {
     /// (the caller's bits, before masking) gets: Linux gives exactly
     /// `PROT_EXEC` the execute-only key (`do_mmap`,
     /// `arch_override_mprotect_pkey`) and any other protection key 0.
+    /// Whether walks of this address space need marking (see `shares_tables`).
+    #[inline]
+    pub fn shares_tables(&self) -> bool {
+        self.shares_tables.load(Ordering::Relaxed)
+    }
+
+    /// Record that a leaf table of this address space is shared by fork.
+    /// Preconditions: the map lock is held for writing.
+    pub(crate) fn set_shares_tables_locked(&self) {
+        self.shares_tables.store(true, Ordering::Relaxed);
+    }
+
     pub fn pkey_flag_for(&self, prot: u32) -> u32 {
         if self.pkeys && prot == crate::mm::uapi::PROT_EXEC {
             VmFlags::PKEY_EXEC_ONLY
@@ -118,6 +134,7 @@ impl AddressSpace {
             page_table_lock: Mutex::new(()),
             rss: PerCpuCounter::new(p.cpus),
             pkeys: p.pkeys,
+            shares_tables: AtomicBool::new(false),
         })
     }
 

@@ -148,6 +148,10 @@ impl AddressSpace {
             .map_err(|_| crate::errno::Errno::ENOMEM)?;
         let table = cur.pfn();
         let Some(td) = phys.desc(table) else { return Ok(false) };
+        // From now on a fault of either may unshare a table the other's CPUs
+        // walk: both mark their walks (`phys::WalkTracker`).
+        self.set_shares_tables_locked();
+        child.set_shares_tables_locked();
         if cur.0 & Pte::TABLE_COW == 0 {
             let _ = pe.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                 Some((v & !Pte::WRITE) | Pte::TABLE_COW)

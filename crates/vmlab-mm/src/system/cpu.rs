@@ -52,7 +52,11 @@ impl<'m> Cpu<'m> {
             // `id` is below the machine's CPU count (`Machine::cpu`), so the
             // mark exists; the fallback word is never reached.
             walk_mark: m.phys().walks().mark(id).unwrap_or(m.cpu_active.get(usize::MAX)),
-            walk_seq: m.phys().walks().mark(id).map_or(0, |w| w.load(Ordering::Relaxed).wrapping_add(1) & !1),
+            walk_seq: m
+                .phys()
+                .walks()
+                .mark(id)
+                .map_or(0, |w| w.load(Ordering::Relaxed).wrapping_add(1) & !1),
             hits: 0,
             misses: 0,
         }
@@ -325,17 +329,25 @@ impl<'m> Cpu<'m> {
         }
         let mm = &p.mm;
         let phys = self.m.phys();
-        // Mark the walk before the map lock's read entry (whose fence orders
-        // the mark before the walk's reads): a page table unlinked while this
-        // CPU may be inside it is freed only after the mark moves on
-        // (`phys::WalkTracker`). Declared first, so it ends after the lock.
-        let _walk = WalkMark::begin(self.walk_mark, &mut self.walk_seq);
         // Walk and fill under the map lock held for reading: a munmap (which
         // holds it for writing) then shoots down after any fill made here.
         let st = mm.map.read_on(self.id);
         if st.dead {
             return Err(Fault::segv(addr, FaultReason::BadAddress));
         }
+        // Only a table shared by fork can be freed while the read lock is
+        // held (a fault unsharing it): in an address space that has such
+        // tables, mark the walk, then fence, then read the tables, so that
+        // the table is freed only after the mark moves on
+        // (`phys::WalkTracker`). The flag is set by fork, under the write
+        // lock, so it cannot change while this walk holds the read lock.
+        let _walk = if mm.shares_tables() {
+            let w = WalkMark::begin(self.walk_mark, &mut self.walk_seq);
+            crate::sync::fence(Ordering::SeqCst);
+            Some(w)
+        } else {
+            None
+        };
         let walked = mm
             .page_table()
             .leaf_walk(phys, addr)
