@@ -8,10 +8,11 @@
 //! of a walk as the quiescent state (Asterinas frees page-table nodes
 //! through RCU; Linux frees them after `tlb_remove_table`'s IPI or RCU).
 //!
-//! Ordering: a walker sets its mark, then (in `BrGate::read_enter`, which
-//! every walk takes next) makes a SeqCst fence, then reads the table
-//! entries; the unlinker clears the parent entry, makes a SeqCst fence,
-//! then reads the marks. Either it sees the walker's mark and waits for it,
+//! Ordering: a walker sets its mark, then makes a SeqCst fence, then reads
+//! the table entries (`Cpu::walk_or_fault`, only in address spaces that
+//! share tables by fork: the only tables freed while walks hold the read
+//! lock); the unlinker clears the parent entry, makes a SeqCst fence, then
+//! reads the marks. Either it sees the walker's mark and waits for it,
 //! or the walker's reads see the entry cleared and never reach the table.
 //!
 //! Walks that hold their address space's map lock for writing (syscalls)
@@ -43,10 +44,9 @@ impl WalkTracker {
         }
     }
 
-    /// CPU `cpu` begins a walk. Its map lock's read entry, which must come
-    /// next, orders the mark before the walk's reads. A caller that is no
-    /// CPU (`cpu` past the last) walks under its map lock held for writing
-    /// and needs no mark.
+    /// CPU `cpu` begins a walk; the caller fences (SeqCst) before the
+    /// walk's reads. A caller that is no CPU (`cpu` past the last) walks
+    /// under its map lock held for writing and needs no mark.
     #[inline]
     pub fn begin(&self, cpu: usize) {
         if cpu >= self.cpus {
