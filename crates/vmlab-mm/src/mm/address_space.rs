@@ -357,7 +357,7 @@ impl AddressSpace {
                 return;
             }
             // A store through a shared mapping leaves the page dirty.
-            pte_ops::zap(phys, Rss::Of(self, NO_CPU), e, va, markers, flush);
+            pte_ops::zap(phys, Rss::Of(&self.rss, NO_CPU), e, va, markers, flush);
         });
     }
 

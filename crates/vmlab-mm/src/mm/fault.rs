@@ -223,7 +223,7 @@ fn handle_fault_inner(
     }
     let (table, entry) = mm.page_table().leaf_alloc_in(cx.phys, addr).map_err(|_| oom)?;
     let base = leaf_flags(vma);
-    let rss = if count_rss { Rss::Of(mm, cx.cpu) } else { Rss::None };
+    let rss = if count_rss { Rss::Of(&mm.rss, cx.cpu) } else { Rss::None };
     let mut waited = false;
     let mut spins = 0u32;
     loop {
@@ -377,7 +377,7 @@ fn do_wp_page(
     flush: &mut PendingFlush,
 ) -> Result<Option<Pte>, Fault> {
     let old_pfn = cur.pfn();
-    let rss = Rss::Of(mm, cx.cpu);
+    let rss = Rss::Of(&mm.rss, cx.cpu);
     if !cur.special() {
         let exclusive = cx
             .phys

@@ -242,7 +242,7 @@ impl AddressSpace {
                     // The fresh frame's reference becomes the child's mapping.
                     pte_ops::publish(
                         phys,
-                        Rss::Of(child, NO_CPU),
+                        Rss::Of(&child.rss, NO_CPU),
                         ce,
                         va,
                         Pte(0),
@@ -264,7 +264,7 @@ impl AddressSpace {
                     pte.without(bits)
                 }
             };
-            pte_ops::copy_into(phys, Rss::Of(child, NO_CPU), ce, new);
+            pte_ops::copy_into(phys, Rss::Of(&child.rss, NO_CPU), ce, new);
             report.ptes_copied += 1;
         });
         match err {

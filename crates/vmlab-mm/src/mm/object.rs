@@ -50,7 +50,7 @@ use super::vma::{ObjectId, VmFlags, Vma};
 use crate::addr::{page_floor, Pfn, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, Fault, FaultReason, Signal};
 use crate::pgtable::{LeafRef, Pte};
-use crate::phys::{Fill, FrameDesc, FrameUse, Owner, PhysMem, PG_DIRTY, PG_SWAPBACKED};
+use crate::phys::{Fill, FrameUse, Owner, PhysMem, PG_DIRTY, PG_SWAPBACKED};
 use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::tlb::PendingFlush;
 use alloc::boxed::Box;
@@ -464,16 +464,7 @@ fn get_ref(phys: &PhysMem, pfn: Pfn) {
     }
 }
 
-/// Move the dirty bit of a PTE being cleared to the page it mapped, if that
-/// is a page-cache page (anonymous pages have nowhere to be written back to
-/// yet). Linux: `zap_pte_range` → `folio_mark_dirty`. Every path that clears
-/// a PTE mapping a page for good calls this.
-#[inline]
-pub fn transfer_dirty(d: &FrameDesc, old: Pte) {
-    if old.dirty() && d.usage() == FrameUse::PageCache {
-        d.flags.fetch_or(PG_DIRTY, Ordering::AcqRel);
-    }
-}
+pub use super::pte_ops::transfer_dirty;
 
 /// What the checker sees of an object table: registry key, frame, sharers
 /// as (address space id, span).
@@ -677,7 +668,7 @@ pub(super) fn do_object_fault(
         phys.put_frame(page);
         let new = Pte::new(copy, base | Pte::ACCESSED | Pte::DIRTY);
         // An anonymous copy counts in this address space's rss, whatever table holds it.
-        if pte_ops::set(phys, Rss::Of(mm, cx.cpu), entry, addr, cur, new, flush) {
+        if pte_ops::set(phys, Rss::Of(&mm.rss, cx.cpu), entry, addr, cur, new, flush) {
             return Ok(Some(new));
         }
         discard_frame(cx, copy);

@@ -27,35 +27,46 @@
 //! `copy_present_pte`, `move_ptes`, `change_pte_range`, `ptep_clear_flush`
 //! in `wp_page_copy`.
 //!
-//! May call: `pgtable`, `phys`, `tlb`, `sync`, `object::transfer_dirty`.
+//! May call: `addr`, `pgtable`, `phys`, `tlb`, `sync` (nothing else of `mm`:
+//! it is the layer the rest of `mm` stands on).
 
-use super::address_space::AddressSpace;
-use super::object::transfer_dirty;
 use crate::addr::vpn;
 use crate::pgtable::{LeafEntry, LeafRef, Pte};
-use crate::phys::PhysMem;
-use crate::sync::Ordering;
+use crate::phys::{FrameDesc, FrameUse, PhysMem, PG_DIRTY};
+use crate::sync::{Ordering, PerCpuCounter};
 use crate::tlb::PendingFlush;
 
 /// Whose `rss` an entry's frame counts in: the address space whose table
-/// holds it, or none (a table shared by several address spaces, whose frames
-/// count in its owner's rss as a whole, or an object table's in no one's).
+/// holds it (its `AddressSpace::rss`, counted on CPU slot `usize`), or none
+/// (a table shared by several address spaces, whose frames count in its
+/// owner's rss as a whole, or an object table's in no one's).
 #[derive(Copy, Clone)]
 pub enum Rss<'a> {
-    Of(&'a AddressSpace, usize),
+    Of(&'a PerCpuCounter, usize),
     None,
 }
 
 impl Rss<'_> {
     #[inline]
     fn add(self, n: isize) {
-        if let Rss::Of(mm, cpu) = self {
+        if let Rss::Of(rss, cpu) = self {
             if n > 0 {
-                mm.rss.add(cpu, n as usize);
+                rss.add(cpu, n as usize);
             } else if n < 0 {
-                mm.rss.sub(cpu, n.unsigned_abs());
+                rss.sub(cpu, n.unsigned_abs());
             }
         }
+    }
+}
+
+/// Move the dirty bit of a PTE being cleared to the page it mapped, if that
+/// is a page-cache page (anonymous pages have nowhere to be written back to
+/// yet). Linux: `zap_pte_range` → `folio_mark_dirty`. Every path that clears
+/// a PTE mapping a page for good does this (here, in `retire`).
+#[inline]
+pub fn transfer_dirty(d: &FrameDesc, old: Pte) {
+    if old.dirty() && d.usage() == FrameUse::PageCache {
+        d.flags.fetch_or(PG_DIRTY, Ordering::AcqRel);
     }
 }
 
