@@ -144,114 +144,151 @@ mod pcp {
     }
 }
 
-/// The PTE lock bit (`mm/fault_lock.rs`, fault policy `pte_bit`): two CPUs
-/// fault on one empty entry. Whoever claims the entry allocates and zeroes a
-/// frame, then publishes the entry; the other waits on the bit. Checked in
-/// every interleaving: exactly one frame is allocated (none is thrown away),
-/// both CPUs end with the same frame, the entry ends unlocked, and a CPU that
-/// sees the published entry sees the frame's contents written before it.
-mod pte_lock {
+/// The real anonymous write fault under `fault_lock = pte_bit`: two CPUs
+/// of one address space fault on the same page at once, through
+/// `handle_fault_locked` itself (VMA lookup, table allocation, the claim,
+/// the frame allocation and zeroing, the publish: the production code under
+/// loom's atomics and locks). Checked in every interleaving: one frame is
+/// allocated (none wasted), both CPUs end with that frame, the entry ends
+/// unlocked and mapped once, and what the first CPU stored through it is
+/// what the second reads.
+mod pte_lock_real {
     use loom::thread;
-    use vmlab_mm::addr::Pfn;
-    use vmlab_mm::mm::pte_ops::{abandon, claim, publish_uncounted};
-    use vmlab_mm::pgtable::LeafRef;
-    use vmlab_mm::pgtable::Pte;
-    use vmlab_mm::sync::{Arc, AtomicU64, AtomicUsize, Ordering};
+    use vmlab_mm::mm::fault::{handle_fault_locked, Access, FaultCtx};
+    use vmlab_mm::mm::uapi::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+    use vmlab_mm::mm::{
+        AddressSpace, AddressSpaceParams, FaultLock, MmCounters, MmapRequest, ObjectTable, VmaMapPolicy,
+    };
+    use vmlab_mm::phys::{FrameAllocatorPolicy, PhysMem};
+    use vmlab_mm::sync::{Arc, AtomicU64, Ordering, Relax};
+    use vmlab_mm::tlb::PendingFlush;
 
-    const FLAGS: u64 = Pte::PRESENT | Pte::WRITE | Pte::USER;
-    /// What "zeroing" leaves in a frame's word, so a reader can tell it ran.
-    const CLEARED: u64 = 0x5a5a;
+    const ADDR: u64 = 0x4000_0000;
 
-    struct World {
-        entry: AtomicU64,
-        /// Frames handed out so far; frame n's one word is `words[n]`.
-        allocated: AtomicUsize,
-        words: [AtomicU64; 3],
-        /// Allocations that fail (to model an OOM that abandons the claim).
-        fail_first: bool,
+    struct Spin;
+    impl Relax for Spin {
+        fn relax(&self) {
+            thread::yield_now();
+        }
     }
 
-    impl World {
-        fn new(fail_first: bool) -> Arc<World> {
-            Arc::new(World {
-                entry: AtomicU64::new(0),
-                allocated: AtomicUsize::new(0),
-                words: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
-                fail_first,
-            })
-        }
+    struct World {
+        phys: PhysMem,
+        counters: MmCounters,
+        next_anon: AtomicU64,
+        mm: AddressSpace,
+    }
 
-        /// A fresh frame (numbered from 1), its word initialised; `None`
-        /// for the first request when `fail_first`.
-        fn alloc(&self) -> Option<Pfn> {
-            let n = self.allocated.fetch_add(1, Ordering::Relaxed);
-            if self.fail_first && n == 0 {
-                return None;
-            }
-            self.words[n].store(CLEARED, Ordering::Relaxed);
-            Some(Pfn(n + 1))
-        }
-
-        /// The anonymous write fault of `fault.rs` under `pte_bit`, reduced
-        /// to the entry: `Some(frame)` mapped, or `None` on OOM.
-        fn fault(&self) -> Option<Pfn> {
-            loop {
-                let cur = Pte(self.entry.load(Ordering::Acquire));
-                if cur.locked() {
-                    thread::yield_now();
-                    continue;
-                }
-                if cur.present() {
-                    // Published by the other CPU: its frame's contents are visible.
-                    let w = self.words[cur.pfn().0 - 1].load(Ordering::Relaxed);
-                    assert_eq!(w, CLEARED, "entry visible before the frame's contents");
-                    return Some(cur.pfn());
-                }
-                if !claim(LeafRef::from_word(&self.entry), cur) {
-                    continue;
-                }
-                let Some(pfn) = self.alloc() else {
-                    abandon(LeafRef::from_word(&self.entry), cur);
-                    return None;
-                };
-                publish_uncounted(LeafRef::from_word(&self.entry), Pte::new(pfn, FLAGS));
-                return Some(pfn);
+    fn world(fail_alloc: bool) -> Arc<World> {
+        let phys = PhysMem::new(16, FrameAllocatorPolicy::Buddy).unwrap();
+        let params = AddressSpaceParams {
+            vma_map: VmaMapPolicy::Btree,
+            max_map_count: 16,
+            mmap_base: 1 << 46,
+            start_brk: 1 << 30,
+            commit_limit_pages: 16,
+            stack_rlimit: vmlab_mm::mm::stack::DEFAULT_STACK_RLIMIT,
+            cpus: 2,
+            pkeys: false,
+        };
+        let mm = AddressSpace::new(&phys, 1, params).unwrap();
+        let objects = ObjectTable::new();
+        let req = MmapRequest::anon(
+            ADDR,
+            4096,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+        );
+        mm.mmap(&phys, &objects, req, &mut PendingFlush::default()).unwrap();
+        if fail_alloc {
+            // Leave no frame free but what the tables need, so the data
+            // page's allocation fails and the claim is abandoned.
+            while phys.free_frames_count() > 3 {
+                let _ = phys.alloc_page(
+                    usize::MAX,
+                    vmlab_mm::phys::FrameUse::Kernel,
+                    vmlab_mm::phys::Fill::Caller,
+                );
             }
         }
+        Arc::new(World {
+            phys,
+            counters: MmCounters::default(),
+            next_anon: AtomicU64::new(1),
+            mm,
+        })
+    }
+
+    /// CPU `cpu`'s write fault at ADDR: the frame it ends with, if any.
+    fn fault(w: &World, cpu: usize) -> Option<vmlab_mm::addr::Pfn> {
+        let cx = FaultCtx {
+            phys: &w.phys,
+            counters: &w.counters,
+            next_anon_id: &w.next_anon,
+            share_object_tables: false,
+            fault_lock: FaultLock::PteBit,
+            cpu,
+            relax: &Spin,
+        };
+        let st = w.mm.map.read_on(cpu);
+        let mut flush = PendingFlush::default();
+        let r = handle_fault_locked(&cx, &w.mm, &st, ADDR, Access::Write, &mut flush);
+        assert!(
+            flush.range.is_none() && flush.frames.is_empty(),
+            "a demand-zero fault flushes nothing"
+        );
+        r.ok().map(|p| p.pfn())
     }
 
     #[test]
-    fn one_frame_for_two_racing_faults() {
-        loom::model(|| {
-            let w = World::new(false);
+    fn two_cpus_fault_one_page_through_the_real_path() {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        // Building the machine (allocator, tables, mmap) takes many steps.
+        b.max_branches = 200_000;
+        b.check(|| {
+            let w = world(false);
+            let used = w.phys.frames_used();
             let w2 = w.clone();
-            let t = thread::spawn(move || w2.fault());
-            let a = w.fault();
+            let t = thread::spawn(move || {
+                let pfn = fault(&w2, 1);
+                if let Some(p) = pfn {
+                    w2.phys.ram().frame(p).unwrap()[1].store(7, Ordering::Relaxed);
+                }
+                pfn
+            });
+            let a = fault(&w, 0);
             let b = t.join().unwrap();
             assert!(a.is_some() && a == b, "{a:?} {b:?}");
-            assert_eq!(w.allocated.load(Ordering::Relaxed), 1, "a frame was thrown away");
-            let e = Pte(w.entry.load(Ordering::Relaxed));
-            assert!(!e.locked() && e.present());
+            // The leaf table's path (3 tables) and one data frame: nothing wasted.
+            assert_eq!(w.phys.frames_used(), used + 4, "a frame was thrown away");
+            assert_eq!(w.counters.pages_wasted.load(Ordering::Relaxed), 0);
+            let e = w.mm.page_table().leaf(&w.phys, ADDR).unwrap().load();
+            assert!(!e.locked() && e.present() && e.pfn() == a.unwrap());
+            let d = w.phys.desc(e.pfn()).unwrap();
+            assert_eq!(d.mapcount.load(Ordering::Relaxed), 1);
+            assert_eq!(w.mm.rss.get(), 1);
+            assert_eq!(w.phys.ram().frame(e.pfn()).unwrap()[1].load(Ordering::Relaxed), 7);
         });
     }
 
+    /// No frame for the page: the claim is abandoned (never left locked),
+    /// the other CPU is not stuck behind it, and both faults fail.
     #[test]
-    fn an_abandoned_claim_lets_the_other_fault_through() {
-        loom::model(|| {
-            let w = World::new(true);
+    fn a_failed_allocation_abandons_the_claim() {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(2);
+        // Building the machine (allocator, tables, mmap) takes many steps.
+        b.max_branches = 200_000;
+        b.check(|| {
+            let w = world(true);
             let w2 = w.clone();
-            let t = thread::spawn(move || w2.fault());
-            let a = w.fault();
+            let t = thread::spawn(move || fault(&w2, 1));
+            let a = fault(&w, 0);
             let b = t.join().unwrap();
-            // One fault met the OOM; the other retried the unlocked entry and
-            // mapped the second frame (or saw the first fault's abandon and
-            // then mapped), so exactly one of them failed unless the failing
-            // one came second and found the entry mapped.
-            let mapped: Vec<Pfn> = [a, b].into_iter().flatten().collect();
-            assert!(!mapped.is_empty());
-            assert!(mapped.iter().all(|p| *p == Pfn(2)), "{a:?} {b:?}");
-            let e = Pte(w.entry.load(Ordering::Relaxed));
-            assert!(!e.locked() && e.present() && e.pfn() == Pfn(2));
+            assert_eq!((a, b), (None, None));
+            let e = w.mm.page_table().leaf(&w.phys, ADDR).unwrap().load();
+            assert!(e.is_none() && !e.locked(), "{e:?}");
         });
     }
 }

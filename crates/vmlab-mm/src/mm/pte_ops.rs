@@ -185,14 +185,6 @@ pub(crate) fn publish(
     rss.add(rss_delta(cur, new));
 }
 
-/// `publish` for a model test or a caller outside the crate, with no frame
-/// counts: the entry's frame is the caller's business (loom models).
-#[inline]
-pub fn publish_uncounted(e: LeafRef<'_>, new: Pte) {
-    debug_assert!(!new.locked());
-    e.raw_store(new);
-}
-
 /// Clear `e` (`[va]`), whatever it holds, with `set`'s accounting: the
 /// frame's dirty bit goes to the page and its reference into `flush`.
 /// Returns what it held. Linux: `ptep_get_and_clear` in `zap_pte_range`.
