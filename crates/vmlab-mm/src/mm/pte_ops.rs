@@ -1,7 +1,8 @@
 //! The PTE-operations layer: the only code that changes a leaf entry —
-//! installs, clears, copies (fork, table unshare), moves (mremap), changes
-//! protection, cleans (msync), claims and publishes (`fault_lock = pte_bit`)
-//! — and the only code that changes a mapped frame's `mapcount`. Every
+//! installs, clears, copies (fork, table unshare), moves (mremap), puts and
+//! removes guard markers, changes protection, cleans (msync), claims and
+//! publishes (`fault_lock = pte_bit`) — and the only code that changes a
+//! mapped frame's `mapcount`. Every
 //! operation keeps in step, with the entry: the frame's `mapcount` and
 //! `refcount`, the owner's `rss`, the dirty state moved to the page when a
 //! dirty entry goes, and what the TLBs must drop (`PendingFlush`).
