@@ -8,7 +8,7 @@
 //! | `mprotect`   | one page to R and back among 32k VMAs   | the host's `mprotect` among 32k VMAs        | ≤ 0.25x |
 //! | `tlb`        | TLB-hit `load_u64`/`store_u64`, walk    | (absolute: ≥ 300 M hits/s per thread)       |         |
 //! | `smp_fault`  | demand-zero store faults by 1 and 2 CPU threads of one process on disjoint pages, per `fault_lock`, frames warm or cold in the host caches | 1 thread of the same policy | `pte_bit` 2 threads ≥ 1.8x |
-//! | `pcp`        | `alloc_zeroed_on` + `put_frame_on` via per-CPU lists, 1 and 2 threads | the same pair on the zone allocator alone (`pcp_batch` 0) | ≤ 1x; 2 threads: pairs/s scale |
+//! | `pcp`        | `alloc_zeroed_on` + `put_on` via per-CPU lists, 1 and 2 threads | the same pair on the zone allocator alone (`pcp_batch` 0) | ≤ 1x; 2 threads: pairs/s scale |
 //!
 //! Run one group with, e.g.:
 //! `cargo bench -p vmlab --bench hot_paths -- fault --warm-up-time 1 --measurement-time 3`
@@ -21,7 +21,7 @@ use vmlab_mm::addr::Pfn;
 use vmlab_mm::frame::buddy::Buddy;
 use vmlab_mm::frame::FrameAllocator;
 use vmlab_mm::mm::uapi::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
-use vmlab_mm::phys::{FrameAllocatorPolicy, FrameUse, PhysMem};
+use vmlab_mm::phys::{FrameAllocatorPolicy, FrameUse, OwnedFrame, PhysMem};
 use vmlab_mm::system::{ByteSize, Machine, MachineConfig};
 
 const PAGE: u64 = 4096;
@@ -402,19 +402,16 @@ const PCP_BATCH: usize = 32;
 /// Physical memory with `batch`-frame per-CPU lists on 2 CPUs (0: none),
 /// its zone fragmented as in `vmlab_fragmented` (every other frame held), so
 /// that a zone alloc+free of one frame neither splits nor merges.
-fn pcp_phys(batch: usize) -> (PhysMem, Vec<Pfn>) {
+fn pcp_phys(batch: usize) -> (PhysMem, Vec<OwnedFrame>) {
     let p = PhysMem::with_pcp(PCP_FRAMES, FrameAllocatorPolicy::Buddy, 2, batch).expect("phys");
-    let mut held = Vec::new();
+    let mut all = Vec::new();
     while let Some(f) = p.alloc_frames(1, 1, FrameUse::Kernel) {
-        held.push(f);
+        all.push(f);
     }
-    held.retain(|f| {
-        let keep = f.0 % 2 == 1;
-        if !keep {
-            p.free_frames(*f, 1).unwrap();
-        }
-        keep
-    });
+    let (held, free): (Vec<_>, Vec<_>) = all.into_iter().partition(|f| f.pfn().0 % 2 == 1);
+    for f in free {
+        assert!(p.put(f));
+    }
     (p, held)
 }
 
@@ -422,7 +419,7 @@ fn pcp_phys(batch: usize) -> (PhysMem, Vec<Pfn>) {
 #[inline(always)]
 fn pcp_pair(p: &PhysMem, cpu: usize) {
     let f = p.alloc_zeroed_on(black_box(cpu), FrameUse::Anon).unwrap();
-    assert!(p.put_frame_on(cpu, black_box(f)));
+    assert!(p.put_on(cpu, black_box(f)));
 }
 
 /// Wall time of `iters` pairs split between two threads (CPUs 0 and 1) that
@@ -459,6 +456,9 @@ fn bench_pcp(c: &mut Criterion) {
         });
         p.drain_pcp();
         assert_eq!(p.frames_used(), 1 + held.len(), "no frame leaked");
+        for f in held {
+            assert!(p.put(f));
+        }
     }
     g.finish();
 }

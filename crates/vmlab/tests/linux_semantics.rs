@@ -3508,7 +3508,7 @@ fn mremap_moves_frames_not_data() {
     for i in 0..n {
         assert_eq!(c0.translate(to + i * P, Access::Read).unwrap(), pfns[i as usize]);
         let d = m.phys().desc(pfns[i as usize]).unwrap();
-        assert_eq!(d.mapcount.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(d.mapcount(), 1);
         assert_eq!(c1.load_u64(BASE + i * P).unwrap_err().reason, FaultReason::NotMapped);
         assert_eq!(c1.load_u64(to + i * P).unwrap(), 100 + i);
     }

@@ -49,9 +49,13 @@ pub struct FrameDesc {
     /// Low byte: `FrameUse`; higher bits: page flags (`PG_*` below).
     pub flags: AtomicU32,
     /// References held (page tables through mapcount, caches, I/O). Linux: `_refcount`.
-    pub refcount: AtomicU32,
+    /// Crate-private: the last reference dropped frees the frame, so a
+    /// count changed from outside would let the VM free a mapped frame
+    /// (`refcount()` reads it; `PhysMem::get` takes one as a handle).
+    pub(crate) refcount: AtomicU32,
     /// Page-table entries that map the frame. Linux: `_mapcount + 1`.
-    pub mapcount: AtomicI32,
+    /// Crate-private: only `mm/pte_ops.rs` changes it (`mapcount()` reads it).
+    pub(crate) mapcount: AtomicI32,
     /// Who owns the frame, as `Owner` encodes it (`owner()`, `set_owner`):
     /// a tag in bits 61-63 and an id below. Linux: `page->mapping`.
     owner: AtomicU64,
@@ -186,6 +190,18 @@ impl FrameDesc {
         let (word, index) = o.encode();
         self.index.store(index, Ordering::Relaxed);
         self.owner.store(word, Ordering::Release);
+    }
+
+    /// References held now (a momentary figure while other CPUs run).
+    #[inline]
+    pub fn refcount(&self) -> u32 {
+        self.refcount.load(Ordering::Relaxed)
+    }
+
+    /// Page-table entries that map the frame now (a momentary figure).
+    #[inline]
+    pub fn mapcount(&self) -> i32 {
+        self.mapcount.load(Ordering::Relaxed)
     }
 
     /// What the frame is used for.

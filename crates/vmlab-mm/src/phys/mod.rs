@@ -8,6 +8,46 @@
 //! Lock order: a CPU's per-CPU list lock, then a zone's allocator lock; the
 //! zone lock is a leaf, nothing is taken under it.
 //!
+//! Who may free a frame: outside this crate, only the holder of an
+//! [`OwnedFrame`], the handle the public allocation functions
+//! (`alloc_frames`, `alloc_zeroed`, `alloc_zeroed_on`) return. It is neither
+//! `Copy` nor `Clone`, stands for one reference, names the `PhysMem` that
+//! made it, and is consumed by `put`/`put_on` (`get` takes another
+//! reference as a second handle). So safe code outside vmlab-mm frees only
+//! frames it allocated and still holds, never one a PTE, a page cache or a
+//! page table holds. The VM frees by frame number (`put_frame`,
+//! `put_frame_on`, `free_frames`, `free_table_after_walks`: a reference
+//! dropped after a shootdown, a page table, a page-cache page), and those
+//! are `pub(crate)`; it takes frames only through `alloc_page`, also
+//! `pub(crate)`. The zones' allocators and the per-CPU lists are reached
+//! from outside only through read-only views (`Zone::free_frames`,
+//! [`PcpView`]).
+//!
+//! ```compile_fail,E0624
+//! use vmlab_mm::phys::{FrameAllocatorPolicy, PhysMem};
+//! let p = PhysMem::new(64, FrameAllocatorPolicy::Buddy).unwrap();
+//! // Freeing by number (here the zero page, mapped by every read fault
+//! // on anonymous memory) is the VM's, not a caller's: E0624, private.
+//! p.put_frame(p.zero_pfn());
+//! ```
+//!
+//! ```compile_fail,E0382
+//! use vmlab_mm::phys::{FrameAllocatorPolicy, FrameUse, PhysMem};
+//! let p = PhysMem::new(64, FrameAllocatorPolicy::Buddy).unwrap();
+//! let f = p.alloc_zeroed(FrameUse::Kernel).unwrap();
+//! assert!(p.put(f));
+//! p.put(f); // a handle frees once: use of moved value
+//! ```
+//!
+//! ```
+//! use vmlab_mm::phys::{FrameAllocatorPolicy, FrameUse, PhysMem};
+//! let p = PhysMem::new(64, FrameAllocatorPolicy::Buddy).unwrap();
+//! let f = p.alloc_zeroed(FrameUse::Kernel).unwrap();
+//! let again = p.get(&f);
+//! assert!(!p.put(f), "another reference is held");
+//! assert!(p.put(again), "the last one frees it");
+//! ```
+//!
 //! Books: `frames_used` counts frames taken out of the zones, including those
 //! parked in per-CPU lists; the public `frames_used()` subtracts the lists, so
 //! a listed frame counts as free everywhere (`free_frames_count`, `is_free`,
@@ -31,6 +71,7 @@ use crate::frame::{FrameAllocator, FreeError};
 use crate::sync::{AtomicUsize, Mutex, Ordering};
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::num::NonZeroU32;
 
 /// The frame-allocator policy of a zone, chosen once at machine build time
 /// (static dispatch: no `dyn` call on the fault path).
@@ -107,8 +148,119 @@ pub struct Zone {
     pub name: &'static str,
     pub start: Pfn,
     pub frames: usize,
-    /// Leaf lock.
-    pub alloc: Mutex<ZoneAllocator>,
+    /// Leaf lock. Crate-private: a caller holding it could free any frame
+    /// by number; outside code reads the zone through the methods below.
+    pub(crate) alloc: Mutex<ZoneAllocator>,
+}
+
+impl Zone {
+    /// Free frames in the zone allocator's own books (per-CPU lists not included).
+    pub fn free_frames(&self) -> usize {
+        self.alloc.lock().free_frames()
+    }
+
+    /// The zone allocator's own consistency check.
+    pub fn check(&self) -> Result<(), String> {
+        self.alloc.lock().check()
+    }
+
+    /// Whether the zone allocator holds `pfn` as free.
+    pub fn is_free(&self, pfn: Pfn) -> bool {
+        self.alloc.lock().is_free(pfn)
+    }
+
+    fn holds(&self, pfn: Pfn) -> bool {
+        pfn.0 >= self.start.0 && pfn.0 < self.start.0 + self.frames
+    }
+}
+
+/// One reference to a frame, or to the head of an aligned run of frames,
+/// that its holder allocated from one `PhysMem` (`alloc_frames`,
+/// `alloc_zeroed`, `alloc_zeroed_on`, or `get` for another reference).
+/// Neither `Copy` nor `Clone`: giving it to `PhysMem::put`/`put_on` drops
+/// the reference, and the frames are freed when it was the last. Dropping
+/// the handle instead leaks the frames (safe: they stay allocated).
+/// A newtype of the frame number, its run length and its `PhysMem`'s id,
+/// 16 bytes, so `Option<OwnedFrame>` comes back in two registers.
+#[must_use = "dropping an OwnedFrame leaks its frames: give it to PhysMem::put"]
+#[derive(Debug)]
+pub struct OwnedFrame {
+    pfn: Pfn,
+    count: u32,
+    phys: NonZeroU32,
+}
+
+// The handle costs what a frame number costs: `None` sits in the id's niche.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(core::mem::size_of::<Option<OwnedFrame>>() == 16);
+
+impl OwnedFrame {
+    /// The frame (the head of the run).
+    #[inline]
+    pub fn pfn(&self) -> Pfn {
+        self.pfn
+    }
+
+    /// Frames in the run (1 for a single frame).
+    #[inline]
+    pub fn count(&self) -> usize {
+        self.count as usize
+    }
+}
+
+/// Read-only view of a `PhysMem`'s per-CPU lists (`frame/pcp.rs`): the
+/// lists themselves take frame numbers, so only `phys` changes them.
+#[derive(Copy, Clone)]
+pub struct PcpView<'a>(&'a PerCpuPages);
+
+impl PcpView<'_> {
+    /// CPUs with a list (0 when `batch` is 0).
+    pub fn cpus(&self) -> usize {
+        self.0.cpus()
+    }
+    /// Frames moved per refill or trim.
+    pub fn batch(&self) -> usize {
+        self.0.batch()
+    }
+    /// A list longer than this is trimmed.
+    pub fn high(&self) -> usize {
+        self.0.high()
+    }
+    /// Whether CPU `cpu` has a list.
+    pub fn has(&self, cpu: usize) -> bool {
+        self.0.has(cpu)
+    }
+    /// Frames in every list.
+    pub fn frames(&self) -> usize {
+        self.0.frames()
+    }
+    /// Frames in CPU `cpu`'s list.
+    pub fn frames_on(&self, cpu: usize) -> usize {
+        self.0.frames_on(cpu)
+    }
+    /// Times CPU `cpu`'s list took the zone lock.
+    pub fn zone_trips(&self, cpu: usize) -> u64 {
+        self.0.zone_trips(cpu)
+    }
+    /// Whether `pfn` is in some list.
+    pub fn contains(&self, pfn: Pfn) -> bool {
+        self.0.contains(pfn)
+    }
+    /// Every listed frame with its CPU.
+    pub fn for_each(&self, f: impl FnMut(usize, Pfn)) {
+        self.0.for_each(f)
+    }
+}
+
+/// Ids of `PhysMem`s, so that a handle is given back only to its own.
+static NEXT_PHYS_ID: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(1);
+
+fn next_phys_id() -> NonZeroU32 {
+    use core::sync::atomic::Ordering as O;
+    let id = NEXT_PHYS_ID
+        .fetch_update(O::Relaxed, O::Relaxed, |v| v.checked_add(1))
+        .expect("more than 2^32 PhysMems built: handle ids would repeat");
+    NonZeroU32::new(id).expect("ids start at 1")
 }
 
 /// Frames below this are ZONE_DMA (16 MiB), as on x86.
@@ -130,6 +282,8 @@ pub struct PhysMem {
     pt_pages: AtomicUsize,
     /// CPUs' page-table walks and the tables waiting for them (`walks.rs`).
     walks: WalkTracker,
+    /// Named by every `OwnedFrame` this made.
+    id: NonZeroU32,
 }
 
 /// What `PhysMem::alloc_page` leaves in the frame.
@@ -244,8 +398,9 @@ impl PhysMem {
             frames_used: AtomicUsize::new(0),
             pt_pages: AtomicUsize::new(0),
             walks: WalkTracker::new(cpus),
+            id: next_phys_id(),
         };
-        pm.zero_pfn = pm.alloc_frames(1, 1, FrameUse::Zero).ok_or(PhysError::TooSmall)?;
+        pm.zero_pfn = pm.alloc_run(1, 1, FrameUse::Zero).ok_or(PhysError::TooSmall)?;
         Ok(pm)
     }
 
@@ -258,7 +413,7 @@ impl PhysMem {
     /// Free a page-table page that no parent entry reaches any more, once
     /// no CPU's walk can still be inside it (at once if none is walking).
     /// Linux: `tlb_remove_table` / `pte_free_defer`.
-    pub fn free_table_after_walks(&self, table: Pfn) {
+    pub(crate) fn free_table_after_walks(&self, table: Pfn) {
         self.walks.defer(table);
         self.reap_tables();
     }
@@ -322,10 +477,10 @@ impl PhysMem {
         self.pcp.frames()
     }
 
-    /// The per-CPU lists (for stats and the checker; allocate through
-    /// `alloc_zeroed_on`/`put_frame_on`, which keep the books).
-    pub fn pcp(&self) -> &PerCpuPages {
-        &self.pcp
+    /// The per-CPU lists, read-only (for stats, tests and the checker;
+    /// allocate through `alloc_zeroed_on`/`put_on`, which keep the books).
+    pub fn pcp(&self) -> PcpView<'_> {
+        PcpView(&self.pcp)
     }
 
     /// Frames in use as page-table pages.
@@ -333,13 +488,101 @@ impl PhysMem {
         self.pt_pages.load(Ordering::Relaxed)
     }
 
+    #[inline]
+    fn owned(&self, pfn: Pfn, count: usize) -> OwnedFrame {
+        OwnedFrame {
+            pfn,
+            count: count as u32,
+            phys: self.id,
+        }
+    }
+
+    /// Take `frame` back, checking that this `PhysMem` made it (a handle
+    /// of another would name a frame here that someone else holds).
+    #[inline]
+    fn take(&self, frame: OwnedFrame) -> Pfn {
+        assert!(
+            frame.phys == self.id,
+            "frame {} given back to a PhysMem that did not allocate it",
+            frame.pfn.0
+        );
+        frame.pfn
+    }
+
     /// Allocate a run of `count` frames aligned to `align` frames for `usage`,
-    /// trying zones in fallback order. The head descriptor gets refcount 1.
-    /// Contents are not zeroed (see `alloc_zeroed`). When every zone fails,
-    /// the per-CPU lists are drained and the zones tried once more, so frames
-    /// parked in lists never cause a failure (Linux drains them on the slow
-    /// path too). Linux: `alloc_pages`.
-    pub fn alloc_frames(&self, count: usize, align: usize, usage: FrameUse) -> Option<Pfn> {
+    /// trying zones in fallback order. The head descriptor gets refcount 1,
+    /// which the handle holds. Contents are not zeroed (see `alloc_zeroed`).
+    /// When every zone fails, the per-CPU lists are drained and the zones
+    /// tried once more, so frames parked in lists never cause a failure
+    /// (Linux drains them on the slow path too). Linux: `alloc_pages`.
+    #[inline]
+    pub fn alloc_frames(&self, count: usize, align: usize, usage: FrameUse) -> Option<OwnedFrame> {
+        if count == 0 || count > u32::MAX as usize {
+            return None;
+        }
+        let pfn = self.alloc_run(count, align, usage)?;
+        Some(self.owned(pfn, count))
+    }
+
+    /// Allocate one zero-filled frame for `usage`. Linux: `alloc_page(__GFP_ZERO)`.
+    #[inline]
+    pub fn alloc_zeroed(&self, usage: FrameUse) -> Option<OwnedFrame> {
+        let pfn = self.zeroed_pfn(usage)?;
+        Some(self.owned(pfn, 1))
+    }
+
+    /// As `alloc_zeroed`, taking the frame from CPU `cpu`'s list of free
+    /// frames (refilled from the first zone when empty). A `cpu` without a
+    /// list, or an empty first zone, takes the `alloc_zeroed` path.
+    /// Linux: `alloc_page(__GFP_ZERO)` reaching `rmqueue_pcplist`.
+    #[inline]
+    pub fn alloc_zeroed_on(&self, cpu: usize, usage: FrameUse) -> Option<OwnedFrame> {
+        let pfn = self.zeroed_pfn_on(cpu, usage)?;
+        Some(self.owned(pfn, 1))
+    }
+
+    /// Another reference to `frame`'s head frame, as a second handle: the
+    /// frames are freed when the last handle is put. Linux: `get_page`.
+    #[inline]
+    pub fn get(&self, frame: &OwnedFrame) -> OwnedFrame {
+        assert!(frame.phys == self.id, "a handle of another PhysMem");
+        self.descs.as_slice()[frame.pfn.0]
+            .refcount
+            .fetch_add(1, Ordering::Relaxed);
+        self.owned(frame.pfn, frame.count as usize)
+    }
+
+    /// Drop `frame`'s reference; when it was the last, give the run back
+    /// to its zone. Returns whether the frames were freed. Panics if
+    /// another `PhysMem` made the handle. Linux: `put_page` / `__free_pages`.
+    #[inline]
+    pub fn put(&self, frame: OwnedFrame) -> bool {
+        let count = frame.count as usize;
+        let pfn = self.take(frame);
+        if count == 1 {
+            return self.put_frame(pfn);
+        }
+        let desc = &self.descs.as_slice()[pfn.0];
+        if desc.refcount.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return false;
+        }
+        // The handle's run, allocated with this count: the free cannot fail.
+        self.free_frames(pfn, count).is_ok()
+    }
+
+    /// As `put`, putting a freed single frame of the first zone on CPU
+    /// `cpu`'s list (`put_frame_on`); a run goes to its zone.
+    /// Linux: `put_page` reaching `free_unref_page`.
+    #[inline]
+    pub fn put_on(&self, cpu: usize, frame: OwnedFrame) -> bool {
+        if frame.count != 1 {
+            return self.put(frame);
+        }
+        let pfn = self.take(frame);
+        self.put_frame_on(cpu, pfn)
+    }
+
+    fn alloc_run(&self, count: usize, align: usize, usage: FrameUse) -> Option<Pfn> {
         if let Some(pfn) = self.alloc_from_zones(count, align, usage) {
             return Some(pfn);
         }
@@ -370,21 +613,16 @@ impl PhysMem {
         self.descs.as_slice()[pfn.0].init_allocated(usage);
     }
 
-    /// Allocate one zero-filled frame for `usage`. Linux: `alloc_page(__GFP_ZERO)`.
-    pub fn alloc_zeroed(&self, usage: FrameUse) -> Option<Pfn> {
-        let pfn = self.alloc_frames(1, 1, usage)?;
+    fn zeroed_pfn(&self, usage: FrameUse) -> Option<Pfn> {
+        let pfn = self.alloc_run(1, 1, usage)?;
         // SAFETY: the allocator just handed `pfn` to us alone.
         unsafe { self.ram.zero_frame_exclusive(pfn) };
         Some(pfn)
     }
 
-    /// As `alloc_zeroed`, taking the frame from CPU `cpu`'s list of free
-    /// frames (refilled from the first zone when empty). A `cpu` without a
-    /// list, or an empty first zone, takes the `alloc_zeroed` path.
-    /// Linux: `alloc_page(__GFP_ZERO)` reaching `rmqueue_pcplist`.
-    pub fn alloc_zeroed_on(&self, cpu: usize, usage: FrameUse) -> Option<Pfn> {
+    fn zeroed_pfn_on(&self, cpu: usize, usage: FrameUse) -> Option<Pfn> {
         let Some((pfn, refilled)) = self.pcp.alloc(cpu, &self.zones[0].alloc) else {
-            return self.alloc_zeroed(usage);
+            return self.zeroed_pfn(usage);
         };
         if refilled > 0 {
             self.frames_used.fetch_add(refilled, Ordering::Relaxed);
@@ -399,13 +637,15 @@ impl PhysMem {
     /// takes a frame: a single frame for `usage`, from CPU `cpu`'s list if
     /// it has one (`NO_CPU`-like values past the last CPU take the zones),
     /// zero-filled or left for the caller to fill (a COW copy, a file read).
-    /// `None` when no frame is free; the next issue makes this reclaim
-    /// first instead. Linux: `alloc_pages` with `__GFP_ZERO` or without.
-    pub fn alloc_page(&self, cpu: usize, usage: FrameUse, fill: Fill) -> Option<Pfn> {
+    /// The VM frees it by number (`put_frame`, `put_frame_on`,
+    /// `free_frames`). `None` when no frame is free; the next issue makes
+    /// this reclaim first instead. Linux: `alloc_pages` with `__GFP_ZERO` or without.
+    #[inline]
+    pub(crate) fn alloc_page(&self, cpu: usize, usage: FrameUse, fill: Fill) -> Option<Pfn> {
         match fill {
-            Fill::Zero if self.pcp.has(cpu) => self.alloc_zeroed_on(cpu, usage),
-            Fill::Zero => self.alloc_zeroed(usage),
-            Fill::Caller => self.alloc_frames(1, 1, usage),
+            Fill::Zero if self.pcp.has(cpu) => self.zeroed_pfn_on(cpu, usage),
+            Fill::Zero => self.zeroed_pfn(usage),
+            Fill::Caller => self.alloc_run(1, 1, usage),
         }
     }
 
@@ -419,15 +659,13 @@ impl PhysMem {
         n
     }
 
-    /// Return a run got from `alloc_frames(count, ..)`. The descriptor is reset.
-    /// Linux: `__free_pages`.
-    pub fn free_frames(&self, pfn: Pfn, count: usize) -> Result<(), FreeError> {
+    /// Return a run of `count` frames at `pfn`, allocated with that count,
+    /// whatever its references. The descriptor is reset. Crate-private: the
+    /// caller must know that nothing maps or holds the frames (outside code
+    /// gives back an `OwnedFrame` to `put`). Linux: `__free_pages`.
+    pub(crate) fn free_frames(&self, pfn: Pfn, count: usize) -> Result<(), FreeError> {
         let desc = self.descs.as_slice().get(pfn.0).ok_or(FreeError::OutOfRange)?;
-        let zone = self
-            .zones
-            .iter()
-            .find(|z| pfn.0 >= z.start.0 && pfn.0 < z.start.0 + z.frames)
-            .ok_or(FreeError::OutOfRange)?;
+        let zone = self.zones.iter().find(|z| z.holds(pfn)).ok_or(FreeError::OutOfRange)?;
         let was_pt = desc.usage() == FrameUse::PageTable;
         let mut a = zone.alloc.lock();
         let taken = a.frames_for(count);
@@ -444,8 +682,10 @@ impl PhysMem {
     }
 
     /// Drop one reference to a single frame; free it when none is left.
-    /// Returns whether the frame was freed. Linux: `put_page`.
-    pub fn put_frame(&self, pfn: Pfn) -> bool {
+    /// Returns whether the frame was freed. Crate-private: the caller holds
+    /// the reference it drops (a PTE's, after the shootdown that makes it
+    /// unreachable; a page cache's). Linux: `put_page`.
+    pub(crate) fn put_frame(&self, pfn: Pfn) -> bool {
         let Some(desc) = self.descs.as_slice().get(pfn.0) else {
             return false;
         };
@@ -463,8 +703,8 @@ impl PhysMem {
     /// As `put_frame`, putting a freed frame of the first zone on CPU `cpu`'s
     /// list (which gives `batch` frames back to the zone when it grows past
     /// `high`). A `cpu` without a list takes the `put_frame` path.
-    /// Linux: `put_page` reaching `free_unref_page`.
-    pub fn put_frame_on(&self, cpu: usize, pfn: Pfn) -> bool {
+    /// Crate-private, as `put_frame`. Linux: `put_page` reaching `free_unref_page`.
+    pub(crate) fn put_frame_on(&self, cpu: usize, pfn: Pfn) -> bool {
         let Some(desc) = self.descs.as_slice().get(pfn.0) else {
             return false;
         };
@@ -506,8 +746,123 @@ impl PhysMem {
     pub fn is_free(&self, pfn: Pfn) -> bool {
         self.zones
             .iter()
-            .find(|z| pfn.0 >= z.start.0 && pfn.0 < z.start.0 + z.frames)
+            .find(|z| z.holds(pfn))
             .is_some_and(|z| z.alloc.lock().is_free(pfn))
             || self.pcp.contains(pfn)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn phys() -> PhysMem {
+        PhysMem::with_pcp(256, FrameAllocatorPolicy::Buddy, 2, 4).unwrap()
+    }
+
+    /// Every frame's state: (free in a zone or a list, usage, refcount).
+    fn snapshot(p: &PhysMem) -> Vec<(bool, FrameUse, u32)> {
+        (0..p.total_frames())
+            .map(|i| {
+                let d = p.desc(Pfn(i)).unwrap();
+                (p.is_free(Pfn(i)), d.usage(), d.refcount.load(Ordering::Relaxed))
+            })
+            .collect()
+    }
+
+    /// A handle frees exactly the frames it allocated: no other frame
+    /// changes state, and the books come back to where they were.
+    #[test]
+    fn a_handle_frees_exactly_what_it_allocated() {
+        let p = phys();
+        // Some frames held by "the VM" by number, that no handle may touch.
+        let vm: Vec<Pfn> = (0..8)
+            .map(|i| p.alloc_page(i % 3, FrameUse::Anon, Fill::Zero).unwrap())
+            .collect();
+        let before = snapshot(&p);
+        let used = p.frames_used();
+
+        let single = p.alloc_zeroed(FrameUse::Kernel).unwrap();
+        let listed = p.alloc_zeroed_on(1, FrameUse::Kernel).unwrap();
+        let run = p.alloc_frames(4, 4, FrameUse::Kernel).unwrap();
+        assert_eq!((single.count(), listed.count(), run.count()), (1, 1, 4));
+        assert_eq!(run.pfn().0 % 4, 0);
+        let mine: Vec<Pfn> = [single.pfn(), listed.pfn()]
+            .into_iter()
+            .chain((0..4).map(|i| Pfn(run.pfn().0 + i)))
+            .collect();
+        assert_eq!(p.frames_used(), used + 6);
+        for &f in &mine {
+            assert!(!p.is_free(f));
+            assert!(!vm.contains(&f));
+        }
+        let during = snapshot(&p);
+        for (i, (b, d)) in before.iter().zip(&during).enumerate() {
+            // Frames free before may move between a list and the zone.
+            if !mine.contains(&Pfn(i)) && !b.0 {
+                assert_eq!(b, d, "frame {i} changed by an allocation that did not return it");
+            }
+        }
+
+        assert!(p.put(single));
+        assert!(p.put_on(0, listed));
+        assert!(p.put_on(1, run), "a run goes to its zone");
+        assert_eq!(p.frames_used(), used);
+        for &f in &mine {
+            assert!(p.is_free(f), "frame {} not freed", f.0);
+        }
+        // Every frame the VM holds is as it was.
+        for &f in &vm {
+            let d = p.desc(f).unwrap();
+            assert!(!p.is_free(f));
+            assert_eq!((d.usage(), d.refcount.load(Ordering::Relaxed)), (FrameUse::Anon, 1));
+        }
+        let after = snapshot(&p);
+        let changed: Vec<usize> = (0..after.len()).filter(|&i| before[i] != after[i]).collect();
+        assert!(
+            changed.iter().all(|&i| before[i].0),
+            "only frames free before may differ (which free frame a list holds): {changed:?}"
+        );
+        for f in vm {
+            assert!(p.put_frame(f));
+        }
+    }
+
+    #[test]
+    fn get_and_put_count_references() {
+        let p = phys();
+        let run = p.alloc_frames(2, 2, FrameUse::Kernel).unwrap();
+        let head = run.pfn();
+        let again = p.get(&run);
+        assert_eq!(again.count(), 2);
+        assert!(!p.put(run));
+        assert!(!p.is_free(head) && !p.is_free(Pfn(head.0 + 1)));
+        assert!(p.put_on(0, again));
+        assert!(p.is_free(head) && p.is_free(Pfn(head.0 + 1)));
+        assert!(p.alloc_frames(0, 1, FrameUse::Kernel).is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "did not allocate it")]
+    fn a_handle_of_another_phys_mem_is_refused() {
+        let a = phys();
+        let b = phys();
+        let f = a.alloc_zeroed(FrameUse::Kernel).unwrap();
+        // The same frame number is allocated (and could be mapped) in `b`.
+        let mine = b.alloc_zeroed(FrameUse::Kernel).unwrap();
+        assert_eq!(f.pfn(), mine.pfn());
+        b.put(f);
+    }
+
+    /// The by-number frees (crate-private) never free the zero page.
+    #[test]
+    fn the_zero_page_is_never_freed() {
+        let p = phys();
+        let z = p.zero_pfn();
+        assert!(!p.put_frame(z));
+        assert!(!p.put_frame_on(0, z));
+        assert!(!p.is_free(z));
+        assert_eq!(p.desc(z).unwrap().usage(), FrameUse::Zero);
+        assert!(!p.put_frame(Pfn(p.total_frames())), "outside RAM");
     }
 }

@@ -71,8 +71,9 @@ impl WalkTracker {
 
     /// CPU `cpu`'s mark word, for a CPU handle that keeps its own count
     /// (`Cpu`: odd while walking, +2 per walk, only it writes the word);
-    /// `None` past the last CPU.
-    pub fn mark(&self, cpu: usize) -> Option<&AtomicU64> {
+    /// `None` past the last CPU. Crate-private: a word written from outside
+    /// could make a table look left by a CPU still inside it.
+    pub(crate) fn mark(&self, cpu: usize) -> Option<&AtomicU64> {
         (cpu < self.cpus).then(|| self.marks.get(cpu))
     }
 
@@ -82,8 +83,9 @@ impl WalkTracker {
     }
 
     /// Defer `table`, already unlinked from every parent entry, until every
-    /// CPU walking now has left its walk.
-    pub fn defer(&self, table: Pfn) {
+    /// CPU walking now has left its walk. Crate-private, as every free by
+    /// frame number: `PhysMem::reap_tables` frees what this lists.
+    pub(crate) fn defer(&self, table: Pfn) {
         fence(Ordering::SeqCst);
         let seen: Vec<u64> = self.marks.iter().map(|m| m.load(Ordering::Acquire)).collect();
         let mut d = self.deferred.lock();
@@ -92,7 +94,7 @@ impl WalkTracker {
     }
 
     /// The deferred tables whose walkers have all left (removed from the list).
-    pub fn ready(&self) -> Vec<Pfn> {
+    pub(crate) fn ready(&self) -> Vec<Pfn> {
         if self.pending() == 0 {
             return Vec::new();
         }

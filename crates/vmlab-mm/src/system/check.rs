@@ -586,3 +586,65 @@ fn count_frames(phys: &crate::phys::PhysMem, table: Pfn) -> usize {
             .count()
     })
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::frame::FrameAllocator;
+    use crate::phys::{Fill, FrameUse};
+    use crate::system::{ByteSize, Machine, MachineConfig};
+
+    /// Moved from `tests/pcp.rs` when the zones' allocators became
+    /// crate-private: the corruption it plants needs one.
+    #[test]
+    fn a_listed_frame_freed_in_the_zone_too_is_caught() {
+        let m = Machine::new(&MachineConfig {
+            ram: ByteSize(32 << 20),
+            cpus: 2,
+            pcp_batch: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        let p = m.phys();
+        let pfn = p.alloc_page(0, FrameUse::Kernel, Fill::Zero).unwrap();
+        assert!(p.put_frame_on(1, pfn));
+        m.check().unwrap();
+        assert!(p.pcp().contains(pfn));
+        // Freeing a listed frame in the zone as well makes it free twice.
+        p.zones()[0].alloc.lock().free(pfn, 1).unwrap();
+        let e = m.check().unwrap_err().0;
+        assert!(e.contains("per-CPU"), "{e}");
+    }
+
+    /// The checker is not a test that cannot fail: corrupting a mapcount, a
+    /// refcount or the rss is reported. (Moved from `tests/machine.rs` when
+    /// a frame's counts became crate-private.)
+    #[test]
+    fn checker_reports_corruption() {
+        use crate::mm::uapi::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+        use crate::sync::Ordering;
+        let m = Machine::new(&MachineConfig {
+            ram: ByteSize(64 << 20),
+            ..Default::default()
+        })
+        .unwrap();
+        let pid = m.spawn().unwrap();
+        let a = m
+            .mmap(pid, 0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+            .unwrap();
+        m.write(pid, a, &[1]).unwrap().unwrap();
+        m.check().unwrap();
+        let p = m.process(pid).unwrap();
+        let pte = p.mm.page_table().leaf(m.phys(), a).unwrap().load();
+        let d = m.phys().desc(pte.pfn()).unwrap();
+        d.mapcount.fetch_add(1, Ordering::Relaxed);
+        assert!(m.check().unwrap_err().0.contains("mapcount"));
+        d.mapcount.fetch_sub(1, Ordering::Relaxed);
+        d.refcount.fetch_add(1, Ordering::Relaxed);
+        assert!(m.check().unwrap_err().0.contains("refcount"));
+        d.refcount.fetch_sub(1, Ordering::Relaxed);
+        p.mm.rss.add(0, 1);
+        assert!(m.check().unwrap_err().0.contains("rss"));
+        p.mm.rss.sub(0, 1);
+        m.check().unwrap();
+    }
+}
