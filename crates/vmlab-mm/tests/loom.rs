@@ -204,11 +204,8 @@ mod pte_lock_real {
             // Leave no frame free but what the tables need, so the data
             // page's allocation fails and the claim is abandoned.
             while phys.free_frames_count() > 3 {
-                let _ = phys.alloc_page(
-                    usize::MAX,
-                    vmlab_mm::phys::FrameUse::Kernel,
-                    vmlab_mm::phys::Fill::Caller,
-                );
+                // Held for the model's life (a dropped handle leaks its frame).
+                let _held = phys.alloc_frames(1, 1, vmlab_mm::phys::FrameUse::Kernel);
             }
         }
         Arc::new(World {
@@ -266,7 +263,7 @@ mod pte_lock_real {
             let e = w.mm.page_table().leaf(&w.phys, ADDR).unwrap().load();
             assert!(!e.locked() && e.present() && e.pfn() == a.unwrap());
             let d = w.phys.desc(e.pfn()).unwrap();
-            assert_eq!(d.mapcount.load(Ordering::Relaxed), 1);
+            assert_eq!(d.mapcount(), 1);
             assert_eq!(w.mm.rss.get(), 1);
             assert_eq!(w.phys.ram().frame(e.pfn()).unwrap()[1].load(Ordering::Relaxed), 7);
         });
