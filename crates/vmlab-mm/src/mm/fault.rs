@@ -42,7 +42,7 @@ pub struct FaultCtx<'a> {
     /// Share the page tables of large shared objects between address spaces
     /// (fork policy `shared_pt`).
     pub share_object_tables: bool,
-    /// How concurrent faults exclude each other (`fault_lock.rs`).
+    /// How concurrent faults exclude each other (`fault_lock/`).
     pub fault_lock: FaultLock,
     /// The CPU the fault runs on (its per-CPU frame list), or `NO_CPU` for a
     /// fault made by a syscall (madvise populate) on no particular CPU.

@@ -24,7 +24,7 @@
 //!   as any flag change does (Linux `madvise_update_vma` → `vma_modify_flags`),
 //!   so `/proc/PID/maps` shows the same lines. A split refused by the map
 //!   count is EAGAIN. DONTFORK (`VM_DONTCOPY`) VMAs are not inherited by
-//!   fork; WIPEONFORK ones are inherited empty (`mm/fork.rs`). SEQ_READ and
+//!   fork; WIPEONFORK ones are inherited empty (`mm/fork/`). SEQ_READ and
 //!   RAND_READ are read-ahead hints for the swap and file read-ahead to come.
 //!   MERGEABLE is ignored (no flag) on shared mappings, as KSM does.
 //! - MADV_COLLAPSE: EINVAL unless the VMA can hold an aligned 2 MiB page
