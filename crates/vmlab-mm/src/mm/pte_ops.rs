@@ -115,9 +115,26 @@ fn retire(phys: &PhysMem, va: u64, old: Pte, flush: &mut PendingFlush) {
     }
 }
 
+/// `cur` → `new` by `write` (a compare-and-swap that may fail, or the store
+/// of a claimer), with the counts kept in step around it: `new`'s frame is
+/// mapped before the entry is visible, `cur`'s retired after it is gone.
 #[inline]
-fn rss_delta(cur: Pte, new: Pte) -> isize {
-    counted(new) as isize - counted(cur) as isize
+fn install_with(
+    phys: &PhysMem,
+    rss: Rss<'_>,
+    va: u64,
+    (cur, new): (Pte, Pte),
+    flush: &mut PendingFlush,
+    write: impl FnOnce() -> bool,
+) -> bool {
+    pre_install(phys, new);
+    if !write() {
+        undo_install(phys, new);
+        return false;
+    }
+    retire(phys, va, cur, flush);
+    rss.add(counted(new) as isize - counted(cur) as isize);
+    true
 }
 
 /// Replace `cur` by `new` in `e` if it still holds `cur` (compare-and-swap),
@@ -139,14 +156,9 @@ pub(crate) fn set(
     flush: &mut PendingFlush,
 ) -> bool {
     debug_assert!(!new.locked() && !cur.locked());
-    pre_install(phys, new);
-    if e.raw_cas(cur, new, Ordering::AcqRel).is_err() {
-        undo_install(phys, new);
-        return false;
-    }
-    retire(phys, va, cur, flush);
-    rss.add(rss_delta(cur, new));
-    true
+    install_with(phys, rss, va, (cur, new), flush, || {
+        e.raw_cas(cur, new, Ordering::AcqRel).is_ok()
+    })
 }
 
 /// Claim the entry that holds `cur` (not claimed) by setting its lock bit
@@ -179,11 +191,10 @@ pub(crate) fn publish(
     flush: &mut PendingFlush,
 ) {
     debug_assert!(!new.locked());
-    let cur = cur.without(Pte::LOCK);
-    pre_install(phys, new);
-    e.raw_store(new);
-    retire(phys, va, cur, flush);
-    rss.add(rss_delta(cur, new));
+    install_with(phys, rss, va, (cur.without(Pte::LOCK), new), flush, || {
+        e.raw_store(new);
+        true
+    });
 }
 
 /// Clear `e` (`[va]`), whatever it holds, with `set`'s accounting: the

@@ -10,7 +10,6 @@
 use super::address_space::AddressSpace;
 use crate::sync::{Arc, Mutex};
 use alloc::collections::BTreeMap;
-use alloc::vec::Vec;
 
 /// Live address spaces by `AddressSpace::id`, each held until its process
 /// exits (`unregister`); a lookup after that finds none.
@@ -44,10 +43,5 @@ impl MmRegistry {
     /// The live address space `id`, if any.
     pub fn get(&self, id: u64) -> Option<Arc<AddressSpace>> {
         self.map.lock().get(&id).cloned()
-    }
-
-    /// Every live address space, in id order.
-    pub fn all(&self) -> Vec<Arc<AddressSpace>> {
-        self.map.lock().values().cloned().collect()
     }
 }

@@ -160,8 +160,16 @@ impl FrameDesc {
         self.flags.store(usage as u32, Ordering::Relaxed);
         self.refcount.store(1, Ordering::Relaxed);
         self.mapcount.store(0, Ordering::Relaxed);
-        self.owner.store(0, Ordering::Relaxed);
-        self.index.store(0, Ordering::Relaxed);
+        // A kernel client's frame is the kernel's from the start; every other
+        // use gets its owner when the VM hands the frame to one.
+        let owner = if usage == FrameUse::Kernel {
+            Owner::Kernel
+        } else {
+            Owner::None
+        };
+        let (word, index) = owner.encode();
+        self.owner.store(word, Ordering::Relaxed);
+        self.index.store(index, Ordering::Relaxed);
     }
 
     pub(crate) fn reset(&self) {

@@ -69,12 +69,13 @@ impl WalkTracker {
         }
     }
 
-    /// CPU `cpu`'s mark word, for a CPU handle that keeps its own count
-    /// (`Cpu`: odd while walking, +2 per walk, only it writes the word);
-    /// `None` past the last CPU. Crate-private: a word written from outside
-    /// could make a table look left by a CPU still inside it.
-    pub(crate) fn mark(&self, cpu: usize) -> Option<&AtomicU64> {
-        (cpu < self.cpus).then(|| self.marks.get(cpu))
+    /// CPU `cpu`'s mark word (`cpu` below the CPU count), for a CPU handle
+    /// that keeps its own count (`Cpu`: odd while walking, +2 per walk, only
+    /// it writes the word). Crate-private: a word written from outside could
+    /// make a table look left by a CPU still inside it.
+    pub(crate) fn mark(&self, cpu: usize) -> &AtomicU64 {
+        debug_assert!(cpu < self.cpus);
+        self.marks.get(cpu)
     }
 
     /// Table frames waiting for a walker to leave.

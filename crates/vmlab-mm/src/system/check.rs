@@ -138,7 +138,7 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
             FrameUse::Anon => matches!(owner, Owner::Anon { anon, .. } if anon != 0),
             FrameUse::PageCache => matches!(owner, Owner::Object { .. }),
             FrameUse::PageTable => matches!(owner, Owner::None | Owner::PageTable { .. } | Owner::ObjectTable { .. }),
-            FrameUse::Kernel => matches!(owner, Owner::None | Owner::Kernel),
+            FrameUse::Kernel => owner == Owner::Kernel,
         };
         ensure!(fits, "frame {i}: used as {:?} but owned by {owner:?}", d.usage());
     }

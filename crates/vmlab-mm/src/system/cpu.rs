@@ -49,14 +49,9 @@ impl<'m> Cpu<'m> {
             proc: None,
             active: m.cpu_active.get(id),
             seq: m.cpu_active.get(id).load(Ordering::Relaxed) & !1,
-            // `id` is below the machine's CPU count (`Machine::cpu`), so the
-            // mark exists; the fallback word is never reached.
-            walk_mark: m.phys().walks().mark(id).unwrap_or(m.cpu_active.get(usize::MAX)),
-            walk_seq: m
-                .phys()
-                .walks()
-                .mark(id)
-                .map_or(0, |w| w.load(Ordering::Relaxed).wrapping_add(1) & !1),
+            // `id` is below the machine's CPU count (`Machine::cpu`).
+            walk_mark: m.phys().walks().mark(id),
+            walk_seq: m.phys().walks().mark(id).load(Ordering::Relaxed).wrapping_add(1) & !1,
             hits: 0,
             misses: 0,
         }
