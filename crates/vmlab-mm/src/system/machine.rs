@@ -369,19 +369,18 @@ impl Machine {
     /// go back through that CPU's free list.
     pub(crate) fn shootdown_on(&self, cpu: usize, mm: &AddressSpace, flush: PendingFlush) {
         // Each job: the CPUs that may cache translations of one address
-        // space, and its page range. Besides `mm`'s own, a change to a page
-        // table shared with other address spaces reaches theirs (`remote`).
-        let mut jobs: alloc::vec::Vec<(u64, (u64, u64))> = alloc::vec::Vec::new();
-        if let Some(r) = flush.range {
-            jobs.push((mm.cpu_mask.load(Ordering::Acquire), r));
-        }
-        for &(id, a, b) in &flush.remote {
-            if let Some(other) = self.mms.get(id) {
-                jobs.push((other.cpu_mask.load(Ordering::Acquire), (a, b)));
-            }
-        }
-        if !jobs.is_empty() {
-            let mask = jobs.iter().fold(0, |m, j| m | j.0);
+        // space, and its page range: `mm`'s own, and for a change to a page
+        // table shared with other address spaces, theirs (`remote`, almost
+        // always empty: then nothing is allocated on this path).
+        let own = flush.range.map(|r| (mm.cpu_mask.load(Ordering::Acquire), r));
+        let remote: alloc::vec::Vec<(u64, (u64, u64))> = flush
+            .remote
+            .iter()
+            .filter_map(|&(id, a, b)| self.mms.get(id).map(|o| (o.cpu_mask.load(Ordering::Acquire), (a, b))))
+            .collect();
+        if own.is_some() || !remote.is_empty() {
+            let jobs = || own.iter().chain(remote.iter());
+            let mask = jobs().fold(0, |m, j| m | j.0);
             // The CPU that starts a shootdown is in its slow path: it is not
             // filling its TLB or inside an access, so it needs no barrier.
             let others = mask & !1u64.checked_shl(cpu as u32).unwrap_or(0);
@@ -394,7 +393,7 @@ impl Machine {
                 self.remote_barrier();
             }
             let mut reached = 0;
-            for &(m, (a, b)) in &jobs {
+            for &(m, (a, b)) in jobs() {
                 for (_, tlb) in targets(m) {
                     tlb.clear_range(a, b);
                     reached += 1;
