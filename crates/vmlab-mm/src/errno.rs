@@ -149,6 +149,16 @@ impl Fault {
         }
     }
 
+    /// A fault at `addr` that found no free frame (SIGBUS with
+    /// `OutOfMemory`; Linux would invoke the OOM killer).
+    pub const fn oom(addr: u64) -> Fault {
+        Fault {
+            signal: Signal::Bus,
+            addr,
+            reason: FaultReason::OutOfMemory,
+        }
+    }
+
     /// The `si_code` Linux would deliver with the signal (`SEGV_MAPERR`,
     /// `SEGV_ACCERR`, `SEGV_PKUERR`, `BUS_ADRERR`); `None` for a fault Linux
     /// would not deliver as a signal to the process (out of memory: the OOM

@@ -110,11 +110,7 @@ impl PageRead {
                 phys.put_frame(pfn);
                 Ok(())
             }
-            Err(e) => Err(object::page_error_fault(
-                e,
-                self.addr,
-                Fault::segv(self.addr, FaultReason::OutOfMemory),
-            )),
+            Err(e) => Err(object::page_error_fault(e, self.addr)),
         }
     }
 }
@@ -198,11 +194,7 @@ fn handle_fault_inner(
         // A shared mapping has no anonymous pages, so it never gets one.
         AddressSpace::prepare_anon_locked(st, vma, cx.next_anon_id);
     }
-    let oom = Fault {
-        signal: crate::errno::Signal::Bus,
-        addr,
-        reason: FaultReason::OutOfMemory,
-    };
+    let oom = Fault::oom(addr);
     // A table shared copy-on-write with another address space is frozen:
     // take a private copy before filling or changing any of its entries.
     if let Some(pe) = mm.page_table().pd_entry(cx.phys, addr) {

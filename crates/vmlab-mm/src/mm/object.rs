@@ -639,10 +639,7 @@ pub(super) fn do_object_fault(
     let pgoff = vma.pgoff_of(page_floor(addr));
     // A file page not in the cache needs I/O: not with our locks held.
     let page = if obj.is_file() {
-        match obj
-            .lookup_ref(phys, pgoff)
-            .map_err(|e| page_error_fault(e, addr, oom))?
-        {
+        match obj.lookup_ref(phys, pgoff).map_err(|e| page_error_fault(e, addr))? {
             Some(p) => p,
             None => {
                 return Err(FaultError::Retry(PageRead {
@@ -654,7 +651,7 @@ pub(super) fn do_object_fault(
         }
     } else {
         obj.get_page(phys, cx.counters, pgoff)
-            .map_err(|e| page_error_fault(e, addr, oom))?
+            .map_err(|e| page_error_fault(e, addr))?
     };
     // `page` carries a reference of ours from here on.
     let shared = vma.flags.has(VmFlags::SHARED);
@@ -691,10 +688,10 @@ pub(super) fn do_object_fault(
     Ok(None)
 }
 
-/// The signal a failed page lookup gives a fault at `addr` (`oom` for no memory).
-pub(super) fn page_error_fault(e: PageError, addr: u64, oom: Fault) -> Fault {
+/// The signal a failed page lookup gives a fault at `addr`.
+pub(super) fn page_error_fault(e: PageError, addr: u64) -> Fault {
     match e {
-        PageError::NoMemory => oom,
+        PageError::NoMemory => Fault::oom(addr),
         PageError::BeyondEof => Fault {
             signal: Signal::Bus,
             addr,
