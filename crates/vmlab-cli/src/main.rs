@@ -441,6 +441,7 @@ fn render(
         ("cpus", &cpus),
         ("tlb_entries", &tlb),
         ("pcp_batch", &pcp),
+        ("pkeys", if cfg.pkeys { "true" } else { "false" }),
     ];
     rows.extend(cfg.policies());
     for (k, v) in rows {

@@ -60,8 +60,10 @@ fn run_prints_policies_and_stats() {
         "btree",
         "frame_allocator",
         "buddy",
+        "pkeys",
         "TLB hit ratio",
         "minor faults",
+        "major faults",
         "frames used/free/total",
         "accesses/s",
     ] {
