@@ -2,7 +2,7 @@
 //! and applies `--set key=value` overrides; every key is documented in
 //! docs/CONFIG.md. Later policies add their keys here.
 
-use crate::mm::{FaultLock, ForkPolicy, VmaMapPolicy};
+use crate::mm::{FaultLock, ForkPolicy, RmapPolicy, VmaMapPolicy};
 use crate::phys::FrameAllocatorPolicy;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -109,6 +109,8 @@ pub struct MachineConfig {
     pub fork: ForkName,
     /// How concurrent faults in one address space exclude each other.
     pub fault_lock: FaultLockName,
+    /// How a frame's mappings are found (`mm/rmap/`): the reverse map.
+    pub rmap: RmapName,
     /// Frames each CPU's list of free single frames takes from or gives back
     /// to the zone at a time (`frame/pcp.rs`); 0 disables the lists.
     pub pcp_batch: usize,
@@ -133,6 +135,7 @@ impl Default for MachineConfig {
             max_map_count: crate::mm::uapi::DEFAULT_MAX_MAP_COUNT,
             fork: ForkName::Cow,
             fault_lock: FaultLockName::PtLock,
+            rmap: RmapName::Object,
             pcp_batch: 32,
             pkeys: false,
             files: Vec::new(),
@@ -219,6 +222,33 @@ impl FaultLockName {
     }
 }
 
+/// Config spelling of `RmapPolicy`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RmapName {
+    Object,
+    PteChain,
+    PtePool,
+    PrivateVma,
+    None,
+}
+
+impl RmapName {
+    pub const ALL: &'static [&'static str] = &["object", "pte_chain", "pte_pool", "private_vma", "none"];
+    pub fn policy(self) -> RmapPolicy {
+        match self {
+            RmapName::Object => RmapPolicy::Object,
+            RmapName::PteChain => RmapPolicy::PteChain,
+            RmapName::PtePool => RmapPolicy::PtePool,
+            RmapName::PrivateVma => RmapPolicy::PrivateVma,
+            RmapName::None => RmapPolicy::None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        self.policy().as_str()
+    }
+}
+
 /// Config spelling of `FrameAllocatorPolicy`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -275,16 +305,24 @@ impl MachineConfig {
         if self.max_map_count == 0 {
             return Err("max_map_count: must be at least 1".into());
         }
+        if self.rmap == RmapName::PrivateVma && self.fork != ForkName::Eager {
+            return Err(format!(
+                "rmap: private_vma needs fork = \"eager\" (fork is {:?}): a private page points at its one VMA, \
+                 which holds only when no anonymous page is shared copy-on-write (seed 000 #4)",
+                self.fork.as_str()
+            ));
+        }
         Ok(())
     }
 
     /// Policies in force, as `(key, value)` pairs for a run's header.
-    pub fn policies(&self) -> [(&'static str, &'static str); 4] {
+    pub fn policies(&self) -> [(&'static str, &'static str); 5] {
         [
             ("vma_map", self.vma_map.as_str()),
             ("frame_allocator", self.frame_allocator.as_str()),
             ("fork", self.fork.as_str()),
             ("fault_lock", self.fault_lock.as_str()),
+            ("rmap", self.rmap.as_str()),
         ]
     }
 }

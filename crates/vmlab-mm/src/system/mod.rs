@@ -15,7 +15,7 @@ mod machine;
 mod stats;
 
 pub use check::InvariantError;
-pub use config::{ByteSize, MachineConfig};
+pub use config::{ByteSize, MachineConfig, RmapName};
 pub use cpu::Cpu;
 pub use files::{FileStat, OpenFile};
 pub use host::{Host, SpinHost};
