@@ -573,7 +573,7 @@ mod tests {
         // Descriptor, buddy link and state byte, checker arrays (i32, u32, bool).
         let need = Machine::host_bytes_needed(&cfg(1 << 30));
         let desc = std::mem::size_of::<crate::mm::phys::FrameDesc>() as u64;
-        assert_eq!(desc, 40);
+        assert_eq!(desc, 48);
         assert_eq!(need.bytes_per_frame, desc + 8 + 1 + 4 + 4 + 1);
     }
 

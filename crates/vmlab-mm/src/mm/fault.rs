@@ -14,6 +14,7 @@ use super::address_space::{leaf_pkey_bits, AddressSpace, MapState};
 use super::fault_lock::{FaultLock, FaultLockPolicy, Install};
 use super::object;
 use super::pte_ops::{self, Rss};
+use super::rmap::Rmap;
 use super::shared_pt::PD_SPAN;
 use super::stats::MmCounters;
 use super::vma::{Backing, VmFlags, Vma};
@@ -22,7 +23,7 @@ use crate::addr::{page_floor, Pfn, TASK_SIZE};
 use crate::errno::{Fault, FaultReason};
 use crate::pgtable::{LeafEntry, LeafRef, Pte};
 use crate::phys::{Fill, FrameUse, Owner, PhysMem};
-use crate::sync::{AtomicU64, Ordering, Relax};
+use crate::sync::{Ordering, Relax};
 use crate::tlb::PendingFlush;
 
 /// The kind of access that faulted.
@@ -37,8 +38,9 @@ pub enum Access {
 pub struct FaultCtx<'a> {
     pub phys: &'a PhysMem,
     pub counters: &'a MmCounters,
-    /// Source of fresh anonymous identities (machine-wide, never 0).
-    pub next_anon_id: &'a AtomicU64,
+    /// The reverse map: source of fresh anonymous identities (machine-wide,
+    /// never 0), which it lists.
+    pub rmap: &'a Rmap,
     /// Share the page tables of large shared objects between address spaces
     /// (fork policy `shared_pt`).
     pub share_object_tables: bool,
@@ -192,7 +194,7 @@ fn handle_fault_inner(
     if access == Access::Write && !shared {
         // Linux `anon_vma_prepare`: the identity may come from a neighbour.
         // A shared mapping has no anonymous pages, so it never gets one.
-        AddressSpace::prepare_anon_locked(st, vma, cx.next_anon_id);
+        AddressSpace::prepare_anon_locked(st, vma, cx.rmap, mm.id);
     }
     let oom = Fault::oom(addr);
     // A table shared copy-on-write with another address space is frozen:
@@ -322,16 +324,12 @@ fn leaf_flags(vma: &Vma) -> u64 {
 }
 
 /// The VMA's anonymous identity, assigned on first need. Linux: `anon_vma_prepare`.
-fn anon_id(cx: &FaultCtx<'_>, vma: &Vma) -> u64 {
+/// `vma`'s anonymous identity, which a write fault gave it
+/// (`prepare_anon_locked`) before it allocates a page.
+fn anon_id(vma: &Vma) -> u64 {
     let id = vma.anon_id();
-    if id != 0 {
-        return id;
-    }
-    let fresh = cx.next_anon_id.fetch_add(1, Ordering::Relaxed);
-    match vma.anon.compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => fresh,
-        Err(winner) => winner,
-    }
+    debug_assert_ne!(id, 0, "an anonymous page allocated for a VMA with no identity");
+    id
 }
 
 /// A zeroed frame owned by `vma`'s anonymous identity at the page of `addr`,
@@ -340,7 +338,7 @@ pub(super) fn new_anon_frame(cx: &FaultCtx<'_>, vma: &Vma, addr: u64) -> Option<
     let pfn = cx.phys.alloc_page(cx.cpu, FrameUse::Anon, Fill::Zero)?;
     if let Some(d) = cx.phys.desc(pfn) {
         d.set_owner(Owner::Anon {
-            anon: anon_id(cx, vma),
+            anon: anon_id(vma),
             index: vma.pgoff_of(page_floor(addr)),
         });
     }

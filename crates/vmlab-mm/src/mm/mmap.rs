@@ -4,6 +4,7 @@
 
 use super::address_space::{AddressSpace, MapState};
 use super::object::{MemObject, ObjectTable};
+use super::rmap::Rmap;
 use super::uapi::*;
 use super::vma::{Backing, Prot, VmFlags, Vma};
 use super::vma_map::VmaMap;
@@ -83,6 +84,7 @@ impl AddressSpace {
         &self,
         phys: &PhysMem,
         objects: &ObjectTable,
+        rmap: &Rmap,
         req: MmapRequest<'_>,
         flush: &mut PendingFlush,
     ) -> SysResult<u64> {
@@ -253,6 +255,10 @@ impl AddressSpace {
             None if shared_anon => Backing::Object(objects.create_shmem(len)),
             None => Backing::Anon,
         };
+        if let Backing::Object(o) = &backing {
+            // Listed before any page can be mapped (Linux `vma_link` → `i_mmap`).
+            rmap.map_object(self.id, o.id().0);
+        }
         let vma = Vma::new(start, end, prot_v, VmFlags(vm_flags), backing, vma_pgoff);
         st.vmas.insert(vma);
         Self::merge_range_locked(&mut st, start, end);

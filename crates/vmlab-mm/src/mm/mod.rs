@@ -39,7 +39,7 @@ pub use mmap::MmapRequest;
 pub use msync::SyncWork;
 pub use object::{AccessMode, BackingFile, MemObject, ObjectTable, MAX_LFS_FILESIZE};
 pub use registry::MmRegistry;
-pub use rmap::RmapPolicy;
+pub use rmap::{Rmap, RmapCx, RmapPolicy};
 pub use stack::Rlimit;
 pub use stats::MmCounters;
 pub use vma::{Backing, ObjectId, Prot, VmFlags, Vma};

@@ -391,7 +391,7 @@ impl AddressSpace {
             let Ok(dst) = pt.leaf_alloc(phys, new + (va - old)) else {
                 return;
             };
-            pte_ops::move_to(e, va, dst, flush);
+            pte_ops::move_to(phys, e, va, dst, flush);
         });
     }
 }

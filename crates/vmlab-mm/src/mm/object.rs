@@ -264,6 +264,16 @@ impl MemObject {
             .collect()
     }
 
+    /// The sharers (address space, span) of this object's table `table`.
+    pub fn table_sharers(&self, table: Pfn) -> Vec<(u64, u64)> {
+        self.shared_tables
+            .lock()
+            .values()
+            .find(|t| t.table == table)
+            .map(|t| t.sharers.clone())
+            .unwrap_or_default()
+    }
+
     /// The cache as (page offset, frame) pairs, in offset order.
     pub fn cache_snapshot(&self) -> Vec<(u64, Pfn)> {
         self.cache.lock().iter().map(|(&k, &v)| (k, v)).collect()

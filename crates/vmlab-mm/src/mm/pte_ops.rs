@@ -19,6 +19,11 @@
 //! replaced leaves its reference in `flush.frames`, dropped once no TLB can
 //! reach the frame.
 //!
+//! Reverse map: the designs that record each mapping (`rmap = pte_chain`,
+//! `pte_pool`) link the entry's PTE pointer to its frame where the mapcount
+//! is raised and unlink it where it is lowered (`phys/pte_links.rs`), so
+//! a frame's recorded PTEs are exactly the entries that map it.
+//!
 //! Ordering: a frame's `mapcount` is raised before the entry that maps it is
 //! visible and lowered after the entry is gone, so a CPU that finds an entry
 //! never sees its frame unmapped (`do_wp_page` reads it to decide reuse).
@@ -31,9 +36,9 @@
 //! May call: `addr`, `pgtable`, `phys`, `tlb`, `sync` (nothing else of `mm`:
 //! it is the layer the rest of `mm` stands on).
 
-use crate::addr::vpn;
+use crate::addr::{vpn, Pfn};
 use crate::pgtable::{LeafEntry, LeafRef, Pte};
-use crate::phys::{FrameDesc, FrameUse, PhysMem, PG_DIRTY};
+use crate::phys::{FrameDesc, FrameUse, PhysMem, PteLinkKind, PG_DIRTY};
 use crate::sync::{Ordering, PerCpuCounter};
 use crate::tlb::PendingFlush;
 
@@ -77,31 +82,55 @@ fn counted(p: Pte) -> bool {
     p.maps_frame() && !p.special()
 }
 
-/// Give the frame of `new` its mapping before `new` becomes visible.
+/// Record in the reverse map that `e` maps `frame` (`rmap = pte_chain` or
+/// `pte_pool`; the other designs keep nothing per PTE).
 #[inline]
-fn pre_install(phys: &PhysMem, new: Pte) {
+fn rmap_link(phys: &PhysMem, e: LeafRef<'_>, frame: Pfn) {
+    if phys.pte_link_kind() != PteLinkKind::None {
+        if let Some(at) = phys.word_index(e.word()) {
+            phys.link_pte(frame, at);
+        }
+    }
+}
+
+/// Undo `rmap_link`.
+#[inline]
+fn rmap_unlink(phys: &PhysMem, e: LeafRef<'_>, frame: Pfn) {
+    if phys.pte_link_kind() != PteLinkKind::None {
+        if let Some(at) = phys.word_index(e.word()) {
+            phys.unlink_pte(frame, at);
+        }
+    }
+}
+
+/// Give the frame of `new` its mapping (mapcount and reverse map) before
+/// `new` becomes visible in `e`.
+#[inline]
+fn pre_install(phys: &PhysMem, e: LeafRef<'_>, new: Pte) {
     if counted(new) {
         if let Some(d) = phys.desc(new.pfn()) {
             d.mapcount.fetch_add(1, Ordering::AcqRel);
+            rmap_link(phys, e, new.pfn());
         }
     }
 }
 
 /// Undo `pre_install` after a failed install: the caller keeps its reference.
 #[inline]
-fn undo_install(phys: &PhysMem, new: Pte) {
+fn undo_install(phys: &PhysMem, e: LeafRef<'_>, new: Pte) {
     if counted(new) {
         if let Some(d) = phys.desc(new.pfn()) {
+            rmap_unlink(phys, e, new.pfn());
             d.mapcount.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
 
-/// After `old` left its entry for good (replaced or cleared): its dirty bit
-/// goes to the page, its mapping ends, and its reference is released after
-/// the shootdown; the TLBs must drop the translation.
+/// After `old` left its entry `e` for good (replaced or cleared): its dirty
+/// bit goes to the page, its mapping ends, and its reference is released
+/// after the shootdown; the TLBs must drop the translation.
 #[inline]
-fn retire(phys: &PhysMem, va: u64, old: Pte, flush: &mut PendingFlush) {
+fn retire(phys: &PhysMem, e: LeafRef<'_>, va: u64, old: Pte, flush: &mut PendingFlush) {
     if old.is_none() {
         return;
     }
@@ -109,6 +138,7 @@ fn retire(phys: &PhysMem, va: u64, old: Pte, flush: &mut PendingFlush) {
     if counted(old) {
         if let Some(d) = phys.desc(old.pfn()) {
             transfer_dirty(d, old);
+            rmap_unlink(phys, e, old.pfn());
             d.mapcount.fetch_sub(1, Ordering::AcqRel);
         }
         flush.frames.push(old.pfn());
@@ -122,17 +152,17 @@ fn retire(phys: &PhysMem, va: u64, old: Pte, flush: &mut PendingFlush) {
 fn install_with(
     phys: &PhysMem,
     rss: Rss<'_>,
-    va: u64,
+    (e, va): (LeafRef<'_>, u64),
     (cur, new): (Pte, Pte),
     flush: &mut PendingFlush,
     write: impl FnOnce() -> bool,
 ) -> bool {
-    pre_install(phys, new);
+    pre_install(phys, e, new);
     if !write() {
-        undo_install(phys, new);
+        undo_install(phys, e, new);
         return false;
     }
-    retire(phys, va, cur, flush);
+    retire(phys, e, va, cur, flush);
     rss.add(counted(new) as isize - counted(cur) as isize);
     true
 }
@@ -156,7 +186,7 @@ pub(crate) fn set(
     flush: &mut PendingFlush,
 ) -> bool {
     debug_assert!(!new.locked() && !cur.locked());
-    install_with(phys, rss, va, (cur, new), flush, || {
+    install_with(phys, rss, (e, va), (cur, new), flush, || {
         e.raw_cas(cur, new, Ordering::AcqRel).is_ok()
     })
 }
@@ -191,7 +221,7 @@ pub(crate) fn publish(
     flush: &mut PendingFlush,
 ) {
     debug_assert!(!new.locked());
-    install_with(phys, rss, va, (cur.without(Pte::LOCK), new), flush, || {
+    install_with(phys, rss, (e, va), (cur.without(Pte::LOCK), new), flush, || {
         e.raw_store(new);
         true
     });
@@ -203,7 +233,7 @@ pub(crate) fn publish(
 #[inline]
 pub(crate) fn clear(phys: &PhysMem, rss: Rss<'_>, e: LeafRef<'_>, va: u64, flush: &mut PendingFlush) -> Pte {
     let old = e.raw_swap(Pte(0));
-    retire(phys, va, old, flush);
+    retire(phys, e, va, old, flush);
     rss.add(-(counted(old) as isize));
     old
 }
@@ -313,7 +343,7 @@ pub(crate) fn copy_into(phys: &PhysMem, rss: Rss<'_>, dst: LeafRef<'_>, pte: Pte
             d.refcount.fetch_add(1, Ordering::AcqRel);
         }
     }
-    pre_install(phys, pte);
+    pre_install(phys, dst, pte);
     dst.raw_store(pte);
     rss.add(counted(pte) as isize);
 }
@@ -322,12 +352,19 @@ pub(crate) fn copy_into(phys: &PhysMem, rss: Rss<'_>, dst: LeafRef<'_>, pte: Pte
 /// address space (mremap): counts stay, the old translation goes into
 /// `flush`. Linux: `move_ptes`.
 #[inline]
-pub(crate) fn move_to(src: LeafRef<'_>, va: u64, dst: LeafRef<'_>, flush: &mut PendingFlush) {
+pub(crate) fn move_to(phys: &PhysMem, src: LeafRef<'_>, va: u64, dst: LeafRef<'_>, flush: &mut PendingFlush) {
     let v = src.raw_swap(Pte(0));
     if v.is_none() {
         return;
     }
     debug_assert!(dst.load().is_none());
-    dst.raw_store(v);
+    if counted(v) && phys.desc(v.pfn()).is_some() {
+        // The frame's mapping moves: its PTE pointer changes, not its counts.
+        rmap_link(phys, dst, v.pfn());
+        dst.raw_store(v);
+        rmap_unlink(phys, src, v.pfn());
+    } else {
+        dst.raw_store(v);
+    }
     flush.add_page(vpn(va));
 }

@@ -40,6 +40,11 @@ impl MmRegistry {
         self.map.lock().remove(&id);
     }
 
+    /// The ids of every live address space, in order.
+    pub fn ids(&self) -> alloc::vec::Vec<u64> {
+        self.map.lock().keys().copied().collect()
+    }
+
     /// The live address space `id`, if any.
     pub fn get(&self, id: u64) -> Option<Arc<AddressSpace>> {
         self.map.lock().get(&id).cloned()

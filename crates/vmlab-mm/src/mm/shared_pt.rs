@@ -43,7 +43,7 @@ use super::vma_map::VmaMap;
 use crate::addr::{vpn, Pfn, PAGE_SIZE};
 use crate::mm::fault::NO_CPU;
 use crate::pgtable::{leaf_slot, NoFrame, Pte};
-use crate::phys::{Fill, FrameUse, Owner, PhysMem};
+use crate::phys::{Owner, PhysMem};
 use crate::sync::Arc;
 use crate::sync::{AtomicU64, Ordering};
 use crate::tlb::PendingFlush;
@@ -159,6 +159,8 @@ impl AddressSpace {
             flush.add_page(vpn(span));
             flush.add_page(vpn(span + PD_SPAN - PAGE_SIZE));
         }
+        phys.table_share(table, self.id);
+        phys.table_share(table, child.id);
         if td.refcount.fetch_add(1, Ordering::AcqRel) == 1 && cur.0 & Pte::TABLE_COW == 0 {
             // First shared now: its frames stay in the parent's rss. A table
             // still shared copy-on-write by its last sharer keeps its owner,
@@ -203,15 +205,17 @@ impl AddressSpace {
                     if !owned {
                         self.rss.add(NO_CPU, table_frames(phys, table));
                     }
-                    // Private again: like every private table, no owner field.
-                    td.set_owner(Owner::None);
+                    // Private again: its own address space's, as every private table.
+                    td.set_table_owner(self.id, span);
+                    phys.table_unshared(table);
                     return Ok(());
                 }
                 continue;
             }
-            let copy = phys
-                .alloc_page(NO_CPU, FrameUse::PageTable, Fill::Zero)
-                .ok_or(NoFrame)?;
+            let copy = phys.alloc_table().ok_or(NoFrame)?;
+            if let Some(cd) = phys.desc(copy) {
+                cd.set_table_owner(self.id, span);
+            }
             for idx in 0..512 {
                 let (Some(e), Some(ce)) = (leaf_slot(phys, table, idx), leaf_slot(phys, copy, idx)) else {
                     break;
@@ -252,6 +256,7 @@ impl AddressSpace {
             } else {
                 self.rss.add(NO_CPU, table_frames(phys, copy));
             }
+            phys.table_leave(table, self.id);
             if td.refcount.fetch_sub(1, Ordering::AcqRel) == 1 {
                 release_table(phys, table, flush);
             }
@@ -298,11 +303,7 @@ impl AddressSpace {
         let mut reg = obj.shared_tables.lock();
         let (table, fresh) = match reg.get(&key) {
             Some(t) => (t.table, false),
-            None => (
-                phys.alloc_page(NO_CPU, FrameUse::PageTable, Fill::Zero)
-                    .ok_or(NoFrame)?,
-                true,
-            ),
+            None => (phys.alloc_table().ok_or(NoFrame)?, true),
         };
         if pe
             .compare_exchange(cur.0, Pte::new(table, flags).0, Ordering::AcqRel, Ordering::Acquire)
@@ -310,7 +311,7 @@ impl AddressSpace {
         {
             // Another CPU of this address space put a table here first.
             if fresh {
-                let _ = phys.free_frames(table, 1);
+                phys.free_table(table);
             }
             return Ok(pe.load(Ordering::Acquire) & Pte::TABLE_OBJ != 0);
         }
@@ -352,9 +353,10 @@ impl AddressSpace {
         // Mapping changes come after unsharing, so the object VMA is still here.
         let Some(obj) = object_at(st, span) else { return Ok(()) };
         let table = cur.pfn();
-        let copy = phys
-            .alloc_page(NO_CPU, FrameUse::PageTable, Fill::Zero)
-            .ok_or(NoFrame)?;
+        let copy = phys.alloc_table().ok_or(NoFrame)?;
+        if let Some(cd) = phys.desc(copy) {
+            cd.set_table_owner(self.id, span);
+        }
         for idx in 0..512 {
             let (Some(e), Some(ce)) = (leaf_slot(phys, table, idx), leaf_slot(phys, copy, idx)) else {
                 break;
@@ -435,6 +437,7 @@ impl AddressSpace {
             }
             flush.add_page(vpn(span));
             flush.add_page(vpn(span + PD_SPAN - PAGE_SIZE));
+            phys.table_leave(table, self.id);
             if phys
                 .desc(table)
                 .is_some_and(|d| d.refcount.fetch_sub(1, Ordering::AcqRel) == 1)

@@ -13,12 +13,12 @@
 //! write lock (Linux downgrades it and goes on).
 
 use super::address_space::{AddressSpace, MapState};
+use super::rmap::Rmap;
 use super::uapi::{RLIM_INFINITY, STACK_GUARD_GAP, STK_LIM};
 use super::vma::VmFlags;
 use super::vma_map::VmaMap;
 use crate::addr::{page_floor, MMAP_MIN_ADDR, PAGE_SHIFT};
 use crate::errno::{Errno, SysResult};
-use crate::sync::AtomicU64;
 
 /// Linux's default `RLIMIT_STACK`: soft `_STK_LIM`, hard `RLIM_INFINITY`
 /// (`INIT_RLIMITS`).
@@ -43,7 +43,7 @@ impl AddressSpace {
     /// Linux: `expand_stack_locked` → `expand_downwards` → `acct_stack_growth`.
     ///
     /// Preconditions: `st` is `self.map` held for writing.
-    pub fn expand_stack_locked(st: &mut MapState, addr: u64, next_anon_id: &AtomicU64) -> SysResult<()> {
+    pub fn expand_stack_locked(&self, st: &mut MapState, addr: u64, rmap: &Rmap) -> SysResult<()> {
         if st.dead {
             return Err(Errno::EFAULT);
         }
@@ -75,7 +75,7 @@ impl AddressSpace {
         }
         // `anon_vma_prepare` comes before the limits: a growth they refuse
         // still leaves the VMA with its anonymous identity, as in Linux.
-        AddressSpace::prepare_anon_locked(st, vma, next_anon_id);
+        AddressSpace::prepare_anon_locked(st, vma, rmap, self.id);
         let (start, end, pgoff) = (vma.start, vma.end, vma.pgoff);
         let size = end - address;
         let grow = (start - address) >> PAGE_SHIFT;

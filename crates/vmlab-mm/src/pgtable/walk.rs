@@ -4,7 +4,7 @@
 
 use super::pte::{Level, Pte};
 use crate::addr::Pfn;
-use crate::phys::{Fill, FrameUse, PhysMem};
+use crate::phys::{Owner, PhysMem};
 use crate::sync::{AtomicU64, Ordering};
 
 /// No frame was free for a page-table page.
@@ -19,6 +19,8 @@ pub struct NoFrame;
 #[derive(Debug)]
 pub struct PageTable {
     root: Pfn,
+    /// The address space whose tables these are (`Owner::PageTable`).
+    mm: u64,
 }
 
 /// Entry `idx` of the table in frame `table` (an upper-level entry; leaf
@@ -60,6 +62,13 @@ impl<'a> LeafRef<'a> {
     #[inline]
     pub fn same(self, o: LeafRef<'_>) -> bool {
         core::ptr::eq(self.0, o.0)
+    }
+
+    /// The entry's word, for `mm::pte_ops` to name it (a PTE pointer is its
+    /// RAM word index, `PhysMem::word_index`).
+    #[inline]
+    pub(crate) fn word(self) -> &'a AtomicU64 {
+        self.0
     }
 
     /// What a hardware walk does to a present entry it uses: set accessed,
@@ -108,12 +117,16 @@ impl<'a> LeafRef<'a> {
 }
 
 impl PageTable {
-    /// A new tree with an empty root.
-    pub fn new(phys: &PhysMem) -> Result<PageTable, NoFrame> {
-        let root = phys
-            .alloc_page(usize::MAX, FrameUse::PageTable, Fill::Zero)
-            .ok_or(NoFrame)?;
-        Ok(PageTable { root })
+    /// A new tree with an empty root, for address space `mm` (every table
+    /// it allocates is owned by `mm` and knows the address it starts at:
+    /// how a PTE pointer is turned back into an address space and an
+    /// address, Linux `ptep_to_mm`/`ptep_to_address`).
+    pub fn new(phys: &PhysMem, mm: u64) -> Result<PageTable, NoFrame> {
+        let root = phys.alloc_table().ok_or(NoFrame)?;
+        if let Some(d) = phys.desc(root) {
+            d.set_owner(Owner::PageTable { mm });
+        }
+        Ok(PageTable { root, mm })
     }
 
     /// The root (PML4) frame, what CR3 would hold.
@@ -179,7 +192,7 @@ impl PageTable {
             let e = slot(phys, table, level.index(va)).ok_or(NoFrame)?;
             let mut v = Pte(e.load(Ordering::Acquire));
             if !v.present() {
-                v = install_table(phys, e, v)?;
+                v = install_table(phys, e, v, self.mm, va & !(level.entry_span() - 1))?;
             }
             table = v.pfn();
         }
@@ -191,7 +204,7 @@ impl PageTable {
         let e = self.pd_entry_alloc(phys, va)?;
         let mut v = Pte(e.load(Ordering::Acquire));
         if !v.present() {
-            v = install_table(phys, e, v)?;
+            v = install_table(phys, e, v, self.mm, va & !(Level::Pd.entry_span() - 1))?;
         }
         Ok(v.pfn())
     }
@@ -267,7 +280,7 @@ impl PageTable {
             let e = ram.word(table.first_word() + level.index(va)).ok_or(NoFrame)?;
             let mut v = Pte(e.load(Ordering::Acquire));
             if !v.present() {
-                v = install_table(phys, e, v)?;
+                v = install_table(phys, e, v, self.mm, va & !(level.entry_span() - 1))?;
             }
             table = v.pfn();
         }
@@ -313,16 +326,16 @@ const UPPER_LEVELS: [Level; 3] = [Level::Pml4, Level::Pdpt, Level::Pd];
 /// installed one first. Off the hot path: a table covers 512 pages or more.
 #[cold]
 #[inline(never)]
-fn install_table(phys: &PhysMem, e: &AtomicU64, cur: Pte) -> Result<Pte, NoFrame> {
-    // Not from a per-CPU list: a table is not on any CPU's fault fast path.
-    let new = phys
-        .alloc_page(usize::MAX, FrameUse::PageTable, Fill::Zero)
-        .ok_or(NoFrame)?;
+fn install_table(phys: &PhysMem, e: &AtomicU64, cur: Pte, mm: u64, base: u64) -> Result<Pte, NoFrame> {
+    let new = phys.alloc_table().ok_or(NoFrame)?;
+    if let Some(d) = phys.desc(new) {
+        d.set_table_owner(mm, base);
+    }
     let want = Pte::new(new, Pte::TABLE_FLAGS);
     match e.compare_exchange(cur.0, want.0, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => Ok(want),
         Err(now) => {
-            let _ = phys.free_frames(new, 1);
+            phys.free_table(new);
             Ok(Pte(now))
         }
     }
@@ -397,7 +410,7 @@ fn prune_level(phys: &PhysMem, table: Pfn, level: Level, base: u64, start: u64, 
                 if let Some(e) = slot(phys, table, idx) {
                     e.store(0, Ordering::Release);
                 }
-                let _ = phys.free_frames(c, 1);
+                phys.free_table(c);
             }
         }
     }
@@ -412,7 +425,7 @@ fn free_level(phys: &PhysMem, table: Pfn, level: Level) {
             }
         }
     }
-    let _ = phys.free_frames(table, 1);
+    phys.free_table(table);
 }
 
 fn count_level(phys: &PhysMem, table: Pfn, level: Level) -> usize {
@@ -431,12 +444,13 @@ fn count_level(phys: &PhysMem, table: Pfn, level: Level) -> usize {
 mod tests {
     use super::*;
     use crate::phys::FrameAllocatorPolicy;
+    use crate::phys::FrameUse;
 
     #[test]
     fn populate_walk_prune_destroy() {
         let phys = PhysMem::new(1024, FrameAllocatorPolicy::Buddy).unwrap();
         let used0 = phys.frames_used();
-        let pt = PageTable::new(&phys).unwrap();
+        let pt = PageTable::new(&phys, 1).unwrap();
         let va = 0x7fff_1234_5000u64;
         assert!(pt.leaf(&phys, va).is_none());
         let e = pt.leaf_alloc(&phys, va).unwrap();
@@ -468,7 +482,7 @@ mod tests {
     #[test]
     fn no_frame_for_tables_is_an_error() {
         let phys = PhysMem::new(16, FrameAllocatorPolicy::Buddy).unwrap();
-        let pt = PageTable::new(&phys).unwrap();
+        let pt = PageTable::new(&phys, 1).unwrap();
         let mut held = alloc::vec::Vec::new();
         while let Some(p) = phys.alloc_frames(1, 1, FrameUse::Kernel) {
             held.push(p);

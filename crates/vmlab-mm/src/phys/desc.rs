@@ -21,6 +21,10 @@ pub enum FrameUse {
     /// page offset in it. The cache holds one reference, each PTE that maps
     /// it one more. Linux: a page with `page->mapping` an `address_space`.
     PageCache = 5,
+    /// The second frame of an order-1 leaf page table under `rmap =
+    /// pte_chain`: word `i` links entry `i` of the table to the next PTE
+    /// that maps the same frame (seed 002).
+    RmapLinks = 6,
 }
 
 impl FrameUse {
@@ -31,6 +35,7 @@ impl FrameUse {
             3 => FrameUse::Zero,
             4 => FrameUse::Kernel,
             5 => FrameUse::PageCache,
+            6 => FrameUse::RmapLinks,
             _ => FrameUse::Free,
         }
     }
@@ -62,6 +67,13 @@ pub struct FrameDesc {
     /// The page offset within an anonymous or object owner; 0 otherwise.
     /// Linux: `page->index`.
     index: AtomicU64,
+    /// Reverse-map word. A mapped frame under `rmap = pte_chain`: its first
+    /// PTE (RAM word index + 1, 0 for none); under `pte_pool`: its first
+    /// pool node (+ 1). A leaf page table: the virtual address its entry 0
+    /// maps in its owner (Linux `ptdesc->pt_index`), which turns a PTE
+    /// pointer back into an address. Crate-private: `phys/pte_links.rs`
+    /// and the page-table code keep it.
+    pub(crate) rmap: AtomicU64,
     /// LRU list links, used by reclaim: frame number + 1, 0 for none (so
     /// that a zeroed descriptor is on no list).
     pub lru_prev: AtomicU32,
@@ -132,6 +144,9 @@ pub const PG_LOCKED: u32 = 1 << 12;
 /// A page-cache page of shared anonymous memory (no file to write back to).
 /// Linux: `PG_swapbacked`.
 pub const PG_SWAPBACKED: u32 = 1 << 13;
+/// Held while the frame's PTE-pointer list (`rmap = pte_chain`) changes or
+/// is read. Linux 2.5: `PG_chainlock` (`pte_chain_lock`).
+pub const PG_RMAP_LOCK: u32 = 1 << 14;
 
 // SAFETY: every field is an atomic integer, for which zero is a valid value
 // (padding may hold anything); the alignment is that of `AtomicU64`, 8, and
@@ -151,6 +166,7 @@ impl FrameDesc {
             mapcount: AtomicI32::new(0),
             owner: AtomicU64::new(0),
             index: AtomicU64::new(0),
+            rmap: AtomicU64::new(0),
             lru_prev: AtomicU32::new(0),
             lru_next: AtomicU32::new(0),
         }
@@ -170,6 +186,7 @@ impl FrameDesc {
         let (word, index) = owner.encode();
         self.owner.store(word, Ordering::Relaxed);
         self.index.store(index, Ordering::Relaxed);
+        self.rmap.store(0, Ordering::Relaxed);
     }
 
     pub(crate) fn reset(&self) {
@@ -178,6 +195,7 @@ impl FrameDesc {
         self.mapcount.store(0, Ordering::Relaxed);
         self.owner.store(0, Ordering::Relaxed);
         self.index.store(0, Ordering::Relaxed);
+        self.rmap.store(0, Ordering::Relaxed);
         self.lru_prev.store(0, Ordering::Relaxed);
         self.lru_next.store(0, Ordering::Relaxed);
     }
@@ -210,6 +228,20 @@ impl FrameDesc {
     #[inline]
     pub fn mapcount(&self) -> i32 {
         self.mapcount.load(Ordering::Relaxed)
+    }
+
+    /// Give a page-table page to address space `mm`, its entry 0 mapping
+    /// `base` (the table is not linked yet).
+    #[inline]
+    pub(crate) fn set_table_owner(&self, mm: u64, base: u64) {
+        self.rmap.store(base, Ordering::Relaxed);
+        self.set_owner(Owner::PageTable { mm });
+    }
+
+    /// For a leaf page table: the virtual address its entry 0 maps.
+    #[inline]
+    pub fn table_base(&self) -> u64 {
+        self.rmap.load(Ordering::Acquire)
     }
 
     /// What the frame is used for.

@@ -56,11 +56,14 @@
 
 mod backing;
 mod desc;
+mod pte_links;
 mod ram;
+mod table_sharers;
 mod walks;
 
 pub use backing::{GlobalBacking, RamBacking, Zeroable, ZeroedArray, ZeroedWords};
 pub use desc::*;
+pub use pte_links::{PteLinkKind, POOL_SLOTS};
 pub use ram::Ram;
 pub use walks::WalkTracker;
 
@@ -284,6 +287,13 @@ pub struct PhysMem {
     walks: WalkTracker,
     /// Named by every `OwnedFrame` this made.
     id: NonZeroU32,
+    /// Frames' PTE pointers, for the reverse maps that keep them (`pte_links.rs`).
+    links: pte_links::PteLinks,
+    /// Frames per leaf page table: 2 under `PteLinkKind::Chain` (the second
+    /// holds the chain links), else 1.
+    table_frames: usize,
+    /// Sharers of each fork-shared leaf table (`table_sharers.rs`).
+    cow_sharers: Mutex<alloc::collections::BTreeMap<usize, Vec<u64>>>,
 }
 
 /// What `PhysMem::alloc_page` leaves in the frame.
@@ -399,9 +409,54 @@ impl PhysMem {
             pt_pages: AtomicUsize::new(0),
             walks: WalkTracker::new(cpus),
             id: next_phys_id(),
+            links: pte_links::PteLinks::new(PteLinkKind::None),
+            table_frames: 1,
+            cow_sharers: Mutex::new(alloc::collections::BTreeMap::new()),
         };
         pm.zero_pfn = pm.alloc_run(1, 1, FrameUse::Zero).ok_or(PhysError::TooSmall)?;
         Ok(pm)
+    }
+
+    /// Keep frames' PTE pointers in `kind` (the machine's reverse map).
+    /// Set once, before any page table is made.
+    pub fn with_pte_links(mut self, kind: PteLinkKind) -> PhysMem {
+        debug_assert_eq!(self.page_table_pages(), 0);
+        self.links = pte_links::PteLinks::new(kind);
+        self.table_frames = if kind == PteLinkKind::Chain { 2 } else { 1 };
+        self
+    }
+
+    /// A zeroed page-table page (any level), owned by nobody yet. Order 1
+    /// under `PteLinkKind::Chain`: the second frame holds the chain links
+    /// (`FrameUse::RmapLinks`). Not from a per-CPU list: a table is not on
+    /// any CPU's fault fast path. Linux: `pte_alloc_one`.
+    pub(crate) fn alloc_table(&self) -> Option<Pfn> {
+        let n = self.table_frames;
+        let pfn = self.alloc_run(n, n, FrameUse::PageTable)?;
+        for i in 0..n {
+            // SAFETY: the allocator just handed the run to us alone.
+            unsafe { self.ram.zero_frame_exclusive(Pfn(pfn.0 + i)) };
+        }
+        if n == 2 {
+            self.descs.as_slice()[pfn.0 + 1].init_allocated(FrameUse::RmapLinks);
+        }
+        Some(pfn)
+    }
+
+    /// Free a page-table page `alloc_table` made, now unreachable from any
+    /// parent entry and any walk.
+    pub(crate) fn free_table(&self, table: Pfn) {
+        if let Some(d) = self.desc(table) {
+            // `free_frames` expects the allocation's own reference.
+            d.refcount.store(1, Ordering::Release);
+        }
+        if self.table_frames == 2 {
+            if let Some(d) = self.desc(Pfn(table.0 + 1)) {
+                d.reset();
+            }
+        }
+        self.table_unshared(table);
+        let _ = self.free_frames(table, self.table_frames);
     }
 
     /// The CPUs' page-table walks (`walks.rs`).
@@ -423,11 +478,7 @@ impl PhysMem {
     pub fn reap_tables(&self) -> usize {
         let ready = self.walks.ready();
         for &t in &ready {
-            if let Some(d) = self.desc(t) {
-                // `free_frames` expects the allocation's own reference.
-                d.refcount.store(1, Ordering::Release);
-            }
-            let _ = self.free_frames(t, 1);
+            self.free_table(t);
         }
         ready.len()
     }

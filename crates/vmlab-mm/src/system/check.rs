@@ -134,7 +134,7 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
         // Typed owners: each use has its kind of owner.
         let owner = d.owner();
         let fits = match d.usage() {
-            FrameUse::Free | FrameUse::Zero => owner == Owner::None,
+            FrameUse::Free | FrameUse::Zero | FrameUse::RmapLinks => owner == Owner::None,
             FrameUse::Anon => matches!(owner, Owner::Anon { anon, .. } if anon != 0),
             FrameUse::PageCache => matches!(owner, Owner::Object { .. }),
             FrameUse::PageTable => matches!(owner, Owner::None | Owner::PageTable { .. } | Owner::ObjectTable { .. }),

@@ -6,7 +6,7 @@ use super::machine::{Machine, Pid, Process};
 use crate::addr::{vpn, Pfn, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, Fault, FaultReason, SysResult};
 use crate::mm::fault::{handle_fault_locked, Access, FaultError, PageRead};
-use crate::mm::{AddressSpace, MmCounters};
+use crate::mm::MmCounters;
 use crate::pgtable::Pte;
 use crate::phys::Ram;
 use crate::sync::{compiler_fence, Arc, AtomicU64, Ordering};
@@ -385,7 +385,7 @@ impl<'m> Cpu<'m> {
                     // any shootdown, as a syscall's is.
                     drop(st);
                     let mut w = mm.map.write();
-                    r = match AddressSpace::expand_stack_locked(&mut w, addr, cx.next_anon_id) {
+                    r = match mm.expand_stack_locked(&mut w, addr, cx.rmap) {
                         Ok(()) => handle_fault_locked(&cx, mm, &w, addr, kind, &mut flush),
                         Err(_) => {
                             MmCounters::bump(&cx.counters.failed_faults);

@@ -285,11 +285,13 @@ impl Machine {
             return Ok(());
         }
         let mut result = Ok(());
-        let procs = self.procs.read();
-        for p in procs.values() {
+        // The address spaces that map the object, from its list (Linux
+        // `unmap_mapping_range` walks `i_mmap`); every one under `rmap = none`.
+        for id in self.rmap.object_mappers(&self.rmap_cx(), obj.id().0) {
+            let Some(mm) = self.mms.get(id) else { continue };
             let mut flush = PendingFlush::default();
             {
-                let st = p.mm.map.write();
+                let st = mm.map.write();
                 if st.dead {
                     continue;
                 }
@@ -307,16 +309,16 @@ impl Machine {
                 });
                 for (a, b, shared) in ranges {
                     let r = if shared || even_cows {
-                        p.mm.zap_advised_locked(&st, &self.phys, a, b, &mut flush)
+                        mm.zap_advised_locked(&st, &self.phys, a, b, &mut flush)
                     } else {
-                        p.mm.zap_object_pages_locked(&st, &self.phys, a, b, obj.id(), &mut flush)
+                        mm.zap_object_pages_locked(&st, &self.phys, a, b, obj.id(), &mut flush)
                     };
                     if r.is_err() {
                         result = Err(Errno::ENOMEM);
                     }
                 }
             }
-            self.shootdown(&p.mm, flush);
+            self.shootdown(&mm, flush);
         }
         result
     }

@@ -7,13 +7,13 @@ use super::cpu::Cpu;
 use super::files::OpenFile;
 use super::host::Host;
 use super::stats::Stats;
-use crate::addr::{PAGE_SIZE, TASK_SIZE};
+use crate::addr::{Pfn, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::mm::fault::FaultCtx;
 use crate::mm::uapi::MAP_ANONYMOUS;
 use crate::mm::{
     AddressSpace, AddressSpaceParams, BackingFile, ForkPolicy, ForkReport, MemObject, MmCounters, MmRegistry,
-    MmapRequest, ObjectTable, Rlimit, VmaMap,
+    MmapRequest, ObjectTable, Rlimit, Rmap, RmapCx, VmaMap,
 };
 use crate::phys::{PhysError, PhysMem};
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, PerCpu, RwLock};
@@ -101,13 +101,14 @@ pub struct Machine {
     pub(super) phys: PhysMem,
     /// Event counters, one set per CPU (and one for syscalls), summed by `stats`.
     pub(crate) counters: PerCpu<MmCounters>,
-    next_anon_id: AtomicU64,
+    /// The reverse map (config `rmap`, `mm/rmap/`).
+    pub(crate) rmap: Rmap,
     next_mm_id: AtomicU64,
     next_pid: AtomicU32,
     /// The process table. Lock order: taken before any address space's map lock.
     pub(super) procs: RwLock<BTreeMap<Pid, Arc<Process>>>,
     /// Every live address space by id (`mm::registry`; a leaf lock).
-    mms: MmRegistry,
+    pub(super) mms: MmRegistry,
     /// One TLB per CPU, reachable from every CPU for shootdowns.
     tlbs: Box<[Tlb]>,
     /// Whether a `Cpu` handle for CPU i exists.
@@ -178,12 +179,13 @@ impl Machine {
         .map_err(|e| match e {
             PhysError::TooSmall => MachineError::NoMemory,
             PhysError::Host { what, bytes } => MachineError::HostMemory { what, bytes },
-        })?;
+        })?
+        .with_pte_links(config.rmap.policy().pte_links());
         Ok(Machine {
             config: config.clone(),
             phys,
             counters: PerCpu::new(config.cpus),
-            next_anon_id: AtomicU64::new(1),
+            rmap: Rmap::new(config.rmap.policy()),
             next_mm_id: AtomicU64::new(1),
             next_pid: AtomicU32::new(1),
             procs: RwLock::new(BTreeMap::new()),
@@ -218,6 +220,45 @@ impl Machine {
         }
     }
 
+    /// What the reverse map needs of the machine.
+    pub(crate) fn rmap_cx(&self) -> RmapCx<'_> {
+        RmapCx {
+            phys: &self.phys,
+            mms: &self.mms,
+            objects: &self.objects,
+        }
+    }
+
+    /// The reverse map (config `rmap`).
+    pub fn rmap(&self) -> &Rmap {
+        &self.rmap
+    }
+
+    /// Every (address-space id, address) whose PTE maps `frame`, found
+    /// through the reverse map, sorted. Takes each address space's map lock
+    /// in turn: the caller holds none (no syscall or fault is in progress
+    /// on this thread).
+    pub fn mappings_of(&self, frame: Pfn) -> Vec<(u64, u64)> {
+        self.rmap.mappings_of(&self.rmap_cx(), frame)
+    }
+
+    /// Unmap `frame` from every address space (Linux `try_to_unmap`), with
+    /// one shootdown reaching every CPU that may cache a translation of it.
+    /// Returns the PTEs cleared. A private anonymous page loses its data
+    /// when its last mapping goes (there is no swap yet); a page-cache page
+    /// stays in its cache. Accesses fault the page back in: demand-zero for
+    /// anonymous memory, the cache for objects.
+    pub fn unmap_everywhere(&self, frame: Pfn) -> usize {
+        let u = self.rmap.unmap_everywhere(&self.rmap_cx(), frame);
+        self.shootdown_all(u.flush);
+        u.ptes
+    }
+
+    /// Bytes the reverse map uses now (`Rmap::rmap_bytes`).
+    pub fn rmap_bytes(&self) -> u64 {
+        self.rmap.rmap_bytes(&self.phys)
+    }
+
     /// The config the machine was built from.
     pub fn config(&self) -> &MachineConfig {
         &self.config
@@ -237,7 +278,7 @@ impl Machine {
         FaultCtx {
             phys: &self.phys,
             counters: self.counters.get(cpu),
-            next_anon_id: &self.next_anon_id,
+            rmap: &self.rmap,
             share_object_tables: self.config.fork == super::config::ForkName::SharedPt,
             fault_lock: self.config.fault_lock.policy(),
             cpu,
@@ -311,6 +352,7 @@ impl Machine {
         p.mm.teardown(&self.phys, &mut flush);
         self.shootdown(&p.mm, flush);
         self.mms.unregister(p.mm.id);
+        self.rmap.forget_mm(p.mm.id);
         drop(p);
         // Objects this process mapped last (and no fd names) go now; exit
         // has no caller to report a write-back error to.
@@ -345,7 +387,11 @@ impl Machine {
     /// Replace `pid`'s address space with an empty one, as `execve` does
     /// before loading a program (no program is loaded here).
     pub fn exec(&self, pid: Pid) -> SysResult<()> {
-        self.with_mm(pid, |mm, fl| mm.reset(&self.phys, fl))?;
+        self.with_mm(pid, |mm, fl| {
+            mm.reset(&self.phys, fl);
+            // Nothing of the old image is mapped any more.
+            self.rmap.forget_mm(mm.id);
+        })?;
         let _ = self.objects.reap(&self.phys);
         Ok(())
     }
@@ -368,11 +414,23 @@ impl Machine {
     /// `shootdown` started by CPU `cpu` (a fault's COW break): the frames
     /// go back through that CPU's free list.
     pub(crate) fn shootdown_on(&self, cpu: usize, mm: &AddressSpace, flush: PendingFlush) {
+        let own = flush.range.map(|r| (mm.cpu_mask.load(Ordering::Acquire), r));
+        self.shootdown_jobs(cpu, own, flush)
+    }
+
+    /// One shootdown of every address space's range in `flush.remote`
+    /// (`flush.range` unused), then the frames' references dropped: what a
+    /// reverse-map operation changed in many address spaces at once.
+    pub(crate) fn shootdown_all(&self, flush: PendingFlush) {
+        debug_assert!(flush.range.is_none());
+        self.shootdown_jobs(crate::mm::fault::NO_CPU, None, flush)
+    }
+
+    fn shootdown_jobs(&self, cpu: usize, own: Option<(u64, (u64, u64))>, flush: PendingFlush) {
         // Each job: the CPUs that may cache translations of one address
         // space, and its page range: `mm`'s own, and for a change to a page
         // table shared with other address spaces, theirs (`remote`, almost
         // always empty: then nothing is allocated on this path).
-        let own = flush.range.map(|r| (mm.cpu_mask.load(Ordering::Acquire), r));
         let remote: alloc::vec::Vec<(u64, (u64, u64))> = flush
             .remote
             .iter()
@@ -479,7 +537,7 @@ impl Machine {
             file: file.as_ref(),
             pgoff: offset >> crate::addr::PAGE_SHIFT,
         };
-        let r = self.with_mm(pid, |mm, fl| mm.mmap(&self.phys, &self.objects, req, fl))?;
+        let r = self.with_mm(pid, |mm, fl| mm.mmap(&self.phys, &self.objects, &self.rmap, req, fl))?;
         // MAP_FIXED may have replaced the last mapping of an object.
         drop(file);
         let _ = self.objects.reap(&self.phys);

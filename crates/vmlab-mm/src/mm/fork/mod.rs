@@ -113,9 +113,12 @@ impl AddressSpace {
             c.flags.0 &= !VmFlags::LOCKED;
             c.anon_forked = needs_copy(v);
             let id = match c.anon_forked {
-                true => cx.next_anon_id.fetch_add(1, Ordering::Relaxed),
+                true => cx.rmap.fork_anon(child.id, v.anon_id()),
                 false => 0,
             };
+            if let Some(o) = c.backing.object() {
+                cx.rmap.map_object(child.id, o.id().0);
+            }
             c.anon.store(id, Ordering::Release);
             cst.vmas.insert(c);
         }

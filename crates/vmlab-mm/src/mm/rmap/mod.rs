@@ -1,4 +1,62 @@
-//! Reverse maps: from a frame to every PTE that maps it (config `rmap`).
+//! Reverse maps: from a frame to every PTE that maps it, in five designs
+//! (config `rmap`), and the operations reclaim, msync and truncation stand
+//! on: `for_each_mapping` (every address space, address and entry that
+//! maps a frame) and `unmap_everywhere` (Linux `try_to_unmap`).
+//!
+//! Each design says only where the mappings may be (`candidates`, one file
+//! each); the common part (`for_each_mapping`) takes each address space's
+//! map lock, turns the candidate into addresses, walks to the entry and
+//! keeps it only if it still maps the frame. So a candidate list may hold
+//! stale entries, never miss a mapping; the checker verifies that each
+//! design finds exactly the entries that map each frame.
+//!
+//! - `object` (`object.rs`): anonymous pages through their identity's
+//!   anon_vma chain (every address space and VMA identity that may map a
+//!   page owned by it: the identity's own VMAs and, through fork, its
+//!   descendants'), object pages through the object's list of the address
+//!   spaces that map it (Linux `anon_vma` / `anon_vma_chain` and `i_mmap`).
+//! - `pte_chain`, `pte_pool` (`ptes.rs`): the PTE pointers kept per frame
+//!   (`phys/pte_links.rs`), turned into (address space, address) through
+//!   the page table's owner and the address its entry 0 maps, or its
+//!   sharers for a shared table.
+//! - `private_vma` (`private_vma.rs`, seed 000 #4): a private page's
+//!   identity names its one VMA and address space, with no chain
+//!   (`fork = eager` copies every private page, so none is shared).
+//! - `none` (`none.rs`): no reverse map: walk every address space's page
+//!   tables (the design rmap replaced).
+//!
+//! The object list (`i_mmap`) is kept under every design, since truncation
+//! and hole punching unmap by range through it, as Linux's
+//! `unmap_mapping_range` does whatever reverse map it has.
+//!
+//! Lock order: `Rmap::reg` is a leaf (taken under the map lock at fork,
+//! mmap and a fault's first write); `for_each_mapping` copies what it
+//! needs out of it and drops it before it takes any map lock, and its
+//! caller holds no map lock (it takes several address spaces' in turn).
+//!
+//! May call: `address_space`, `pte_ops`, `shared_pt`, `object`, `registry`,
+//! `pgtable`, `phys`, `tlb`, `sync`.
+
+mod none;
+mod object;
+mod private_vma;
+mod ptes;
+
+use super::address_space::{AddressSpace, MapState};
+use super::fault::NO_CPU;
+use super::object::ObjectTable;
+use super::pte_ops::{self, Rss};
+use super::registry::MmRegistry;
+use super::shared_pt::{object_table_sharers, PD_SPAN};
+use super::vma::Vma;
+use super::vma_map::VmaMap;
+use crate::addr::{vpn, Pfn, PAGE_SHIFT};
+use crate::pgtable::{LeafRef, Pte};
+use crate::phys::{PhysMem, PteLinkKind};
+use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::tlb::PendingFlush;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 /// The reverse-map design (config `rmap`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -26,5 +84,439 @@ impl RmapPolicy {
             RmapPolicy::PrivateVma => "private_vma",
             RmapPolicy::None => "none",
         }
+    }
+
+    /// The PTE-pointer store the design needs in `phys`.
+    pub fn pte_links(self) -> PteLinkKind {
+        match self {
+            RmapPolicy::PteChain => PteLinkKind::Chain,
+            RmapPolicy::PtePool => PteLinkKind::Pool,
+            _ => PteLinkKind::None,
+        }
+    }
+}
+
+/// Where in one address space a frame may be mapped.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Find {
+    /// At this address.
+    Va(u64),
+    /// In its VMAs of anonymous identity `vid`, at page offset `index`.
+    Anon { vid: u64, index: u64 },
+    /// In its VMAs of object `object`, at page offset `index`.
+    Object { object: u64, index: u64 },
+    /// Anywhere: walk its page tables.
+    Scan,
+}
+
+/// An anonymous identity (Linux `anon_vma` with the `anon_vma_chain`s of
+/// the VMAs that reach it).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AnonVma {
+    /// The identities a VMA of this identity may map pages of: its
+    /// ancestors' (through fork) and its own. Linux: the VMA's
+    /// `anon_vma_chain` list.
+    pub(crate) chain: Vec<u64>,
+    /// (address space, VMA identity) pairs that may map a page owned by
+    /// this identity. Linux: the anon_vma's interval tree of chains.
+    pub(crate) members: Vec<(u64, u64)>,
+}
+
+/// What an address space is listed in, to forget it at exit.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Listed {
+    Anon(u64),
+    Object(u64),
+}
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub(crate) anon: BTreeMap<u64, AnonVma>,
+    /// Object id → address spaces with a VMA of it (Linux `i_mmap`).
+    pub(crate) objects: BTreeMap<u64, Vec<u64>>,
+    /// Address space → what it is listed in.
+    pub(crate) by_mm: BTreeMap<u64, Vec<Listed>>,
+}
+
+/// The machine's reverse map.
+pub struct Rmap {
+    policy: RmapPolicy,
+    /// Source of fresh anonymous identities (never 0).
+    next_anon_id: AtomicU64,
+    /// Identities and object lists (see `Registry`).
+    reg: Mutex<Registry>,
+}
+
+/// What `for_each_mapping` needs of the machine.
+pub struct RmapCx<'a> {
+    pub phys: &'a PhysMem,
+    pub mms: &'a MmRegistry,
+    pub objects: &'a ObjectTable,
+}
+
+/// How `for_each_mapping` holds each address space's map lock.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Lock {
+    Read,
+    Write,
+}
+
+/// One mapping found: the address space, its map state (locked), the
+/// address and the entry (which maps the frame when `f` is called).
+pub struct Mapping<'a, 'b> {
+    pub mm: &'b AddressSpace,
+    pub st: &'b MapState,
+    pub va: u64,
+    pub entry: LeafRef<'a>,
+}
+
+/// What `unmap_everywhere` did.
+#[derive(Debug, Default)]
+pub struct Unmapped {
+    /// Entries cleared (one per PTE; a shared table's entry once).
+    pub ptes: usize,
+    /// Every address space's translations to drop and the frames' references
+    /// to release after: all in `remote`, for one shootdown.
+    pub flush: PendingFlush,
+}
+
+impl Rmap {
+    pub fn new(policy: RmapPolicy) -> Rmap {
+        Rmap {
+            policy,
+            next_anon_id: AtomicU64::new(1),
+            reg: Mutex::new(Registry::default()),
+        }
+    }
+
+    pub fn policy(&self) -> RmapPolicy {
+        self.policy
+    }
+
+    /// A fresh anonymous identity for a VMA of address space `mm`
+    /// (Linux `anon_vma_prepare`). Its pages are found in `mm`'s VMAs of
+    /// that identity.
+    pub(crate) fn new_anon(&self, mm: u64) -> u64 {
+        let id = self.next_anon_id.fetch_add(1, Ordering::Relaxed);
+        let mut r = self.reg.lock();
+        r.anon.insert(
+            id,
+            AnonVma {
+                chain: alloc::vec![id],
+                members: alloc::vec![(mm, id)],
+            },
+        );
+        r.by_mm.entry(mm).or_default().push(Listed::Anon(id));
+        id
+    }
+
+    /// A fresh identity that lost the race to be a VMA's: forget it.
+    pub(crate) fn drop_anon(&self, id: u64) {
+        let mut r = self.reg.lock();
+        if let Some(a) = r.anon.remove(&id) {
+            for (mm, _) in a.members {
+                if let Some(l) = r.by_mm.get_mut(&mm) {
+                    l.retain(|&x| x != Listed::Anon(id));
+                }
+            }
+        }
+    }
+
+    /// A fork child's VMA of address space `child` inherits the pages of a
+    /// parent VMA of identity `parent` (0: none yet): its own fresh
+    /// identity, chained to the parent's under `object` (Linux
+    /// `anon_vma_fork`), alone under `private_vma`, whose fork copies every
+    /// private page.
+    pub(crate) fn fork_anon(&self, child: u64, parent: u64) -> u64 {
+        let id = self.new_anon(child);
+        if parent == 0 || self.policy == RmapPolicy::PrivateVma {
+            return id;
+        }
+        let mut r = self.reg.lock();
+        let chain = r.anon.get(&parent).map(|a| a.chain.clone()).unwrap_or_default();
+        for &x in &chain {
+            if let Some(a) = r.anon.get_mut(&x) {
+                a.members.push((child, id));
+            }
+            r.by_mm.entry(child).or_default().push(Listed::Anon(x));
+        }
+        if let Some(a) = r.anon.get_mut(&id) {
+            let mut c = chain;
+            c.push(id);
+            a.chain = c;
+        }
+        id
+    }
+
+    /// Address space `mm` has a VMA of object `object` (mmap, fork).
+    pub(crate) fn map_object(&self, mm: u64, object: u64) {
+        let mut r = self.reg.lock();
+        let l = r.objects.entry(object).or_default();
+        if !l.contains(&mm) {
+            l.push(mm);
+            r.by_mm.entry(mm).or_default().push(Listed::Object(object));
+        }
+    }
+
+    /// Forget address space `mm` (exit).
+    pub(crate) fn forget_mm(&self, mm: u64) {
+        let mut r = self.reg.lock();
+        let Some(listed) = r.by_mm.remove(&mm) else { return };
+        for l in listed {
+            match l {
+                Listed::Anon(x) => {
+                    let empty = r.anon.get_mut(&x).is_some_and(|a| {
+                        a.members.retain(|&(m, _)| m != mm);
+                        a.members.is_empty()
+                    });
+                    if empty {
+                        r.anon.remove(&x);
+                    }
+                }
+                Listed::Object(o) => {
+                    let empty = r.objects.get_mut(&o).is_some_and(|v| {
+                        v.retain(|&m| m != mm);
+                        v.is_empty()
+                    });
+                    if empty {
+                        r.objects.remove(&o);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The address spaces that may map pages of object `object` (all of
+    /// them under `none`, which keeps no list).
+    pub(crate) fn object_mappers(&self, cx: &RmapCx<'_>, object: u64) -> Vec<u64> {
+        if self.policy == RmapPolicy::None {
+            return cx.mms.ids();
+        }
+        self.reg.lock().objects.get(&object).cloned().unwrap_or_default()
+    }
+
+    /// Bytes the design's reverse map uses now: its records (identities,
+    /// chains, member and object lists, as the sizes of their elements), the
+    /// PTE-pointer store (`pte_chain`: the second page of every leaf table;
+    /// `pte_pool`: the pool nodes), and the descriptor word that points at a
+    /// frame's first PTE pointer under those two.
+    pub fn rmap_bytes(&self, phys: &PhysMem) -> u64 {
+        let r = self.reg.lock();
+        let records = |r: &Registry| -> u64 {
+            let anon: usize = r
+                .anon
+                .values()
+                .map(|a| 8 + a.chain.len() * 8 + a.members.len() * 16)
+                .sum();
+            let objects: usize = r.objects.values().map(|v| 8 + v.len() * 8).sum();
+            (anon + objects) as u64
+        };
+        match self.policy {
+            RmapPolicy::Object => records(&r),
+            RmapPolicy::PrivateVma => private_vma::bytes(&r),
+            RmapPolicy::PteChain | RmapPolicy::PtePool => phys.pte_link_bytes(),
+            RmapPolicy::None => 0,
+        }
+    }
+
+    /// Where `frame` may be mapped, by address space (sorted, deduplicated).
+    fn candidates(&self, cx: &RmapCx<'_>, frame: Pfn) -> Vec<(u64, Find)> {
+        let mut c = match self.policy {
+            RmapPolicy::Object => object::candidates(&self.reg.lock(), cx, frame),
+            RmapPolicy::PrivateVma => private_vma::candidates(&self.reg.lock(), cx, frame),
+            RmapPolicy::PteChain | RmapPolicy::PtePool => ptes::candidates(cx, frame),
+            RmapPolicy::None => none::candidates(cx),
+        };
+        c.sort_unstable();
+        c.dedup();
+        c
+    }
+
+    /// Call `f` for every PTE that maps `frame`, with the map lock of its
+    /// address space held as `lock` says: every (address space, address)
+    /// that reaches the entry, so an entry of a table shared by several
+    /// address spaces is seen once through each. Address spaces are visited
+    /// in id order, one at a time.
+    ///
+    /// Preconditions: the caller holds no map lock.
+    pub fn for_each_mapping(&self, cx: &RmapCx<'_>, frame: Pfn, lock: Lock, mut f: impl FnMut(Mapping<'_, '_>)) {
+        let cands = self.candidates(cx, frame);
+        let mut i = 0;
+        while i < cands.len() {
+            let id = cands[i].0;
+            let mut j = i;
+            while j < cands.len() && cands[j].0 == id {
+                j += 1;
+            }
+            let finds = &cands[i..j];
+            i = j;
+            let Some(mm) = cx.mms.get(id) else { continue };
+            let visit = |st: &MapState, f: &mut dyn FnMut(Mapping<'_, '_>)| {
+                if st.dead {
+                    return;
+                }
+                let mut vas = Vec::new();
+                for find in finds {
+                    addresses(cx.phys, &mm, st, frame, find.1, &mut vas);
+                }
+                vas.sort_unstable();
+                vas.dedup();
+                for va in vas {
+                    let Some(e) = mm.page_table().leaf(cx.phys, va) else {
+                        continue;
+                    };
+                    if maps(e.load(), frame) {
+                        f(Mapping {
+                            mm: &mm,
+                            st,
+                            va,
+                            entry: e,
+                        });
+                    }
+                }
+            };
+            match lock {
+                Lock::Read => visit(&mm.map.read(), &mut f),
+                Lock::Write => visit(&mm.map.write(), &mut f),
+            }
+        }
+    }
+
+    /// The (address space, address) pairs that map `frame`, sorted.
+    pub fn mappings_of(&self, cx: &RmapCx<'_>, frame: Pfn) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        self.for_each_mapping(cx, frame, Lock::Read, |m| out.push((m.mm.id, m.va)));
+        out
+    }
+
+    /// Clear every PTE that maps `frame` (Linux `try_to_unmap`). An entry of
+    /// a fork-shared table is first given its own copy in that address
+    /// space (the shared table is frozen); an entry of an object table is
+    /// cleared once for all its sharers. The returned flush holds every
+    /// address space's range in `remote` and the frame's references, for
+    /// one shootdown (`Machine::shootdown_all`) reaching every CPU that may
+    /// cache one. A frame that stays mapped (no frame for a table copy) is
+    /// left where it could not be unmapped.
+    ///
+    /// Preconditions: the caller holds no map lock.
+    pub fn unmap_everywhere(&self, cx: &RmapCx<'_>, frame: Pfn) -> Unmapped {
+        let mut out = Unmapped::default();
+        self.for_each_mapping(cx, frame, Lock::Read, |m| {
+            let mut fl = PendingFlush::default();
+            let Some(pe) = m.mm.page_table().pd_entry(cx.phys, m.va) else {
+                return;
+            };
+            let span = m.va & !(PD_SPAN - 1);
+            let pd = Pte(pe.load(Ordering::Acquire));
+            let mut entry = m.entry;
+            if pd.0 & Pte::TABLE_COW != 0 {
+                if m.mm.unshare_table_locked(m.st, cx.phys, span, pe, &mut fl).is_err() {
+                    out.flush.merge(fl);
+                    return;
+                }
+                let Some(e) = m.mm.page_table().leaf(cx.phys, m.va) else {
+                    return;
+                };
+                entry = e;
+            }
+            let obj_table = Pte(pe.load(Ordering::Acquire)).0 & Pte::TABLE_OBJ != 0;
+            let rss = if obj_table {
+                Rss::None
+            } else {
+                Rss::Of(&m.mm.rss, NO_CPU)
+            };
+            let mut spins = 0u32;
+            loop {
+                let cur = entry.load();
+                if !maps(cur, frame) {
+                    break;
+                }
+                if cur.locked() {
+                    // A fault of this address space claimed it: it ends soon.
+                    spins = spins.wrapping_add(1);
+                    core::hint::spin_loop();
+                    continue;
+                }
+                if pte_ops::set(cx.phys, rss, entry, m.va, cur, Pte(0), &mut fl) {
+                    out.ptes += 1;
+                    break;
+                }
+            }
+            let _ = spins;
+            if obj_table {
+                if let Some(obj) = object_at(m.st, m.va) {
+                    let table = Pte(pe.load(Ordering::Acquire)).pfn();
+                    fl.remote.extend(object_table_sharers(&obj, table, m.mm.id));
+                }
+            }
+            out.flush.frames.append(&mut fl.frames);
+            out.flush.remote.append(&mut fl.remote);
+            if let Some((a, b)) = fl.range {
+                out.flush.remote.push((m.mm.id, a, b));
+            }
+        });
+        out
+    }
+
+    /// Clear the dirty bit of every PTE that maps `frame`, moving it to the
+    /// page (msync): returns the translations to drop in every address
+    /// space that maps it (all in `remote`), so that a CPU caching one
+    /// writable walks again and sets the bit at its next store.
+    ///
+    /// Preconditions: the caller holds no map lock.
+    pub fn clean_everywhere(&self, cx: &RmapCx<'_>, frame: Pfn) -> PendingFlush {
+        let mut out = PendingFlush::default();
+        self.for_each_mapping(cx, frame, Lock::Read, |m| {
+            let mut fl = PendingFlush::default();
+            let _ = pte_ops::clean(cx.phys, m.entry, m.va, &mut fl);
+            // Every view drops its translation, cleaned now or not: an entry
+            // of an object table is every sharer's, and only the first
+            // visit finds it dirty.
+            out.remote.push((m.mm.id, vpn(m.va), vpn(m.va)));
+        });
+        out
+    }
+}
+
+/// Whether `p` maps `frame` with a counted reference (present or PROT_NONE).
+#[inline]
+fn maps(p: Pte, frame: Pfn) -> bool {
+    p.maps_frame() && !p.special() && p.pfn() == frame
+}
+
+/// The object VMA at `va`, if any.
+fn object_at(st: &MapState, va: u64) -> Option<crate::sync::Arc<super::object::MemObject>> {
+    st.vmas
+        .find(va)
+        .filter(|v| v.contains(va))
+        .and_then(|v| v.backing.object().cloned())
+}
+
+/// The address of page offset `index` in `v`, if `v` covers it.
+fn address_in(v: &Vma, index: u64) -> Option<u64> {
+    (index >= v.pgoff && index < v.pgoff + v.pages()).then(|| v.start + ((index - v.pgoff) << PAGE_SHIFT))
+}
+
+/// Append to `out` the addresses in `mm` that `find` names for `frame`.
+fn addresses(phys: &PhysMem, mm: &AddressSpace, st: &MapState, frame: Pfn, find: Find, out: &mut Vec<u64>) {
+    match find {
+        Find::Va(va) => out.push(va),
+        Find::Anon { vid, index } => st.vmas.for_each(&mut |v| {
+            if v.anon_id() == vid {
+                out.extend(address_in(v, index));
+            }
+        }),
+        Find::Object { object, index } => st.vmas.for_each(&mut |v| {
+            if v.backing.object().is_some_and(|o| o.id().0 == object) {
+                out.extend(address_in(v, index));
+            }
+        }),
+        Find::Scan => st.vmas.for_each(&mut |v| {
+            mm.page_table().for_each_leaf(phys, v.start, v.end, |va, e| {
+                if maps(e.load(), frame) {
+                    out.push(va);
+                }
+            });
+        }),
     }
 }
