@@ -127,10 +127,11 @@ fn undo_install(phys: &PhysMem, e: LeafRef<'_>, new: Pte) {
 }
 
 /// After `old` left its entry `e` for good (replaced or cleared): its dirty
-/// bit goes to the page, its mapping ends, and its reference is released
-/// after the shootdown; the TLBs must drop the translation.
+/// bit goes to the page, its mapping ends (its PTE pointer too, unless the
+/// caller `unlinked` it already), and its reference is released after the
+/// shootdown; the TLBs must drop the translation.
 #[inline]
-fn retire(phys: &PhysMem, e: LeafRef<'_>, va: u64, old: Pte, flush: &mut PendingFlush) {
+fn retire(phys: &PhysMem, e: LeafRef<'_>, va: u64, old: Pte, unlinked: bool, flush: &mut PendingFlush) {
     if old.is_none() {
         return;
     }
@@ -138,7 +139,9 @@ fn retire(phys: &PhysMem, e: LeafRef<'_>, va: u64, old: Pte, flush: &mut Pending
     if counted(old) {
         if let Some(d) = phys.desc(old.pfn()) {
             transfer_dirty(d, old);
-            rmap_unlink(phys, e, old.pfn());
+            if !unlinked {
+                rmap_unlink(phys, e, old.pfn());
+            }
             d.mapcount.fetch_sub(1, Ordering::AcqRel);
         }
         flush.frames.push(old.pfn());
@@ -157,12 +160,21 @@ fn install_with(
     flush: &mut PendingFlush,
     write: impl FnOnce() -> bool,
 ) -> bool {
+    // A replaced frame's PTE pointer goes before the new one is linked:
+    // under `pte_chain` both would use the entry's one link word.
+    let relink = counted(cur) && phys.pte_link_kind() != PteLinkKind::None;
+    if relink {
+        rmap_unlink(phys, e, cur.pfn());
+    }
     pre_install(phys, e, new);
     if !write() {
         undo_install(phys, e, new);
+        if relink {
+            rmap_link(phys, e, cur.pfn());
+        }
         return false;
     }
-    retire(phys, e, va, cur, flush);
+    retire(phys, e, va, cur, relink, flush);
     rss.add(counted(new) as isize - counted(cur) as isize);
     true
 }
@@ -233,7 +245,7 @@ pub(crate) fn publish(
 #[inline]
 pub(crate) fn clear(phys: &PhysMem, rss: Rss<'_>, e: LeafRef<'_>, va: u64, flush: &mut PendingFlush) -> Pte {
     let old = e.raw_swap(Pte(0));
-    retire(phys, e, va, old, flush);
+    retire(phys, e, va, old, false, flush);
     rss.add(-(counted(old) as isize));
     old
 }

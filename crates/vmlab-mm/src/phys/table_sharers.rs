@@ -22,13 +22,14 @@ impl PhysMem {
         }
     }
 
-    /// `mm` no longer reaches `table`; a table with one sharer left is
-    /// private again and leaves the list.
+    /// `mm` no longer reaches `table`. A last sharer stays listed: it still
+    /// reaches the table copy-on-write until it takes it back
+    /// (`table_unshared`).
     pub(crate) fn table_leave(&self, table: Pfn, mm: u64) {
         let mut s = self.cow_sharers.lock();
         if let Some(v) = s.get_mut(&table.0) {
             v.retain(|&m| m != mm);
-            if v.len() <= 1 {
+            if v.is_empty() {
                 s.remove(&table.0);
             }
         }

@@ -30,6 +30,13 @@
 //!    shared; a shared VMA maps only its object's pages (never the zero page
 //!    or an anonymous frame), and a VMA backed by an object never maps the zero page.
 //!
+//! 7. The reverse map (`mm/rmap/`): for every mapped frame, the design finds
+//!    exactly the (address space, address) pairs whose PTE maps it; under
+//!    `pte_chain`/`pte_pool` the frame's PTE pointers are exactly its
+//!    mapping entries, one each (none stale, none missing), and a frame
+//!    mapped nowhere has none; each fork-shared table's sharer list is the
+//!    set of address spaces that reach it.
+//!
 //! The checker needs a quiescent machine: no CPU may be faulting while it runs.
 
 use super::machine::{Machine, Pid, Process};
@@ -148,6 +155,10 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
     // Parent entries that reach each page-table page (a shared table is
     // reached from several address spaces; the root from none, counted as 1).
     let mut table_refs: Vec<TableRefs> = per_frame(total, 0)?;
+    // 7: who maps each frame (address space, address), and who reaches each
+    // fork-shared table, as the walk finds them.
+    let mut views: BTreeMap<usize, Vec<(u64, u64)>> = BTreeMap::new();
+    let mut cow_reach: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
     for p in procs.values() {
         let st = p.mm.map.read();
         if st.dead {
@@ -189,6 +200,9 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
                 ));
             }
             let first = *r == 1;
+            if parent.0 & Pte::TABLE_COW != 0 {
+                cow_reach.entry(table.0).or_default().push(p.mm.id);
+            }
             let owner = phys.desc(table).map_or(Owner::None, |d| d.owner());
             let owner_ok = match owner {
                 Owner::PageTable { mm } => {
@@ -298,6 +312,7 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
                     pte.pfn().0
                 ));
             }
+            views.entry(pte.pfn().0).or_default().push((p.mm.id, va));
             rss += 1;
         });
         if let Some(b) = bad {
@@ -352,6 +367,77 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
             // Page-cache frames: see `check_objects`.
             ensure!(false, "frame {i}: mapped but used as {:?}", d.usage());
         }
+    }
+    check_rmap(m, &maps, &views, &cow_reach)
+}
+
+/// Invariant 7: the reverse map (see the module doc). Runs after every
+/// address space's map lock is released: `mappings_of` takes them.
+fn check_rmap(
+    m: &Machine,
+    maps: &[MapCount],
+    views: &BTreeMap<usize, Vec<(u64, u64)>>,
+    cow_reach: &BTreeMap<usize, Vec<u64>>,
+) -> Result<(), InvariantError> {
+    let phys = m.phys();
+    for (table, sharers) in phys.shared_tables() {
+        let mut want = cow_reach.get(&table.0).cloned().unwrap_or_default();
+        want.sort_unstable();
+        let mut got = sharers;
+        got.sort_unstable();
+        ensure!(
+            got == want,
+            "page table {}: sharer list {got:?} but reached copy-on-write from {want:?}",
+            table.0
+        );
+    }
+    for (&t, reach) in cow_reach {
+        ensure!(
+            !phys.table_sharers(Pfn(t)).is_empty(),
+            "page table {t}: shared by {reach:?} but has no sharer list"
+        );
+    }
+    if phys.pte_link_kind() != crate::phys::PteLinkKind::None {
+        for (i, &n) in maps.iter().enumerate() {
+            let Some(d) = phys.desc(Pfn(i)) else { continue };
+            if !matches!(d.usage(), FrameUse::Anon | FrameUse::PageCache) {
+                continue;
+            }
+            let ptes = phys.linked_ptes(Pfn(i));
+            ensure!(
+                ptes.len() == n as usize,
+                "frame {i}: {} PTE pointers recorded but {n} PTEs map it",
+                ptes.len()
+            );
+            for w in ptes {
+                let now = phys
+                    .ram()
+                    .word(w as usize)
+                    .map_or(Pte(0), |e| Pte(e.load(Ordering::Relaxed)));
+                ensure!(
+                    now.maps_frame() && !now.special() && now.pfn().0 == i,
+                    "frame {i}: recorded PTE pointer {w} holds {:#x}, which does not map it",
+                    now.0
+                );
+            }
+        }
+    }
+    // Under `none` every lookup walks every address space: check a bounded
+    // number of frames so that the checker stays linear.
+    let limit = if m.rmap().policy() == crate::mm::RmapPolicy::None {
+        256
+    } else {
+        usize::MAX
+    };
+    for (&frame, want) in views.iter().take(limit) {
+        let mut want = want.clone();
+        want.sort_unstable();
+        let got = m.mappings_of(Pfn(frame));
+        ensure!(
+            got == want,
+            "frame {frame}: rmap ({}) finds {got:x?} but it is mapped at {want:x?}",
+            m.rmap().policy().as_str()
+        );
     }
     Ok(())
 }

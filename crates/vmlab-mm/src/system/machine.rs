@@ -368,7 +368,13 @@ impl Machine {
     }
 
     /// `fork()` by an explicit policy, with a report of what it did.
+    /// EINVAL for a policy other than `Eager` under `rmap = private_vma`,
+    /// which cannot find a private page mapped by two processes (the
+    /// config refuses the same combination).
     pub fn fork_with(&self, pid: Pid, policy: ForkPolicy) -> SysResult<(Pid, ForkReport)> {
+        if self.rmap.policy() == crate::mm::RmapPolicy::PrivateVma && policy != ForkPolicy::Eager {
+            return Err(Errno::EINVAL);
+        }
         let parent = self.process(pid)?;
         let child_pid = self.spawn()?;
         let child = self.process(child_pid)?;
