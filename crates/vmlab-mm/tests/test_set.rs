@@ -1,7 +1,8 @@
 //! `VMLAB_TEST_SET` reaches the machines the tests build (docs/CONFIG.md,
 //! "Choosing the designs of test machines"): this binary runs its own
 //! `child_*` tests again in a child process with the variable set and
-//! checks what they print or how they fail.
+//! checks what they print or how they fail; and `.ci/run` runs the quick
+//! pass under every rmap design but the default.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::process::Command;
 use vmlab_mm::mm::uapi::*;
 use vmlab_mm::mm::ForkPolicy;
 use vmlab_mm::system::config::ForkName;
-use vmlab_mm::system::{ByteSize, Machine, MachineConfig};
+use vmlab_mm::system::{ByteSize, Machine, MachineConfig, RmapName};
 
 /// Set in the child; the `child_*` tests do nothing without it.
 const CHILD: &str = "VMLAB_TEST_SET_CHILD";
@@ -187,4 +188,35 @@ fn a_test_whose_own_choice_the_list_forbids_is_skipped_or_fails_loudly() {
         ok && out.contains("allowed: true") && out.contains("Machine::new: built"),
         "{out}"
     );
+}
+
+/// `.ci/run`'s `TEST_SETS` (the quick pass's lists) name every rmap design
+/// but the default, once each, and each list is valid.
+#[test]
+fn ci_runs_the_quick_pass_under_every_other_rmap_design() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/run");
+    let ci = std::fs::read_to_string(path).expect(".ci/run exists");
+    let line = ci
+        .lines()
+        .find_map(|l| l.strip_prefix("TEST_SETS=("))
+        .and_then(|l| l.strip_suffix(')'))
+        .expect(".ci/run has a line TEST_SETS=(\"...\" ...)");
+    let mut designs: Vec<String> = Vec::new();
+    for word in line.split_whitespace() {
+        let list = word.trim_matches('"');
+        let mut c = MachineConfig::default();
+        c.apply_pairs(list)
+            .and_then(|()| c.validate())
+            .unwrap_or_else(|e| panic!(".ci/run TEST_SETS entry {word}: {e}"));
+        designs.push(c.rmap.as_str().to_string());
+    }
+    let default = MachineConfig::default().rmap;
+    let mut want: Vec<String> = RmapName::ALL
+        .iter()
+        .filter(|&&d| d != default.as_str())
+        .map(|d| d.to_string())
+        .collect();
+    want.sort();
+    designs.sort();
+    assert_eq!(designs, want, ".ci/run TEST_SETS: {line}");
 }
