@@ -6,6 +6,8 @@
 //! What Linux answers is judged by the host in
 //! `crates/vmlab/tests/linux_semantics.rs` (`guard_cases`).
 
+mod common;
+
 use vmlab_mm::errno::{Errno, FaultReason};
 use vmlab_mm::mm::uapi::*;
 use vmlab_mm::mm::{ForkPolicy, MemFile};
@@ -18,13 +20,15 @@ const MIB2: u64 = 2 << 20;
 const RW: u32 = PROT_READ | PROT_WRITE;
 const A: u64 = 0x5000_0000_0000;
 
-fn machine(fork: ForkName) -> Machine {
-    Machine::new(&MachineConfig {
+/// A machine whose configured fork policy is `fork`; `None`, and the test
+/// skips it, if `VMLAB_TEST_SET` forbids that policy (see `common::allowed`).
+fn machine(fork: ForkName) -> Option<Machine> {
+    let cfg = MachineConfig {
         ram: ByteSize(64 << 20),
         fork,
-        ..Default::default()
-    })
-    .unwrap()
+        ..common::test_config()
+    };
+    common::allowed(&cfg).then(|| Machine::new(&cfg).unwrap())
 }
 
 fn load(m: &Machine, pid: Pid, addr: u64) -> Result<u64, FaultReason> {
@@ -63,8 +67,11 @@ fn all_free(m: &Machine) {
 
 #[test]
 fn install_frees_written_pages_and_fork_copies_markers_under_every_policy() {
-    for policy in [ForkPolicy::Cow, ForkPolicy::SharedPt, ForkPolicy::Eager] {
-        let m = machine(ForkName::Cow);
+    for policy in [ForkPolicy::Cow, ForkPolicy::SharedPt, ForkPolicy::Eager]
+        .into_iter()
+        .filter(|&p| common::fork_allowed(p))
+    {
+        let Some(m) = machine(ForkName::Cow) else { return };
         let pid = m.spawn().unwrap();
         let n = 8;
         m.mmap(pid, A, n * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
@@ -142,7 +149,7 @@ fn install_frees_written_pages_and_fork_copies_markers_under_every_policy() {
 
 #[test]
 fn markers_go_into_a_private_copy_of_a_fork_shared_table() {
-    let m = machine(ForkName::SharedPt);
+    let Some(m) = machine(ForkName::SharedPt) else { return };
     let parent = m.spawn().unwrap();
     m.mmap(parent, A, 8 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
         .unwrap();
@@ -203,7 +210,7 @@ fn markers_go_into_a_private_copy_of_a_fork_shared_table() {
 
 #[test]
 fn markers_never_go_into_an_object_table() {
-    let m = machine(ForkName::SharedPt);
+    let Some(m) = machine(ForkName::SharedPt) else { return };
     let data = MemFile::new(&vec![7u8; MIB2 as usize], true);
     let fd = m.open_file(Box::new(data.clone()));
     let p1 = m.spawn().unwrap();
@@ -237,7 +244,7 @@ fn markers_never_go_into_an_object_table() {
 
 #[test]
 fn private_file_mapping_guard_drops_the_private_copy() {
-    let m = machine(ForkName::Cow);
+    let Some(m) = machine(ForkName::Cow) else { return };
     let data = MemFile::new(&vec![3u8; 4 * PAGE as usize], true);
     let fd = m.open_file(Box::new(data.clone()));
     let p = m.spawn().unwrap();

@@ -29,6 +29,8 @@
 //! Every test ends with the invariant checker and, after every process has
 //! exited and every file is closed, with every frame free.
 
+mod common;
+
 use vmlab_mm::errno::{Errno, Fault, FaultReason, Signal};
 use vmlab_mm::mm::uapi::*;
 use vmlab_mm::mm::{Access, ForkPolicy, MemFile};
@@ -62,7 +64,7 @@ fn machine_with(fork: ForkName) -> Machine {
         ram: ByteSize(64 << 20),
         cpus: 2,
         fork,
-        ..Default::default()
+        ..common::test_config()
     })
     .unwrap()
 }

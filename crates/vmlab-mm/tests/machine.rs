@@ -1,4 +1,6 @@
 use vmlab_mm::errno::{Errno, FaultReason};
+mod common;
+
 use vmlab_mm::mm::uapi::*;
 use vmlab_mm::mm::Access;
 use vmlab_mm::pgtable::Pte;
@@ -8,7 +10,7 @@ use vmlab_mm::system::{ByteSize, Machine, MachineConfig};
 fn machine() -> Machine {
     Machine::new(&MachineConfig {
         ram: ByteSize(64 << 20),
-        ..Default::default()
+        ..common::test_config()
     })
     .unwrap()
 }
@@ -56,7 +58,7 @@ fn shootdown_reaches_every_cpu_that_ran_the_process() {
     let m = Machine::new(&MachineConfig {
         ram: ByteSize(64 << 20),
         cpus: 2,
-        ..Default::default()
+        ..common::test_config()
     })
     .unwrap();
     let pid = m.spawn().unwrap();
@@ -202,7 +204,7 @@ fn pkeys_machine(pkeys: bool) -> Machine {
     Machine::new(&MachineConfig {
         ram: ByteSize(64 << 20),
         pkeys,
-        ..Default::default()
+        ..common::test_config()
     })
     .unwrap()
 }
@@ -346,7 +348,7 @@ impl vmlab_mm::phys::RamBacking for RefuseAll {
 fn a_host_that_refuses_ram_gives_an_error_not_an_abort() {
     let cfg = MachineConfig {
         ram: ByteSize(64 << 20),
-        ..MachineConfig::default()
+        ..common::test_config()
     };
     let e = Machine::with_host(&cfg, Box::new(NoRamHost)).err().expect("refused");
     assert_eq!(
@@ -369,7 +371,7 @@ fn a_freed_frame_descriptor_is_all_zero_again() {
     use vmlab_mm::phys::Owner;
     let m = Machine::new(&MachineConfig {
         pcp_batch: 0,
-        ..Default::default()
+        ..common::test_config()
     })
     .unwrap();
     let phys = m.phys();

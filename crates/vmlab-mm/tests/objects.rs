@@ -4,6 +4,8 @@
 //! sharing across fork in all three fork designs. Every sequence ends with
 //! the invariant checker; every machine ends with every frame free.
 
+mod common;
+
 use vmlab_mm::errno::{Errno, FaultReason, Signal};
 use vmlab_mm::mm::uapi::*;
 use vmlab_mm::mm::{ForkPolicy, MemFile};
@@ -18,7 +20,7 @@ fn machine() -> Machine {
     Machine::new(&MachineConfig {
         ram: ByteSize(32 << 20),
         cpus: 2,
-        ..Default::default()
+        ..common::test_config()
     })
     .unwrap()
 }
@@ -62,7 +64,7 @@ fn finish(m: &Machine) {
 
 #[test]
 fn shared_anonymous_memory_is_shared_across_fork_for_every_policy() {
-    for policy in POLICIES {
+    for policy in POLICIES.into_iter().filter(|&p| common::fork_allowed(p)) {
         let m = machine();
         let p = m.spawn().unwrap();
         // A private anonymous neighbour written before fork, so that
@@ -311,7 +313,7 @@ fn dirty_pages_are_written_back_at_munmap_exit_and_release() {
 
 #[test]
 fn shared_file_mappings_are_shared_across_fork_for_every_policy() {
-    for policy in POLICIES {
+    for policy in POLICIES.into_iter().filter(|&p| common::fork_allowed(p)) {
         let m = machine();
         let data = pattern(9, 6 * PAGE as usize);
         let (fd, f) = open(&m, &data, true);
@@ -577,7 +579,7 @@ fn a_failed_write_back_is_reported_and_the_page_stays_dirty() {
 
 #[test]
 fn private_file_mappings_copy_on_write_and_fork_for_every_policy() {
-    for policy in POLICIES {
+    for policy in POLICIES.into_iter().filter(|&p| common::fork_allowed(p)) {
         let m = machine();
         let data = pattern(4, 4 * PAGE as usize);
         let (fd, f) = open(&m, &data, false);
@@ -653,7 +655,7 @@ fn many_cpus_fault_one_shared_file_page_cache() {
     let m = Machine::new(&MachineConfig {
         ram: ByteSize(64 << 20),
         cpus: 4,
-        ..Default::default()
+        ..common::test_config()
     })
     .unwrap();
     let pages = 64u64;
@@ -697,6 +699,9 @@ fn many_cpus_fault_one_shared_file_page_cache() {
 /// exits, the table's release must pass the PTE's dirty bit on to the page.
 #[test]
 fn a_dirty_pte_in_a_shared_table_reaches_the_file_when_the_table_goes() {
+    if !common::fork_allowed(ForkPolicy::SharedPt) {
+        return;
+    }
     let m = machine();
     let (fd, f) = open(&m, &[0u8; 2 * PAGE as usize], true);
     let p = m.spawn().unwrap();
@@ -862,7 +867,7 @@ fn writes_grow_the_file_and_access_modes_are_enforced() {
 /// pages leave the cache. Growing again makes the range read as zeros.
 #[test]
 fn truncation_unmaps_every_mapping_and_growth_reads_zeros() {
-    for policy in POLICIES {
+    for policy in POLICIES.into_iter().filter(|&p| common::fork_allowed(p)) {
         let m = machine();
         let data = pattern(3, 4 * PAGE as usize);
         let (fd, file) = open(&m, &data, true);
@@ -932,13 +937,16 @@ fn truncation_unmaps_every_mapping_and_growth_reads_zeros() {
 /// one shared object page table (`fork = shared_pt`): every sharer faults.
 #[test]
 fn truncation_reaches_processes_sharing_an_object_page_table() {
-    let m = Machine::new(&MachineConfig {
+    let cfg = MachineConfig {
         ram: ByteSize(32 << 20),
         cpus: 2,
         fork: vmlab_mm::system::config::ForkName::SharedPt,
-        ..Default::default()
-    })
-    .unwrap();
+        ..common::test_config()
+    };
+    if !common::allowed(&cfg) {
+        return;
+    }
+    let m = Machine::new(&cfg).unwrap();
     let block = 2u64 << 20;
     let (fd, _file) = open(&m, &pattern(9, block as usize), true);
     let base = 0x4000_0000u64;
@@ -967,6 +975,9 @@ fn truncation_reaches_processes_sharing_an_object_page_table() {
 /// anonymous memory the pages go for every process that shares it.
 #[test]
 fn madvise_remove_punches_a_hole_in_every_mapping() {
+    if !common::fork_allowed(ForkPolicy::Cow) {
+        return;
+    }
     let m = machine();
     let data = pattern(5, 4 * PAGE as usize);
     let (fd, file) = open(&m, &data, true);
@@ -1023,7 +1034,7 @@ fn file_faults_that_read_are_major_and_retried() {
             ram: ByteSize(32 << 20),
             cpus: 2,
             fault_lock,
-            ..Default::default()
+            ..common::test_config()
         })
         .unwrap();
         let bytes = pattern(3, 8 * 4096);

@@ -2,6 +2,8 @@
 //! exclusive ownership across real threads, exact books, one zone lock
 //! acquisition per batch, and batch 0 as the plain zone allocator.
 
+mod common;
+
 use std::sync::Mutex as StdMutex;
 use vmlab_mm::addr::Pfn;
 use vmlab_mm::frame::buddy::Buddy;
@@ -340,7 +342,7 @@ fn machine_checker_accepts_listed_frames_and_catches_a_double_free() {
         ram: ByteSize(32 << 20),
         cpus: 2,
         pcp_batch: 8,
-        ..Default::default()
+        ..common::test_config()
     })
     .unwrap();
     let p = m.phys();
@@ -363,7 +365,7 @@ fn machine_checker_accepts_listed_frames_and_catches_a_double_free() {
 fn pcp_batch_is_validated() {
     let e = Machine::new(&MachineConfig {
         pcp_batch: 1025,
-        ..Default::default()
+        ..common::test_config()
     })
     .err()
     .unwrap()
@@ -372,7 +374,7 @@ fn pcp_batch_is_validated() {
     let m = Machine::new(&MachineConfig {
         pcp_batch: 0,
         cpus: 4,
-        ..Default::default()
+        ..common::test_config()
     })
     .unwrap();
     assert_eq!(m.phys().pcp().cpus(), 0);

@@ -2,6 +2,8 @@
 //! object at the same 2 MiB alignment (fork policy `shared_pt`, seed 003's
 //! "large Oracle server"), fork or not.
 
+mod common;
+
 use vmlab_mm::errno::FaultReason;
 use vmlab_mm::mm::uapi::*;
 use vmlab_mm::mm::MemFile;
@@ -12,13 +14,15 @@ const PAGE: u64 = 4096;
 const MIB2: u64 = 2 << 20;
 const RW: u32 = PROT_READ | PROT_WRITE;
 
-fn machine(fork: ForkName) -> Machine {
-    Machine::new(&MachineConfig {
+/// A machine whose configured fork policy is `fork`; `None`, and the test
+/// skips it, if `VMLAB_TEST_SET` forbids that policy (see `common::allowed`).
+fn machine(fork: ForkName) -> Option<Machine> {
+    let cfg = MachineConfig {
         ram: ByteSize(64 << 20),
         fork,
-        ..Default::default()
-    })
-    .unwrap()
+        ..common::test_config()
+    };
+    common::allowed(&cfg).then(|| Machine::new(&cfg).unwrap())
 }
 
 fn touch_all(m: &Machine, pid: Pid, a: u64, len: u64) {
@@ -62,12 +66,12 @@ fn two_mappers(m: &Machine, data: &MemFile) -> (Pid, Pid, u64, u64, i32, u64) {
 #[test]
 fn unrelated_processes_share_object_tables_and_see_each_others_writes() {
     let data = MemFile::new(&(0..8u64 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>(), true);
-    let m = machine(ForkName::SharedPt);
+    let Some(m) = machine(ForkName::SharedPt) else { return };
     let (p1, p2, a1, a2, fd, tables) = two_mappers(&m, &data);
     m.check().unwrap();
     // 8 MiB = 4 leaf tables, shared; each process also needs PDPT and PD.
     assert!(tables <= 4 + 2 * 2, "shared: {tables} tables");
-    let cow = machine(ForkName::Cow);
+    let Some(cow) = machine(ForkName::Cow) else { return };
     let (.., cow_tables) = two_mappers(&cow, &data);
     assert!(cow_tables >= 8, "private tables: {cow_tables}");
     assert!(tables + 4 <= cow_tables, "shared {tables} vs private {cow_tables}");
@@ -135,7 +139,7 @@ fn unrelated_processes_share_object_tables_and_see_each_others_writes() {
 #[test]
 fn misaligned_or_differently_protected_mappers_do_not_share() {
     let data = MemFile::new(&vec![7u8; 4 << 20], true);
-    let m = machine(ForkName::SharedPt);
+    let Some(m) = machine(ForkName::SharedPt) else { return };
     let fd = m.open_file(Box::new(data.clone()));
     let p1 = m.spawn().unwrap();
     let p2 = m.spawn().unwrap();
@@ -173,7 +177,7 @@ fn misaligned_or_differently_protected_mappers_do_not_share() {
 /// table in parent and child; writes on either side are seen on the other.
 #[test]
 fn shared_anonymous_memory_tables_across_fork() {
-    let m = machine(ForkName::SharedPt);
+    let Some(m) = machine(ForkName::SharedPt) else { return };
     let p = m.spawn().unwrap();
     let len = 4 << 20;
     let a = m
@@ -207,13 +211,16 @@ fn shared_anonymous_memory_tables_across_fork() {
 #[test]
 fn msync_through_a_shared_object_table_flushes_every_sharer() {
     for fork in [ForkName::SharedPt, ForkName::Cow] {
-        let m = Machine::new(&MachineConfig {
+        let cfg = MachineConfig {
             ram: ByteSize(64 << 20),
             cpus: 2,
             fork,
-            ..Default::default()
-        })
-        .unwrap();
+            ..common::test_config()
+        };
+        if !common::allowed(&cfg) {
+            continue;
+        }
+        let m = Machine::new(&cfg).unwrap();
         let data = MemFile::new(&vec![0u8; 4 << 20], true);
         let fd = m.open_file(Box::new(data.clone()));
         let a = m.spawn().unwrap();
@@ -259,13 +266,16 @@ fn a_shared_table_outlives_the_walks_that_may_be_inside_it() {
     use vmlab_mm::pgtable::Pte;
     use vmlab_mm::phys::FrameUse;
     use vmlab_mm::sync::Ordering;
-    let m = Machine::new(&MachineConfig {
+    let cfg = MachineConfig {
         ram: ByteSize(64 << 20),
         cpus: 2,
         fork: ForkName::SharedPt,
-        ..Default::default()
-    })
-    .unwrap();
+        ..common::test_config()
+    };
+    if !common::allowed(&cfg) {
+        return;
+    }
+    let m = Machine::new(&cfg).unwrap();
     let parent = m.spawn().unwrap();
     let a = m.mmap(parent, 0, 4 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS).unwrap();
     store(&m, parent, a, 7);

@@ -4,6 +4,8 @@
 //! when the machine is dropped, the config's `files` list, and the errno of
 //! `mmap` with a file and of `msync` compared with the host kernel's own.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use vmlab::host;
@@ -46,7 +48,7 @@ fn config() -> MachineConfig {
     MachineConfig {
         ram: ByteSize(64 << 20),
         cpus: 2,
-        ..Default::default()
+        ..common::test_config()
     }
 }
 
@@ -117,6 +119,9 @@ fn a_host_file_through_shared_and_private_mappings() {
 
 #[test]
 fn stores_reach_the_file_at_exit_and_when_the_machine_is_dropped() {
+    if !common::fork_allowed(ForkPolicy::Cow) {
+        return;
+    }
     let t = TempFile::new("exit", &[0u8; 2 * PAGE as usize]);
     let m = Machine::new(&config()).unwrap();
     let fd = host::open(&m, &t.0, true).unwrap();

@@ -2473,7 +2473,7 @@ fn show(r: &R) -> String {
 fn machine_with(f: impl FnOnce(&mut MachineConfig)) -> Machine {
     let mut c = MachineConfig {
         ram: ByteSize(64 << 20),
-        ..Default::default()
+        ..common::test_config()
     };
     f(&mut c);
     Machine::new(&c).unwrap()

@@ -4,6 +4,8 @@
 //! iterations (about a second in a debug build); `VMLAB_SMP_SCALE=N` runs
 //! N times as many. Each test ends with the invariant checker and a frame count.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -31,7 +33,7 @@ fn machine(policy: FaultLock) -> Machine {
         ram: ByteSize(128 << 20),
         cpus: THREADS + 1,
         fault_lock: FaultLockName::of(policy),
-        ..Default::default()
+        ..common::test_config()
     })
     .unwrap()
 }

@@ -189,6 +189,14 @@ impl ForkName {
             ForkName::Eager => "eager",
         }
     }
+    /// The config spelling of `policy`.
+    pub fn of(policy: ForkPolicy) -> ForkName {
+        match policy {
+            ForkPolicy::Cow => ForkName::Cow,
+            ForkPolicy::SharedPt => ForkName::SharedPt,
+            ForkPolicy::Eager => ForkName::Eager,
+        }
+    }
 }
 
 /// Config spelling of `FaultLock`.
@@ -271,6 +279,92 @@ impl FrameAllocatorName {
 }
 
 impl MachineConfig {
+    /// Every key, in declaration order: the field names serde and TOML use.
+    /// `apply_pairs` accepts each; vmlab's config tests check that this is
+    /// the schema's own list.
+    pub const KEYS: &'static [&'static str] = &[
+        "ram",
+        "cpus",
+        "tlb_entries",
+        "vma_map",
+        "frame_allocator",
+        "max_map_count",
+        "fork",
+        "fault_lock",
+        "rmap",
+        "pcp_batch",
+        "pkeys",
+        "files",
+    ];
+
+    /// Apply a `key=value,key=value` list (`"rmap=pte_chain,fork=eager"`),
+    /// left to right, later pairs winning; spaces around pairs, keys and
+    /// values and empty pairs are ignored. Values are written as in
+    /// `vmlab --set` without quotes: sizes as `ByteSize::parse` reads them,
+    /// integers, `true`/`false`, policy names. `files` cannot be given (its
+    /// paths would need a list syntax; use a config file).
+    ///
+    /// Each value is checked on its own; ranges and combinations of keys are
+    /// `validate`'s, which the caller runs on the result. The error names the
+    /// pair at fault and what the key accepts:
+    /// `fork: unknown value "cwo", expected one of: cow, shared_pt, eager (in "fork=cwo")`.
+    ///
+    /// This is the no_std parser of such lists (what `VMLAB_TEST_SET` holds
+    /// for the tests, docs/CONFIG.md); vmlab's `--set` has its own loader,
+    /// which reads TOML-typed values shared with config files.
+    pub fn apply_pairs(&mut self, list: &str) -> Result<(), String> {
+        for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(format!("{pair:?}: expected key=value (for example fork=eager)"));
+            };
+            self.apply_pair(key.trim(), value.trim())
+                .map_err(|e| format!("{e} (in {pair:?})"))?;
+        }
+        Ok(())
+    }
+
+    /// Set `key` to the text `value` (see `apply_pairs`).
+    fn apply_pair(&mut self, key: &str, value: &str) -> Result<(), String> {
+        fn int(key: &str, v: &str) -> Result<usize, String> {
+            v.parse()
+                .map_err(|_| format!("{key}: invalid value {v:?}: expected a non-negative integer"))
+        }
+        fn name<T: serde::de::DeserializeOwned>(key: &str, v: &str, all: &[&str]) -> Result<T, String> {
+            use serde::de::IntoDeserializer;
+            let d: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = v.into_deserializer();
+            T::deserialize(d).map_err(|_| format!("{key}: unknown value {v:?}, expected one of: {}", all.join(", ")))
+        }
+        match key {
+            "ram" => self.ram = ByteSize::parse(value).map_err(|e| format!("ram: {e}"))?,
+            "cpus" => self.cpus = int(key, value)?,
+            "tlb_entries" => self.tlb_entries = int(key, value)?,
+            "vma_map" => self.vma_map = name(key, value, VmaMapName::ALL)?,
+            "frame_allocator" => self.frame_allocator = name(key, value, FrameAllocatorName::ALL)?,
+            "max_map_count" => self.max_map_count = int(key, value)?,
+            "fork" => self.fork = name(key, value, ForkName::ALL)?,
+            "fault_lock" => self.fault_lock = name(key, value, FaultLockName::ALL)?,
+            "rmap" => self.rmap = name(key, value, RmapName::ALL)?,
+            "pcp_batch" => self.pcp_batch = int(key, value)?,
+            "pkeys" => {
+                self.pkeys = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("pkeys: invalid value {value:?}: expected true or false")),
+                }
+            }
+            "files" => {
+                return Err("files: cannot be set in a key=value list (use a config file or --set files=[...])".into())
+            }
+            _ => {
+                return Err(format!(
+                    "unknown key {key:?}; valid keys are: {}",
+                    MachineConfig::KEYS.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+
     /// Check values serde cannot: ranges and limits. The message names the key.
     pub fn validate(&self) -> Result<(), String> {
         let frames = self.ram.0 / crate::addr::PAGE_SIZE;
@@ -324,5 +418,89 @@ impl MachineConfig {
             ("fault_lock", self.fault_lock.as_str()),
             ("rmap", self.rmap.as_str()),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(list: &str) -> Result<MachineConfig, String> {
+        let mut c = MachineConfig::default();
+        c.apply_pairs(list).map(|()| c)
+    }
+
+    #[test]
+    fn pairs_set_every_kind_of_value_left_to_right() {
+        let c =
+            applied(" ram=1GiB, cpus=4,tlb_entries = 64,fork=shared_pt,fault_lock=pte_bit,rmap=pte_pool,,").unwrap();
+        assert_eq!((c.ram, c.cpus, c.tlb_entries), (ByteSize(1 << 30), 4, 64));
+        assert_eq!(
+            (c.fork, c.fault_lock, c.rmap),
+            (ForkName::SharedPt, FaultLockName::PteBit, RmapName::PtePool)
+        );
+        let c = applied("pcp_batch=0,pkeys=true,max_map_count=9,vma_map=btree,frame_allocator=buddy,cpus=2,cpus=3")
+            .unwrap();
+        assert_eq!((c.pcp_batch, c.pkeys, c.max_map_count, c.cpus), (0, true, 9, 3));
+        assert_eq!(applied("").unwrap(), MachineConfig::default());
+    }
+
+    #[test]
+    fn every_key_is_accepted_but_files() {
+        let d = MachineConfig::default();
+        for key in MachineConfig::KEYS {
+            let value = match *key {
+                "ram" => d.ram.to_string(),
+                "pkeys" => "false".to_string(),
+                "vma_map" | "frame_allocator" | "fork" | "fault_lock" | "rmap" => {
+                    let p = d.policies();
+                    p.iter().find(|(k, _)| k == key).unwrap().1.to_string()
+                }
+                "files" => continue,
+                _ => "7".to_string(),
+            };
+            applied(&format!("{key}={value}")).unwrap_or_else(|e| panic!("{key}: {e}"));
+        }
+        assert!(applied("files=a").unwrap_err().starts_with("files: cannot be set"));
+    }
+
+    #[test]
+    fn errors_name_the_pair_and_what_the_key_accepts() {
+        assert_eq!(
+            applied("cpus=2,fork=cwo").unwrap_err(),
+            "fork: unknown value \"cwo\", expected one of: cow, shared_pt, eager (in \"fork=cwo\")"
+        );
+        assert_eq!(
+            applied("rmap=chain").unwrap_err(),
+            "rmap: unknown value \"chain\", expected one of: object, pte_chain, pte_pool, private_vma, none \
+             (in \"rmap=chain\")"
+        );
+        assert_eq!(
+            applied("cpus=four").unwrap_err(),
+            "cpus: invalid value \"four\": expected a non-negative integer (in \"cpus=four\")"
+        );
+        let e = applied("ram=12XB").unwrap_err();
+        assert!(
+            e.starts_with("ram: invalid size \"12XB\"") && e.ends_with("(in \"ram=12XB\")"),
+            "{e}"
+        );
+        assert!(applied("pkeys=yes").unwrap_err().contains("expected true or false"));
+        let e = applied("rmaps=none").unwrap_err();
+        assert!(
+            e.starts_with("unknown key \"rmaps\"; valid keys are: ram, cpus,") && e.contains("rmap"),
+            "{e}"
+        );
+        assert_eq!(
+            applied("fork").unwrap_err(),
+            "\"fork\": expected key=value (for example fork=eager)"
+        );
+    }
+
+    #[test]
+    fn pairs_do_not_validate_combinations() {
+        // validate() is the caller's: the pair order must not matter.
+        let c = applied("rmap=private_vma").unwrap();
+        assert!(c.validate().unwrap_err().starts_with("rmap: private_vma needs fork"));
+        applied("rmap=private_vma,fork=eager").unwrap().validate().unwrap();
     }
 }

@@ -261,7 +261,7 @@ pub fn vmlab_config_for(pkeys: bool) -> MachineConfig {
     MachineConfig {
         ram: ByteSize(64 << 20),
         pkeys,
-        ..Default::default()
+        ..super::test_config()
     }
 }
 
