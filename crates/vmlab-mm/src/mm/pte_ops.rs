@@ -198,6 +198,19 @@ pub(crate) fn set(
     flush: &mut PendingFlush,
 ) -> bool {
     debug_assert!(!new.locked() && !cur.locked());
+    if phys.pte_link_kind() != PteLinkKind::None {
+        // The reverse map's record of the entry (`pte_chain`'s one link
+        // word per entry) must have one writer: claim the entry first, as
+        // `pte_bit` does, so that two CPUs installing into it at once (object
+        // faults install by compare-and-swap) never both link it.
+        if !claim(e, cur) {
+            return false;
+        }
+        return install_with(phys, rss, (e, va), (cur, new), flush, || {
+            e.raw_store(new);
+            true
+        });
+    }
     install_with(phys, rss, (e, va), (cur, new), flush, || {
         e.raw_cas(cur, new, Ordering::AcqRel).is_ok()
     })
