@@ -37,7 +37,24 @@ pub struct SyncWork {
 }
 
 impl SyncWork {
-    /// Write the pages back. Returns the first error.
+    /// The cached pages of the range that other address spaces (or other
+    /// entries) map too: their dirty bits are in PTEs this msync did not
+    /// clean, so the caller cleans them through the reverse map first
+    /// (`Rmap::clean_everywhere`).
+    pub fn mapped_elsewhere(&self, phys: &PhysMem) -> Vec<crate::addr::Pfn> {
+        self.obj
+            .cache_snapshot()
+            .into_iter()
+            .filter(|&(pg, _)| pg >= self.first && pg < self.end)
+            .filter(|&(_, pfn)| {
+                let mine = self.own.get(&pfn.0).copied().unwrap_or(0);
+                phys.desc(pfn).is_some_and(|d| d.mapcount() > mine)
+            })
+            .map(|(_, pfn)| pfn)
+            .collect()
+    }
+
+    /// Write the dirty pages back. Returns the first error.
     pub fn run(&self, phys: &PhysMem) -> SysResult<()> {
         self.obj.sync_range(phys, self.first, self.end, &self.own)
     }

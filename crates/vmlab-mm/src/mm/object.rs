@@ -434,10 +434,11 @@ impl MemObject {
         let pages: Vec<(u64, Pfn)> = self.cache.lock().range(first..end).map(|(&k, &v)| (k, v)).collect();
         let mut err = self.take_wb_err();
         for (pgoff, pfn) in pages {
-            let Some(d) = phys.desc(pfn) else { continue };
-            let mine = own.get(&pfn.0).copied().unwrap_or(0);
-            let elsewhere = d.mapcount.load(Ordering::Acquire) > mine;
-            if let Err(e) = self.writeback_page(phys, pgoff, pfn, elsewhere) {
+            // Every mapping's dirty bit is on the page by now (this address
+            // space's by msync, the others' through the reverse map):
+            // write back only what is dirty.
+            let _ = own;
+            if let Err(e) = self.writeback_page(phys, pgoff, pfn, false) {
                 err.get_or_insert(e);
             }
         }

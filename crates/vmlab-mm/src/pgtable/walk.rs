@@ -64,6 +64,13 @@ impl<'a> LeafRef<'a> {
         core::ptr::eq(self.0, o.0)
     }
 
+    /// The entry's word, for tests that stand in for a stray writer
+    /// (the checker must catch it).
+    #[doc(hidden)]
+    pub fn word_for_tests(self) -> &'a AtomicU64 {
+        self.0
+    }
+
     /// The entry's word, for `mm::pte_ops` to name it (a PTE pointer is its
     /// RAM word index, `PhysMem::word_index`).
     #[inline]

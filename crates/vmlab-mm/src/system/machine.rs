@@ -568,6 +568,16 @@ impl Machine {
         let (work, result) = self.with_mm(pid, |mm, fl| mm.msync(&self.phys, addr, len, flags, fl))??;
         // The cleaned PTEs are flushed: a store from now on dirties them again.
         for w in &work {
+            // Pages mapped elsewhere too: clean every mapping through the
+            // reverse map, one shootdown for all (before, such a page was
+            // written back whether or not any mapping had dirtied it).
+            let mut fl = PendingFlush::default();
+            for pfn in w.mapped_elsewhere(&self.phys) {
+                fl.merge(self.rmap.clean_everywhere(&self.rmap_cx(), pfn));
+            }
+            if !fl.remote.is_empty() {
+                self.shootdown_all(fl);
+            }
             w.run(&self.phys)?;
         }
         result
