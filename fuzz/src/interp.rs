@@ -2,11 +2,13 @@
 //! both include this one file with `#[path]`, so a fuzz input and a test case mean the same thing.
 //!
 //! An input is decoded (with `arbitrary`) into a `Scenario`: a small machine's config (a few MiB
-//! of RAM so that memory runs out, 2 CPUs, a fork policy, sometimes a tiny `max_map_count`) and up
+//! of RAM so that memory runs out, 2 CPUs, a fork policy, a reverse-map design (`rmap`; under
+//! `private_vma` every fork is eager), sometimes a tiny `max_map_count`) and up
 //! to `MAX_OPS` operations over the whole public API: spawn/fork/exec/exit, files over an
 //! in-memory `BackingFile` (whose writes and reads can be made to fail and whose length can
 //! change under the mappings), mmap/munmap/mprotect/mremap/madvise/msync/brk with addresses biased
-//! toward mapped windows, and loads/stores/reads/writes through two `Cpu` handles.
+//! toward mapped windows, loads/stores/reads/writes through two `Cpu` handles, and the reverse
+//! map of a mapped frame (`Machine::mappings_of`, `Machine::unmap_everywhere`).
 //!
 //! `run` panics if vmlab-mm panics, if an invariant (`Machine::check`) breaks (checked every
 //! `CHECK_EVERY` ops, on a `Check` op and at the end), if a result breaks a property asserted
@@ -20,11 +22,13 @@
 
 use arbitrary::{Arbitrary, Result as ArbResult, Unstructured};
 use vmlab_mm::addr::{PAGE_SIZE, TASK_SIZE};
-use vmlab_mm::errno::{Errno, Fault, FaultReason};
+use vmlab_mm::errno::{Errno, Fault, FaultReason, Signal};
 use vmlab_mm::mm::uapi::*;
-use vmlab_mm::mm::{Access, BackingFile, ForkPolicy, MemFile, VmFlags, VmaMap};
+use vmlab_mm::mm::{Access, Backing, BackingFile, ForkPolicy, MemFile, VmFlags, VmaMap};
+use vmlab_mm::pgtable::{LeafEntry, LeafRef, Pte};
+use vmlab_mm::phys::Owner;
 use vmlab_mm::system::config::ForkName;
-use vmlab_mm::system::{ByteSize, Cpu, Machine, MachineConfig, Pid};
+use vmlab_mm::system::{ByteSize, Cpu, Machine, MachineConfig, Pid, RmapName};
 
 /// Operations decoded from one input at most.
 pub const MAX_OPS: usize = 256;
@@ -72,8 +76,9 @@ impl Scenario {
     }
 }
 
-/// The machine and what exists before the first op.
-#[derive(Arbitrary, Debug, Clone)]
+/// The machine and what exists before the first op. Its `Debug` shows the settings the
+/// machine runs with (`fork` is forced to `Eager` under `rmap = PrivateVma`, and says so).
+#[derive(Arbitrary, Clone)]
 pub struct Setup {
     /// RAM: 1 to 4 MiB, so that memory runs out.
     pub ram: u8,
@@ -86,9 +91,63 @@ pub struct Setup {
     pub files: u8,
     /// Mappings made before the first op, one per bit (see `premap`).
     pub premap: u8,
+    /// The reverse-map design: `RMAPS[n % 5]` (0, what inputs from before this byte
+    /// existed mean, is `Object`).
+    pub rmap: u8,
+}
+
+/// The reverse-map designs, by `Setup::rmap`.
+const RMAPS: [RmapName; 5] = [
+    RmapName::Object,
+    RmapName::PteChain,
+    RmapName::PtePool,
+    RmapName::PrivateVma,
+    RmapName::None,
+];
+
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fork = if self.fork_forced() {
+            format!(
+                "Eager (forced by rmap PrivateVma; the input's byte says {:?})",
+                self.fork
+            )
+        } else {
+            format!("{:?}", self.fork)
+        };
+        f.debug_struct("Setup")
+            .field("ram", &self.ram)
+            .field("tlb_log2", &self.tlb_log2)
+            .field("fork", &format_args!("{fork}"))
+            .field("max_map_count", &self.max_map_count)
+            .field("files", &self.files)
+            .field("premap", &self.premap)
+            .field("rmap", &self.rmap_name())
+            .finish()
+    }
 }
 
 impl Setup {
+    /// The reverse-map design the machine runs.
+    pub fn rmap_name(&self) -> RmapName {
+        RMAPS[self.rmap as usize % RMAPS.len()]
+    }
+
+    /// `private_vma` needs `fork = eager` (`MachineConfig::validate`): the input's fork
+    /// policy is overridden (for `fork_with` too, see `Op::Fork`).
+    pub fn fork_forced(&self) -> bool {
+        self.rmap_name() == RmapName::PrivateVma && !matches!(self.fork, ForkSel::Eager)
+    }
+
+    /// The fork policy the machine runs.
+    pub fn fork_sel(&self) -> ForkSel {
+        if self.rmap_name() == RmapName::PrivateVma {
+            ForkSel::Eager
+        } else {
+            self.fork
+        }
+    }
+
     fn config(&self) -> MachineConfig {
         let mib = [1u64, 2, 2, 3, 4][self.ram as usize % 5];
         MachineConfig {
@@ -100,7 +159,8 @@ impl Setup {
             } else {
                 DEFAULT_MAX_MAP_COUNT
             },
-            fork: self.fork.name(),
+            fork: self.fork_sel().name(),
+            rmap: self.rmap_name(),
             ..MachineConfig::default()
         }
     }
@@ -542,10 +602,17 @@ pub enum Op {
         p: ProcSel,
     },
     Check,
+    /// The reverse map of the frame mapped at `addr` in the process CPU `cpu` runs:
+    /// `Machine::mappings_of`, and with `unmap` `Machine::unmap_everywhere` (see `rmap_op`).
+    Rmap {
+        cpu: CpuSel,
+        addr: AddrSel,
+        unmap: bool,
+    },
 }
 
 /// Op kinds by the first byte of an op: (last byte value, kind), so that common ops come often.
-const WEIGHTS: [(u8, u8); 26] = [
+const WEIGHTS: [(u8, u8); 27] = [
     (29, 0),   // mmap
     (43, 1),   // munmap
     (57, 2),   // mprotect
@@ -571,7 +638,8 @@ const WEIGHTS: [(u8, u8); 26] = [
     (239, 22), // coherence
     (242, 23), // machine rw
     (245, 24), // maps
-    (255, 25), // check
+    (249, 25), // check
+    (255, 26), // rmap
 ];
 
 impl<'a> Arbitrary<'a> for Op {
@@ -580,7 +648,7 @@ impl<'a> Arbitrary<'a> for Op {
         let kind = WEIGHTS
             .iter()
             .find(|(last, _)| k <= *last)
-            .map_or(25, |&(_, kind)| kind);
+            .map_or(26, |&(_, kind)| kind);
         Ok(match kind {
             0 => Op::Mmap {
                 p: u.arbitrary()?,
@@ -693,7 +761,12 @@ impl<'a> Arbitrary<'a> for Op {
                 write: u.arbitrary()?,
             },
             24 => Op::Maps { p: u.arbitrary()? },
-            _ => Op::Check,
+            25 => Op::Check,
+            _ => Op::Rmap {
+                cpu: u.arbitrary()?,
+                addr: u.arbitrary()?,
+                unmap: u.arbitrary()?,
+            },
         })
     }
 }
@@ -729,6 +802,8 @@ struct State<'m> {
     recent: Vec<u64>,
     /// Print each op, its arguments and its result.
     trace: bool,
+    /// The machine's reverse-map design.
+    rmap: RmapName,
 }
 
 impl<'m> State<'m> {
@@ -892,6 +967,14 @@ impl<'m> State<'m> {
                 } else {
                     (Vec::new(), Vec::new())
                 };
+                // Under private_vma every fork is eager (`Setup::fork_sel`), fork_with too.
+                let policy = policy.map(|pol| {
+                    if self.rmap == RmapName::PrivateVma {
+                        ForkSel::Eager
+                    } else {
+                        pol
+                    }
+                });
                 let r = match policy {
                     None => m.fork(pid),
                     Some(pol) => m.fork_with(pid, pol.policy()).map(|(c, _)| c),
@@ -1300,6 +1383,26 @@ impl<'m> State<'m> {
                     200..=219 => MADV_HWPOISON + (advice as u32 & 1),
                     _ => advice as u32,
                 };
+                // The first and last page of the range that are guard pages before a GUARD_REMOVE.
+                let edges = if l != 0 && a % PAGE_SIZE == 0 {
+                    let last = a.wrapping_add(page_align(l)).wrapping_sub(PAGE_SIZE);
+                    if last >= a && last < TASK_SIZE {
+                        vec![a, last]
+                    } else {
+                        vec![a]
+                    }
+                } else {
+                    Vec::new()
+                };
+                let guards_before: Vec<u64> = if adv == MADV_GUARD_REMOVE {
+                    edges
+                        .iter()
+                        .copied()
+                        .filter(|&g| self.pte(pid, g).is_some_and(|e| matches!(e.decode(), LeafEntry::Guard)))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let r = m.madvise(pid, a, l, adv);
                 self.note(format_args!("madvise({pid}, {a:#x}, {l:#x}, {adv})"), &r);
                 // A failure (ENOMEM for a hole, EAGAIN for a refused split) may come after the advice
@@ -1314,6 +1417,35 @@ impl<'m> State<'m> {
                         let last = a + page_align(l) - PAGE_SIZE;
                         self.assert_no_access(pid, a, Access::Read, "madvise(MADV_GUARD_INSTALL)");
                         self.assert_no_access(pid, last, Access::Read, "madvise(MADV_GUARD_INSTALL)");
+                        // A load there is SIGSEGV (SEGV_MAPERR, `Guard`) where the VMA allows it.
+                        for &g in &edges {
+                            self.assert_guard_fault(pid, g + 8);
+                        }
+                    }
+                    // The markers are gone: no load faults as a guard page, and a former guard
+                    // page of private anonymous memory reads zero (install zapped its data).
+                    Ok(()) if adv == MADV_GUARD_REMOVE => {
+                        for &g in &guards_before {
+                            let zero = self.private_anon(pid, g);
+                            for c in 0..2 {
+                                let Some(cpu) = self.cpus[c].as_mut().filter(|c| c.pid() == Some(pid)) else {
+                                    continue;
+                                };
+                                let r = cpu.load_u64(g + 16);
+                                assert!(
+                                    !r.is_err_and(|f| f.reason == FaultReason::Guard),
+                                    "madvise(MADV_GUARD_REMOVE): CPU {c} still faults as a guard page at {g:#x}"
+                                );
+                                if zero {
+                                    if let Ok(v) = r {
+                                        assert_eq!(
+                                            v, 0,
+                                            "madvise(MADV_GUARD_REMOVE): former guard page {g:#x} reads {v:#x}"
+                                        );
+                                    }
+                                }
+                            }
+                        }
                     }
                     Ok(()) => {}
                     Err(e) => assert_errno(
@@ -1503,6 +1635,7 @@ impl<'m> State<'m> {
                 }
             }
             Op::Check => self.check("Check op"),
+            Op::Rmap { cpu, addr, unmap } => self.rmap_op(cpu, addr, unmap),
         }
     }
 
@@ -1519,6 +1652,170 @@ impl<'m> State<'m> {
         };
         self.cpu(c).switch_to(pid).expect("live process");
         pid
+    }
+
+    /// The address space of every live process, by id.
+    fn mms(&self) -> Vec<(u64, Pid, std::sync::Arc<vmlab_mm::system::Process>)> {
+        self.live()
+            .into_iter()
+            .filter_map(|pid| self.m.process(pid).ok().map(|p| (p.mm.id, pid, p)))
+            .collect()
+    }
+
+    /// The entry at `va` in `pid`'s page table, if its tables exist.
+    fn pte(&self, pid: Pid, va: u64) -> Option<Pte> {
+        let p = self.m.process(pid).ok()?;
+        let e = p.mm.page_table().leaf(self.m.phys(), va)?.load();
+        Some(e)
+    }
+
+    /// Whether `va` of `pid` lies in a private anonymous VMA (demand-zero memory).
+    fn private_anon(&self, pid: Pid, va: u64) -> bool {
+        self.m.process(pid).is_ok_and(|p| {
+            let st = p.mm.map.read();
+            st.vmas
+                .find(va)
+                .is_some_and(|v| v.start <= va && matches!(v.backing, Backing::Anon))
+        })
+    }
+
+    /// `Op::Rmap`: the frame mapped at `addr` (present, not special) in the process CPU `c`
+    /// runs. Every (mm, va) `mappings_of` gives maps that frame (and the entry it was found
+    /// from is among them). With `unmap`, `unmap_everywhere` clears them: then no address
+    /// space maps the frame, the count is at least the distinct entries (an object table's
+    /// entry, seen from each of its sharers, is one) and at most the mappings (a fork-shared
+    /// table is first copied for each sharer), and the next access faults the page back:
+    /// a page-cache page (file or shared memory) with its bytes, a private anonymous page of
+    /// a private anonymous VMA as zeros (its data is gone: no swap). This is checked through
+    /// every CPU running an address space that mapped it, so a TLB entry left by the
+    /// shootdown shows up as the old bytes. (A private anonymous copy in a private file
+    /// mapping faults the file's bytes back: not checked.)
+    fn rmap_op(&mut self, c: CpuSel, addr: AddrSel, unmap: bool) {
+        let m = self.m;
+        let pid = self.cpu_pid(c);
+        let va = self.addr(pid, addr, true) & !7;
+        let page = va & !(PAGE_SIZE - 1);
+        let Some(pte) = self.pte(pid, va) else { return };
+        if !pte.present() || pte.special() {
+            return;
+        }
+        let frame = pte.pfn();
+        let mms = self.mms();
+        let Some(&(mm_id, _, _)) = mms.iter().find(|x| x.1 == pid) else {
+            return;
+        };
+        let before = m.mappings_of(frame);
+        self.note(format_args!("mappings_of({frame:?}) from {pid} at {va:#x}"), &before);
+        assert!(
+            before.windows(2).all(|w| w[0] < w[1]),
+            "mappings_of({frame:?}): not sorted or repeated: {before:?}"
+        );
+        assert!(
+            before.contains(&(mm_id, page)),
+            "mappings_of({frame:?}) misses ({mm_id}, {page:#x}), whose PTE {pte:?} maps it: {before:?} (rmap {:?})",
+            self.rmap
+        );
+        // Every mapping found maps the frame, and the distinct entries among them.
+        let mut entries: Vec<LeafRef<'_>> = Vec::new();
+        for &(id, v) in &before {
+            assert_eq!(v % PAGE_SIZE, 0, "mappings_of({frame:?}): unaligned {v:#x}");
+            let Some((_, _, p)) = mms.iter().find(|x| x.0 == id) else {
+                panic!("mappings_of({frame:?}): ({id}, {v:#x}) in no live process's address space");
+            };
+            let e = p.mm.page_table().leaf(m.phys(), v);
+            let cur = e.map(|e| e.load());
+            assert!(
+                cur.is_some_and(|e| e.maps_frame() && e.pfn() == frame),
+                "mappings_of({frame:?}): ({id}, {v:#x}) has {cur:?}, not that frame"
+            );
+            let e = e.unwrap();
+            if !entries.iter().any(|x| x.same(e)) {
+                entries.push(e);
+            }
+        }
+        if !unmap {
+            return;
+        }
+        let owner = m.phys().desc(frame).map(|d| d.owner());
+        let off = (va % PAGE_SIZE) as usize / 8;
+        let word = |m: &Machine| {
+            m.phys()
+                .ram()
+                .word(frame.first_word() + off)
+                .map(|w| w.load(std::sync::atomic::Ordering::Acquire))
+        };
+        let old = word(m);
+        let n = m.unmap_everywhere(frame);
+        let after = m.mappings_of(frame);
+        self.note(format_args!("unmap_everywhere({frame:?})"), &(n, &after));
+        // Each address space's page table, not the rmap: nothing maps the frame, except
+        // where a fork-shared table could not be copied (no frame): those stay listed.
+        for &(id, v) in &before {
+            let Some((_, _, p)) = mms.iter().find(|x| x.0 == id) else {
+                continue;
+            };
+            let cur = p.mm.page_table().leaf(m.phys(), v).map(|e| e.load());
+            let still = cur.is_some_and(|e| e.maps_frame() && e.pfn() == frame);
+            assert_eq!(
+                still,
+                after.contains(&(id, v)),
+                "unmap_everywhere({frame:?}): ({id}, {v:#x}) has {cur:?}, mappings_of after: {after:?}"
+            );
+        }
+        assert!(
+            after.iter().all(|x| before.contains(x)),
+            "unmap_everywhere({frame:?}): new mappings {after:?} (before: {before:?})"
+        );
+        if after.is_empty() {
+            assert!(
+                n >= entries.len().max(1) && n <= before.len(),
+                "unmap_everywhere({frame:?}) cleared {n} PTEs: {} distinct entries, {} mappings",
+                entries.len(),
+                before.len()
+            );
+        } else {
+            assert!(
+                n < before.len(),
+                "unmap_everywhere({frame:?}) cleared {n} of {} and left {after:?}",
+                before.len()
+            );
+        }
+        self.check(&format!("after unmap_everywhere({frame:?})"));
+        if !after.is_empty() {
+            return;
+        }
+        let Some(old) = old else { return };
+        // The page faulted back through every CPU on an address space that mapped it.
+        for ci in 0..2u8 {
+            let Some(cpid) = self.cpus[ci as usize].as_ref().and_then(|c| c.pid()) else {
+                continue;
+            };
+            let Some(&(cid, _, _)) = mms.iter().find(|x| x.1 == cpid) else {
+                continue;
+            };
+            let vas: Vec<u64> = before
+                .iter()
+                .filter(|x| x.0 == cid)
+                .map(|x| x.1 + off as u64 * 8)
+                .take(2)
+                .collect();
+            for a in vas {
+                let want = match owner {
+                    Some(Owner::Object { .. }) => old,
+                    Some(Owner::Anon { .. }) if self.private_anon(cpid, a) => 0,
+                    _ => continue,
+                };
+                let r = self.cpus[ci as usize].as_mut().unwrap().load_u64(a);
+                check_fault(r.map(|_| ()), a);
+                if let Ok(v) = r {
+                    assert_eq!(
+                        v, want,
+                        "after unmap_everywhere({frame:?}) ({owner:?}): CPU {ci} reads {v:#x} at {a:#x} of {cpid}, \
+                         want {want:#x} (before: {old:#x})"
+                    );
+                }
+            }
+        }
     }
 
     /// After fork: a store by the parent (CPU 0, whose TLB may still hold a writable entry
@@ -1575,6 +1872,32 @@ impl<'m> State<'m> {
                 _ => cpu.load_u64(addr).map(|_| ()),
             };
             assert!(r.is_err(), "{what}: CPU {c} can still {kind:?} at {addr:#x}");
+        }
+    }
+
+    /// A load at `addr`, a guard page of `pid`, through each CPU running `pid`: SIGSEGV, as a
+    /// guard page (`FaultReason::Guard`, SEGV_MAPERR) if the VMA allows a read, else as a
+    /// protection fault (the VMA's check comes first).
+    fn assert_guard_fault(&mut self, pid: Pid, addr: u64) {
+        let readable = self.m.maps(pid).is_ok_and(|lines| {
+            lines
+                .iter()
+                .any(|l| l.start <= addr && addr < l.end && l.perms[..3] != *b"---")
+        });
+        for c in 0..2 {
+            let Some(cpu) = self.cpus[c].as_mut().filter(|c| c.pid() == Some(pid)) else {
+                continue;
+            };
+            let r = cpu.load_u64(addr);
+            let want = if readable {
+                FaultReason::Guard
+            } else {
+                FaultReason::Protection
+            };
+            assert!(
+                r.is_err_and(|f| f.signal == Signal::Segv && f.reason == want),
+                "guard page {addr:#x}: CPU {c} load gives {r:?}, want SIGSEGV {want:?}"
+            );
         }
     }
 
@@ -1671,7 +1994,10 @@ impl<'m> State<'m> {
 
     fn check(&self, when: &str) {
         if let Err(e) = self.m.check() {
-            panic!("invariant broken ({when}): {e}");
+            panic!("invariant broken ({when}, rmap {:?}): {e}", self.rmap);
+        }
+        if self.rmap == RmapName::None {
+            assert_eq!(self.m.rmap_bytes(), 0, "rmap = none keeps records ({when})");
         }
         let p = self.m.phys();
         assert!(p.frames_used() <= p.total_frames(), "more frames used than exist");
@@ -1742,6 +2068,7 @@ fn run_inner(s: &Scenario, trace: bool) {
             files: Vec::new(),
             recent: Vec::new(),
             trace,
+            rmap: s.setup.rmap_name(),
         };
         let first = m.spawn().expect("a new machine has room for a process");
         st.known.push(first);
@@ -1785,6 +2112,16 @@ fn run_inner(s: &Scenario, trace: bool) {
             "frames leaked after exit and close"
         );
         assert_eq!(m.phys().page_table_pages(), 0, "page-table pages left");
+        // Records (identities, object lists) go with the last address space; the PTE-pointer
+        // stores of pte_chain / pte_pool may keep their own pages.
+        if matches!(st.rmap, RmapName::Object | RmapName::PrivateVma | RmapName::None) {
+            assert_eq!(
+                m.rmap_bytes(),
+                0,
+                "reverse-map records left after exit and close ({:?})",
+                st.rmap
+            );
+        }
         // The CPUs still work (and fault: no process is left).
         for c in 0..2 {
             let cpu = st.cpu(CpuSel(c));
