@@ -6,7 +6,6 @@
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use vmlab_mm::system::RmapName;
 
 #[path = "../../../fuzz/src/interp.rs"]
 mod interp;
@@ -63,15 +62,6 @@ proptest! {
     #[test]
     fn random_op_sequences_keep_every_invariant(data in prop::collection::vec(any::<u8>(), 0..3000)) {
         let s = interp::Scenario::from_bytes(&data);
-        // rmap = pte_chain is skipped while `open_pte_chain_populate_write_fork_cow_store`
-        // is open (its panic aborts the run); `VMLAB_FUZZ_ALL_RMAPS=1` runs it too. The fuzz
-        // target runs every design.
-        // Likewise pte_pool (`open_pte_pool_shared_pt_ownerless_table`: a shared_pt fork,
-        // by the config or by `fork_with`).
-        let open_bug = matches!(s.setup.rmap_name(), RmapName::PteChain | RmapName::PtePool);
-        if open_bug && std::env::var_os("VMLAB_FUZZ_ALL_RMAPS").is_none() {
-            return Ok(());
-        }
         interp::run(&s);
     }
 }
@@ -121,39 +111,20 @@ fn regress_mprotect_huge_len_pd_walk() {
     replay_within("regress-mprotect-huge-len-pd-walk", Duration::from_secs(2));
 }
 
-// Open findings: inputs that still fail, kept out of the corpus (`fuzz/open-bugs/api/`) so
-// that `corpus_replays_clean` stays green; each test is `#[ignore]`d until the VM is fixed.
-
-/// OPEN BUG (rmap = pte_chain, fork = cow): premap 6 (8 shared anonymous pages, 4 MiB
-/// private at 0x7f00_0020_0000), a store, a 10-page private PROT_WRITE anonymous mmap,
-/// MADV_POPULATE_WRITE over 13 pages at 0x7fff_f7ff_0000, fork, then stores (Fill) in the
-/// parent: vmlab-mm panics in `phys/pte_links.rs` ("pte_chain: entry N not on frame F's
-/// chain"): the PTE pointer being unlinked was never linked on its frame's chain. The
-/// panic is the VM's own, not an interpreter check. Trace it with `VMLAB_FUZZ_INPUT=
-/// fuzz/open-bugs/api/pte-chain-populate-write-fork-cow-store cargo test -p vmlab-mm
-/// --test fuzz_api replay_input -- --ignored`.
+/// rmap = pte_chain, fork = cow: a COW break replaced a frame in an entry and linked the
+/// new frame before unlinking the old one; both use the entry's one chain link word, so
+/// the old frame's chain lost its tail ("pte_chain: entry N not on frame F's chain").
 #[test]
-#[ignore = "open bug: pte_chain unlink of a PTE pointer not on the frame's chain (see comment)"]
-fn open_pte_chain_populate_write_fork_cow_store() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/open-bugs/api/pte-chain-populate-write-fork-cow-store");
-    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    interp::run(&interp::Scenario::from_bytes(&data));
+fn regress_pte_chain_cow_replace_link_word() {
+    replay("regress-pte-chain-cow-replace-link-word");
 }
 
-/// OPEN BUG (rmap = pte_pool, fork = shared_pt): premap 0x68 (4 MiB shared anonymous at
-/// 0x7f00_0080_0000, 12 pages of read-only file 1 mapped private), stores, a munmap, fork
-/// (the child shares the leaf tables copy-on-write), the parent exits (its tables are left
-/// ownerless, shared by the child alone), then `Op::Rmap` in the child: the child's PTE at
-/// 0x7fff_f7ff_8000 is present and maps frame F (a file page), yet `Machine::mappings_of(F)`
-/// returns `[]`: the PTE pointer of an ownerless fork-shared table no longer turns into the
-/// child's (mm, address). `Machine::check` does not report it (yet); the interpreter's
-/// check "mappings_of misses (mm, va), whose PTE maps it" does.
+/// rmap = pte_pool, fork = shared_pt: the parent exits, leaving a fork-shared table
+/// ownerless and reached by the child alone; the table's sharer list was dropped when one
+/// sharer was left, so the child's PTE pointer no longer turned into its (mm, address) and
+/// `mappings_of` returned nothing. The last sharer now stays listed until it takes the
+/// table back (and the checker requires a list for every copy-on-write reach).
 #[test]
-#[ignore = "open bug: pte_pool mappings_of misses a PTE in an ownerless fork-shared table (see comment)"]
-fn open_pte_pool_shared_pt_ownerless_table() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/open-bugs/api/pte-pool-shared-pt-ownerless-table-mappings-of");
-    let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    interp::run(&interp::Scenario::from_bytes(&data));
+fn regress_pte_pool_ownerless_cow_table_sharers() {
+    replay("regress-pte-pool-ownerless-cow-table-sharers");
 }
