@@ -1655,7 +1655,7 @@ impl<'m> State<'m> {
     }
 
     /// The address space of every live process, by id.
-    fn mms(&self) -> Vec<(u64, Pid, std::sync::Arc<vmlab_mm::system::Process>)> {
+    fn mms(&self) -> Vec<(u64, Pid, vmlab_mm::sync::Arc<vmlab_mm::system::Process>)> {
         self.live()
             .into_iter()
             .filter_map(|pid| self.m.process(pid).ok().map(|p| (p.mm.id, pid, p)))

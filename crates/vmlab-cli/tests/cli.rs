@@ -61,6 +61,8 @@ fn run_prints_policies_and_stats() {
         "frame_allocator",
         "buddy",
         "pkeys",
+        "rmap               object",
+        "rmap bytes",
         "TLB hit ratio",
         "minor faults",
         "major faults",
@@ -71,6 +73,36 @@ fn run_prints_policies_and_stats() {
     }
     assert!(out.contains("invariants (live)        ok"), "{out}");
     assert!(out.contains("after exit (no leak)     ok"), "{out}");
+}
+
+#[test]
+fn run_takes_each_rmap_design_and_refuses_private_vma_without_eager_fork() {
+    for d in ["pte_chain", "pte_pool", "none"] {
+        let o = vmlab(&["run", "--accesses", ACCESSES, "--set", &format!("rmap={d}")]);
+        assert!(o.status.success(), "{d}: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains(&format!("rmap               {d}")),
+            "{d}: {}",
+            stdout(&o)
+        );
+    }
+    let o = vmlab(&[
+        "run",
+        "--accesses",
+        ACCESSES,
+        "--set",
+        "rmap=private_vma",
+        "--set",
+        "fork=eager",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = vmlab(&["run", "--set", "rmap=private_vma"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("private_vma needs fork = \"eager\""),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

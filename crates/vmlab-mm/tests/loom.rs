@@ -157,10 +157,11 @@ mod pte_lock_real {
     use vmlab_mm::mm::fault::{handle_fault_locked, Access, FaultCtx};
     use vmlab_mm::mm::uapi::{MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PROT_READ, PROT_WRITE};
     use vmlab_mm::mm::{
-        AddressSpace, AddressSpaceParams, FaultLock, MmCounters, MmapRequest, ObjectTable, VmaMapPolicy,
+        AddressSpace, AddressSpaceParams, FaultLock, MmCounters, MmapRequest, ObjectTable, Rmap, RmapPolicy,
+        VmaMapPolicy,
     };
     use vmlab_mm::phys::{FrameAllocatorPolicy, PhysMem};
-    use vmlab_mm::sync::{Arc, AtomicU64, Ordering, Relax};
+    use vmlab_mm::sync::{Arc, Ordering, Relax};
     use vmlab_mm::tlb::PendingFlush;
 
     const ADDR: u64 = 0x4000_0000;
@@ -175,7 +176,7 @@ mod pte_lock_real {
     struct World {
         phys: PhysMem,
         counters: MmCounters,
-        next_anon: AtomicU64,
+        rmap: Rmap,
         mm: AddressSpace,
     }
 
@@ -193,13 +194,15 @@ mod pte_lock_real {
         };
         let mm = AddressSpace::new(&phys, 1, params).unwrap();
         let objects = ObjectTable::new();
+        let rmap = Rmap::new(RmapPolicy::Object);
         let req = MmapRequest::anon(
             ADDR,
             4096,
             PROT_READ | PROT_WRITE,
             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
         );
-        mm.mmap(&phys, &objects, req, &mut PendingFlush::default()).unwrap();
+        mm.mmap(&phys, &objects, &rmap, req, &mut PendingFlush::default())
+            .unwrap();
         if fail_alloc {
             // Leave no frame free but what the tables need, so the data
             // page's allocation fails and the claim is abandoned.
@@ -211,7 +214,7 @@ mod pte_lock_real {
         Arc::new(World {
             phys,
             counters: MmCounters::default(),
-            next_anon: AtomicU64::new(1),
+            rmap,
             mm,
         })
     }
@@ -221,7 +224,7 @@ mod pte_lock_real {
         let cx = FaultCtx {
             phys: &w.phys,
             counters: &w.counters,
-            next_anon_id: &w.next_anon,
+            rmap: &w.rmap,
             share_object_tables: false,
             fault_lock: FaultLock::PteBit,
             cpu,

@@ -231,3 +231,75 @@ fn rmap_bytes_follow_the_design() {
     assert!(get(RmapName::PtePool) > 0, "{bytes:?}");
     assert!(get(RmapName::Object) > get(RmapName::PrivateVma), "{bytes:?}");
 }
+
+fn shared_pt_machine(rmap: RmapName) -> Machine {
+    Machine::new(&MachineConfig {
+        rmap,
+        fork: ForkName::SharedPt,
+        ..common::test_config()
+    })
+    .unwrap()
+}
+
+#[test]
+fn unmapping_from_fork_shared_tables_copies_them_first() {
+    for d in [RmapName::Object, RmapName::PteChain, RmapName::PtePool, RmapName::None] {
+        let m = shared_pt_machine(d);
+        let p = m.spawn().unwrap();
+        let a = m.mmap(p, 0, 8 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS).unwrap();
+        for i in 0..8 {
+            m.write(p, a + i * PAGE, &(i + 10).to_le_bytes()).unwrap().unwrap();
+        }
+        let kids: Vec<Pid> = (0..2).map(|_| m.fork(p).unwrap()).collect();
+        let f = frame_at(&m, kids[1], a + 3 * PAGE);
+        let shared = m.phys().shared_tables();
+        assert!(!shared.is_empty(), "{d:?}: fork shared no table");
+        assert_eq!(m.mappings_of(f).len(), 3, "{d:?}");
+        m.check().unwrap_or_else(|e| panic!("{d:?}: {e}"));
+        assert_eq!(m.unmap_everywhere(f), 3, "{d:?}");
+        assert!(m.mappings_of(f).is_empty(), "{d:?}");
+        m.check().unwrap_or_else(|e| panic!("{d:?} after: {e}"));
+        for &q in [p].iter().chain(&kids) {
+            assert_eq!(load(&m, q, a + 3 * PAGE), 0, "{d:?}");
+            assert_eq!(load(&m, q, a + 4 * PAGE), 14, "{d:?}");
+        }
+        m.check().unwrap_or_else(|e| panic!("{d:?} at the end: {e}"));
+    }
+}
+
+#[test]
+fn an_object_table_entry_is_cleared_once_for_all_its_sharers() {
+    const SPAN: u64 = 2 << 20;
+    for d in [RmapName::Object, RmapName::PteChain, RmapName::PtePool, RmapName::None] {
+        let m = shared_pt_machine(d);
+        let mut data = vec![3u8; 2 * SPAN as usize];
+        data[5 * PAGE as usize] = 42;
+        let fd = m.open_file(Box::new(MemFile::new(&data, true)));
+        let (a, b) = (m.spawn().unwrap(), m.spawn().unwrap());
+        let va = m
+            .mmap_fd(a, 0x6000_0000_0000, SPAN, RW, MAP_SHARED | MAP_FIXED, fd, 0)
+            .unwrap();
+        let vb = m
+            .mmap_fd(b, 0x6100_0000_0000, SPAN, RW, MAP_SHARED | MAP_FIXED, fd, 0)
+            .unwrap();
+        assert_eq!(load(&m, a, va + 5 * PAGE) & 0xff, 42);
+        assert_eq!(load(&m, b, vb + 5 * PAGE) & 0xff, 42);
+        let f = frame_at(&m, a, va + 5 * PAGE);
+        let both = m.mappings_of(f);
+        assert_eq!(both.len(), 2, "{d:?}: {both:x?}");
+        let obj = m.file_object(fd).unwrap();
+        assert_eq!(
+            obj.shared_tables_snapshot().len(),
+            1,
+            "{d:?}: the block's table is not shared"
+        );
+        m.check().unwrap_or_else(|e| panic!("{d:?}: {e}"));
+        // One entry, seen from two address spaces: cleared once.
+        assert_eq!(m.unmap_everywhere(f), 1, "{d:?}");
+        assert!(m.mappings_of(f).is_empty(), "{d:?}");
+        m.check().unwrap_or_else(|e| panic!("{d:?} after: {e}"));
+        m.write(b, vb + 5 * PAGE, &[43]).unwrap().unwrap();
+        assert_eq!(load(&m, a, va + 5 * PAGE) & 0xff, 43, "{d:?}");
+        m.check().unwrap_or_else(|e| panic!("{d:?} at the end: {e}"));
+    }
+}

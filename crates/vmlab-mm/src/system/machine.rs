@@ -740,6 +740,7 @@ impl Machine {
             frames_used: self.phys.frames_used() as u64,
             pcp_frames: self.phys.pcp_frames() as u64,
             page_table_pages: self.phys.page_table_pages() as u64,
+            rmap_bytes: self.rmap_bytes(),
             rss_pages: rss,
             vmas,
             processes: procs.len() as u64,

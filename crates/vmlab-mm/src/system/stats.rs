@@ -21,6 +21,8 @@ pub struct Stats {
     /// Free frames parked in per-CPU lists (counted in `frames_free`).
     pub pcp_frames: u64,
     pub page_table_pages: u64,
+    /// Bytes the reverse map keeps (`Machine::rmap_bytes`; config `rmap`).
+    pub rmap_bytes: u64,
     pub rss_pages: u64,
     pub vmas: u64,
     pub processes: u64,
