@@ -112,6 +112,10 @@ struct ExpRmapArgs {
     #[arg(long, value_delimiter = ',', value_name = "N,...", value_parser = clap::value_parser!(u32).range(1..=10000))]
     sharers: Vec<u32>,
 
+    /// Pages every process of the unmap scenario maps (its footprint, which `none` walks).
+    #[arg(long, default_value_t = vmlab::exp::rmap::FOOTPRINT_PAGES as u32, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    footprint_pages: u32,
+
     /// Children of the rmap-memory workload (default 64; --quick: 4).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     processes: Option<u32>,
@@ -382,6 +386,7 @@ fn exp(cfg: &MachineConfig, cmd: &ExpCommand) -> Result<(), Failure> {
             if !a.sharers.is_empty() {
                 p.sharers = a.sharers.iter().map(|&s| s as usize).collect();
             }
+            p.footprint_pages = a.footprint_pages as u64;
             if let Some(n) = a.processes {
                 p.processes = n as usize;
             }

@@ -147,6 +147,31 @@ fn quick_json_rows_and_claims() {
 }
 
 #[test]
+fn footprint_flag() {
+    let o = vmlab(&[
+        "exp",
+        "rmap",
+        "--quick",
+        "--sharers",
+        "2",
+        "--footprint-pages",
+        "600",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["params"]["footprint_pages"], 600);
+    let rows = v["rows"].as_array().unwrap();
+    for r in rows.iter().filter(|r| r["scenario"] == "unmap") {
+        assert_eq!(r["footprint_pages"], 600, "{r}");
+        if r["skipped"].is_null() {
+            assert_eq!(r["ptes_cleared"], 2, "{r}");
+        }
+    }
+    assert!(v["claims"][0]["claim"].as_str().unwrap().contains("600 pages"));
+}
+
+#[test]
 fn table_output_and_bad_arguments() {
     let o = vmlab(&["exp", "rmap", "--quick", "--sharers", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -163,6 +188,7 @@ fn table_output_and_bad_arguments() {
         &["exp", "rmap", "--quick", "--sharers", "0"][..],
         &["exp", "rmap", "--quick", "--fork-size", "5000"][..],
         &["exp", "rmap", "--quick", "--processes", "0"][..],
+        &["exp", "rmap", "--quick", "--footprint-pages", "0"][..],
     ] {
         let o = vmlab(args);
         let err = String::from_utf8_lossy(&o.stderr);

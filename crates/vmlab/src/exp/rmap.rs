@@ -6,7 +6,8 @@
 //! - `unmap`: the cost of `Machine::unmap_everywhere` (Linux
 //!   `try_to_unmap`) on one page mapped by S processes, for each S of
 //!   `--sharers` (1, 10, 100, 1000 by default). Every process has a
-//!   footprint of [`FOOTPRINT_PAGES`] mapped pages (1 MiB), so that `none`,
+//!   footprint of `--footprint-pages` mapped pages ([`FOOTPRINT_PAGES`],
+//!   1 MiB, by default), so that `none`,
 //!   which walks every address space's page tables, has entries to scan.
 //!   Two cases:
 //!   - `forked` (`fork = cow`): a parent writes its 256 pages of private
@@ -64,7 +65,8 @@ pub const DESIGNS: [RmapName; 5] = [
 ];
 /// Sharer counts unless `--sharers` says otherwise.
 pub const DEFAULT_SHARERS: [usize; 4] = [1, 10, 100, 1000];
-/// Pages every process of the unmap scenario maps (1 MiB).
+/// Pages every process of the unmap scenario maps unless
+/// `--footprint-pages` says otherwise (1 MiB).
 pub const FOOTPRINT_PAGES: u64 = 256;
 /// Children of the rmap-memory workload unless `--processes` says otherwise.
 pub const DEFAULT_PROCESSES: usize = 64;
@@ -88,6 +90,8 @@ pub struct RmapParams {
     pub sharers: Vec<usize>,
     /// Measured runs per row (after one warm-up), at least [`MIN_RUNS`].
     pub runs: usize,
+    /// Pages every process of the unmap scenario maps.
+    pub footprint_pages: u64,
     /// Children of the rmap-memory workload.
     pub processes: usize,
     /// Anonymous bytes and file bytes of the rmap-memory workload.
@@ -102,6 +106,7 @@ impl RmapParams {
         RmapParams {
             sharers: DEFAULT_SHARERS.to_vec(),
             runs,
+            footprint_pages: FOOTPRINT_PAGES,
             processes: DEFAULT_PROCESSES,
             workload: DEFAULT_WORKLOAD,
             fork_size: DEFAULT_FORK_SIZE,
@@ -115,6 +120,7 @@ impl RmapParams {
         RmapParams {
             sharers: vec![1, 10],
             runs,
+            footprint_pages: FOOTPRINT_PAGES,
             processes: 4,
             workload: 4 << 20,
             fork_size: 16 << 20,
@@ -136,6 +142,12 @@ impl RmapParams {
             return Err(ExpError::Usage(format!(
                 "--sharers {:?}: give 1 to 10000 processes per count",
                 self.sharers
+            )));
+        }
+        if !(1..=1 << 20).contains(&self.footprint_pages) {
+            return Err(ExpError::Usage(format!(
+                "--footprint-pages {}: must be 1..=1048576",
+                self.footprint_pages
             )));
         }
         if !(1..=1024).contains(&self.processes) {
@@ -173,6 +185,8 @@ pub struct Row {
     /// The unmap case: `forked` or `file`.
     pub case: Option<&'static str>,
     pub sharers: Option<usize>,
+    /// Pages every process of the unmap scenario maps.
+    pub footprint_pages: Option<u64>,
     pub runs: Option<usize>,
     pub unmap_ns: Option<u64>,
     pub ptes_cleared: Option<u64>,
@@ -194,7 +208,6 @@ pub struct Row {
 
 impl Row {
     fn json(&self) -> Map<String, Value> {
-        let footprint = (self.scenario == "unmap").then_some(FOOTPRINT_PAGES);
         let per_sharer = match (self.unmap_ns, self.sharers) {
             (Some(t), Some(s)) if s > 0 => Some((t as f64 / s as f64).round() as u64),
             _ => None,
@@ -219,7 +232,7 @@ impl Row {
             "fork": self.fork,
             "case": self.case,
             "sharers": self.sharers,
-            "footprint_pages": footprint,
+            "footprint_pages": self.footprint_pages,
             "runs": self.runs,
             "unmap_ns": self.unmap_ns,
             "unmap_per_sharer_ns": per_sharer,
@@ -269,8 +282,9 @@ fn round_2mib(b: u64) -> u64 {
 /// RAM for the unmap scenario: every process's own tables (root, PDPT, PD,
 /// leaf; two frames each under pte_chain), with room to spare, the
 /// parent's pages, the file, and 64 MiB of slack.
-pub fn unmap_ram(max_sharers: usize) -> u64 {
-    round_2mib(max_sharers as u64 * 16 * PAGE_SIZE + 2 * FOOTPRINT_PAGES * PAGE_SIZE + 64 * MIB)
+pub fn unmap_ram(max_sharers: usize, footprint_pages: u64) -> u64 {
+    let tables = 2 * (footprint_pages.div_ceil(512) + 6);
+    round_2mib(max_sharers as u64 * tables * PAGE_SIZE + 2 * footprint_pages * PAGE_SIZE + 64 * MIB)
 }
 
 /// RAM for the rmap-memory workload: every process's copy of the anonymous
@@ -319,7 +333,7 @@ pub fn run(
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report, ExpError> {
     let params = params.clone().checked()?;
-    let ram_unmap = unmap_ram(params.max_sharers()).max(base.ram.0);
+    let ram_unmap = unmap_ram(params.max_sharers(), params.footprint_pages).max(base.ram.0);
     let ram_work = workload_ram(params.processes, params.workload).max(base.ram.0);
     let ram_fork = |f: ForkName| fork_ram(params.fork_size, f).max(base.ram.0);
     if let Some(avail) = host_mem_available() {
@@ -358,6 +372,7 @@ pub fn run(
                     fork: "eager",
                     case: Some("forked"),
                     sharers: Some(s),
+                    footprint_pages: Some(params.footprint_pages),
                     skipped: Some(
                         "private_vma needs fork = eager, which copies every private page: no anonymous page is \
                          shared by forked processes (file case only)"
@@ -439,8 +454,8 @@ pub fn run(
             "designs": DESIGNS.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
             "sharers": params.sharers,
             "runs": params.runs,
-            "footprint_pages": FOOTPRINT_PAGES,
-            "footprint_bytes": FOOTPRINT_PAGES * PAGE_SIZE,
+            "footprint_pages": params.footprint_pages,
+            "footprint_bytes": params.footprint_pages * PAGE_SIZE,
             "unmap_ram": ByteSize(ram_unmap),
             "unmap_fork": DESIGNS.iter().map(|&d| (d.as_str().to_string(), Value::from(unmap_fork(d).as_str()))).collect::<Map<String, Value>>(),
             "forked_case_skipped": ["private_vma"],
@@ -460,11 +475,13 @@ pub fn run(
         notes: vec![
             format!(
                 "unmap: Machine::unmap_everywhere on one page mapped by `sharers` processes, each with a footprint of \
-                 {FOOTPRINT_PAGES} mapped pages (1 MiB); medians of {} runs after one warm-up; machine RAM {}. \
-                 forked (fork = cow): a parent wrote its 256 anonymous pages and forked sharers - 1 children, the page \
-                 is its first (the state is rebuilt each run). file: spawned processes each map one 1 MiB file \
+                 {} mapped pages ({}); medians of {} runs after one warm-up; machine RAM {}. \
+                 forked (fork = cow): a parent wrote its anonymous pages and forked sharers - 1 children, the page \
+                 is its first (the state is rebuilt each run). file: spawned processes each map one file of that size \
                  MAP_SHARED and read it, the page is the file's first (every sharer reads it again between runs). \
                  private_vma has no forked rows: its fork = eager copies every private page, so none is shared.",
+                params.footprint_pages,
+                fmt_bytes(params.footprint_pages * PAGE_SIZE),
                 params.runs,
                 fmt_bytes(ram_unmap)
             ),
@@ -525,7 +542,8 @@ fn rt(what: String) -> ExpError {
 fn unmap_forked(m: &Machine, design: RmapName, params: &RmapParams) -> Result<Vec<Row>, ExpError> {
     let name = design.as_str();
     let err = |what: &str, e: &dyn std::fmt::Display| rt(format!("unmap {name} forked: {what}: {e}"));
-    let len = FOOTPRINT_PAGES * PAGE_SIZE;
+    let fp = params.footprint_pages;
+    let len = fp * PAGE_SIZE;
     let parent = m.spawn().map_err(|e| err("spawn", &e))?;
     let addr = m
         .mmap(parent, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
@@ -538,7 +556,7 @@ fn unmap_forked(m: &Machine, design: RmapName, params: &RmapParams) -> Result<Ve
         for run in 0..=params.runs {
             gen += 1;
             cpu.switch_to(parent).map_err(|e| err("switch to parent", &e))?;
-            for i in 0..FOOTPRINT_PAGES {
+            for i in 0..fp {
                 cpu.store_u64(addr + i * PAGE_SIZE, value(i, gen))
                     .map_err(|f| err("parent store", &format!("{f:?}")))?;
             }
@@ -596,6 +614,7 @@ fn unmap_forked(m: &Machine, design: RmapName, params: &RmapParams) -> Result<Ve
             fork: unmap_fork(design).as_str(),
             case: Some("forked"),
             sharers: Some(s),
+            footprint_pages: Some(fp),
             runs: Some(params.runs),
             unmap_ns: median_u64(&times),
             ptes_cleared: Some(s as u64),
@@ -627,9 +646,10 @@ fn read_all(cpu: &mut Cpu<'_>, pid: Pid, addr: u64, pages: u64, want: &dyn Fn(u6
 fn unmap_file(m: &Machine, design: RmapName, params: &RmapParams) -> Result<Vec<Row>, ExpError> {
     let name = design.as_str();
     let err = |what: &str, e: &dyn std::fmt::Display| rt(format!("unmap {name} file: {what}: {e}"));
-    let len = FOOTPRINT_PAGES * PAGE_SIZE;
+    let fp = params.footprint_pages;
+    let len = fp * PAGE_SIZE;
     let file = SparseFile::new(len);
-    for i in 0..FOOTPRINT_PAGES {
+    for i in 0..fp {
         file.write_at(i * PAGE_SIZE, &value(i, 0).to_le_bytes())
             .map_err(|e| err("file write", &e))?;
     }
@@ -643,7 +663,7 @@ fn unmap_file(m: &Machine, design: RmapName, params: &RmapParams) -> Result<Vec<
             let a = m
                 .mmap_fd(pid, 0, len, PROT_READ, MAP_SHARED, fd, 0)
                 .map_err(|e| err("mmap", &e))?;
-            read_all(&mut cpu, pid, a, FOOTPRINT_PAGES, &|i| value(i, 0)).map_err(|e| err("read", &e))?;
+            read_all(&mut cpu, pid, a, fp, &|i| value(i, 0)).map_err(|e| err("read", &e))?;
             procs.push((pid, a));
         }
         // The page was unmapped at the end of the previous count: every
@@ -698,6 +718,7 @@ fn unmap_file(m: &Machine, design: RmapName, params: &RmapParams) -> Result<Vec<
             fork: unmap_fork(design).as_str(),
             case: Some("file"),
             sharers: Some(s),
+            footprint_pages: Some(fp),
             runs: Some(params.runs),
             unmap_ns: median_u64(&times),
             ptes_cleared: Some(s as u64),
@@ -858,11 +879,16 @@ pub fn claims(rows: &[Row], sharers: usize, fork_size: u64) -> Vec<Claim> {
         .and_then(|r| r.unmap_ns))
     };
     let unmap_claim = |case: &str, what: &str| {
+        let fp = find(rows, "unmap", "object", |r| {
+            r.case == Some(case) && r.sharers == Some(sharers)
+        })
+        .and_then(|r| r.footprint_pages)
+        .map_or_else(|| "?".to_string(), |p| p.to_string());
         Claim::new(
             "002",
             format!(
                 "A reverse map makes unmapping a shared page cheap: with {sharers} processes mapping one {what} page \
-                 (each with {FOOTPRINT_PAGES} pages mapped), finding and clearing its PTEs without one (none: walk \
+                 (each with {fp} pages mapped), finding and clearing its PTEs without one (none: walk \
                  every address space's page tables) costs at least {UNMAP_SPEEDUP} times what the object rmap does"
             ),
             format!("none unmap_ns / object unmap_ns, {case} case, {sharers} sharers"),
@@ -931,6 +957,7 @@ mod tests {
             fork: "cow",
             case: Some(case),
             sharers: Some(sharers),
+            footprint_pages: Some(256),
             runs: Some(5),
             unmap_ns: Some(ns),
             ptes_cleared: Some(sharers as u64),
