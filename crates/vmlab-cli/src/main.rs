@@ -102,6 +102,51 @@ enum ExpCommand {
     /// Fault throughput, wasted pages and lock waits of the fault_lock policies, 1 to N threads of one process.
     #[command(name = "pte_lock")]
     PteLock(ExpPteLockArgs),
+    /// Reverse-map designs: unmap cost of a page shared by 1..1000 processes, rmap memory, fork latency.
+    Rmap(ExpRmapArgs),
+}
+
+#[derive(Args, Debug)]
+struct ExpRmapArgs {
+    /// Processes sharing the unmapped page, comma separated (default 1,10,100,1000; --quick: 1,10).
+    #[arg(long, value_delimiter = ',', value_name = "N,...", value_parser = clap::value_parser!(u32).range(1..=10000))]
+    sharers: Vec<u32>,
+
+    /// Pages every process of the unmap scenario maps (its footprint, which `none` walks).
+    #[arg(long, default_value_t = vmlab::exp::rmap::FOOTPRINT_PAGES as u32, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    footprint_pages: u32,
+
+    /// Children of the rmap-memory workload (default 64; --quick: 4).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    processes: Option<u32>,
+
+    /// Anonymous bytes and file bytes of the rmap-memory workload (default 64MiB; --quick: 4MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    workload_size: Option<u64>,
+
+    /// Resident size of the fork-latency scenario (default 1GiB; --quick: 16MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    fork_size: Option<u64>,
+
+    /// Small defaults for tests and debug builds (the flags above still apply).
+    #[arg(long)]
+    quick: bool,
+
+    /// Measured runs per row (latencies are medians).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(5..=10000))]
+    runs: u32,
+
+    /// Print one JSON object {"experiment", "config", "params", "rows", "claims"} instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let b = vmlab::mm::system::ByteSize::parse(s)?;
+    if b.0 == 0 || b.0 % 4096 != 0 {
+        return Err(format!("{s}: must be a positive multiple of the 4 KiB page size"));
+    }
+    Ok(b.0)
 }
 
 #[derive(Args, Debug)]
@@ -329,6 +374,30 @@ fn exp(cfg: &MachineConfig, cmd: &ExpCommand) -> Result<(), Failure> {
             let threads = a.threads.map_or(cfg.cpus.max(2), |t| t as usize);
             let params = vmlab::exp::pte_lock::PteLockParams::new(threads, a.pages as usize, a.runs as usize)?;
             (vmlab::exp::pte_lock::run(cfg, &params, &build, &mut progress)?, a.json)
+        }
+        ExpCommand::Rmap(a) => {
+            use vmlab::exp::rmap::RmapParams;
+            let runs = a.runs as usize;
+            let mut p = if a.quick {
+                RmapParams::quick(runs)?
+            } else {
+                RmapParams::new(runs)?
+            };
+            if !a.sharers.is_empty() {
+                p.sharers = a.sharers.iter().map(|&s| s as usize).collect();
+            }
+            p.footprint_pages = a.footprint_pages as u64;
+            if let Some(n) = a.processes {
+                p.processes = n as usize;
+            }
+            if let Some(b) = a.workload_size {
+                p.workload = b;
+            }
+            if let Some(b) = a.fork_size {
+                p.fork_size = b;
+            }
+            let p = p.checked()?;
+            (vmlab::exp::rmap::run(cfg, &p, &build, &mut progress)?, a.json)
         }
     };
     if json {

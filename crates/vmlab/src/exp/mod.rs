@@ -23,6 +23,7 @@
 
 pub mod fork;
 pub mod pte_lock;
+pub mod rmap;
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
