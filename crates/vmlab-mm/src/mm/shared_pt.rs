@@ -159,8 +159,7 @@ impl AddressSpace {
             flush.add_page(vpn(span));
             flush.add_page(vpn(span + PD_SPAN - PAGE_SIZE));
         }
-        phys.table_share(table, self.id);
-        phys.table_share(table, child.id);
+        phys.table_share(table, self.id, child.id);
         if td.refcount.fetch_add(1, Ordering::AcqRel) == 1 && cur.0 & Pte::TABLE_COW == 0 {
             // First shared now: its frames stay in the parent's rss. A table
             // still shared copy-on-write by its last sharer keeps its owner,

@@ -293,7 +293,7 @@ pub struct PhysMem {
     /// holds the chain links), else 1.
     table_frames: usize,
     /// Sharers of each fork-shared leaf table (`table_sharers.rs`).
-    cow_sharers: Mutex<alloc::collections::BTreeMap<usize, Vec<u64>>>,
+    cow_sharers: Mutex<alloc::collections::BTreeSet<(usize, u64)>>,
 }
 
 /// What `PhysMem::alloc_page` leaves in the frame.
@@ -411,7 +411,7 @@ impl PhysMem {
             id: next_phys_id(),
             links: pte_links::PteLinks::new(PteLinkKind::None),
             table_frames: 1,
-            cow_sharers: Mutex::new(alloc::collections::BTreeMap::new()),
+            cow_sharers: Mutex::new(alloc::collections::BTreeSet::new()),
         };
         pm.zero_pfn = pm.alloc_run(1, 1, FrameUse::Zero).ok_or(PhysError::TooSmall)?;
         Ok(pm)

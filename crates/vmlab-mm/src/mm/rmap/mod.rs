@@ -319,24 +319,38 @@ impl Rmap {
         }
     }
 
-    /// Where `frame` may be mapped, by address space (sorted, deduplicated).
+    /// Where `frame` may be mapped, grouped by address space in the order
+    /// the design lists them (deduplicated). The order matters for
+    /// `pte_chain`: visiting the chain from its head makes each unlink of
+    /// `unmap_everywhere` find its entry first, where an order of its own
+    /// would walk the chain for each (quadratic in the sharers).
     fn candidates(&self, cx: &RmapCx<'_>, frame: Pfn) -> Vec<(u64, Find)> {
-        let mut c = match self.policy {
+        let c = match self.policy {
             RmapPolicy::Object => object::candidates(&self.reg.lock(), cx, frame),
             RmapPolicy::PrivateVma => private_vma::candidates(&self.reg.lock(), cx, frame),
             RmapPolicy::PteChain | RmapPolicy::PtePool => ptes::candidates(cx, frame),
             RmapPolicy::None => none::candidates(cx),
         };
-        c.sort_unstable();
-        c.dedup();
-        c
+        let mut rank: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut seen = alloc::collections::BTreeSet::new();
+        let mut out: Vec<(usize, u64, Find)> = Vec::with_capacity(c.len());
+        for (mm, f) in c {
+            if seen.insert((mm, f)) {
+                let n = rank.len();
+                let r = *rank.entry(mm).or_insert(n);
+                out.push((r, mm, f));
+            }
+        }
+        out.sort_by_key(|&(r, _, _)| r);
+        out.into_iter().map(|(_, mm, f)| (mm, f)).collect()
     }
 
     /// Call `f` for every PTE that maps `frame`, with the map lock of its
     /// address space held as `lock` says: every (address space, address)
     /// that reaches the entry, so an entry of a table shared by several
     /// address spaces is seen once through each. Address spaces are visited
-    /// in id order, one at a time.
+    /// one at a time (only one map lock is held at once), in the design's
+    /// order.
     ///
     /// Preconditions: the caller holds no map lock.
     pub fn for_each_mapping(&self, cx: &RmapCx<'_>, frame: Pfn, lock: Lock, mut f: impl FnMut(Mapping<'_, '_>)) {
@@ -386,6 +400,7 @@ impl Rmap {
     pub fn mappings_of(&self, cx: &RmapCx<'_>, frame: Pfn) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         self.for_each_mapping(cx, frame, Lock::Read, |m| out.push((m.mm.id, m.va)));
+        out.sort_unstable();
         out
     }
 
