@@ -201,7 +201,7 @@ mod pte_lock_real {
             PROT_READ | PROT_WRITE,
             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
         );
-        mm.mmap(&phys, &objects, &rmap, req, &mut PendingFlush::default())
+        mm.mmap(&phys, &objects, rmap.identities(), req, &mut PendingFlush::default())
             .unwrap();
         if fail_alloc {
             // Leave no frame free but what the tables need, so the data
@@ -224,7 +224,7 @@ mod pte_lock_real {
         let cx = FaultCtx {
             phys: &w.phys,
             counters: &w.counters,
-            rmap: &w.rmap,
+            ids: w.rmap.identities(),
             share_object_tables: false,
             fault_lock: FaultLock::PteBit,
             cpu,

@@ -13,7 +13,7 @@
 
 use super::fault::NO_CPU;
 use super::pte_ops::{self, Markers, Rss};
-use super::rmap::Rmap;
+use super::rmap::identities::Identities;
 use super::stack::Rlimit;
 use super::vma::{Backing, Prot, VmFlags, Vma};
 use super::vma_map::{VmaMap, VmaMapPolicy, VmaTree};
@@ -288,7 +288,7 @@ impl AddressSpace {
     /// is never chained, so `anon_forked` stays false.
     ///
     /// Preconditions: `st` is the map lock, held for reading or writing.
-    pub fn prepare_anon_locked(st: &MapState, vma: &Vma, rmap: &Rmap, mm: u64) -> u64 {
+    pub fn prepare_anon_locked(st: &MapState, vma: &Vma, ids: &Identities, mm: u64) -> u64 {
         let id = vma.anon_id();
         if id != 0 {
             return id;
@@ -298,12 +298,12 @@ impl AddressSpace {
         if reuse == 0 {
             reuse = neighbour(st.vmas.prev(vma.start).filter(|p| p.anon_compatible_with_next(vma)));
         }
-        let new = if reuse != 0 { reuse } else { rmap.new_anon(mm) };
+        let new = if reuse != 0 { reuse } else { ids.new_anon(mm) };
         match vma.anon.compare_exchange(0, new, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => new,
             Err(winner) => {
                 if reuse == 0 {
-                    rmap.drop_anon(new);
+                    ids.drop_anon(new);
                 }
                 winner
             }

@@ -14,7 +14,7 @@ use super::address_space::{leaf_pkey_bits, AddressSpace, MapState};
 use super::fault_lock::{FaultLock, FaultLockPolicy, Install};
 use super::object;
 use super::pte_ops::{self, Rss};
-use super::rmap::Rmap;
+use super::rmap::identities::Identities;
 use super::shared_pt::PD_SPAN;
 use super::stats::MmCounters;
 use super::vma::{Backing, VmFlags, Vma};
@@ -38,9 +38,9 @@ pub enum Access {
 pub struct FaultCtx<'a> {
     pub phys: &'a PhysMem,
     pub counters: &'a MmCounters,
-    /// The reverse map: source of fresh anonymous identities (machine-wide,
-    /// never 0), which it lists.
-    pub rmap: &'a Rmap,
+    /// The anonymous identities (machine-wide, never 0) and object lists
+    /// the reverse map finds pages through (`rmap/identities.rs`).
+    pub ids: &'a Identities,
     /// Share the page tables of large shared objects between address spaces
     /// (fork policy `shared_pt`).
     pub share_object_tables: bool,
@@ -194,7 +194,7 @@ fn handle_fault_inner(
     if access == Access::Write && !shared {
         // Linux `anon_vma_prepare`: the identity may come from a neighbour.
         // A shared mapping has no anonymous pages, so it never gets one.
-        AddressSpace::prepare_anon_locked(st, vma, cx.rmap, mm.id);
+        AddressSpace::prepare_anon_locked(st, vma, cx.ids, mm.id);
     }
     let oom = Fault::oom(addr);
     // A table shared copy-on-write with another address space is frozen:

@@ -343,7 +343,7 @@ impl AddressSpace {
         let phys = cx.phys;
         let v = Self::vma_lookup(st, start).ok_or(Errno::ENOMEM)?;
         // The range is no longer empty as page tables go: fork must copy it.
-        AddressSpace::prepare_anon_locked(st, v, cx.rmap, self.id);
+        AddressSpace::prepare_anon_locked(st, v, cx.ids, self.id);
         self.unshare_range_locked(st, phys, start, end, flush)
             .map_err(|_| Errno::ENOMEM)?;
         // Installing replaces whatever is mapped: the data is gone.

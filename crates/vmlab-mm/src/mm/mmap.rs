@@ -4,7 +4,7 @@
 
 use super::address_space::{AddressSpace, MapState};
 use super::object::{MemObject, ObjectTable};
-use super::rmap::Rmap;
+use super::rmap::identities::Identities;
 use super::uapi::*;
 use super::vma::{Backing, Prot, VmFlags, Vma};
 use super::vma_map::VmaMap;
@@ -84,7 +84,7 @@ impl AddressSpace {
         &self,
         phys: &PhysMem,
         objects: &ObjectTable,
-        rmap: &Rmap,
+        ids: &Identities,
         req: MmapRequest<'_>,
         flush: &mut PendingFlush,
     ) -> SysResult<u64> {
@@ -257,7 +257,7 @@ impl AddressSpace {
         };
         if let Backing::Object(o) = &backing {
             // Listed before any page can be mapped (Linux `vma_link` → `i_mmap`).
-            rmap.map_object(self.id, o.id().0);
+            ids.map_object(self.id, o.id().0);
         }
         let vma = Vma::new(start, end, prot_v, VmFlags(vm_flags), backing, vma_pgoff);
         st.vmas.insert(vma);

@@ -13,7 +13,7 @@
 //! write lock (Linux downgrades it and goes on).
 
 use super::address_space::{AddressSpace, MapState};
-use super::rmap::Rmap;
+use super::rmap::identities::Identities;
 use super::uapi::{RLIM_INFINITY, STACK_GUARD_GAP, STK_LIM};
 use super::vma::VmFlags;
 use super::vma_map::VmaMap;
@@ -43,7 +43,7 @@ impl AddressSpace {
     /// Linux: `expand_stack_locked` → `expand_downwards` → `acct_stack_growth`.
     ///
     /// Preconditions: `st` is `self.map` held for writing.
-    pub fn expand_stack_locked(&self, st: &mut MapState, addr: u64, rmap: &Rmap) -> SysResult<()> {
+    pub fn expand_stack_locked(&self, st: &mut MapState, addr: u64, ids: &Identities) -> SysResult<()> {
         if st.dead {
             return Err(Errno::EFAULT);
         }
@@ -75,7 +75,7 @@ impl AddressSpace {
         }
         // `anon_vma_prepare` comes before the limits: a growth they refuse
         // still leaves the VMA with its anonymous identity, as in Linux.
-        AddressSpace::prepare_anon_locked(st, vma, rmap, self.id);
+        AddressSpace::prepare_anon_locked(st, vma, ids, self.id);
         let (start, end, pgoff) = (vma.start, vma.end, vma.pgoff);
         let size = end - address;
         let grow = (start - address) >> PAGE_SHIFT;

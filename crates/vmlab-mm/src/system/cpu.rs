@@ -385,7 +385,7 @@ impl<'m> Cpu<'m> {
                     // any shootdown, as a syscall's is.
                     drop(st);
                     let mut w = mm.map.write();
-                    r = match mm.expand_stack_locked(&mut w, addr, cx.rmap) {
+                    r = match mm.expand_stack_locked(&mut w, addr, cx.ids) {
                         Ok(()) => handle_fault_locked(&cx, mm, &w, addr, kind, &mut flush),
                         Err(_) => {
                             MmCounters::bump(&cx.counters.failed_faults);

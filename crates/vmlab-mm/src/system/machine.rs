@@ -278,7 +278,7 @@ impl Machine {
         FaultCtx {
             phys: &self.phys,
             counters: self.counters.get(cpu),
-            rmap: &self.rmap,
+            ids: self.rmap.identities(),
             share_object_tables: self.config.fork == super::config::ForkName::SharedPt,
             fault_lock: self.config.fault_lock.policy(),
             cpu,
@@ -543,7 +543,9 @@ impl Machine {
             file: file.as_ref(),
             pgoff: offset >> crate::addr::PAGE_SHIFT,
         };
-        let r = self.with_mm(pid, |mm, fl| mm.mmap(&self.phys, &self.objects, &self.rmap, req, fl))?;
+        let r = self.with_mm(pid, |mm, fl| {
+            mm.mmap(&self.phys, &self.objects, self.rmap.identities(), req, fl)
+        })?;
         // MAP_FIXED may have replaced the last mapping of an object.
         drop(file);
         let _ = self.objects.reap(&self.phys);

@@ -113,11 +113,11 @@ impl AddressSpace {
             c.flags.0 &= !VmFlags::LOCKED;
             c.anon_forked = needs_copy(v);
             let id = match c.anon_forked {
-                true => cx.rmap.fork_anon(child.id, v.anon_id()),
+                true => cx.ids.fork_anon(child.id, v.anon_id()),
                 false => 0,
             };
             if let Some(o) = c.backing.object() {
-                cx.rmap.map_object(child.id, o.id().0);
+                cx.ids.map_object(child.id, o.id().0);
             }
             c.anon.store(id, Ordering::Release);
             cst.vmas.insert(c);

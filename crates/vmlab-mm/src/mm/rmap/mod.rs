@@ -37,6 +37,7 @@
 //! May call: `address_space`, `pte_ops`, `shared_pt`, `object`, `registry`,
 //! `pgtable`, `phys`, `tlb`, `sync`.
 
+pub mod identities;
 mod none;
 mod object;
 mod private_vma;
@@ -53,10 +54,13 @@ use super::vma_map::VmaMap;
 use crate::addr::{vpn, Pfn, PAGE_SHIFT};
 use crate::pgtable::{LeafRef, Pte};
 use crate::phys::{PhysMem, PteLinkKind};
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::sync::Ordering;
 use crate::tlb::PendingFlush;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+
+pub use identities::Identities;
+use identities::Registry;
 
 /// The reverse-map design (config `rmap`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -109,42 +113,11 @@ pub(crate) enum Find {
     Scan,
 }
 
-/// An anonymous identity (Linux `anon_vma` with the `anon_vma_chain`s of
-/// the VMAs that reach it).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct AnonVma {
-    /// The identities a VMA of this identity may map pages of: its
-    /// ancestors' (through fork) and its own. Linux: the VMA's
-    /// `anon_vma_chain` list.
-    pub(crate) chain: Vec<u64>,
-    /// (address space, VMA identity) pairs that may map a page owned by
-    /// this identity. Linux: the anon_vma's interval tree of chains.
-    pub(crate) members: Vec<(u64, u64)>,
-}
-
-/// What an address space is listed in, to forget it at exit.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Listed {
-    Anon(u64),
-    Object(u64),
-}
-
-#[derive(Default)]
-pub(crate) struct Registry {
-    pub(crate) anon: BTreeMap<u64, AnonVma>,
-    /// Object id → address spaces with a VMA of it (Linux `i_mmap`).
-    pub(crate) objects: BTreeMap<u64, Vec<u64>>,
-    /// Address space → what it is listed in.
-    pub(crate) by_mm: BTreeMap<u64, Vec<Listed>>,
-}
-
 /// The machine's reverse map.
 pub struct Rmap {
     policy: RmapPolicy,
-    /// Source of fresh anonymous identities (never 0).
-    next_anon_id: AtomicU64,
-    /// Identities and object lists (see `Registry`).
-    reg: Mutex<Registry>,
+    /// Anonymous identities and object lists (`identities.rs`).
+    ids: Identities,
 }
 
 /// What `for_each_mapping` needs of the machine.
@@ -184,8 +157,7 @@ impl Rmap {
     pub fn new(policy: RmapPolicy) -> Rmap {
         Rmap {
             policy,
-            next_anon_id: AtomicU64::new(1),
-            reg: Mutex::new(Registry::default()),
+            ids: Identities::new(policy != RmapPolicy::PrivateVma),
         }
     }
 
@@ -193,97 +165,15 @@ impl Rmap {
         self.policy
     }
 
-    /// A fresh anonymous identity for a VMA of address space `mm`
-    /// (Linux `anon_vma_prepare`). Its pages are found in `mm`'s VMAs of
-    /// that identity.
-    pub(crate) fn new_anon(&self, mm: u64) -> u64 {
-        let id = self.next_anon_id.fetch_add(1, Ordering::Relaxed);
-        let mut r = self.reg.lock();
-        r.anon.insert(
-            id,
-            AnonVma {
-                chain: alloc::vec![id],
-                members: alloc::vec![(mm, id)],
-            },
-        );
-        r.by_mm.entry(mm).or_default().push(Listed::Anon(id));
-        id
+    /// The identities and object lists, which the VM keeps at mmap, fork, a
+    /// first write and exit.
+    pub fn identities(&self) -> &Identities {
+        &self.ids
     }
 
-    /// A fresh identity that lost the race to be a VMA's: forget it.
-    pub(crate) fn drop_anon(&self, id: u64) {
-        let mut r = self.reg.lock();
-        if let Some(a) = r.anon.remove(&id) {
-            for (mm, _) in a.members {
-                if let Some(l) = r.by_mm.get_mut(&mm) {
-                    l.retain(|&x| x != Listed::Anon(id));
-                }
-            }
-        }
-    }
-
-    /// A fork child's VMA of address space `child` inherits the pages of a
-    /// parent VMA of identity `parent` (0: none yet): its own fresh
-    /// identity, chained to the parent's under `object` (Linux
-    /// `anon_vma_fork`), alone under `private_vma`, whose fork copies every
-    /// private page.
-    pub(crate) fn fork_anon(&self, child: u64, parent: u64) -> u64 {
-        let id = self.new_anon(child);
-        if parent == 0 || self.policy == RmapPolicy::PrivateVma {
-            return id;
-        }
-        let mut r = self.reg.lock();
-        let chain = r.anon.get(&parent).map(|a| a.chain.clone()).unwrap_or_default();
-        for &x in &chain {
-            if let Some(a) = r.anon.get_mut(&x) {
-                a.members.push((child, id));
-            }
-            r.by_mm.entry(child).or_default().push(Listed::Anon(x));
-        }
-        if let Some(a) = r.anon.get_mut(&id) {
-            let mut c = chain;
-            c.push(id);
-            a.chain = c;
-        }
-        id
-    }
-
-    /// Address space `mm` has a VMA of object `object` (mmap, fork).
-    pub(crate) fn map_object(&self, mm: u64, object: u64) {
-        let mut r = self.reg.lock();
-        let l = r.objects.entry(object).or_default();
-        if !l.contains(&mm) {
-            l.push(mm);
-            r.by_mm.entry(mm).or_default().push(Listed::Object(object));
-        }
-    }
-
-    /// Forget address space `mm` (exit).
+    /// Forget address space `mm` (exit, exec).
     pub(crate) fn forget_mm(&self, mm: u64) {
-        let mut r = self.reg.lock();
-        let Some(listed) = r.by_mm.remove(&mm) else { return };
-        for l in listed {
-            match l {
-                Listed::Anon(x) => {
-                    let empty = r.anon.get_mut(&x).is_some_and(|a| {
-                        a.members.retain(|&(m, _)| m != mm);
-                        a.members.is_empty()
-                    });
-                    if empty {
-                        r.anon.remove(&x);
-                    }
-                }
-                Listed::Object(o) => {
-                    let empty = r.objects.get_mut(&o).is_some_and(|v| {
-                        v.retain(|&m| m != mm);
-                        v.is_empty()
-                    });
-                    if empty {
-                        r.objects.remove(&o);
-                    }
-                }
-            }
-        }
+        self.ids.forget_mm(mm)
     }
 
     /// The address spaces that may map pages of object `object` (all of
@@ -292,7 +182,7 @@ impl Rmap {
         if self.policy == RmapPolicy::None {
             return cx.mms.ids();
         }
-        self.reg.lock().objects.get(&object).cloned().unwrap_or_default()
+        self.ids.reg.lock().objects.get(&object).cloned().unwrap_or_default()
     }
 
     /// Bytes the design's reverse map uses now: its records (identities,
@@ -301,7 +191,7 @@ impl Rmap {
     /// `pte_pool`: the pool nodes), and the descriptor word that points at a
     /// frame's first PTE pointer under those two.
     pub fn rmap_bytes(&self, phys: &PhysMem) -> u64 {
-        let r = self.reg.lock();
+        let r = self.ids.reg.lock();
         let records = |r: &Registry| -> u64 {
             let anon: usize = r
                 .anon
@@ -326,8 +216,8 @@ impl Rmap {
     /// would walk the chain for each (quadratic in the sharers).
     fn candidates(&self, cx: &RmapCx<'_>, frame: Pfn) -> Vec<(u64, Find)> {
         let c = match self.policy {
-            RmapPolicy::Object => object::candidates(&self.reg.lock(), cx, frame),
-            RmapPolicy::PrivateVma => private_vma::candidates(&self.reg.lock(), cx, frame),
+            RmapPolicy::Object => object::candidates(&self.ids.reg.lock(), cx, frame),
+            RmapPolicy::PrivateVma => private_vma::candidates(&self.ids.reg.lock(), cx, frame),
             RmapPolicy::PteChain | RmapPolicy::PtePool => ptes::candidates(cx, frame),
             RmapPolicy::None => none::candidates(cx),
         };

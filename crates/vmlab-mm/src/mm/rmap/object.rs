@@ -7,7 +7,8 @@
 //! found from the VMA's `pgoff`, which mremap keeps, so splitting, merging
 //! and moving VMAs change nothing here.
 
-use super::{Find, Registry, RmapCx};
+use super::identities::Registry;
+use super::{Find, RmapCx};
 use crate::addr::Pfn;
 use crate::phys::Owner;
 use alloc::vec::Vec;

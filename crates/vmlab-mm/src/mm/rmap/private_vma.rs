@@ -11,7 +11,8 @@
 //! splitting, merging and mremap keep, so no page is rewritten; the
 //! design's saving — no chain and no member list per fork — is kept.
 
-use super::{object, Find, Registry, RmapCx};
+use super::identities::Registry;
+use super::{object, Find, RmapCx};
 use crate::addr::Pfn;
 use crate::phys::Owner;
 use alloc::vec::Vec;
