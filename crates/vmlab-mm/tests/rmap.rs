@@ -303,3 +303,40 @@ fn an_object_table_entry_is_cleared_once_for_all_its_sharers() {
         m.check().unwrap_or_else(|e| panic!("{d:?} at the end: {e}"));
     }
 }
+
+#[test]
+fn records_stay_bounded_while_a_process_maps_and_unmaps() {
+    // A long-lived process that maps, touches and unmaps anonymous and
+    // shared memory over and over: the reverse map's records follow what it
+    // maps now, not what it ever mapped.
+    for d in [RmapName::Object, RmapName::PrivateVma] {
+        let m = machine(d);
+        let p = m.spawn().unwrap();
+        let keep = m.mmap(p, 0, 4 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS).unwrap();
+        m.write(p, keep, &[1]).unwrap().unwrap();
+        // Far from it, so that no new mapping borrows its identity (Linux
+        // `reusable_anon_vma` takes an adjacent one): each round's first
+        // write makes a new one.
+        let round = |m: &Machine| {
+            let fixed = MAP_FIXED | MAP_ANONYMOUS;
+            let a = m.mmap(p, 0x5000_0000_0000, 2 * PAGE, RW, MAP_PRIVATE | fixed).unwrap();
+            let s = m.mmap(p, 0x5100_0000_0000, 2 * PAGE, RW, MAP_SHARED | fixed).unwrap();
+            m.write(p, a, &[2]).unwrap().unwrap();
+            m.write(p, s, &[3]).unwrap().unwrap();
+            m.munmap(p, a, 2 * PAGE).unwrap();
+            m.munmap(p, s, 2 * PAGE).unwrap();
+        };
+        for _ in 0..10 {
+            round(&m);
+        }
+        let after_10 = m.rmap_bytes();
+        for _ in 0..500 {
+            round(&m);
+        }
+        assert_eq!(m.rmap_bytes(), after_10, "{d:?}: records grew with unmapped memory");
+        // What is still mapped is still found.
+        let f = frame_at(&m, p, keep);
+        assert_eq!(m.mappings_of(f), vec![(m.process(p).unwrap().mm.id, keep)]);
+        m.check().unwrap();
+    }
+}

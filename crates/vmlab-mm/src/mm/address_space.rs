@@ -13,7 +13,7 @@
 
 use super::fault::NO_CPU;
 use super::pte_ops::{self, Markers, Rss};
-use super::rmap::identities::Identities;
+use super::rmap::identities::{Identities, Listed};
 use super::stack::Rlimit;
 use super::vma::{Backing, Prot, VmFlags, Vma};
 use super::vma_map::{VmaMap, VmaMapPolicy, VmaTree};
@@ -23,6 +23,7 @@ use crate::pgtable::{NoFrame, PageTable, Pte};
 use crate::phys::PhysMem;
 use crate::sync::{AtomicBool, AtomicU64, BrLock, Mutex, Ordering, PerCpuCounter};
 use crate::tlb::PendingFlush;
+use alloc::vec::Vec;
 
 /// Per-address-space settings from config.
 #[derive(Copy, Clone, Debug)]
@@ -86,6 +87,10 @@ pub struct AddressSpace {
     /// (`TABLE_COW`): its CPUs' walks must be marked (`phys::WalkTracker`).
     /// Set by fork with both map locks held for writing; never cleared.
     shares_tables: AtomicBool,
+    /// Identities and objects whose VMAs `unmap_locked` removed since the
+    /// last `take_retired` (the machine settles them with the reverse
+    /// map's records after the syscall). A leaf lock.
+    retired: Mutex<Vec<Listed>>,
 }
 
 impl AddressSpace {
@@ -136,7 +141,25 @@ impl AddressSpace {
             rss: PerCpuCounter::new(p.cpus),
             pkeys: p.pkeys,
             shares_tables: AtomicBool::new(false),
+            retired: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Note that VMA `v` was removed: its identity and object may no
+    /// longer be mapped here.
+    pub(crate) fn retire_vma_locked(&self, v: &Vma) {
+        let mut r = self.retired.lock();
+        if v.anon_id() != 0 {
+            r.push(Listed::Anon(v.anon_id()));
+        }
+        if let Some(o) = v.backing.object() {
+            r.push(Listed::Object(o.id().0));
+        }
+    }
+
+    /// What `retire_vma_locked` noted since the last call.
+    pub(crate) fn take_retired(&self) -> Vec<Listed> {
+        core::mem::take(&mut *self.retired.lock())
     }
 
     /// The page table.

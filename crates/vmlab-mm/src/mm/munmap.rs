@@ -43,6 +43,7 @@ impl AddressSpace {
         for s in st.vmas.starts_in(start, end) {
             if let Some(v) = st.vmas.remove(s) {
                 self.zap_range(phys, v.start, v.end, flush);
+                self.retire_vma_locked(&v);
             }
         }
         self.prune_tables_locked(st, phys, start, end);

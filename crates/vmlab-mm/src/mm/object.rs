@@ -566,6 +566,11 @@ impl ObjectTable {
     /// cache. Returns the first writeback error. Call after anything that
     /// drops VMAs or fds, once the TLBs are flushed.
     pub fn reap(&self, phys: &PhysMem) -> Result<(), Errno> {
+        self.reap_with(phys, |_| {})
+    }
+
+    /// `reap`, calling `gone` with the id of each object it releases.
+    pub(crate) fn reap_with(&self, phys: &PhysMem, mut gone: impl FnMut(u64)) -> Result<(), Errno> {
         if self.is_empty() {
             return Ok(());
         }
@@ -581,6 +586,7 @@ impl ObjectTable {
         self.live.fetch_sub(dead.len(), Ordering::Relaxed);
         let mut err = None;
         for o in dead {
+            gone(o.id().0);
             if let Err(e) = o.release(phys) {
                 err.get_or_insert(e);
             }

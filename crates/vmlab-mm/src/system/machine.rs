@@ -254,6 +254,13 @@ impl Machine {
         u.ptes
     }
 
+    /// Release the objects no VMA and no fd refers to any more (writing
+    /// their dirty pages back), and their reverse-map lists.
+    fn reap_objects(&self) -> Result<(), Errno> {
+        self.objects
+            .reap_with(&self.phys, |id| self.rmap.identities().forget_object(id))
+    }
+
     /// Bytes the reverse map uses now (`Rmap::rmap_bytes`).
     pub fn rmap_bytes(&self) -> u64 {
         self.rmap.rmap_bytes(&self.phys)
@@ -356,7 +363,7 @@ impl Machine {
         drop(p);
         // Objects this process mapped last (and no fd names) go now; exit
         // has no caller to report a write-back error to.
-        let _ = self.objects.reap(&self.phys);
+        let _ = self.reap_objects();
         Ok(())
     }
 
@@ -398,7 +405,7 @@ impl Machine {
             // Nothing of the old image is mapped any more.
             self.rmap.forget_mm(mm.id);
         })?;
-        let _ = self.objects.reap(&self.phys);
+        let _ = self.reap_objects();
         Ok(())
     }
 
@@ -408,6 +415,10 @@ impl Machine {
         let mut flush = PendingFlush::default();
         let r = f(&p.mm, &mut flush);
         self.shootdown(&p.mm, flush);
+        let gone = p.mm.take_retired();
+        if !gone.is_empty() {
+            self.rmap.identities().settle(p.mm.id, &p.mm.map.read(), &gone);
+        }
         Ok(r)
     }
 
@@ -548,7 +559,7 @@ impl Machine {
         })?;
         // MAP_FIXED may have replaced the last mapping of an object.
         drop(file);
-        let _ = self.objects.reap(&self.phys);
+        let _ = self.reap_objects();
         r
     }
 
@@ -556,7 +567,7 @@ impl Machine {
     /// are written back; an object left unmapped and not open is released.
     pub fn munmap(&self, pid: Pid, addr: u64, len: u64) -> SysResult<()> {
         let r = self.with_mm(pid, |mm, fl| mm.munmap(&self.phys, addr, len, fl))?;
-        let _ = self.objects.reap(&self.phys);
+        let _ = self.reap_objects();
         r
     }
 
@@ -606,7 +617,7 @@ impl Machine {
         })?;
         // Shrinking, or MREMAP_FIXED over a mapping, may have unmapped the
         // last mapping of an object.
-        let _ = self.objects.reap(&self.phys);
+        let _ = self.reap_objects();
         r
     }
 
@@ -651,7 +662,7 @@ impl Machine {
     pub fn close(&self, fd: i32) -> SysResult<()> {
         let obj = self.files.lock().remove(&fd).ok_or(Errno::EBADF)?;
         drop(obj);
-        self.objects.reap(&self.phys)
+        self.reap_objects()
     }
 
     /// Open file descriptors, ascending.
@@ -776,6 +787,6 @@ impl Drop for Machine {
             let _ = self.exit(pid);
         }
         self.files.lock().clear();
-        let _ = self.objects.reap(&self.phys);
+        let _ = self.reap_objects();
     }
 }

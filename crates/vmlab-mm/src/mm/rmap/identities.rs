@@ -124,6 +124,84 @@ impl Identities {
         }
     }
 
+    /// Address space `mm` lost VMAs of the identities and objects in
+    /// `gone` (munmap, MAP_FIXED, mremap, brk: `AddressSpace::take_retired`);
+    /// those it no longer has any VMA of (`st`, its map state) stop listing
+    /// it, so that an address space that maps and unmaps for long keeps its
+    /// records bounded by what it maps now.
+    ///
+    /// Preconditions: `st` is `mm`'s map lock, held.
+    pub(crate) fn settle(&self, mm: u64, st: &crate::mm::MapState, gone: &[Listed]) {
+        use crate::mm::VmaMap;
+        let still = |l: Listed| {
+            let mut found = false;
+            st.vmas.for_each(&mut |v| {
+                found |= match l {
+                    Listed::Anon(vid) => v.anon_id() == vid,
+                    Listed::Object(o) => v.backing.object().is_some_and(|x| x.id().0 == o),
+                }
+            });
+            found
+        };
+        let gone: Vec<Listed> = gone.iter().copied().filter(|&l| !still(l)).collect();
+        if gone.is_empty() {
+            return;
+        }
+        let mut r = self.reg.lock();
+        let mut unlisted: Vec<Listed> = Vec::new();
+        for l in gone {
+            match l {
+                Listed::Anon(vid) => {
+                    let chain = r.anon.get(&vid).map(|a| a.chain.clone()).unwrap_or_default();
+                    for x in chain {
+                        let empty = r.anon.get_mut(&x).is_some_and(|a| {
+                            let before = a.members.len();
+                            a.members.retain(|&m| m != (mm, vid));
+                            if a.members.len() < before {
+                                unlisted.push(Listed::Anon(x));
+                            }
+                            a.members.is_empty()
+                        });
+                        if empty {
+                            r.anon.remove(&x);
+                        }
+                    }
+                }
+                Listed::Object(o) => {
+                    let empty = r.objects.get_mut(&o).is_some_and(|v| {
+                        let before = v.len();
+                        v.retain(|&m| m != mm);
+                        if v.len() < before {
+                            unlisted.push(Listed::Object(o));
+                        }
+                        v.is_empty()
+                    });
+                    if empty {
+                        r.objects.remove(&o);
+                    }
+                }
+            }
+        }
+        if let Some(list) = r.by_mm.get_mut(&mm) {
+            for u in unlisted {
+                if let Some(i) = list.iter().position(|&x| x == u) {
+                    list.swap_remove(i);
+                }
+            }
+        }
+    }
+
+    /// Object `object` is gone (no VMA, no fd): forget its list.
+    pub(crate) fn forget_object(&self, object: u64) {
+        let mut r = self.reg.lock();
+        let Some(mms) = r.objects.remove(&object) else { return };
+        for mm in mms {
+            if let Some(list) = r.by_mm.get_mut(&mm) {
+                list.retain(|&x| x != Listed::Object(object));
+            }
+        }
+    }
+
     /// Forget address space `mm` (exit).
     pub(super) fn forget_mm(&self, mm: u64) {
         let mut r = self.reg.lock();
