@@ -410,3 +410,26 @@ impl<T> BrLock<T> {
 pub trait Relax {
     fn relax(&self);
 }
+
+/// A lock that may be held across host I/O (Linux's sleeping `i_rwsem`):
+/// a waiter never spins; between tries it gives its host thread up
+/// (`Relax::relax`, a `sched_yield` under `vmlab::host::OsHost`), so a
+/// holder blocked in a file read or write costs the waiters no CPU. No spin
+/// lock is held across host I/O: the rule of docs/ARCHITECTURE.md.
+pub struct SleepLock<T>(Mutex<T>);
+
+impl<T> SleepLock<T> {
+    pub fn new(t: T) -> SleepLock<T> {
+        SleepLock(Mutex::new(t))
+    }
+
+    /// Take the lock, yielding to the host while another holds it.
+    pub fn lock<'a>(&'a self, relax: &dyn Relax) -> MutexGuard<'a, T> {
+        loop {
+            if let Some(g) = self.0.try_lock() {
+                return g;
+            }
+            relax.relax();
+        }
+    }
+}

@@ -81,13 +81,14 @@ impl MemObject {
         &self,
         phys: &PhysMem,
         counters: &MmCounters,
+        relax: &dyn crate::sync::Relax,
         off: u64,
         buf: &[u8],
     ) -> Result<usize, Errno> {
         let Some(f) = self.file() else {
             return Err(Errno::EINVAL);
         };
-        let _io = self.io_lock.lock();
+        let _io = self.io_lock.lock(relax);
         let mut done = 0;
         while done < buf.len() {
             let pos = off + done as u64;

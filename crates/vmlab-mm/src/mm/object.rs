@@ -51,7 +51,7 @@ use crate::addr::{page_floor, Pfn, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, Fault, FaultReason, Signal};
 use crate::pgtable::{LeafRef, Pte};
 use crate::phys::{Fill, FrameUse, Owner, PhysMem, PG_DIRTY, PG_SWAPBACKED};
-use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, SleepLock};
 use crate::tlb::PendingFlush;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -166,7 +166,7 @@ pub struct MemObject {
     /// outside the mappings: `write`, `ftruncate`, hole punching (Linux
     /// `inode->i_rwsem`). Taken with no other lock held; under it the
     /// truncation takes `Machine::procs`, the map locks and the cache lock.
-    pub(crate) io_lock: Mutex<()>,
+    pub(crate) io_lock: SleepLock<()>,
     /// Leaf tables shared by the address spaces that map a 2 MiB block of
     /// this object: (block, protection bits) → table and its sharers
     /// (`mm/shared_pt.rs`). An entry lives while its table's refcount is
@@ -188,7 +188,7 @@ impl MemObject {
             id,
             kind,
             cache: Mutex::new(BTreeMap::new()),
-            io_lock: Mutex::new(()),
+            io_lock: SleepLock::new(()),
             shared_tables: Mutex::new(BTreeMap::new()),
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),

@@ -22,7 +22,7 @@ use crate::errno::{Errno, SysResult};
 use crate::mm::fault::NO_CPU;
 use crate::mm::uapi::{SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET};
 use crate::mm::{MemObject, VmFlags, VmaMap};
-use crate::sync::{Arc, Mutex};
+use crate::sync::{Arc, SleepLock};
 use crate::tlb::PendingFlush;
 use alloc::vec::Vec;
 
@@ -31,14 +31,14 @@ pub struct OpenFile {
     pub(crate) obj: Arc<MemObject>,
     /// The file offset of `read`, `write` and `lseek` (Linux `f_pos`, its
     /// lock `f_pos_lock` held across each of them).
-    pos: Mutex<u64>,
+    pos: SleepLock<u64>,
 }
 
 impl OpenFile {
     pub(crate) fn new(obj: Arc<MemObject>) -> OpenFile {
         OpenFile {
             obj,
-            pos: Mutex::new(0),
+            pos: SleepLock::new(0),
         }
     }
 }
@@ -73,7 +73,7 @@ impl Machine {
         if !f.obj.readable() {
             return Err(Errno::EBADF);
         }
-        let mut pos = f.pos.lock();
+        let mut pos = f.pos.lock(&*self.host);
         verify_area(*pos, buf.len())?;
         let n = f.obj.read_cached(&self.phys, self.counters.get(NO_CPU), *pos, buf)?;
         *pos += n as u64;
@@ -105,7 +105,7 @@ impl Machine {
         if !f.obj.writable() {
             return Err(Errno::EBADF);
         }
-        let mut pos = f.pos.lock();
+        let mut pos = f.pos.lock(&*self.host);
         let n = self.write_at(&f.obj, *pos, buf)?;
         *pos += n as u64;
         Ok(n)
@@ -136,7 +136,7 @@ impl Machine {
             return Err(Errno::EFBIG);
         }
         let n = (buf.len() as u64).min(max - pos) as usize;
-        obj.write_cached(&self.phys, self.counters.get(NO_CPU), pos, &buf[..n])
+        obj.write_cached(&self.phys, self.counters.get(NO_CPU), &*self.host, pos, &buf[..n])
     }
 
     /// `lseek(fd, off, whence)`: the new file offset. SEEK_SET, SEEK_CUR,
@@ -151,7 +151,7 @@ impl Machine {
             return Err(Errno::EINVAL);
         }
         let file = f.obj.file().ok_or(Errno::EINVAL)?;
-        let mut pos = f.pos.lock();
+        let mut pos = f.pos.lock(&*self.host);
         let size = file.len() as i64;
         let new = match whence {
             SEEK_SET => Some(off),
@@ -204,7 +204,7 @@ impl Machine {
         if new > file.max_len() {
             return Err(Errno::EFBIG);
         }
-        let _io = obj.io_lock.lock();
+        let _io = obj.io_lock.lock(&*self.host);
         let old = file.len();
         if new > old {
             return obj.grow_locked(&self.phys, file, old, new);
@@ -230,7 +230,7 @@ impl Machine {
     /// → `truncate_pagecache_range` (`shmem_fallocate` for shmem).
     pub(crate) fn punch_hole(&self, obj: &Arc<MemObject>, off: u64, len: u64) -> SysResult<()> {
         let end = off.saturating_add(len);
-        let _io = obj.io_lock.lock();
+        let _io = obj.io_lock.lock(&*self.host);
         // Punched first so that a file system that cannot refuses before
         // anything changes, and again at the end: unmapping a dirty page
         // writes it back (`Machine::shootdown`) before the cache drops it.

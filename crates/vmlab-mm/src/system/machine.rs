@@ -119,7 +119,7 @@ pub struct Machine {
     /// access they were in (see `host.rs`).
     pub(crate) cpu_active: PerCpu<AtomicU64>,
     /// OS services for the shootdown handshake.
-    host: Box<dyn Host>,
+    pub(super) host: Box<dyn Host>,
     /// Whether `host.remote_barrier` orders other threads' stores (so a TLB
     /// fill needs no fence of its own; see `Tlb::fill_checked`). Starts as
     /// the host says and turns false, for good, at the first barrier that
