@@ -545,6 +545,7 @@ fn render(
         ("per-CPU list frames", m.pcp_frames.to_string()),
         ("page-table pages", m.page_table_pages.to_string()),
         ("rmap bytes", m.rmap_bytes.to_string()),
+        ("swap used/total", format!("{}/{}", m.swap_used, m.swap_total)),
         ("RSS pages", m.rss_pages.to_string()),
         ("VMAs", m.vmas.to_string()),
         ("processes", m.processes.to_string()),

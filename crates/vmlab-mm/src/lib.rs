@@ -16,6 +16,7 @@ pub mod frame;
 pub mod mm;
 pub mod pgtable;
 pub mod phys;
+pub mod swap;
 pub mod sync;
 pub mod system;
 pub mod tlb;

@@ -16,6 +16,7 @@
 use crate::mm::errno::Errno;
 use crate::mm::mm::{AccessMode, BackingFile};
 use crate::mm::phys::{RamBacking, ZeroedWords};
+use crate::mm::swap::SwapDevice;
 use crate::mm::sync::Relax;
 use crate::mm::system::{Host, HostNeed, Machine, MachineConfig, MachineError};
 use serde::{Deserialize, Serialize};
@@ -412,6 +413,65 @@ impl Host for OsHost {
     fn ram_backing(&self) -> &dyn RamBacking {
         &MmapBacking
     }
+
+    fn swap_device(&self, bytes: u64, dir: &str) -> Result<Box<dyn SwapDevice>, String> {
+        HostSwapFile::create(bytes, dir).map(|f| Box::new(f) as Box<dyn SwapDevice>)
+    }
+}
+
+/// The swap area as a real file: created for the run in the config's
+/// `swap_dir` (the host's temporary directory if empty), unlinked as soon as
+/// it is open (`tempfile::tempfile_in`: `O_TMPFILE` where the file system
+/// has it), so a killed run leaves nothing a later one could read as swap,
+/// and sized with `set_len` (sparse: blocks are used as slots are written).
+/// Slots are read and written with `pread`/`pwrite` at `slot × 4096`.
+pub struct HostSwapFile {
+    file: File,
+    slots: u64,
+}
+
+impl HostSwapFile {
+    /// A swap file of `bytes` bytes in `dir`. The error names the directory
+    /// and what the host refused.
+    pub fn create(bytes: u64, dir: &str) -> Result<HostSwapFile, String> {
+        let dir = if dir.is_empty() {
+            std::env::temp_dir()
+        } else {
+            std::path::PathBuf::from(dir)
+        };
+        let file = tempfile::tempfile_in(&dir)
+            .map_err(|e| format!("cannot create a swap file in {}: {e} (set swap_dir)", dir.display()))?;
+        file.set_len(bytes)
+            .map_err(|e| format!("cannot make the swap file in {} {bytes} bytes long: {e}", dir.display()))?;
+        Ok(HostSwapFile {
+            file,
+            slots: bytes / crate::mm::addr::PAGE_SIZE,
+        })
+    }
+}
+
+impl SwapDevice for HostSwapFile {
+    fn slots(&self) -> u64 {
+        self.slots
+    }
+
+    fn read_slot(&self, slot: u64, buf: &mut [u8; 4096]) -> Result<(), Errno> {
+        if slot >= self.slots {
+            return Err(Errno::EIO);
+        }
+        self.file
+            .read_exact_at(buf, slot * crate::mm::addr::PAGE_SIZE)
+            .map_err(|_| Errno::EIO)
+    }
+
+    fn write_slot(&self, slot: u64, buf: &[u8; 4096]) -> Result<(), Errno> {
+        if slot >= self.slots {
+            return Err(Errno::EIO);
+        }
+        self.file
+            .write_all_at(buf, slot * crate::mm::addr::PAGE_SIZE)
+            .map_err(|_| Errno::EIO)
+    }
 }
 
 /// Zeroed memory reserved with an anonymous private `MAP_NORESERVE`
@@ -589,5 +649,45 @@ mod tests {
         assert_eq!(a.as_slice()[12345].load(Ordering::Relaxed), 0);
         a.as_slice()[12345].store(9, Ordering::Relaxed);
         assert_eq!(a.as_slice()[12345].load(Ordering::Relaxed), 9);
+    }
+
+    #[test]
+    fn the_swap_file_is_real_unlinked_and_round_trips_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = HostSwapFile::create(16 * 4096, dir.path().to_str().unwrap()).unwrap();
+        // Unlinked once open: nothing a later run could read as swap.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(f.slots(), 16);
+        let mut page = [0u8; 4096];
+        page[0] = 1;
+        page[4095] = 0xee;
+        f.write_slot(15, &page).unwrap();
+        let mut back = [0u8; 4096];
+        f.read_slot(15, &mut back).unwrap();
+        assert_eq!(back, page);
+        f.read_slot(3, &mut back).unwrap();
+        assert_eq!(back, [0u8; 4096], "a slot never written reads zeros (sparse file)");
+        assert_eq!(f.write_slot(16, &page), Err(Errno::EIO));
+        // A directory that does not exist is an error naming it.
+        let e = HostSwapFile::create(4096 * 4, "/nonexistent/vmlab-swap").err().unwrap();
+        assert!(e.contains("/nonexistent/vmlab-swap"), "{e}");
+        // Built through the host: the machine counts the slots (the header excluded).
+        let cfg = MachineConfig {
+            swap_size: crate::mm::system::ByteSize(1 << 20),
+            swap_dir: dir.path().to_str().unwrap().to_string(),
+            ..MachineConfig::default()
+        };
+        let m = build_machine(&cfg).unwrap();
+        let s = m.stats();
+        assert_eq!((s.swap_total, s.swap_used), (255, 0));
+        let bad = MachineConfig {
+            swap_dir: "/nonexistent/vmlab-swap".into(),
+            ..cfg
+        };
+        let e = build_machine(&bad).err().unwrap().to_string();
+        assert!(
+            e.starts_with("config error: swap_size: cannot create a swap file in /nonexistent"),
+            "{e}"
+        );
     }
 }

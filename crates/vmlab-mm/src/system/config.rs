@@ -119,6 +119,12 @@ pub struct MachineConfig {
     /// memory execute-only, and a load or store there is SIGSEGV with
     /// `SEGV_PKUERR`.
     pub pkeys: bool,
+    /// Swap space in bytes (a multiple of 4 KiB; 0: no swap). The host
+    /// creates a swap file of this size for the run (`swap_dir`).
+    pub swap_size: ByteSize,
+    /// Directory the swap file is created in; empty: the host's temporary
+    /// directory. The file is unlinked as soon as it is open.
+    pub swap_dir: String,
     /// Host files opened at machine start, as file descriptors 3, 4, ... in
     /// order (the host crate opens them; the mm core sees only `BackingFile`s).
     pub files: Vec<String>,
@@ -138,6 +144,8 @@ impl Default for MachineConfig {
             rmap: RmapName::Object,
             pcp_batch: 32,
             pkeys: false,
+            swap_size: ByteSize(0),
+            swap_dir: String::new(),
             files: Vec::new(),
         }
     }
@@ -294,6 +302,8 @@ impl MachineConfig {
         "rmap",
         "pcp_batch",
         "pkeys",
+        "swap_size",
+        "swap_dir",
         "files",
     ];
 
@@ -352,6 +362,8 @@ impl MachineConfig {
                     _ => return Err(format!("pkeys: invalid value {value:?}: expected true or false")),
                 }
             }
+            "swap_size" => self.swap_size = ByteSize::parse(value).map_err(|e| format!("swap_size: {e}"))?,
+            "swap_dir" => self.swap_dir = value.to_string(),
             "files" => {
                 return Err("files: cannot be set in a key=value list (use a config file or --set files=[...])".into())
             }
@@ -398,6 +410,24 @@ impl MachineConfig {
         }
         if self.max_map_count == 0 {
             return Err("max_map_count: must be at least 1".into());
+        }
+        if !self.swap_size.0.is_multiple_of(crate::addr::PAGE_SIZE) {
+            return Err(format!(
+                "swap_size: {} is not a multiple of the 4 KiB page size",
+                self.swap_size
+            ));
+        }
+        if self.swap_size.0 != 0 && self.swap_size.0 < 2 * crate::addr::PAGE_SIZE {
+            return Err(format!(
+                "swap_size: {} is too small (at least 8KiB: one page holds the swap header)",
+                self.swap_size
+            ));
+        }
+        if self.swap_size.0 > 1 << 52 {
+            return Err(format!(
+                "swap_size: {} is larger than the 4PiB a swap entry can address",
+                self.swap_size
+            ));
         }
         if self.rmap == RmapName::PrivateVma && self.fork != ForkName::Eager {
             return Err(format!(

@@ -15,7 +15,10 @@
 /// thread. `Relax::relax` is called while spinning for another thread that
 /// may have been preempted (a `yield` lets it run on an oversubscribed host).
 use crate::phys::{GlobalBacking, RamBacking};
+use crate::swap::{MemSwap, SwapDevice};
 use crate::sync::Relax;
+use alloc::boxed::Box;
+use alloc::string::String;
 
 pub trait Host: Relax + Send + Sync {
     /// A full memory barrier on every thread of this process: after it
@@ -36,6 +39,14 @@ pub trait Host: Relax + Send + Sync {
     /// which a RAM larger than the host's memory needs.
     fn ram_backing(&self) -> &dyn RamBacking {
         &GlobalBacking
+    }
+
+    /// A swap device of `bytes` bytes (config `swap_size`), created in
+    /// `dir` (config `swap_dir`; empty: the host's choice). The default keeps
+    /// the slots in memory (`swap::MemSwap`); `vmlab::host::OsHost` creates
+    /// a real file, unlinked at once. The error says what the host refused.
+    fn swap_device(&self, bytes: u64, _dir: &str) -> Result<Box<dyn SwapDevice>, String> {
+        Ok(Box::new(MemSwap::new(bytes / crate::addr::PAGE_SIZE)))
     }
 }
 

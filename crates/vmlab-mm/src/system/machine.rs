@@ -16,6 +16,7 @@ use crate::mm::{
     MmapRequest, ObjectTable, Rlimit, Rmap, RmapCx, VmaMap,
 };
 use crate::phys::{PhysError, PhysMem};
+use crate::swap::SwapArea;
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, PerCpu, RwLock};
 use crate::tlb::{PendingFlush, Tlb};
 use alloc::boxed::Box;
@@ -43,6 +44,8 @@ pub enum MachineError {
     NoMemory,
     /// The host refused memory for the machine (`PhysError::Host`).
     HostMemory { what: &'static str, bytes: u64 },
+    /// The host could not make the swap device (`Host::swap_device`).
+    Swap(String),
 }
 
 /// Host memory a machine keeps whatever its workload does (its metadata):
@@ -69,6 +72,7 @@ impl fmt::Display for MachineError {
             MachineError::HostMemory { what, bytes } => {
                 write!(f, "ram: the host refused {bytes} bytes of memory for {what}")
             }
+            MachineError::Swap(m) => write!(f, "swap_size: {m}"),
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct Machine {
     pub(crate) counters: PerCpu<MmCounters>,
     /// The reverse map (config `rmap`, `mm/rmap/`).
     pub(crate) rmap: Rmap,
+    /// The swap area (config `swap_size`; none without swap).
+    swap: Option<SwapArea>,
     next_mm_id: AtomicU64,
     next_pid: AtomicU32,
     /// The process table. Lock order: taken before any address space's map lock.
@@ -181,11 +187,23 @@ impl Machine {
             PhysError::Host { what, bytes } => MachineError::HostMemory { what, bytes },
         })?
         .with_pte_links(config.rmap.policy().pte_links());
+        let swap = match config.swap_size.0 {
+            0 => None,
+            bytes => {
+                let dev = host.swap_device(bytes, &config.swap_dir).map_err(MachineError::Swap)?;
+                Some(SwapArea::new(0, dev).ok_or_else(|| {
+                    MachineError::Swap(alloc::format!(
+                        "the host's swap device of {bytes} bytes has no usable slot"
+                    ))
+                })?)
+            }
+        };
         Ok(Machine {
             config: config.clone(),
             phys,
             counters: PerCpu::new(config.cpus),
             rmap: Rmap::new(config.rmap.policy()),
+            swap,
             next_mm_id: AtomicU64::new(1),
             next_pid: AtomicU32::new(1),
             procs: RwLock::new(BTreeMap::new()),
@@ -261,6 +279,11 @@ impl Machine {
             .reap_with(&self.phys, |id| self.rmap.identities().forget_object(id))
     }
 
+    /// The swap area, if the machine has swap (config `swap_size`).
+    pub fn swap(&self) -> Option<&SwapArea> {
+        self.swap.as_ref()
+    }
+
     /// Bytes the reverse map uses now (`Rmap::rmap_bytes`).
     pub fn rmap_bytes(&self) -> u64 {
         self.rmap.rmap_bytes(&self.phys)
@@ -327,7 +350,9 @@ impl Machine {
             max_map_count: self.config.max_map_count,
             mmap_base: TASK_SIZE - MMAP_BASE_GAP,
             start_brk: START_BRK,
-            commit_limit_pages: frames,
+            // Linux's overcommit heuristic (`__vm_enough_memory`, guess
+            // mode) allows RAM + swap.
+            commit_limit_pages: frames + self.swap.as_ref().map_or(0, |s| s.total()),
             stack_rlimit: crate::mm::stack::DEFAULT_STACK_RLIMIT,
             cpus: self.cpus(),
             pkeys: self.config.pkeys,
@@ -754,6 +779,8 @@ impl Machine {
             pcp_frames: self.phys.pcp_frames() as u64,
             page_table_pages: self.phys.page_table_pages() as u64,
             rmap_bytes: self.rmap_bytes(),
+            swap_total: self.swap.as_ref().map_or(0, |s| s.total()),
+            swap_used: self.swap.as_ref().map_or(0, |s| s.used()),
             rss_pages: rss,
             vmas,
             processes: procs.len() as u64,

@@ -23,6 +23,10 @@ pub struct Stats {
     pub page_table_pages: u64,
     /// Bytes the reverse map keeps (`Machine::rmap_bytes`; config `rmap`).
     pub rmap_bytes: u64,
+    /// Swap slots (pages) of the swap area, and those in use (Linux
+    /// `SwapTotal`, `SwapTotal - SwapFree`, in pages).
+    pub swap_total: u64,
+    pub swap_used: u64,
     pub rss_pages: u64,
     pub vmas: u64,
     pub processes: u64,
