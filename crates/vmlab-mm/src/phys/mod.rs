@@ -60,12 +60,14 @@ mod pte_links;
 mod ram;
 mod table_sharers;
 mod walks;
+mod watermarks;
 
 pub use backing::{GlobalBacking, RamBacking, Zeroable, ZeroedArray, ZeroedWords};
 pub use desc::*;
 pub use pte_links::{PteLinkKind, POOL_SLOTS};
 pub use ram::Ram;
 pub use walks::WalkTracker;
+pub use watermarks::{min_free_kbytes, zone_watermarks, Watermarks, WATERMARK_SCALE_FACTOR};
 
 use crate::addr::{Pfn, PAGE_SIZE};
 use crate::frame::buddy::Buddy;
@@ -154,6 +156,8 @@ pub struct Zone {
     /// Leaf lock. Crate-private: a caller holding it could free any frame
     /// by number; outside code reads the zone through the methods below.
     pub(crate) alloc: Mutex<ZoneAllocator>,
+    /// Its watermarks (`watermarks.rs`), set when the machine is built.
+    pub watermarks: Watermarks,
 }
 
 impl Zone {
@@ -384,12 +388,14 @@ impl PhysMem {
                 start: Pfn(DMA_FRAMES),
                 frames: frames - DMA_FRAMES,
                 alloc: Mutex::new(zone(DMA_FRAMES, frames - DMA_FRAMES)?),
+                watermarks: Watermarks::default(),
             });
             zones.push(Zone {
                 name: "DMA",
                 start: Pfn(0),
                 frames: DMA_FRAMES,
                 alloc: Mutex::new(zone(0, DMA_FRAMES)?),
+                watermarks: Watermarks::default(),
             });
         } else {
             zones.push(Zone {
@@ -397,7 +403,17 @@ impl PhysMem {
                 start: Pfn(0),
                 frames,
                 alloc: Mutex::new(zone(0, frames)?),
+                watermarks: Watermarks::default(),
             });
+        }
+        // Linux's boot-time watermarks: every frame is low memory here.
+        let managed: Vec<u64> = zones.iter().map(|z| z.frames as u64).collect();
+        let kb = min_free_kbytes(frames as u64 * (PAGE_SIZE / 1024));
+        for (z, w) in zones
+            .iter_mut()
+            .zip(zone_watermarks(kb, WATERMARK_SCALE_FACTOR, &managed))
+        {
+            z.watermarks = w;
         }
         let mut pm = PhysMem {
             ram,
