@@ -19,6 +19,7 @@ mod mremap;
 mod msync;
 mod munmap;
 pub mod object;
+pub mod oom;
 pub mod pte_ops;
 pub mod registry;
 pub mod rmap;

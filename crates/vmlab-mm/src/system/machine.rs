@@ -10,6 +10,7 @@ use super::stats::Stats;
 use crate::addr::{Pfn, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::mm::fault::FaultCtx;
+use crate::mm::oom::{oom_badness, oom_score, OomFootprint, OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MIN};
 use crate::mm::uapi::MAP_ANONYMOUS;
 use crate::mm::{
     AddressSpace, AddressSpaceParams, BackingFile, ForkPolicy, ForkReport, MemObject, MmCounters, MmRegistry,
@@ -17,7 +18,7 @@ use crate::mm::{
 };
 use crate::phys::{PhysError, PhysMem};
 use crate::swap::SwapArea;
-use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, PerCpu, RwLock};
+use crate::sync::{Arc, AtomicBool, AtomicI32, AtomicU32, AtomicU64, Mutex, Ordering, PerCpu, RwLock};
 use crate::tlb::{PendingFlush, Tlb};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -33,6 +34,9 @@ pub struct Process {
     pub pid: Pid,
     /// Also in `Machine::mms` (the mm registry) until the process exits.
     pub mm: Arc<AddressSpace>,
+    /// `/proc/PID/oom_score_adj` (`mm/oom.rs`), inherited by fork. Linux
+    /// keeps it in `signal_struct`; a vmlab process is one thread group.
+    oom_score_adj: AtomicI32,
 }
 
 /// Building a machine failed.
@@ -279,6 +283,67 @@ impl Machine {
             .reap_with(&self.phys, |id| self.rmap.identities().forget_object(id))
     }
 
+    /// Write `/proc/PID/oom_score_adj`: EINVAL outside -1000..=1000, and,
+    /// processes being unprivileged (no CAP_SYS_RESOURCE), EACCES below 0
+    /// (Linux `__set_oom_adj` against an `oom_score_adj_min` of 0); ESRCH
+    /// for no such process.
+    pub fn set_oom_score_adj(&self, pid: Pid, adj: i32) -> SysResult<()> {
+        if !(OOM_SCORE_ADJ_MIN..=OOM_SCORE_ADJ_MAX).contains(&adj) {
+            return Err(Errno::EINVAL);
+        }
+        let p = self.process(pid)?;
+        if adj < 0 {
+            return Err(Errno::EACCES);
+        }
+        p.oom_score_adj.store(adj, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `/proc/PID/oom_score_adj`.
+    pub fn oom_score_adj(&self, pid: Pid) -> SysResult<i32> {
+        Ok(self.process(pid)?.oom_score_adj.load(Ordering::Relaxed))
+    }
+
+    /// What the OOM killer weighs for `pid` (Linux `oom_badness`): its rss,
+    /// its swap entries (none yet) and the page-table pages it owns.
+    pub fn oom_footprint(&self, pid: Pid) -> SysResult<OomFootprint> {
+        let p = self.process(pid)?;
+        let st = p.mm.map.read();
+        let mut tables = 0u64;
+        if !st.dead {
+            p.mm.page_table().for_each_table(&self.phys, |_, t, _| {
+                let own = self
+                    .phys
+                    .desc(t)
+                    .is_some_and(|d| d.owner() == crate::phys::Owner::PageTable { mm: p.mm.id });
+                tables += own as u64;
+                true
+            });
+        }
+        let per_table = if self.phys.pte_link_kind() == crate::phys::PteLinkKind::Chain {
+            2
+        } else {
+            1
+        };
+        Ok(OomFootprint {
+            rss: p.mm.rss.get() as u64,
+            swap_entries: 0,
+            page_table_pages: tables * per_table,
+        })
+    }
+
+    /// RAM + swap in pages: what `oom_score_adj` is a thousandth of.
+    pub fn oom_total_pages(&self) -> u64 {
+        self.phys.total_frames() as u64 + self.swap.as_ref().map_or(0, |s| s.total())
+    }
+
+    /// `/proc/PID/oom_score` (Linux `proc_oom_score`).
+    pub fn oom_score(&self, pid: Pid) -> SysResult<u64> {
+        let total = self.oom_total_pages();
+        let badness = oom_badness(self.oom_footprint(pid)?, self.oom_score_adj(pid)?, total);
+        Ok(oom_score(badness, total))
+    }
+
     /// The swap area, if the machine has swap (config `swap_size`).
     pub fn swap(&self) -> Option<&SwapArea> {
         self.swap.as_ref()
@@ -362,7 +427,14 @@ impl Machine {
         let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
         let mm = Arc::new(mm);
         self.mms.register(&mm);
-        self.procs.write().insert(pid, Arc::new(Process { pid, mm }));
+        self.procs.write().insert(
+            pid,
+            Arc::new(Process {
+                pid,
+                mm,
+                oom_score_adj: AtomicI32::new(0),
+            }),
+        );
         Ok(pid)
     }
 
@@ -410,6 +482,10 @@ impl Machine {
         let parent = self.process(pid)?;
         let child_pid = self.spawn()?;
         let child = self.process(child_pid)?;
+        // Linux `copy_signal` copies oom_score_adj.
+        child
+            .oom_score_adj
+            .store(parent.oom_score_adj.load(Ordering::Relaxed), Ordering::Relaxed);
         let mut flush = PendingFlush::default();
         let r = parent.mm.fork_into(&self.fault_ctx(), &child.mm, policy, &mut flush);
         self.shootdown(&parent.mm, flush);
