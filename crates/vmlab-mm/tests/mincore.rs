@@ -189,3 +189,58 @@ fn residency_across_fork_for_every_policy() {
         finish(&m);
     }
 }
+
+/// mincore from outside any CPU while the CPUs of a parent and its
+/// `shared_pt` child break COW page by page, so that both leave the
+/// fork-shared tables (the last one frees them) as mincore reads them:
+/// every page stays resident throughout, in both, and the checker passes.
+/// A smoke test: it does not show that mincore's re-check of the PD entry
+/// is needed (a stale copy of a left table still reads resident here).
+#[test]
+fn mincore_races_table_unsharing() {
+    if !common::fork_allowed(ForkPolicy::SharedPt) {
+        return;
+    }
+    let m = Machine::new(&MachineConfig {
+        ram: ByteSize(32 << 20),
+        cpus: 2,
+        ..common::test_config()
+    })
+    .unwrap();
+    let span = 2 << 20;
+    let pages = 3 * span / PAGE;
+    for round in 0..4 {
+        let p = m.spawn().unwrap();
+        let a = m.mmap(p, 0, 3 * span, RW, PA).unwrap();
+        for i in 0..pages {
+            touch_write(&m, p, a + i * PAGE);
+        }
+        let (c, _) = m.fork_with(p, ForkPolicy::SharedPt).unwrap();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|sc| {
+            for (id, pid) in [(0usize, p), (1, c)] {
+                let (m, done) = (&m, &done);
+                sc.spawn(move || {
+                    let mut cpu = m.cpu(id).unwrap();
+                    cpu.switch_to(pid).unwrap();
+                    // Opposite orders, so the two leave each table at different times.
+                    for k in 0..pages {
+                        let i = if id == 0 { k } else { pages - 1 - k };
+                        cpu.store_u64(a + i * PAGE, round + 1).unwrap();
+                    }
+                    done.fetch_add(1, std::sync::atomic::Ordering::Release);
+                });
+            }
+            while done.load(std::sync::atomic::Ordering::Acquire) < 2 {
+                for pid in [p, c] {
+                    let v = m.mincore(pid, a, 3 * span).unwrap();
+                    assert!(v.iter().all(|&b| b == 1), "round {round}: a page read as not resident");
+                }
+            }
+        });
+        m.check().unwrap();
+        m.exit(c).unwrap();
+        m.exit(p).unwrap();
+    }
+    finish(&m);
+}
