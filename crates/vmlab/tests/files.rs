@@ -899,3 +899,131 @@ fn madvise_remove_matches_the_host_kernel() {
     assert_eq!(th.bytes(), tv.bytes(), "file contents");
     finish(&m);
 }
+
+/// One step of `mincore_matches_the_host_kernel`, done on both sides.
+enum Mc {
+    Load(u64),
+    Store(u64),
+    Advise(u64, u64, u32),
+    /// mincore(offset, pages): the vector is compared.
+    Core(u64, u64),
+}
+
+/// mincore over file mappings (mm/mincore.c: a none PTE or a PTE marker is
+/// looked up in the file's page cache, `mincore_page`), on the host and in
+/// vmlab, step by step. The file is sparse and fresh (made by `set_len`,
+/// never written), so the host's page cache holds none of its pages until
+/// a fault reads one in, whatever file system the temp dir is on; the host
+/// mappings are MADV_RANDOM, so a fault reads no neighbours ahead (host
+/// facts this depends on: no read-ahead under MADV_RANDOM, and order-0
+/// folios for the temp dir's files: a tmpfs mounted `huge=always` would
+/// cache 2 MiB at a time). Runs as the file's owner, so `can_do_mincore`
+/// reports the cache (vmlab does not model file owners).
+#[test]
+fn mincore_matches_the_host_kernel() {
+    const B: u64 = 0x6200_0000_0000;
+    let th = TempFile::new("mincore-host", &[]);
+    let tv = TempFile::new("mincore-vm", &[]);
+    let rw = std::fs::OpenOptions::new().read(true).write(true).open(&th.0).unwrap();
+    rw.set_len(4 * PAGE).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&tv.0)
+        .unwrap()
+        .set_len(4 * PAGE)
+        .unwrap();
+    let m = Machine::new(&config()).unwrap();
+    let vfd = host::open(&m, &tv.0, true).unwrap();
+    let p = m.spawn().unwrap();
+    let nr = MAP_FIXED_NOREPLACE;
+    // (offset in pages, pages, prot, flags, file offset in pages)
+    let layout: [(u64, u64, u32, u32, u64); 3] = [
+        (0, 4, RW, MAP_SHARED | nr, 0),
+        (8, 4, RW, MAP_PRIVATE | nr, 0),
+        (16, 2, R, MAP_SHARED | nr, 2),
+    ];
+    let hfd = std::os::fd::AsRawFd::as_raw_fd(&rw);
+    for (off, pages, prot, flags, fo) in layout {
+        let a = B + off * PAGE;
+        let len = (pages * PAGE) as usize;
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces a mapping.
+        let h = unsafe { libc::mmap(a as *mut _, len, prot as i32, flags as i32, hfd, (fo * PAGE) as i64) };
+        assert_eq!(h as u64, a, "{}", std::io::Error::last_os_error());
+        // SAFETY: advice on the mapping just made.
+        assert_eq!(unsafe { libc::madvise(h, len, libc::MADV_RANDOM) }, 0);
+        assert_eq!(m.mmap_fd(p, a, pages * PAGE, prot, flags, vfd, fo * PAGE), Ok(a));
+        m.madvise(p, a, pages * PAGE, MADV_RANDOM).unwrap();
+    }
+    let steps = [
+        Mc::Core(0, 4),
+        Mc::Core(8, 4),
+        Mc::Core(16, 2),
+        // A read through the shared mapping caches page 1 for every mapping.
+        Mc::Load(PAGE),
+        Mc::Core(0, 4),
+        Mc::Core(8, 4),
+        // A private write reads page 2 into the cache, then copies it.
+        Mc::Store(10 * PAGE),
+        Mc::Core(8, 4),
+        Mc::Core(0, 4),
+        Mc::Core(16, 2),
+        Mc::Store(3 * PAGE),
+        // Zapping the private copy: the cache still has the page.
+        Mc::Advise(10 * PAGE, PAGE, MADV_DONTNEED),
+        Mc::Core(8, 4),
+        // A guard marker over a cached page (file mappings: Linux 6.15).
+        Mc::Advise(9 * PAGE, 2 * PAGE, MADV_GUARD_INSTALL),
+        Mc::Core(8, 4),
+        Mc::Core(16, 2),
+        // The whole layout at once runs into the hole after the first mapping.
+        Mc::Core(0, 9),
+    ];
+    let os_err = || Errno::from_code(std::io::Error::last_os_error().raw_os_error().unwrap());
+    let mut diffs = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        match *step {
+            Mc::Load(off) => {
+                // SAFETY: mapped and readable.
+                let _ = unsafe { std::ptr::read_volatile((B + off) as *const u8) };
+                read(&m, p, B + off, 1);
+            }
+            Mc::Store(off) => {
+                // SAFETY: mapped writable.
+                unsafe { std::ptr::write_volatile((B + off) as *mut u8, 9) };
+                write(&m, p, B + off, &[9]);
+            }
+            Mc::Advise(off, len, advice) => {
+                // SAFETY: advice on our own mappings.
+                let rc = unsafe { libc::madvise((B + off) as *mut _, len as usize, advice as i32) };
+                let h = if rc == 0 { Ok(()) } else { Err(os_err()) };
+                let v = m.madvise(p, B + off, len, advice).map_err(Some);
+                if h != v {
+                    diffs.push(format!("step {i}: madvise host {h:?}, vmlab {v:?}"));
+                }
+            }
+            Mc::Core(off, pages) => {
+                let mut vec = vec![0u8; pages as usize];
+                // SAFETY: `vec` holds one byte per page asked about.
+                let rc =
+                    unsafe { libc::mincore((B + off * PAGE) as *mut _, (pages * PAGE) as usize, vec.as_mut_ptr()) };
+                let h = if rc == 0 { Ok(vec) } else { Err(os_err()) };
+                let v = m.mincore(p, B + off * PAGE, pages * PAGE).map_err(Some);
+                if h != v {
+                    diffs.push(format!("step {i}: mincore at page {off}: host {h:?}, vmlab {v:?}"));
+                }
+            }
+        }
+        check(&m, "mincore step");
+    }
+    // SAFETY: the layout mapped above.
+    unsafe { libc::munmap(B as *mut _, 18 * PAGE as usize) };
+    drop(rw);
+    m.exit(p).unwrap();
+    m.close(vfd).unwrap();
+    assert!(
+        diffs.is_empty(),
+        "differences from the host kernel:\n{}",
+        diffs.join("\n")
+    );
+    finish(&m);
+}

@@ -902,7 +902,143 @@ fn cases(pkeys: bool) -> Vec<Case> {
     all.extend(fork_cases());
     all.extend(stack_cases());
     all.extend(guard_cases());
+    all.extend(mincore_cases());
     all
+}
+
+fn mc(at: i64, n: u64) -> Op {
+    Op::Mincore { a: pg(at), len: n * P }
+}
+fn mc_raw(a: A, len: u64) -> Op {
+    Op::Mincore { a, len }
+}
+fn res(s: &str) -> R {
+    R::Resident(s.into())
+}
+
+/// mincore (mm/mincore.c, 6.18): `sys_mincore` checks the alignment
+/// (EINVAL), then `access_ok(start, len)` (ENOMEM), rounds `len` up and
+/// walks VMA by VMA (`do_mincore`: ENOMEM at the first address in no VMA);
+/// `mincore_pte_range`: a present PTE (the zero page, PROT_NONE) is
+/// resident; a none PTE or a PTE marker (the guard marker) is looked up in
+/// the page cache of `vm_file` (shmem for shared anonymous memory) and is
+/// never resident in private anonymous memory. File mappings are compared
+/// with the host in `files::mincore_matches_the_host_kernel`.
+fn mincore_cases() -> Vec<Case> {
+    let g = MADV_GUARD_INSTALL;
+    vec![
+        case("mincore_anonymous_untouched_touched_zero_page_and_dontneed")
+            .op(mm(0, 6, RW))
+            .op(mc(0, 6))
+            .is(res("000000"))
+            .op(st(0, 1))
+            .op(st(2, 1))
+            .op(ld(3))
+            .op(mc(0, 6))
+            .is(res("101100"))
+            // len is rounded up to pages.
+            .op(mc_raw(pg(0), P + 1))
+            .is(res("10"))
+            .op(mc_raw(pg(2), 1))
+            .is(res("1"))
+            .op(ma(0, 1, MADV_DONTNEED))
+            .op(ma(3, 1, MADV_DONTNEED))
+            .op(mc(0, 6))
+            .is(res("001000")),
+        case("mincore_prot_none_pages_stay_resident")
+            .op(mm(0, 2, RW))
+            .op(st(0, 1))
+            .op(mp(0, 2, PROT_NONE))
+            .op(mc(0, 2))
+            .is(res("10"))
+            .op(mm(4, 2, PROT_NONE))
+            .op(mc(4, 2))
+            .is(res("00")),
+        case("mincore_argument_checks_and_holes")
+            .op(mm(0, 2, RW))
+            .op(mm(3, 2, RW))
+            .op(st(0, 1))
+            .op(st(3, 1))
+            .op(mc_raw(A::Rel(P as i64 + 1), P))
+            .is(err(Errno::EINVAL))
+            .op(mc_raw(A::Rel(1), 0))
+            .is(err(Errno::EINVAL))
+            // len 0 looks at nothing, mapped or not.
+            .op(mc(10, 0))
+            .is(res(""))
+            .op(mc_raw(A::Abs(TASK_SIZE), 0))
+            .is(res(""))
+            // access_ok: the end may be TASK_SIZE, not past it, and must not wrap.
+            .op(mc_raw(A::Abs(TASK_SIZE + P), 0))
+            .is(err(Errno::ENOMEM))
+            .op(mc_raw(A::Abs(TASK_SIZE), 1))
+            .is(err(Errno::ENOMEM))
+            .op(mc_raw(pg(0), u64::MAX - 2 * P))
+            .is(err(Errno::ENOMEM))
+            .op(mc_raw(A::Abs(0), u64::MAX))
+            .is(err(Errno::ENOMEM))
+            // A hole in the middle, at the start, at the end: ENOMEM.
+            .op(mc(0, 5))
+            .is(err(Errno::ENOMEM))
+            .op(mc(2, 2))
+            .is(err(Errno::ENOMEM))
+            .op(mc(3, 3))
+            .is(err(Errno::ENOMEM))
+            // Two VMAs side by side are one vector.
+            .op(mp(4, 1, R_))
+            .op(mc(3, 2))
+            .is(res("10"))
+            .op(mc(0, 2))
+            .is(res("10")),
+        case("mincore_shared_anonymous_is_its_page_cache")
+            .op(shm(0, 3, RW))
+            .op(mc(0, 3))
+            .is(res("000"))
+            .op(st(1, 1))
+            .op(ma(1, 1, MADV_DONTNEED))
+            .op(mc(0, 3))
+            .is(res("010"))
+            // The child has no PTE for the page (fork copies no shared
+            // PTEs) but the object caches it; a page the child writes is
+            // resident for the parent too.
+            .op(fork(vec![mc(0, 3), st(2, 1), mc(0, 3)]))
+            .is(R::Child(vec![res("010"), R::Ok, res("011")]))
+            .op(mc(0, 3))
+            .is(res("011")),
+        case("mincore_private_anonymous_across_fork")
+            .op(mm(0, 3, RW))
+            .op(st(0, 1))
+            .op(fork(vec![mc(0, 3), st(1, 1), ma(0, 1, MADV_DONTNEED), mc(0, 3)]))
+            .is(R::Child(vec![res("100"), R::Ok, R::Ok, res("010")]))
+            .op(mc(0, 3))
+            .is(res("100")),
+        // Guard markers: a PTE marker is looked up like a none PTE
+        // ("we need to do cache lookup too for markers").
+        case("mincore_guard_markers_private_and_shared")
+            .op(mm(0, 3, RW))
+            .op(st(0, 1))
+            .op(st(1, 1))
+            .op(ma(1, 1, g))
+            .is(R::Ok)
+            .op(mc(0, 3))
+            .is(res("100"))
+            .op(shm(4, 2, RW))
+            .op(st(4, 1))
+            .op(ma(4, 2, g))
+            .is(R::Ok)
+            .op(mc(4, 2))
+            .is(res("10")),
+        case("mincore_pages_move_with_mremap")
+            .op(mm(0, 3, RW))
+            .op(st(0, 1))
+            .op(st(2, 1))
+            .op(mr(0, 3, 3, FXD, 8))
+            .is(at(8))
+            .op(mc(8, 3))
+            .is(res("101"))
+            .op(mc(0, 1))
+            .is(err(Errno::ENOMEM)),
+    ]
 }
 
 /// MAP_GROWSDOWN mapping of `n` pages at page `at` (MAP_FIXED, private anonymous).
@@ -2461,6 +2597,7 @@ fn show(r: &R) -> String {
     match r {
         R::Maps(v) => format!("maps[{}]", show_maps(v)),
         R::Child(rs) => format!("child[{}]", rs.iter().map(show).collect::<Vec<_>>().join(", ")),
+        R::Resident(v) => format!("resident[{v}]"),
         R::At(x) if x % P as i64 == 0 => format!("At(page {})", x / P as i64),
         r => format!("{r:?}"),
     }

@@ -13,6 +13,7 @@ mod filemap;
 pub mod fork;
 mod madvise;
 mod memfile;
+mod mincore;
 mod mmap;
 mod mprotect;
 mod mremap;

@@ -274,6 +274,12 @@ impl MemObject {
             .unwrap_or_default()
     }
 
+    /// Whether the page cache holds page `pgoff` (Linux `mincore_page`:
+    /// `filemap_get_entry`; a cached page of vmlab is always up to date).
+    pub fn is_cached(&self, pgoff: u64) -> bool {
+        self.cache.lock().contains_key(&pgoff)
+    }
+
     /// The cache as (page offset, frame) pairs, in offset order.
     pub fn cache_snapshot(&self) -> Vec<(u64, Pfn)> {
         self.cache.lock().iter().map(|(&k, &v)| (k, v)).collect()

@@ -697,6 +697,17 @@ impl Machine {
         result
     }
 
+    /// `mincore(addr, len, vec)` in process `pid`: one byte per page of the
+    /// range (`len` rounded up), bit 0 set if the page is resident (see
+    /// `mm/mincore.rs`). Linux's errno: EINVAL for an unaligned `addr`,
+    /// ENOMEM if `addr + len` wraps or passes TASK_SIZE, or if the range
+    /// runs into a hole (Linux has then filled the vector up to the hole;
+    /// here only the errno is returned). ESRCH if there is no such process.
+    pub fn mincore(&self, pid: Pid, addr: u64, len: u64) -> SysResult<Vec<u8>> {
+        let p = self.process(pid)?;
+        p.mm.mincore(&self.phys, addr, len)
+    }
+
     /// `mremap(old_addr, old_len, new_len, flags, new_addr)` in process
     /// `pid`: the mapping's address afterwards. Shrinks, grows in place or
     /// by moving (MREMAP_MAYMOVE), moves to `new_addr` (MREMAP_FIXED), or

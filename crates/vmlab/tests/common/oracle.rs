@@ -134,6 +134,12 @@ pub enum Op {
         len: u64,
         advice: u32,
     },
+    /// `mincore(a, len, vec)`: `Resident` (one digit per page, `1` where
+    /// the byte is non-zero) or an errno. At most `MINCORE_MAX_PAGES` pages.
+    Mincore {
+        a: A,
+        len: u64,
+    },
     /// `fork()`: the child runs `ops` (no further `Fork`) and exits; the
     /// result is `Child(its results)`.
     Fork {
@@ -169,6 +175,17 @@ pub enum R {
     Maps(Vec<(i64, i64, String)>),
     /// The results of a forked child's ops.
     Child(Vec<R>),
+    /// A mincore vector: `'1'` for a resident page, `'0'` otherwise.
+    Resident(String),
+}
+
+/// Most pages one `Op::Mincore` may ask about (the host child keeps the
+/// vector as a bit mask, so that results need no allocation).
+pub const MINCORE_MAX_PAGES: u64 = 64;
+
+/// `R::Resident` of a mincore vector.
+pub fn resident_of(v: impl IntoIterator<Item = u8>) -> R {
+    R::Resident(v.into_iter().map(|b| if b != 0 { '1' } else { '0' }).collect())
 }
 
 pub type MapsView = Vec<(i64, i64, String)>;
@@ -356,6 +373,13 @@ fn run_vmlab_ops(m: &Machine, cpu: &mut Cpu<'_>, pid: Pid, ops: &[Op], all: &[Op
                 }
             }
             &Op::Madvise { a, len, advice } => m.madvise(pid, a.at(base), len, advice).map_or_else(err, |()| R::Ok),
+            &Op::Mincore { a, len } => {
+                assert!(
+                    len.div_ceil(P) <= MINCORE_MAX_PAGES || len > 1 << 47,
+                    "mincore case too long"
+                );
+                m.mincore(pid, a.at(base), len).map_or_else(err, resident_of)
+            }
             &Op::SetStackLimit { cur } => {
                 let max = m.stack_rlimit(pid).expect("getrlimit").max;
                 m.set_stack_rlimit(pid, vmlab_mm::mm::Rlimit { cur, max })
@@ -453,6 +477,8 @@ mod host {
         Fork(usize, usize),
         /// The forked child did not exit with status 0 (wait status).
         ChildDied(i32),
+        /// A mincore vector of `n` pages, bit `i` set if byte `i` was non-zero.
+        Resident(u64, u32),
     }
 
     /// Memory shared with forked children, set up before any case runs (so
@@ -624,6 +650,7 @@ mod host {
                     .collect(),
             ),
             Raw::ChildDied(status) => R::Err(format!("forked child died, wait status {status:#x}")),
+            Raw::Resident(bits, n) => resident_of((0..n).map(|i| (bits >> i) as u8 & 1)),
         }
     }
 
@@ -717,6 +744,23 @@ mod host {
                     } else {
                         Raw::Err(errno())
                     }
+                }
+                Op::Mincore { a, len } => {
+                    // A length the table uses only for argument checks may
+                    // be huge; the call fails before writing the vector then.
+                    let mut vec = [0u8; MINCORE_MAX_PAGES as usize];
+                    let pages = len.div_ceil(P);
+                    if pages > MINCORE_MAX_PAGES && len <= 1 << 47 {
+                        return Raw::Err(libc::E2BIG);
+                    }
+                    if libc::mincore(a.at(base) as *mut _, len as usize, vec.as_mut_ptr()) != 0 {
+                        return Raw::Err(errno());
+                    }
+                    let bits = vec[..pages as usize]
+                        .iter()
+                        .enumerate()
+                        .fold(0u64, |m, (i, &b)| m | (u64::from(b != 0) << i));
+                    Raw::Resident(bits, pages as u32)
                 }
                 Op::SetStackLimit { cur } => {
                     let mut rl = libc::rlimit {
