@@ -1214,6 +1214,8 @@ impl<'m> State<'m> {
                             Errno::EOVERFLOW,
                             Errno::EOPNOTSUPP,
                             Errno::ENODEV,
+                            // Locked memory past RLIMIT_MEMLOCK (`mlock_future_ok`).
+                            Errno::EAGAIN,
                         ],
                     ),
                 }

@@ -343,7 +343,7 @@ impl AddressSpace {
             // dontunmap_complete: the old VMA (whole, not split) is no longer
             // locked; if all of it moved, its pages went with the identity.
             if let Some(v) = st.vmas.find_mut(r.addr).filter(|v| v.start <= r.addr) {
-                v.flags.0 &= !VmFlags::LOCKED;
+                v.flags.0 &= !VmFlags::LOCKED_MASK;
                 if v.start == r.addr && v.end == old_end {
                     v.anon.store(0, Ordering::Release);
                     v.anon_forked = false;
