@@ -374,3 +374,46 @@ fn locked_stack_growth_counts_against_the_limit() {
     assert!(m.write(pid, top - 4 * P, &[1]).unwrap().is_err());
     finish(&m);
 }
+
+#[test]
+fn mremap_growth_of_locked_memory_is_populated_and_limited() {
+    let m = machine();
+    let pid = m.spawn().unwrap();
+    map(&m, pid, 0, 2, RW, MAP_LOCKED);
+    assert_eq!(m.mremap(pid, BASE, 2 * P, 4 * P, 0, 0), Ok(BASE));
+    assert_eq!(resident(&m, pid, 0, 4), "wwww");
+    assert_eq!(m.locked_pages(pid), Ok(4));
+    m.set_memlock_rlimit(
+        pid,
+        Rlimit {
+            cur: 5 * P,
+            max: 8 << 20,
+        },
+    )
+    .unwrap();
+    assert_eq!(m.mremap(pid, BASE, 4 * P, 6 * P, 0, 0), Err(Errno::EAGAIN));
+    // Moving it keeps the lock (and counts the same pages).
+    let to = BASE + 100 * P;
+    assert_eq!(
+        m.mremap(pid, BASE, 4 * P, 4 * P, MREMAP_MAYMOVE | MREMAP_FIXED, to),
+        Ok(to)
+    );
+    assert_eq!(m.locked_pages(pid), Ok(4));
+    finish(&m);
+}
+
+#[test]
+fn mprotect_making_locked_memory_writable_breaks_cow_now() {
+    let m = machine();
+    let pid = m.spawn().unwrap();
+    map(&m, pid, 0, 4, R, 0);
+    m.mlock(pid, BASE, 4 * P).unwrap();
+    assert_eq!(resident(&m, pid, 0, 4), "1111");
+    m.mprotect(pid, BASE + P, 2 * P, RW).unwrap();
+    assert_eq!(resident(&m, pid, 0, 4), "1ww1");
+    // Not locked: nothing is faulted.
+    map(&m, pid, 8, 2, R, MAP_POPULATE);
+    m.mprotect(pid, BASE + 8 * P, 2 * P, RW).unwrap();
+    assert_eq!(resident(&m, pid, 8, 2), "11");
+    finish(&m);
+}

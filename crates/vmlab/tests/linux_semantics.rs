@@ -1526,6 +1526,39 @@ fn mlock_cases(pkeys: bool) -> Vec<Case> {
             .is(R::Ok)
             .op(Op::Munlockall)
             .is(R::Ok),
+        // GUP faults on a guard marker (VM_FAULT_SIGSEGV → EFAULT): mlock
+        // is ENOMEM, the VMA stays locked, the page before is faulted in;
+        // mlock2(MLOCK_ONFAULT) populates nothing and succeeds.
+        case("mlock_over_guard_page_is_enomem")
+            .op(mm(0, 3, RW))
+            .op(ma(1, 1, MADV_GUARD_INSTALL))
+            .is(R::Ok)
+            .op(ml(0, 3))
+            .is(err(Errno::ENOMEM))
+            .op(res(0, 3))
+            .is(R::Val(0b001))
+            .op(Op::LockedPages)
+            .is(R::Val(3))
+            .op(mul(0, 3))
+            .op(ml2(0, 3, onfault))
+            .is(R::Ok)
+            .op(ld(1))
+            .is(segv("MAPERR")),
+        // mremap's check_prep_vma: a locked VMA may grow only within
+        // RLIMIT_MEMLOCK (EAGAIN); the growth is populated (populate_expand).
+        case("mremap_growth_of_locked_memory")
+            .op(Op::DropIpcLock)
+            .op(memlock_limit(5))
+            .op(mmf(0, 2, RW, FX | MAP_LOCKED))
+            .op(mr(0, 2, 4, 0, 0))
+            .is(at(0))
+            .op(res(0, 4))
+            .is(R::Val(0b1111))
+            .op(Op::LockedPages)
+            .is(R::Val(4))
+            .op(mr(0, 4, 6, 0, 0))
+            .is(err(Errno::EAGAIN))
+            .maps("0-4:rw-p"),
         // acct_stack_growth: a locked stack may not grow past
         // RLIMIT_MEMLOCK (mlock_future_ok; SEGV_MAPERR).
         case("locked_stack_growth_stops_at_rlimit_memlock")

@@ -182,6 +182,35 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// After `mremap` returned `addr` for a mapping grown from `old_len` to
+    /// `new_len` bytes: if it is locked, fault the new part in, errors
+    /// ignored (Linux `mremap`'s `populate_expand` → `mm_populate`).
+    pub fn populate_locked_growth(
+        &self,
+        cx: &FaultCtx<'_>,
+        addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flush: &mut PendingFlush,
+    ) {
+        let round = |l: u64| l.wrapping_add(PAGE_SIZE - 1) & !(PAGE_SIZE - 1);
+        let (old_len, new_len) = (round(old_len), round(new_len));
+        if new_len <= old_len {
+            return;
+        }
+        let st = self.map.write();
+        if Self::vma_lookup(&st, addr).is_some_and(|v| v.flags.has(VmFlags::LOCKED)) {
+            let _ = self.populate(
+                cx,
+                st,
+                addr + old_len,
+                addr + new_len,
+                Gup::Mm { ignore_errors: true },
+                flush,
+            );
+        }
+    }
+
     /// Linux `apply_vma_lock_flags`: give every VMA of `[start, start + len)`
     /// (page aligned) the lock bits `lock` (`LOCKED`, `LOCKED | LOCKONFAULT`,
     /// or 0 to unlock).

@@ -612,8 +612,13 @@ impl Machine {
         flags: u32,
         new_addr: u64,
     ) -> SysResult<u64> {
+        let cx = self.fault_ctx();
         let r = self.with_mm(pid, |mm, fl| {
-            mm.mremap(&self.phys, old_addr, old_len, new_len, flags, new_addr, fl)
+            let r = mm.mremap(&self.phys, old_addr, old_len, new_len, flags, new_addr, fl);
+            if let Ok(at) = r {
+                mm.populate_locked_growth(&cx, at, old_len, new_len, fl);
+            }
+            r
         })?;
         // Shrinking, or MREMAP_FIXED over a mapping, may have unmapped the
         // last mapping of an object.
@@ -687,7 +692,8 @@ impl Machine {
 
     /// `mprotect(addr, len, prot)` in process `pid`.
     pub fn mprotect(&self, pid: Pid, addr: u64, len: u64, prot: u32) -> SysResult<()> {
-        self.with_mm(pid, |mm, fl| mm.mprotect(&self.phys, addr, len, prot, fl))?
+        let cx = self.fault_ctx();
+        self.with_mm(pid, |mm, fl| mm.mprotect(&cx, addr, len, prot, fl))?
     }
 
     /// `brk(addr)` in process `pid`: the new break, or the old one if the
