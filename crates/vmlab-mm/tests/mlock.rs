@@ -417,3 +417,50 @@ fn mprotect_making_locked_memory_writable_breaks_cow_now() {
     assert_eq!(resident(&m, pid, 8, 2), "11");
     finish(&m);
 }
+
+#[test]
+fn mlock_after_fork_breaks_cow_in_each_process_under_every_fork_policy() {
+    use vmlab_mm::mm::ForkPolicy;
+    for policy in [ForkPolicy::Cow, ForkPolicy::SharedPt, ForkPolicy::Eager] {
+        let m = machine();
+        let pid = m.spawn().unwrap();
+        // Enough pages for a whole leaf table to be shared by shared_pt.
+        let n = 600;
+        let a = m.mmap(pid, 0, n * P, RW, PA).unwrap();
+        for i in 0..n {
+            m.write(pid, a + i * P, &(i as u32).to_le_bytes()).unwrap().unwrap();
+        }
+        let child = match m.fork_with(pid, policy) {
+            Ok((c, _)) => c,
+            // rmap = private_vma allows only the eager fork.
+            Err(Errno::EINVAL) if policy != ForkPolicy::Eager => {
+                finish(&m);
+                continue;
+            }
+            Err(e) => panic!("{policy:?}: fork: {e}"),
+        };
+        m.check().unwrap();
+        // The child locks: every page copied (written) now, in the child only.
+        m.mlock(child, a, n * P).unwrap();
+        m.check().unwrap();
+        m.write(child, a + 5 * P, &[0xee; 4]).unwrap().unwrap();
+        m.mlockall(pid, MCL_CURRENT).unwrap();
+        m.check().unwrap();
+        for i in 0..n {
+            let mut b = [0u8; 4];
+            m.read(pid, a + i * P, &mut b).unwrap().unwrap();
+            assert_eq!(b, (i as u32).to_le_bytes(), "{policy:?}: parent page {i}");
+            m.read(child, a + i * P, &mut b).unwrap().unwrap();
+            let want = if i == 5 { [0xee; 4] } else { (i as u32).to_le_bytes() };
+            assert_eq!(b, want, "{policy:?}: child page {i}");
+            let p = m.process(child).unwrap();
+            let e = p.mm.page_table().leaf(m.phys(), a + i * P).unwrap().load();
+            assert!(
+                e.present() && e.writable(),
+                "{policy:?}: child page {i} not populated for write"
+            );
+        }
+        assert_eq!(m.locked_pages(child), Ok(n));
+        finish(&m);
+    }
+}
