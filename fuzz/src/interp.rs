@@ -1214,6 +1214,8 @@ impl<'m> State<'m> {
                             Errno::EOVERFLOW,
                             Errno::EOPNOTSUPP,
                             Errno::ENODEV,
+                            // Locked memory past RLIMIT_MEMLOCK (`mlock_future_ok`).
+                            Errno::EAGAIN,
                         ],
                     ),
                 }
@@ -1348,6 +1350,44 @@ impl<'m> State<'m> {
             Op::Madvise { p, addr, len, advice } => {
                 let pid = self.pid(p);
                 let (a, l) = (self.addr(pid, addr, false), self.len(pid, len));
+                if advice >= 240 {
+                    // The last 16 advice values (unknown advice otherwise) are the
+                    // memory-locking calls, on the same arguments.
+                    let pick = (advice as usize >> 3) & 1;
+                    let r = match advice & 7 {
+                        0 => m.mlock(pid, a, l),
+                        1 => m.mlock2(pid, a, l, MLOCK_ONFAULT),
+                        2 => m.mlock2(pid, a, l, [2, MLOCK_ONFAULT | 4][pick]),
+                        3 | 4 => m.munlock(pid, a, l),
+                        5 => m.mlockall(pid, [MCL_CURRENT | MCL_FUTURE, MCL_CURRENT | MCL_ONFAULT][pick]),
+                        6 => m.munlockall(pid),
+                        _ => m.set_memlock_rlimit(
+                            pid,
+                            vmlab_mm::mm::Rlimit {
+                                cur: [0, 16 * PAGE_SIZE][pick],
+                                max: MLOCK_LIMIT,
+                            },
+                        ),
+                    };
+                    self.note(format_args!("lock call {}({pid}, {a:#x}, {l:#x})", advice & 7), &r);
+                    match r {
+                        // mlock succeeded: the range is populated.
+                        Ok(()) if advice & 7 == 0 && l != 0 => {
+                            let first = a & !(PAGE_SIZE - 1);
+                            assert!(
+                                self.pte(pid, first).is_some_and(|e| e.present()),
+                                "mlock({pid}, {a:#x}, {l:#x}) left page {first:#x} not present"
+                            );
+                        }
+                        Ok(()) => {}
+                        Err(e) => assert_errno(
+                            "mlock",
+                            e,
+                            &[Errno::ESRCH, Errno::EINVAL, Errno::ENOMEM, Errno::EPERM, Errno::EAGAIN],
+                        ),
+                    }
+                    return;
+                }
                 let adv = match advice {
                     0..=199 => [
                         MADV_NORMAL,

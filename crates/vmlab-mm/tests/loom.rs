@@ -189,6 +189,7 @@ mod pte_lock_real {
             start_brk: 1 << 30,
             commit_limit_pages: 16,
             stack_rlimit: vmlab_mm::mm::stack::DEFAULT_STACK_RLIMIT,
+            memlock_rlimit: vmlab_mm::mm::mlock::DEFAULT_MEMLOCK_RLIMIT,
             cpus: 2,
             pkeys: false,
         };

@@ -903,6 +903,11 @@ fn cases(pkeys: bool) -> Vec<Case> {
     all.extend(stack_cases());
     all.extend(guard_cases());
     all.extend(mincore_cases());
+    // First: the host helper runs every case in one process, and Linux
+    // never gives back the locked_vm of a locked VMA that MREMAP_DONTUNMAP
+    // unlocked (`madvise_locked_memory` does that), so RLIMIT_MEMLOCK cases
+    // must run before it (docs/SEMANTICS.md, known differences).
+    all.splice(0..0, mlock_cases(pkeys));
     all
 }
 
@@ -1339,6 +1344,372 @@ fn guard_cases() -> Vec<Case> {
             .is(R::Val(1))
             .op(ld(5))
             .is(maperr()),
+    ]
+}
+
+fn ml(at: i64, n: u64) -> Op {
+    Op::Mlock { a: pg(at), len: n * P }
+}
+fn ml2(at: i64, n: u64, flags: u32) -> Op {
+    Op::Mlock2 {
+        a: pg(at),
+        len: n * P,
+        flags,
+    }
+}
+fn mul(at: i64, n: u64) -> Op {
+    Op::Munlock { a: pg(at), len: n * P }
+}
+fn mla(flags: u32) -> Op {
+    Op::Mlockall { flags }
+}
+/// Resident pages among `n` from page `at`, as a bit mask (mincore's
+/// answer, folded for the RLIMIT_MEMLOCK cases' `Val` results).
+fn resident(at: i64, n: u64) -> Op {
+    Op::Resident { a: pg(at), pages: n }
+}
+fn memlock_limit(pages: u64) -> Op {
+    Op::SetMemlockLimit { cur: pages * P }
+}
+
+/// Memory locking (Linux 6.18 mm/mlock.c do_mlock, apply_vma_lock_flags,
+/// mlock_fixup, apply_mlockall_flags; mm/gup.c __mm_populate,
+/// populate_vma_page_range; mm/mmap.c do_mmap, mlock_future_ok). The lock
+/// is a VMA flag, so it splits and merges VMAs (two lines with equal
+/// perms); residency is mincore's on the host and a present PTE on vmlab.
+/// The host runs the cases as root: cases about RLIMIT_MEMLOCK drop
+/// CAP_IPC_LOCK first (`DropIpcLock`), as every vmlab process is unprivileged.
+fn mlock_cases(pkeys: bool) -> Vec<Case> {
+    let onfault = MLOCK_ONFAULT;
+    vec![
+        // apply_vma_lock_flags → mlock_fixup → vma_modify_flags: split at
+        // both ends; munlock gives the pieces equal flags again: merged.
+        case("mlock_middle_splits_vma_and_munlock_merges_it_back")
+            .op(Op::LockedPages)
+            .is(R::Val(0))
+            .op(mm(0, 4, RW))
+            .op(ml(1, 2))
+            .is(R::Ok)
+            .maps("0-1:rw-p 1-3:rw-p 3-4:rw-p")
+            // populate_vma_page_range: the locked pages are faulted in.
+            .op(resident(0, 4))
+            .is(R::Val(0b0110))
+            .op(mul(1, 2))
+            .is(R::Ok)
+            .maps("0-4:rw-p")
+            // Unlocking leaves the pages.
+            .op(resident(0, 4))
+            .is(R::Val(0b0110)),
+        // do_mlock: len = PAGE_ALIGN(len + offset_in_page(start)), start
+        // rounded down: one page from page 1 + 100 bytes covers pages 1-2.
+        case("mlock_unaligned_start_rounds_down_and_length_up")
+            .op(mm(0, 4, RW))
+            .op(Op::Mlock {
+                a: A::Rel(P as i64 + 100),
+                len: P,
+            })
+            .is(R::Ok)
+            .maps("0-1:rw-p 1-3:rw-p 3-4:rw-p")
+            .op(resident(0, 4))
+            .is(R::Val(0b0110))
+            .op(Op::Munlock {
+                a: A::Rel(P as i64 + 100),
+                len: P,
+            })
+            .is(R::Ok)
+            .maps("0-4:rw-p"),
+        // apply_vma_lock_flags: end == start returns 0, mapped or not.
+        case("mlock_zero_length_is_ok_even_unmapped")
+            .op(ml(10, 0))
+            .is(R::Ok)
+            .op(mul(10, 0))
+            .is(R::Ok)
+            .op(ml2(10, 0, onfault))
+            .is(R::Ok),
+        // No VMA at start: ENOMEM, nothing changed; a hole later: ENOMEM
+        // after the VMAs before it were locked (or unlocked).
+        case("mlock_unmapped_start_or_hole_is_enomem")
+            .op(mm(0, 2, RW))
+            .op(mm(3, 2, RW))
+            .op(ml(2, 1))
+            .is(err(Errno::ENOMEM))
+            .op(ml(-1, 2))
+            .is(err(Errno::ENOMEM))
+            .maps("0-2:rw-p 3-5:rw-p")
+            .op(ml(1, 3))
+            .is(err(Errno::ENOMEM))
+            .maps("0-1:rw-p 1-2:rw-p 3-5:rw-p")
+            .op(resident(0, 2))
+            .is(R::Val(0))
+            .op(mul(0, 5))
+            .is(err(Errno::ENOMEM))
+            .maps("0-2:rw-p 3-5:rw-p")
+            .op(mul(2, 1))
+            .is(err(Errno::ENOMEM)),
+        // mlock2: flags other than MLOCK_ONFAULT are EINVAL (first).
+        case("mlock2_unknown_flags_are_einval")
+            .op(mm(0, 1, RW))
+            .op(ml2(0, 1, 2))
+            .is(err(Errno::EINVAL))
+            .op(ml2(5, 1, 0x100))
+            .is(err(Errno::EINVAL))
+            .op(ml2(0, 1, 0))
+            .is(R::Ok),
+        // VM_LOCKONFAULT: populate_vma_page_range returns at once; a later
+        // mlock clears it (the two pieces then merge) and populates.
+        case("mlock2_onfault_locks_without_faulting_in")
+            .op(mm(0, 4, RW))
+            .op(ml2(0, 2, onfault))
+            .is(R::Ok)
+            .maps("0-2:rw-p 2-4:rw-p")
+            .op(resident(0, 4))
+            .is(R::Val(0))
+            .op(st(1, 5))
+            .op(resident(0, 4))
+            .is(R::Val(0b0010))
+            .op(ml(0, 4))
+            .is(R::Ok)
+            .maps("0-4:rw-p")
+            .op(resident(0, 4))
+            .is(R::Val(0b1111))
+            .op(ld(1))
+            .is(R::Val(5)),
+        // A PROT_NONE VMA is locked, but populate_vma_page_range refuses it
+        // (EFAULT), which __mlock_posix_error_return makes ENOMEM.
+        case("mlock_of_prot_none_locks_and_fails_with_enomem")
+            .op(mm(0, 2, RW))
+            .op(mm(2, 2, PROT_NONE))
+            .op(ml(0, 4))
+            .is(err(Errno::ENOMEM))
+            .op(resident(0, 4))
+            .is(R::Val(0b0011))
+            .op(mul(0, 4))
+            .is(R::Ok),
+        // Read-only and write-only private memory is faulted for read
+        // (FOLL_FORCE): the zero page; writable memory for write.
+        case("mlock_populates_read_only_and_write_only_memory")
+            .op(mm(0, 2, R_))
+            .op(mm(2, 2, PROT_WRITE))
+            .op(mm(4, 2, PROT_EXEC))
+            // With protection keys the exec-only VMA's key denies GUP's
+            // read (arch_vma_access_permitted: EFAULT, so ENOMEM).
+            .op(ml(0, 6))
+            .is(if pkeys { err(Errno::ENOMEM) } else { R::Ok })
+            .op(resident(0, 6))
+            .is(R::Val(if pkeys { 0b00_1111 } else { 0b11_1111 }))
+            .op(ld(0))
+            .is(R::Val(0)),
+        // mlockall: EINVAL for no flag, an unknown one, MCL_ONFAULT alone.
+        case("mlockall_bad_flags_are_einval")
+            .op(mla(0))
+            .is(err(Errno::EINVAL))
+            .op(mla(MCL_ONFAULT))
+            .is(err(Errno::EINVAL))
+            .op(mla(MCL_CURRENT | 8))
+            .is(err(Errno::EINVAL))
+            .op(Op::Munlockall)
+            .is(R::Ok),
+        // MCL_CURRENT locks every VMA whole (no split) and populates them
+        // (mm_populate, errors ignored: the PROT_NONE VMA is skipped);
+        // with MCL_ONFAULT nothing is faulted in.
+        case("mlockall_current_populates_every_vma")
+            .op(mm(0, 2, RW))
+            .op(mm(2, 2, R_))
+            .op(mm(4, 1, PROT_NONE))
+            .op(mla(MCL_CURRENT | MCL_ONFAULT))
+            .is(R::Ok)
+            .op(resident(0, 5))
+            .is(R::Val(0))
+            .op(mla(MCL_CURRENT))
+            .is(R::Ok)
+            .op(resident(0, 5))
+            .is(R::Val(0b01111))
+            .maps("0-2:rw-p 2-4:r--p 4-5:---p")
+            .op(Op::Munlockall)
+            .is(R::Ok),
+        // MCL_FUTURE sets mm->def_flags: a later mmap is locked and
+        // populated; munlockall clears it, and then a new mapping is not.
+        case("mlockall_future_locks_and_populates_later_mappings")
+            .op(mla(MCL_FUTURE))
+            .is(R::Ok)
+            .op(mm(0, 2, RW))
+            .is(at(0))
+            .op(resident(0, 2))
+            .is(R::Val(0b11))
+            .op(mm(2, 2, RW))
+            .maps("0-4:rw-p")
+            .op(Op::LockedPages)
+            .is(R::Val(4))
+            .op(Op::Munlockall)
+            .is(R::Ok)
+            .op(mm(4, 2, RW))
+            .maps("0-6:rw-p")
+            .op(resident(0, 6))
+            .is(R::Val(0b1111)),
+        // MCL_FUTURE | MCL_ONFAULT: locked (so it does not merge with an
+        // unlocked neighbour) but not populated.
+        case("mlockall_future_onfault_locks_without_populating")
+            .op(mm(0, 2, RW))
+            .op(mla(MCL_FUTURE | MCL_ONFAULT))
+            .is(R::Ok)
+            .op(mm(2, 2, RW))
+            .maps("0-2:rw-p 2-4:rw-p")
+            .op(resident(0, 4))
+            .is(R::Val(0)),
+        // The child of a fork inherits neither VM_LOCKED (dup_mmap) nor
+        // def_flags (mm_init keeps only VM_INIT_DEF_MASK).
+        case("fork_child_inherits_no_memory_lock")
+            .op(mm(0, 2, RW))
+            .op(ml(0, 1))
+            .maps("0-1:rw-p 1-2:rw-p")
+            .op(mla(MCL_FUTURE))
+            .op(fork(vec![
+                Op::Maps,
+                Op::LockedPages,
+                mm(4, 1, RW),
+                resident(4, 1),
+                // Locking in the child splits as in the parent.
+                ml(1, 1),
+                Op::Maps,
+            ]))
+            // The child's VMAs lose VM_LOCKED but stay split (dup_mmap
+            // copies VMAs one by one and merges nothing).
+            .is(child(vec![
+                maps_of("0-1:rw-p 1-2:rw-p"),
+                R::Val(0),
+                at(4),
+                R::Val(0),
+                R::Ok,
+                maps_of("0-1:rw-p 1-2:rw-p 4-5:rw-p"),
+            ])),
+        // do_mmap: VM_LOCKED or MAP_POPULATE (without MAP_NONBLOCK) makes
+        // vm_mmap_pgoff populate the new range (errors ignored).
+        case("map_populate_and_map_locked_prefault")
+            .op(mmf(0, 3, RW, FX | MAP_POPULATE))
+            .is(at(0))
+            .op(resident(0, 3))
+            .is(R::Val(0b111))
+            .op(mmf(4, 2, RW, FX | MAP_LOCKED))
+            .op(resident(4, 2))
+            .is(R::Val(0b11))
+            .op(mmf(8, 2, R_, FX | MAP_POPULATE))
+            .op(resident(8, 2))
+            .is(R::Val(0b11))
+            .op(mmf(10, 2, RW, FX | MAP_POPULATE | MAP_NONBLOCK))
+            .op(resident(10, 2))
+            .is(R::Val(0))
+            .op(mmf(12, 2, PROT_NONE, FX | MAP_POPULATE))
+            .is(at(12))
+            .op(resident(12, 2))
+            .is(R::Val(0))
+            // The populated mapping has its anonymous identity at once:
+            // an unpopulated neighbour merges into it all the same.
+            .op(mm(3, 1, RW))
+            .maps("0-4:rw-p 4-6:rw-p 8-10:r--p 10-12:rw-p 12-14:---p")
+            .op(ld(1))
+            .is(R::Val(0)),
+        // RLIMIT_MEMLOCK, unprivileged: do_mlock counts locked_vm plus the
+        // request, less what of it is locked already (ENOMEM); do_mmap's
+        // mlock_future_ok (EAGAIN, also under MCL_FUTURE); mlockall
+        // compares total_vm (ENOMEM); a zero limit is EPERM (can_do_mlock).
+        case("rlimit_memlock_unprivileged")
+            .op(Op::LockedPages)
+            .is(R::Val(0))
+            .op(Op::DropIpcLock)
+            .is(R::Ok)
+            .op(memlock_limit(2))
+            .is(R::Ok)
+            .op(mm(0, 4, RW))
+            .op(ml(0, 3))
+            .is(err(Errno::ENOMEM))
+            .op(ml(0, 2))
+            .is(R::Ok)
+            .op(ml(1, 1))
+            .is(R::Ok)
+            .op(Op::LockedPages)
+            .is(R::Val(2))
+            .op(ml(1, 2))
+            .is(err(Errno::ENOMEM))
+            .op(mmf(6, 1, RW, FX | MAP_LOCKED))
+            .is(err(Errno::EAGAIN))
+            .op(mla(MCL_CURRENT))
+            .is(err(Errno::ENOMEM))
+            .op(mla(MCL_FUTURE))
+            .is(R::Ok)
+            .op(mm(8, 1, RW))
+            .is(err(Errno::EAGAIN))
+            .op(Op::Munlockall)
+            .op(mm(8, 1, RW))
+            .is(at(8))
+            .maps("0-4:rw-p 8-9:rw-p")
+            // A range that wraps: the limit refuses it before the range
+            // is looked at (a privileged caller would get EINVAL).
+            .op(Op::Mlock {
+                a: pg(0),
+                len: u64::MAX - 2 * P,
+            })
+            .is(err(Errno::ENOMEM))
+            .op(memlock_limit(0))
+            .is(R::Ok)
+            .op(ml(0, 1))
+            .is(err(Errno::EPERM))
+            .op(ml2(0, 1, onfault))
+            .is(err(Errno::EPERM))
+            .op(mla(MCL_FUTURE))
+            .is(err(Errno::EPERM))
+            .op(mmf(6, 1, RW, FX | MAP_LOCKED))
+            .is(err(Errno::EPERM))
+            .op(mul(0, 4))
+            .is(R::Ok)
+            .op(Op::Munlockall)
+            .is(R::Ok),
+        // GUP faults on a guard marker (VM_FAULT_SIGSEGV → EFAULT): mlock
+        // is ENOMEM, the VMA stays locked, the page before is faulted in;
+        // mlock2(MLOCK_ONFAULT) populates nothing and succeeds.
+        case("mlock_over_guard_page_is_enomem")
+            .op(mm(0, 3, RW))
+            .op(ma(1, 1, MADV_GUARD_INSTALL))
+            .is(R::Ok)
+            .op(ml(0, 3))
+            .is(err(Errno::ENOMEM))
+            .op(resident(0, 3))
+            .is(R::Val(0b001))
+            .op(Op::LockedPages)
+            .is(R::Val(3))
+            .op(mul(0, 3))
+            .op(ml2(0, 3, onfault))
+            .is(R::Ok)
+            .op(ld(1))
+            .is(segv("MAPERR")),
+        // mremap's check_prep_vma: a locked VMA may grow only within
+        // RLIMIT_MEMLOCK (EAGAIN); the growth is populated (populate_expand).
+        case("mremap_growth_of_locked_memory")
+            .op(Op::DropIpcLock)
+            .op(memlock_limit(5))
+            .op(mmf(0, 2, RW, FX | MAP_LOCKED))
+            .op(mr(0, 2, 4, 0, 0))
+            .is(at(0))
+            .op(resident(0, 4))
+            .is(R::Val(0b1111))
+            .op(Op::LockedPages)
+            .is(R::Val(4))
+            .op(mr(0, 4, 6, 0, 0))
+            .is(err(Errno::EAGAIN))
+            .maps("0-4:rw-p"),
+        // acct_stack_growth: a locked stack may not grow past
+        // RLIMIT_MEMLOCK (mlock_future_ok; SEGV_MAPERR).
+        case("locked_stack_growth_stops_at_rlimit_memlock")
+            .op(Op::DropIpcLock)
+            .op(memlock_limit(3))
+            .op(stack_limit(64))
+            .op(mmf(99, 1, RW, FX | MAP_GROWSDOWN | MAP_LOCKED))
+            .is(at(99))
+            .op(st(97, 1))
+            .is(R::Ok)
+            .maps("97-100:rw-p")
+            .op(st(96, 1))
+            .is(segv("MAPERR"))
+            .maps("97-100:rw-p"),
     ]
 }
 

@@ -40,6 +40,8 @@ pub struct AddressSpaceParams {
     pub commit_limit_pages: u64,
     /// RLIMIT_STACK: how far a `VM_GROWSDOWN` VMA may grow (`stack.rs`).
     pub stack_rlimit: Rlimit,
+    /// RLIMIT_MEMLOCK: how much a process may lock (`mlock.rs`).
+    pub memlock_rlimit: Rlimit,
     /// CPUs of the machine (slots of the per-CPU counters).
     pub cpus: usize,
     /// The CPU has protection keys and the kernel uses them (x86 `pku` and
@@ -58,6 +60,13 @@ pub struct MapState {
     /// RLIMIT_STACK of the process (Linux keeps rlimits in `signal_struct`;
     /// a vmlab process is one address space). Inherited by fork, kept by exec.
     pub stack_rlimit: Rlimit,
+    /// RLIMIT_MEMLOCK of the process (bytes a vmlab process, never
+    /// privileged, may lock). Inherited by fork, kept by exec.
+    pub memlock_rlimit: Rlimit,
+    /// Flags every new VMA gets (`mm->def_flags`): `VmFlags::LOCKED` (and
+    /// `LOCKONFAULT`) after `mlockall(MCL_FUTURE)`. Not inherited by fork,
+    /// cleared by exec (Linux `mm_init` keeps only `VM_INIT_DEF_MASK`).
+    pub def_flags: u32,
     /// Set by `teardown`: the page table is gone and every access faults.
     pub dead: bool,
 }
@@ -133,6 +142,8 @@ impl AddressSpace {
                     max_map_count: p.max_map_count,
                     commit_limit_pages: p.commit_limit_pages,
                     stack_rlimit: p.stack_rlimit,
+                    memlock_rlimit: p.memlock_rlimit,
+                    def_flags: 0,
                     dead: false,
                 },
             ),
@@ -193,6 +204,7 @@ impl AddressSpace {
         self.clear_locked(&mut st, phys, flush);
         self.pt.prune(phys, 0, TASK_SIZE);
         st.brk = st.start_brk;
+        st.def_flags = 0;
     }
 
     /// Leave shared tables, then remove and zap every VMA.

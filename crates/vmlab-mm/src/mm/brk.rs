@@ -1,16 +1,20 @@
 //! `brk`: grow or shrink the heap. Linux: `SYSCALL_DEFINE1(brk)`, `do_brk_flags`.
 
 use super::address_space::AddressSpace;
+use super::fault::FaultCtx;
+use super::populate::Gup;
 use super::vma::{Backing, Prot, VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::{page_ceil, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE};
-use crate::phys::PhysMem;
 use crate::tlb::PendingFlush;
 
 impl AddressSpace {
     /// `brk(addr)`: returns the new break on success and the old one on
     /// failure, as the Linux syscall does (it never returns an errno).
-    pub fn brk(&self, phys: &PhysMem, addr: u64, flush: &mut PendingFlush) -> u64 {
+    /// New heap gets `def_flags`: after mlockall(MCL_FUTURE) it is locked
+    /// (RLIMIT_MEMLOCK checked first, `check_brk_limits`) and populated.
+    pub fn brk(&self, cx: &FaultCtx<'_>, addr: u64, flush: &mut PendingFlush) -> u64 {
+        let phys = cx.phys;
         let mut st = self.map.write();
         let orig = st.brk;
         if addr < st.start_brk || addr > TASK_SIZE {
@@ -46,6 +50,10 @@ impl AddressSpace {
             return orig;
         }
         let grow = new_top - old_top;
+        // check_brk_limits: RLIMIT_MEMLOCK for a locked heap (mlock_future_ok).
+        if !Self::mlock_future_ok(&st, st.def_flags, grow) {
+            return orig;
+        }
         if (grow >> PAGE_SHIFT) > st.commit_limit_pages {
             return orig;
         }
@@ -53,13 +61,17 @@ impl AddressSpace {
             old_top,
             new_top,
             Prot(Prot::READ | Prot::WRITE),
-            VmFlags(VmFlags::ACCOUNT),
+            VmFlags(VmFlags::ACCOUNT | st.def_flags),
             Backing::Anon,
             old_top >> PAGE_SHIFT,
         );
         st.vmas.insert(vma);
         Self::merge_range_locked(&mut st, old_top, new_top);
         st.brk = addr;
+        if st.def_flags & VmFlags::LOCKED != 0 {
+            // The syscall's `mm_populate(oldbrk, newbrk - oldbrk)`, errors ignored.
+            let _ = self.populate(cx, st, old_top, new_top, Gup::Mm { ignore_errors: true }, flush);
+        }
         addr
     }
 }

@@ -15,7 +15,8 @@
 //! - MADV_COLD, MADV_PAGEOUT: accepted (EINVAL on locked memory); there is
 //!   no reclaim to hint.
 //! - MADV_POPULATE_READ/WRITE: fault every page in now, as a read or a
-//!   write (`faultin_page_range`): ENOMEM at a hole, EINVAL if the VMA does
+//!   write (`faultin_page_range`, through `populate.rs`, the path mlock
+//!   and MAP_POPULATE take too): ENOMEM at a hole, EINVAL if the VMA does
 //!   not allow the access, EFAULT if a fault would signal (SIGBUS past the
 //!   end of an object), ENOMEM if memory runs out.
 //! - Flag advice (NORMAL, SEQUENTIAL, RANDOM, DONTFORK, DOFORK, WIPEONFORK,
@@ -59,15 +60,16 @@
 //! `madvise_guard_install`, `madvise_guard_remove`, `is_valid_guard_vma`.
 
 use super::address_space::{is_private_anon, AddressSpace, MapState};
-use super::fault::{handle_fault_locked, Access, FaultCtx, FaultError, PageRead};
+use super::fault::FaultCtx;
 use super::object::MemObject;
+use super::populate::Gup;
 use super::pte_ops;
 use super::shared_pt::PD_SPAN;
 use super::uapi::*;
 use super::vma::{Backing, VmFlags, Vma};
 use super::vma_map::VmaMap;
 use crate::addr::PAGE_SIZE;
-use crate::errno::{Errno, FaultReason, SysResult};
+use crate::errno::{Errno, SysResult};
 use crate::pgtable::{leaf_slot, LeafEntry, Pte};
 use crate::phys::PhysMem;
 use crate::sync::{Arc, Ordering};
@@ -149,25 +151,7 @@ impl AddressSpace {
         let mut st = self.map.write();
         if advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE {
             let write = advice == MADV_POPULATE_WRITE;
-            let mut at = start;
-            loop {
-                match self.populate_locked(cx, &st, at, end, write, flush) {
-                    Ok(()) => return Ok(()),
-                    Err(Populate::Errno(e)) => return Err(e),
-                    Err(Populate::Read(read, resume)) => {
-                        // No I/O under the map lock: drop it, read, go on
-                        // from the page that needed it (Linux's
-                        // `faultin_page_range` after VM_FAULT_RETRY).
-                        drop(st);
-                        read.read(cx.phys, cx.counters).map_err(|f| match f.reason {
-                            FaultReason::OutOfMemory => Errno::ENOMEM,
-                            _ => Errno::EFAULT,
-                        })?;
-                        at = resume;
-                        st = self.map.write();
-                    }
-                }
-            }
+            return self.populate(cx, st, start, end, Gup::Advice { write }, flush);
         }
         // madvise_walk_vmas.
         let mut at = start;
@@ -387,49 +371,6 @@ impl AddressSpace {
         });
         Ok(())
     }
-
-    /// MADV_POPULATE_READ/WRITE: fault in every page of `[start, end)` as
-    /// a read or a write. Linux: `madvise_populate` → `faultin_page_range`
-    /// (GUP with FOLL_MADV_POPULATE: a hole is ENOMEM, an access the VMA
-    /// does not allow EINVAL — on x86 too, a read needs PROT_READ here —, a
-    /// fault that would signal EFAULT, no memory ENOMEM).
-    fn populate_locked(
-        &self,
-        cx: &FaultCtx<'_>,
-        st: &MapState,
-        start: u64,
-        end: u64,
-        write: bool,
-        flush: &mut PendingFlush,
-    ) -> Result<(), Populate> {
-        let access = if write { Access::Write } else { Access::Read };
-        let mut at = start;
-        while at < end {
-            let v = Self::vma_lookup(st, at).ok_or(Populate::Errno(Errno::ENOMEM))?;
-            if !(if write { v.prot.write() } else { v.prot.read() }) {
-                return Err(Populate::Errno(Errno::EINVAL));
-            }
-            let stop = v.end.min(end);
-            while at < stop {
-                handle_fault_locked(cx, self, st, at, access, flush).map_err(|f| match f {
-                    FaultError::Signal(f) if f.reason == FaultReason::OutOfMemory => Populate::Errno(Errno::ENOMEM),
-                    FaultError::Retry(read) => Populate::Read(read, at),
-                    // `at` lies inside a VMA, so the stack never needs to
-                    // grow (and since 6.5 GUP never grows one anyway).
-                    _ => Populate::Errno(Errno::EFAULT),
-                })?;
-                at += PAGE_SIZE;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Why populating stopped: an errno, or a page to read (from the address
-/// to go on from) with the map lock dropped.
-enum Populate {
-    Errno(Errno),
-    Read(PageRead, u64),
 }
 
 /// MADV_REMOVE's checks on `[start, end)`, which lies in one VMA, and the

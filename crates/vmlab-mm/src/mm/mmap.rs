@@ -3,7 +3,9 @@
 //! Linux: `do_mmap`, `mmap_region`, `arch_get_unmapped_area_topdown`.
 
 use super::address_space::{AddressSpace, MapState};
+use super::fault::FaultCtx;
 use super::object::{MemObject, ObjectTable};
+use super::populate::Gup;
 use super::rmap::identities::Identities;
 use super::uapi::*;
 use super::vma::{Backing, Prot, VmFlags, Vma};
@@ -145,13 +147,21 @@ impl AddressSpace {
             return Err(Errno::EEXIST);
         }
         let prot_v = Prot::from_bits(prot);
-        // Linux `calc_vm_flag_bits`.
-        let mut vm_flags = 0u32;
+        // Linux `calc_vm_flag_bits`, and `mm->def_flags` (VM_LOCKED after
+        // mlockall(MCL_FUTURE)).
+        let mut vm_flags = st.def_flags;
         if flags & MAP_GROWSDOWN != 0 {
             vm_flags |= VmFlags::GROWSDOWN;
         }
         if flags & MAP_LOCKED != 0 {
             vm_flags |= VmFlags::LOCKED;
+            // can_do_mlock: a vmlab process has no CAP_IPC_LOCK.
+            if st.memlock_rlimit.cur == 0 {
+                return Err(Errno::EPERM);
+            }
+        }
+        if !Self::mlock_future_ok(&st, vm_flags, len) {
+            return Err(Errno::EAGAIN);
         }
         vm_flags |= self.pkey_flag_for(prot);
         if flags & MAP_STACK != 0 {
@@ -262,6 +272,34 @@ impl AddressSpace {
         let vma = Vma::new(start, end, prot_v, VmFlags(vm_flags), backing, vma_pgoff);
         st.vmas.insert(vma);
         Self::merge_range_locked(&mut st, start, end);
+        Ok(start)
+    }
+}
+
+impl AddressSpace {
+    /// The `mmap` syscall: `mmap`, then, as Linux's `vm_mmap_pgoff` does
+    /// once the map lock is dropped (`mm_populate`, errors ignored), fault
+    /// the new range in if it is locked (MAP_LOCKED, or `def_flags` after
+    /// mlockall(MCL_FUTURE); not with MCL_ONFAULT) or MAP_POPULATE is given
+    /// without MAP_NONBLOCK (`do_mmap`'s `*populate`), through the
+    /// populate path MADV_POPULATE and mlock take (`populate.rs`).
+    pub fn mmap_and_populate(
+        &self,
+        cx: &FaultCtx<'_>,
+        objects: &ObjectTable,
+        req: MmapRequest<'_>,
+        flush: &mut PendingFlush,
+    ) -> SysResult<u64> {
+        let start = self.mmap(cx.phys, objects, cx.ids, req, flush)?;
+        let len = page_ceil(req.len).unwrap_or(0);
+        let st = self.map.write();
+        // The new mapping's flags: those of the VMA now holding `start`
+        // (a merge joins only VMAs with equal flags).
+        let locked = Self::vma_lookup(&st, start).is_some_and(|v| v.flags.has(VmFlags::LOCKED));
+        if locked || req.flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE {
+            // Errors ignored: the mapping stands.
+            let _ = self.populate(cx, st, start, start + len, Gup::Mm { ignore_errors: true }, flush);
+        }
         Ok(start)
     }
 }

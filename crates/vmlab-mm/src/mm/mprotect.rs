@@ -2,6 +2,8 @@
 //! Linux does. Linux: `do_mprotect_pkey`, `mprotect_fixup`, `vma_modify_flags`.
 
 use super::address_space::{is_private_anon, AddressSpace};
+use super::fault::FaultCtx;
+use super::populate::Gup;
 use super::uapi::*;
 use super::vma::{Prot, VmFlags};
 use super::vma_map::VmaMap;
@@ -9,12 +11,43 @@ use crate::addr::{is_page_aligned, page_ceil, PAGE_SHIFT};
 use crate::errno::{Errno, SysResult};
 use crate::phys::PhysMem;
 use crate::tlb::PendingFlush;
+use alloc::vec::Vec;
 
 impl AddressSpace {
     /// `mprotect(addr, len, prot)`. As in Linux, VMAs before a hole in the
     /// range (or before a VMA that cannot be changed) are changed before
     /// ENOMEM is returned.
-    pub fn mprotect(&self, phys: &PhysMem, addr: u64, len: u64, prot: u32, flush: &mut PendingFlush) -> SysResult<()> {
+    ///
+    /// A locked private VMA that was not writable and becomes so is
+    /// populated for write (COW broken now), errors ignored, as
+    /// `mprotect_fixup` calls `populate_vma_page_range` (here once the
+    /// walk is over, through the populate path of `populate.rs`).
+    pub fn mprotect(
+        &self,
+        cx: &FaultCtx<'_>,
+        addr: u64,
+        len: u64,
+        prot: u32,
+        flush: &mut PendingFlush,
+    ) -> SysResult<()> {
+        let mut populate = Vec::new();
+        let r = self.mprotect_vmas(cx.phys, addr, len, prot, flush, &mut populate);
+        for (a, b) in populate {
+            let _ = self.populate(cx, self.map.write(), a, b, Gup::Mm { ignore_errors: true }, flush);
+        }
+        r
+    }
+
+    /// `mprotect` but the populating: the ranges to populate go into `populate`.
+    fn mprotect_vmas(
+        &self,
+        phys: &PhysMem,
+        addr: u64,
+        len: u64,
+        prot: u32,
+        flush: &mut PendingFlush,
+        populate: &mut Vec<(u64, u64)>,
+    ) -> SysResult<()> {
         let grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
         let prot = prot & !grows;
         if grows == PROT_GROWSDOWN | PROT_GROWSUP {
@@ -83,6 +116,9 @@ impl AddressSpace {
                 at = v.end;
                 continue;
             }
+            let locked_gains_write = v.flags.0 & (VmFlags::LOCKED | VmFlags::SHARED) == VmFlags::LOCKED
+                && !v.prot.write()
+                && new_prot.write();
             let mut flags = VmFlags((v.flags.0 & !VmFlags::PKEY_EXEC_ONLY) | new_pkey);
             let mut charge = 0;
             if new_prot.write() {
@@ -127,6 +163,9 @@ impl AddressSpace {
             v.prot = new_prot;
             v.flags = flags;
             self.change_protection(phys, (at, piece_end), new_prot, flags, flush);
+            if locked_gains_write {
+                populate.push((at, piece_end));
+            }
             Self::merge_range_locked(&mut st, at, piece_end);
             at = st.vmas.find(at).map_or(piece_end, |v| v.end);
         }

@@ -91,7 +91,7 @@ impl Remap {
 
     /// Linux `check_prep_vma` for the VMA `v` holding `addr`: what needs the
     /// VMA, checked before anything changes.
-    fn check_vma(&self, v: &Vma) -> SysResult<()> {
+    fn check_vma(&self, st: &MapState, v: &Vma) -> SysResult<()> {
         if self.new_len <= self.old_len && !self.implies_new_addr() {
             // Shrinking or keeping the size in place maps nothing new: the
             // old range may even run past the VMA.
@@ -113,7 +113,12 @@ impl Remap {
         if pgoff.wrapping_add(self.new_len >> PAGE_SHIFT) < pgoff {
             return Err(Errno::EINVAL);
         }
-        // No VM_DONTEXPAND/VM_PFNMAP VMAs, RLIMIT_MEMLOCK or RLIMIT_AS in vmlab.
+        // No VM_DONTEXPAND/VM_PFNMAP VMAs in vmlab. A locked VMA may not
+        // grow past RLIMIT_MEMLOCK (the caller populates the growth).
+        // No RLIMIT_AS in vmlab (`may_expand_vm`).
+        if !AddressSpace::mlock_future_ok(st, v.flags.0, self.new_len - old) {
+            return Err(Errno::EAGAIN);
+        }
         Ok(())
     }
 }
@@ -158,7 +163,7 @@ impl AddressSpace {
             return self.remap_move_locked(&mut st, phys, r, flush);
         }
         let v = Self::vma_lookup(&st, r.addr).ok_or(Errno::EFAULT)?;
-        r.check_vma(v)?;
+        r.check_vma(&st, v)?;
         let delta = r.old_len.abs_diff(r.new_len);
         if r.implies_new_addr() {
             self.mremap_to_locked(&mut st, phys, r, delta, flush)
@@ -343,7 +348,7 @@ impl AddressSpace {
             // dontunmap_complete: the old VMA (whole, not split) is no longer
             // locked; if all of it moved, its pages went with the identity.
             if let Some(v) = st.vmas.find_mut(r.addr).filter(|v| v.start <= r.addr) {
-                v.flags.0 &= !VmFlags::LOCKED;
+                v.flags.0 &= !VmFlags::LOCKED_MASK;
                 if v.start == r.addr && v.end == old_end {
                     v.anon.store(0, Ordering::Release);
                     v.anon_forked = false;

@@ -83,7 +83,7 @@ impl AddressSpace {
         if grow > pgoff {
             return Err(Errno::ENOMEM);
         }
-        acct_stack_growth(st, size, grow)?;
+        acct_stack_growth(st, vma.flags, size, grow)?;
         // Move the start: the VMA keeps its flags, protection and identity,
         // and is not merged with anything (expand_downwards stores the same
         // VMA over the larger range).
@@ -100,13 +100,17 @@ impl AddressSpace {
 /// The limits a growth to `size` bytes (`grow` pages more) must pass.
 /// Linux: `acct_stack_growth`, in its order: `may_expand_vm` (RLIMIT_AS and
 /// RLIMIT_DATA: vmlab models neither, both unlimited by default, and a
-/// stack is not a data mapping), RLIMIT_STACK, `mlock_future_ok` (vmlab
-/// keeps no locked-page count), then the overcommit heuristic, which in
+/// stack is not a data mapping), RLIMIT_STACK, `mlock_future_ok` (a stack
+/// locked by mlock or mapped after mlockall(MCL_FUTURE) may not grow past
+/// RLIMIT_MEMLOCK), then the overcommit heuristic, which in
 /// OVERCOMMIT_GUESS mode refuses a single request of more pages than RAM +
 /// swap (`security_vm_enough_memory_mm` → `__vm_enough_memory`; charged
 /// whatever the VMA's protection).
-fn acct_stack_growth(st: &MapState, size: u64, grow: u64) -> SysResult<()> {
+fn acct_stack_growth(st: &MapState, flags: VmFlags, size: u64, grow: u64) -> SysResult<()> {
     if size > st.stack_rlimit.cur {
+        return Err(Errno::ENOMEM);
+    }
+    if !AddressSpace::mlock_future_ok(st, flags.0, grow << PAGE_SHIFT) {
         return Err(Errno::ENOMEM);
     }
     if grow > st.commit_limit_pages {

@@ -100,10 +100,25 @@ pub const MADV_SOFT_OFFLINE: u32 = 101;
 pub const MADV_GUARD_INSTALL: u32 = 102;
 pub const MADV_GUARD_REMOVE: u32 = 103;
 
+/// `mlock2` flag: lock pages as they are faulted in, do not populate now.
+pub const MLOCK_ONFAULT: u32 = 0x01;
+/// `mlockall` flags: lock what is mapped now; lock what is mapped later
+/// (`mm->def_flags`); with either, lock pages only as they are faulted in.
+pub const MCL_CURRENT: u32 = 1;
+pub const MCL_FUTURE: u32 = 2;
+pub const MCL_ONFAULT: u32 = 4;
+
+/// Resource numbers (`include/uapi/asm-generic/resource.h`).
+pub const RLIMIT_STACK: u32 = 3;
+pub const RLIMIT_MEMLOCK: u32 = 8;
+
 /// `RLIM_INFINITY` (x86-64: all ones).
 pub const RLIM_INFINITY: u64 = u64::MAX;
 /// Linux's default `RLIMIT_STACK` soft limit (`_STK_LIM`, 8 MiB).
 pub const STK_LIM: u64 = 8 << 20;
+/// Linux's default `RLIMIT_MEMLOCK`, soft and hard (`MLOCK_LIMIT`, 8 MiB
+/// since 5.16; `ulimit -l` on the test machines says 8192 KiB).
+pub const MLOCK_LIMIT: u64 = 8 << 20;
 
 /// `si_code` of a SIGSEGV (`include/uapi/asm-generic/siginfo.h`): no mapping.
 pub const SEGV_MAPERR: i32 = 1;

@@ -60,7 +60,11 @@ impl VmFlags {
     pub const RAND_READ: u32 = 1 << 4;
     /// Memory was accounted at mmap (`VM_ACCOUNT`; absent with MAP_NORESERVE).
     pub const ACCOUNT: u32 = 1 << 5;
-    /// Locked in memory (`VM_LOCKED`).
+    /// Locked in memory (`VM_LOCKED`: mlock, mlock2, mlockall, MAP_LOCKED,
+    /// `mm->def_flags` after `mlockall(MCL_FUTURE)`). Reclaim must never
+    /// evict a page mapped by a VMA with this flag (Linux: `try_to_unmap_one`
+    /// finds VM_LOCKED, mlocks the folio and gives up; the page goes to the
+    /// unevictable list). Not inherited by fork. See `mm/mlock.rs`.
     pub const LOCKED: u32 = 1 << 6;
     /// Not charged against the commit limit (`VM_NORESERVE`: MAP_NORESERVE
     /// while overcommit is not "never"; vmlab models the heuristic mode).
@@ -95,6 +99,12 @@ impl VmFlags {
     /// only, always with `NORESERVE`, `WIPEONFORK` and `DONTDUMP`, which
     /// madvise cannot clear). Reclaim frees its pages rather than swap them.
     pub const DROPPABLE: u32 = 1 << 15;
+    /// With `LOCKED`: pages are locked as they are faulted in, the range is
+    /// not populated when locked (`VM_LOCKONFAULT`: `mlock2(MLOCK_ONFAULT)`,
+    /// `mlockall(MCL_ONFAULT)`). Never set without `LOCKED`.
+    pub const LOCKONFAULT: u32 = 1 << 16;
+    /// The lock bits (`VM_LOCKED_MASK`).
+    pub const LOCKED_MASK: u32 = Self::LOCKED | Self::LOCKONFAULT;
 
     #[inline]
     pub fn has(self, bit: u32) -> bool {

@@ -419,6 +419,7 @@ impl Machine {
             // mode) allows RAM + swap.
             commit_limit_pages: frames + self.swap.as_ref().map_or(0, |s| s.total()),
             stack_rlimit: crate::mm::stack::DEFAULT_STACK_RLIMIT,
+            memlock_rlimit: crate::mm::mlock::DEFAULT_MEMLOCK_RLIMIT,
             cpus: self.cpus(),
             pkeys: self.config.pkeys,
         };
@@ -655,9 +656,8 @@ impl Machine {
             file: file.as_ref(),
             pgoff: offset >> crate::addr::PAGE_SHIFT,
         };
-        let r = self.with_mm(pid, |mm, fl| {
-            mm.mmap(&self.phys, &self.objects, self.rmap.identities(), req, fl)
-        })?;
+        let cx = self.fault_ctx();
+        let r = self.with_mm(pid, |mm, fl| mm.mmap_and_populate(&cx, &self.objects, req, fl))?;
         // MAP_FIXED may have replaced the last mapping of an object.
         drop(file);
         let _ = self.reap_objects();
@@ -724,8 +724,13 @@ impl Machine {
         flags: u32,
         new_addr: u64,
     ) -> SysResult<u64> {
+        let cx = self.fault_ctx();
         let r = self.with_mm(pid, |mm, fl| {
-            mm.mremap(&self.phys, old_addr, old_len, new_len, flags, new_addr, fl)
+            let r = mm.mremap(&self.phys, old_addr, old_len, new_len, flags, new_addr, fl);
+            if let Ok(at) = r {
+                mm.populate_locked_growth(&cx, at, old_len, new_len, fl);
+            }
+            r
         })?;
         // Shrinking, or MREMAP_FIXED over a mapping, may have unmapped the
         // last mapping of an object.
@@ -799,13 +804,70 @@ impl Machine {
 
     /// `mprotect(addr, len, prot)` in process `pid`.
     pub fn mprotect(&self, pid: Pid, addr: u64, len: u64, prot: u32) -> SysResult<()> {
-        self.with_mm(pid, |mm, fl| mm.mprotect(&self.phys, addr, len, prot, fl))?
+        let cx = self.fault_ctx();
+        self.with_mm(pid, |mm, fl| mm.mprotect(&cx, addr, len, prot, fl))?
     }
 
     /// `brk(addr)` in process `pid`: the new break, or the old one if the
-    /// request failed (Linux's syscall returns no errno).
+    /// request failed (Linux's syscall returns no errno). After
+    /// `mlockall(MCL_FUTURE)` the new heap is locked and populated.
     pub fn brk(&self, pid: Pid, addr: u64) -> SysResult<u64> {
-        self.with_mm(pid, |mm, fl| mm.brk(&self.phys, addr, fl))
+        let cx = self.fault_ctx();
+        self.with_mm(pid, |mm, fl| mm.brk(&cx, addr, fl))
+    }
+
+    /// `mlock(addr, len)` in process `pid` (see `mm/mlock.rs`): lock the
+    /// range's VMAs and fault every page in. Linux's errno: ENOMEM for an
+    /// unmapped page or more than RLIMIT_MEMLOCK, EPERM if the limit is 0,
+    /// EINVAL if the range wraps, EAGAIN if memory runs out while populating.
+    pub fn mlock(&self, pid: Pid, addr: u64, len: u64) -> SysResult<()> {
+        self.mlock2(pid, addr, len, 0)
+    }
+
+    /// `mlock2(addr, len, flags)` in process `pid`: `mlock`, or with
+    /// MLOCK_ONFAULT lock pages only as they are faulted in (no populating).
+    /// EINVAL for any other flag.
+    pub fn mlock2(&self, pid: Pid, addr: u64, len: u64, flags: u32) -> SysResult<()> {
+        let cx = self.fault_ctx();
+        self.with_mm(pid, |mm, fl| mm.mlock2(&cx, addr, len, flags, fl))?
+    }
+
+    /// `munlock(addr, len)` in process `pid`.
+    pub fn munlock(&self, pid: Pid, addr: u64, len: u64) -> SysResult<()> {
+        self.with_mm(pid, |mm, _| mm.munlock(addr, len))?
+    }
+
+    /// `mlockall(flags)` in process `pid` (MCL_CURRENT, MCL_FUTURE,
+    /// MCL_ONFAULT).
+    pub fn mlockall(&self, pid: Pid, flags: u32) -> SysResult<()> {
+        let cx = self.fault_ctx();
+        self.with_mm(pid, |mm, fl| mm.mlockall(&cx, flags, fl))?
+    }
+
+    /// `munlockall()` in process `pid`: unlock everything, MCL_FUTURE too.
+    pub fn munlockall(&self, pid: Pid) -> SysResult<()> {
+        self.with_mm(pid, |mm, _| mm.munlockall())?
+    }
+
+    /// Pages `pid` has locked (`VmLck` of /proc/PID/status, in pages).
+    pub fn locked_pages(&self, pid: Pid) -> SysResult<u64> {
+        Ok(self.process(pid)?.mm.locked_pages())
+    }
+
+    /// `getrlimit(RLIMIT_MEMLOCK)` of process `pid`.
+    pub fn memlock_rlimit(&self, pid: Pid) -> SysResult<Rlimit> {
+        Ok(self.process(pid)?.mm.map.read().memlock_rlimit)
+    }
+
+    /// `setrlimit(RLIMIT_MEMLOCK, new)` in process `pid`: how much it may
+    /// lock from now on (what is locked stays). EINVAL if `new.cur >
+    /// new.max`, EPERM for a higher hard limit. Inherited by fork.
+    pub fn set_memlock_rlimit(&self, pid: Pid, new: Rlimit) -> SysResult<()> {
+        let p = self.process(pid)?;
+        let mut st = p.mm.map.write();
+        crate::mm::stack::check_new_rlimit(st.memlock_rlimit, new)?;
+        st.memlock_rlimit = new;
+        Ok(())
     }
 
     /// `getrlimit(RLIMIT_STACK)` of process `pid`.

@@ -152,6 +152,48 @@ pub enum Op {
     SetStackLimit {
         cur: u64,
     },
+    /// `mlock(a, len)`: `Ok` or an errno.
+    Mlock {
+        a: A,
+        len: u64,
+    },
+    /// `mlock2(a, len, flags)`: `Ok` or an errno.
+    Mlock2 {
+        a: A,
+        len: u64,
+        flags: u32,
+    },
+    /// `munlock(a, len)`: `Ok` or an errno.
+    Munlock {
+        a: A,
+        len: u64,
+    },
+    /// `mlockall(flags)`: `Ok` or an errno. The host helper calls
+    /// `munlockall()` after each case, so MCL_FUTURE does not outlive it.
+    Mlockall {
+        flags: u32,
+    },
+    /// `munlockall()`: `Ok` or an errno.
+    Munlockall,
+    /// `setrlimit(RLIMIT_MEMLOCK)` with soft limit `cur` (bytes), the hard
+    /// limit unchanged: `Ok` or an errno; restored after the case.
+    SetMemlockLimit {
+        cur: u64,
+    },
+    /// Make the process unprivileged for memory locking, as every vmlab
+    /// process is: on the host, drop CAP_IPC_LOCK from the effective set
+    /// (capset; restored after the case, the permitted set keeps it); on
+    /// vmlab nothing. `Ok`.
+    DropIpcLock,
+    /// Which of `pages` pages from `a` are resident: `Val(bits)`, bit i for
+    /// page i (mincore on both sides, as a mask), or an errno.
+    Resident {
+        a: A,
+        pages: u64,
+    },
+    /// Pages the process has locked: `Val(n)` (`VmLck` of
+    /// /proc/self/status on the host, `Machine::locked_pages` on vmlab).
+    LockedPages,
 }
 
 /// One result.
@@ -385,6 +427,19 @@ fn run_vmlab_ops(m: &Machine, cpu: &mut Cpu<'_>, pid: Pid, ops: &[Op], all: &[Op
                 m.set_stack_rlimit(pid, vmlab_mm::mm::Rlimit { cur, max })
                     .map_or_else(err, |()| R::Ok)
             }
+            &Op::Mlock { a, len } => m.mlock(pid, a.at(base), len).map_or_else(err, |()| R::Ok),
+            &Op::Mlock2 { a, len, flags } => m.mlock2(pid, a.at(base), len, flags).map_or_else(err, |()| R::Ok),
+            &Op::Munlock { a, len } => m.munlock(pid, a.at(base), len).map_or_else(err, |()| R::Ok),
+            &Op::Mlockall { flags } => m.mlockall(pid, flags).map_or_else(err, |()| R::Ok),
+            Op::Munlockall => m.munlockall(pid).map_or_else(err, |()| R::Ok),
+            &Op::SetMemlockLimit { cur } => {
+                let max = m.memlock_rlimit(pid).expect("getrlimit").max;
+                m.set_memlock_rlimit(pid, vmlab_mm::mm::Rlimit { cur, max })
+                    .map_or_else(err, |()| R::Ok)
+            }
+            Op::DropIpcLock => R::Ok,
+            &Op::Resident { a, pages } => vmlab_resident(m, pid, a.at(base), pages),
+            Op::LockedPages => R::Val(m.locked_pages(pid).expect("locked pages")),
             Op::Fork { ops: child_ops } => {
                 let child = m.fork(pid).expect("fork");
                 if let Err(e) = m.check() {
@@ -403,6 +458,20 @@ fn run_vmlab_ops(m: &Machine, cpu: &mut Cpu<'_>, pid: Pid, ops: &[Op], all: &[Op
         }
     }
     out
+}
+
+/// `Op::Resident` on vmlab: `Machine::mincore` folded into a bit mask
+/// (one residency for both ops).
+fn vmlab_resident(m: &Machine, pid: Pid, start: u64, pages: u64) -> R {
+    match m.mincore(pid, start, pages * P) {
+        Ok(v) => R::Val(
+            v.iter()
+                .enumerate()
+                .filter(|(_, &b)| b & 1 != 0)
+                .fold(0u64, |b, (i, _)| b | 1 << i),
+        ),
+        Err(e) => R::Err(e.name().into()),
+    }
 }
 
 /// Whether this build can run the host oracle (Linux on x86-64: the probes
@@ -594,6 +663,14 @@ mod host {
         };
         // SAFETY: getrlimit into a local.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut stack_limit) }, 0);
+        // `SetMemlockLimit` and `DropIpcLock` change these; restored below.
+        let mut memlock_limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit into a local.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut memlock_limit) }, 0);
+        let caps = caps::get();
         // From here to the final munmap: no allocation (raw has its capacity).
         for op in ops {
             // SAFETY: every address is in the private window region or is a
@@ -606,6 +683,14 @@ mod host {
         unsafe { libc::munmap(start as *mut _, total) };
         // SAFETY: setrlimit from a local; the old value is always allowed.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_STACK, &stack_limit) }, 0);
+        // Memory locks and MCL_FUTURE end with the case; then the limit
+        // and the capabilities come back (the permitted set kept them).
+        // SAFETY: munlockall and setrlimit/capset from locals.
+        unsafe {
+            assert_eq!(libc::munlockall(), 0);
+            caps::set(&caps);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_MEMLOCK, &memlock_limit), 0);
+        }
         raw.iter().map(|r| format(*r, base, shared)).collect()
     }
 
@@ -777,6 +862,40 @@ mod host {
                         Raw::Err(errno())
                     }
                 }
+                Op::Mlock { a, len } => ok_or_errno(libc::mlock(a.at(base) as *const _, len as usize)),
+                Op::Mlock2 { a, len, flags } => {
+                    ok_or_errno(libc::syscall(libc::SYS_mlock2, a.at(base), len, flags as u64) as i32)
+                }
+                Op::Munlock { a, len } => ok_or_errno(libc::munlock(a.at(base) as *const _, len as usize)),
+                Op::Mlockall { flags } => ok_or_errno(libc::mlockall(flags as i32)),
+                Op::Munlockall => ok_or_errno(libc::munlockall()),
+                Op::SetMemlockLimit { cur } => {
+                    let mut rl = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut rl) != 0 {
+                        return Raw::Err(errno());
+                    }
+                    rl.rlim_cur = cur;
+                    ok_or_errno(libc::setrlimit(libc::RLIMIT_MEMLOCK, &rl))
+                }
+                Op::DropIpcLock => {
+                    let mut c = caps::get();
+                    c[0].effective &= !(1 << caps::CAP_IPC_LOCK);
+                    caps::set(&c);
+                    Raw::Ok
+                }
+                Op::Resident { a, pages } => {
+                    let mut vec = [0u8; 64];
+                    let n = (pages as usize).min(vec.len());
+                    if libc::mincore(a.at(base) as *mut _, n * P as usize, vec.as_mut_ptr()) != 0 {
+                        return Raw::Err(errno());
+                    }
+                    let bits = (0..n).filter(|&i| vec[i] & 1 != 0).fold(0u64, |b, i| b | 1 << i);
+                    Raw::Val(bits)
+                }
+                Op::LockedPages => vm_lck(),
                 Op::Fork { ref ops } => {
                     let first = shared.counter(1);
                     let pid = libc::fork();
@@ -799,6 +918,87 @@ mod host {
                     Raw::Fork(first, shared.counter(1) - first)
                 }
             }
+        }
+    }
+
+    /// `VmLck` of /proc/self/status, in pages, read with raw syscalls
+    /// into a stack buffer (no allocation).
+    fn vm_lck() -> Raw {
+        let mut buf = [0u8; 8192];
+        // SAFETY: plain file syscalls into a local buffer.
+        let n = unsafe {
+            let fd = libc::open(c"/proc/self/status".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Raw::Err(errno());
+            }
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            libc::close(fd);
+            n
+        };
+        if n <= 0 {
+            return Raw::Err(errno());
+        }
+        let text = &buf[..n as usize];
+        let key = b"VmLck:";
+        let Some(at) = text.windows(key.len()).position(|w| w == key) else {
+            return Raw::Err(libc::ENOENT);
+        };
+        let kb = text[at + key.len()..]
+            .iter()
+            .skip_while(|b| b.is_ascii_whitespace())
+            .take_while(|b| b.is_ascii_digit())
+            .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+        Raw::Val(kb / 4)
+    }
+
+    fn ok_or_errno(r: i32) -> Raw {
+        if r == 0 {
+            Raw::Ok
+        } else {
+            Raw::Err(errno())
+        }
+    }
+
+    /// The helper's capabilities through the raw capget/capset syscalls
+    /// (no allocation; `_LINUX_CAPABILITY_VERSION_3`, two 32-bit words).
+    mod caps {
+        pub const CAP_IPC_LOCK: u32 = 14;
+        const VERSION_3: u32 = 0x2008_0522;
+
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+
+        #[repr(C)]
+        #[derive(Clone, Copy, Default)]
+        pub struct Data {
+            pub effective: u32,
+            pub permitted: u32,
+            pub inheritable: u32,
+        }
+
+        pub fn get() -> [Data; 2] {
+            let mut h = Header {
+                version: VERSION_3,
+                pid: 0,
+            };
+            let mut d = [Data::default(); 2];
+            // SAFETY: capget into locals of the layout the kernel expects.
+            let r = unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()) };
+            assert_eq!(r, 0, "capget");
+            d
+        }
+
+        pub fn set(d: &[Data; 2]) {
+            let mut h = Header {
+                version: VERSION_3,
+                pid: 0,
+            };
+            // SAFETY: capset from locals of the layout the kernel expects.
+            let r = unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) };
+            assert_eq!(r, 0, "capset");
         }
     }
 

@@ -83,6 +83,8 @@ impl AddressSpace {
         cst.commit_limit_pages = st.commit_limit_pages;
         // Resource limits are inherited (Linux `copy_signal`).
         cst.stack_rlimit = st.stack_rlimit;
+        cst.memlock_rlimit = st.memlock_rlimit;
+        // `mm->def_flags` (mlockall(MCL_FUTURE)) is not: the child's stays 0.
 
         let needs_copy = |v: &Vma| v.anon_id() != 0 && !v.flags.has(VmFlags::WIPEONFORK);
         let mut copied: Vec<Vma> = Vec::new();
@@ -109,8 +111,9 @@ impl AddressSpace {
             // parent's identity as their owner until the child copies them.
             // A MADV_WIPEONFORK VMA starts empty, with no identity.
             let mut c = v.clone();
-            // Memory locks are not inherited (Linux `dup_mmap` clears VM_LOCKED).
-            c.flags.0 &= !VmFlags::LOCKED;
+            // Memory locks are not inherited (Linux `dup_mmap` clears
+            // VM_LOCKED_MASK).
+            c.flags.0 &= !VmFlags::LOCKED_MASK;
             c.anon_forked = needs_copy(v);
             let id = match c.anon_forked {
                 true => cx.ids.fork_anon(child.id, v.anon_id()),
