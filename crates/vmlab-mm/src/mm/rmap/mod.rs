@@ -330,15 +330,15 @@ impl Rmap {
             } else {
                 Rss::Of(&m.mm.rss, NO_CPU)
             };
-            let mut spins = 0u32;
             loop {
                 let cur = entry.load();
                 if !maps(cur, frame) {
                     break;
                 }
                 if cur.locked() {
-                    // A fault of this address space claimed it: it ends soon.
-                    spins = spins.wrapping_add(1);
+                    // A fault of this address space claimed it (it holds the
+                    // map lock for reading too, and no lock this CPU holds):
+                    // its publish comes soon.
                     core::hint::spin_loop();
                     continue;
                 }
@@ -347,7 +347,6 @@ impl Rmap {
                     break;
                 }
             }
-            let _ = spins;
             if obj_table {
                 if let Some(obj) = object_at(m.st, m.va) {
                     let table = Pte(pe.load(Ordering::Acquire)).pfn();
