@@ -1371,8 +1371,16 @@ impl<'m> State<'m> {
                     };
                     self.note(format_args!("lock call {}({pid}, {a:#x}, {l:#x})", advice & 7), &r);
                     match r {
-                        // mlock succeeded: the range is populated.
-                        Ok(()) if advice & 7 == 0 && l != 0 => {
+                        // mlock succeeded: the range is populated, unless the
+                        // length rounded up to pages wrapped to 0 (Linux
+                        // `do_mlock`'s PAGE_ALIGN of len + offset: then
+                        // `apply_vma_lock_flags` sees start == end and locks
+                        // nothing).
+                        Ok(())
+                            if advice & 7 == 0
+                                && l.checked_add((a & (PAGE_SIZE - 1)) + PAGE_SIZE - 1)
+                                    .is_some_and(|n| n >= PAGE_SIZE) =>
+                        {
                             let first = a & !(PAGE_SIZE - 1);
                             assert!(
                                 self.pte(pid, first).is_some_and(|e| e.present()),

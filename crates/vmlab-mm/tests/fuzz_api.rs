@@ -111,6 +111,22 @@ fn regress_mprotect_huge_len_pd_walk() {
     replay_within("regress-mprotect-huge-len-pd-walk", Duration::from_secs(2));
 }
 
+/// fork = shared_pt on a tiny RAM: a fault on a guard marker in a table still shared
+/// copy-on-write took a private copy first, and with no frame free gave OutOfMemory
+/// (SIGBUS) instead of the guard's SIGSEGV.
+#[test]
+fn regress_guard_in_fork_shared_table_without_memory() {
+    replay("regress-guard-in-fork-shared-table-without-memory");
+}
+
+/// mlock whose length, rounded up to pages with the address's offset, wraps to 0
+/// (Linux `do_mlock`): it succeeds and locks nothing; the interpreter expected the first
+/// page populated.
+#[test]
+fn regress_mlock_length_wraps_to_zero() {
+    replay("regress-mlock-length-wraps-to-zero");
+}
+
 /// rmap = pte_chain, fork = cow: a COW break replaced a frame in an entry and linked the
 /// new frame before unlinking the old one; both use the entry's one chain link word, so
 /// the old frame's chain lost its tail ("pte_chain: entry N not on frame F's chain").

@@ -201,6 +201,16 @@ fn handle_fault_inner(
     // take a private copy before filling or changing any of its entries.
     if let Some(pe) = mm.page_table().pd_entry(cx.phys, addr) {
         if pe.load(Ordering::Acquire) & Pte::TABLE_COW != 0 {
+            // A guard marker changes nothing: fault on it without a copy
+            // (which would need a frame, and could turn SIGSEGV into OOM).
+            // Frozen tables change under no one, so the read stands.
+            if mm
+                .page_table()
+                .leaf(cx.phys, addr)
+                .is_some_and(|e| e.load().decode() == LeafEntry::Guard)
+            {
+                return Err(Fault::segv(addr, FaultReason::Guard).into());
+            }
             mm.unshare_table_locked(st, cx.phys, addr & !(PD_SPAN - 1), pe, flush)
                 .map_err(|_| oom)?;
         }
