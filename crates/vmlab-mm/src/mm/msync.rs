@@ -56,7 +56,7 @@ impl SyncWork {
 
     /// Write the dirty pages back. Returns the first error.
     pub fn run(&self, phys: &PhysMem) -> SysResult<()> {
-        self.obj.sync_range(phys, self.first, self.end, &self.own)
+        self.obj.sync_range(phys, self.first, self.end)
     }
 }
 

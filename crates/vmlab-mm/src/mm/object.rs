@@ -426,24 +426,17 @@ impl MemObject {
         Errno::from_code(self.wb_err.swap(0, Ordering::AcqRel) as i32)
     }
 
-    /// Write back pages `[first, end)`: the dirty ones, and those mapped
-    /// by more PTEs than `own` (frame → PTEs of the caller just cleaned),
-    /// whose other PTEs may be dirty. Returns the first error (a kept
+    /// Write back the dirty pages of `[first, end)`: the caller has moved
+    /// every mapping's dirty bit to its page first (its own PTEs by msync,
+    /// the others' through the reverse map). Returns the first error (a kept
     /// writeback error first). Linux: `filemap_write_and_wait_range`.
-    pub(crate) fn sync_range(
-        &self,
-        phys: &PhysMem,
-        first: u64,
-        end: u64,
-        own: &BTreeMap<usize, i32>,
-    ) -> Result<(), Errno> {
+    pub(crate) fn sync_range(&self, phys: &PhysMem, first: u64, end: u64) -> Result<(), Errno> {
         let pages: Vec<(u64, Pfn)> = self.cache.lock().range(first..end).map(|(&k, &v)| (k, v)).collect();
         let mut err = self.take_wb_err();
         for (pgoff, pfn) in pages {
             // Every mapping's dirty bit is on the page by now (this address
             // space's by msync, the others' through the reverse map):
             // write back only what is dirty.
-            let _ = own;
             if let Err(e) = self.writeback_page(phys, pgoff, pfn, false) {
                 err.get_or_insert(e);
             }

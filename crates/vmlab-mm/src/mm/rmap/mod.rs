@@ -127,13 +127,6 @@ pub struct RmapCx<'a> {
     pub objects: &'a ObjectTable,
 }
 
-/// How `for_each_mapping` holds each address space's map lock.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Lock {
-    Read,
-    Write,
-}
-
 /// One mapping found: the address space, its map state (locked), the
 /// address and the entry (which maps the frame when `f` is called).
 pub struct Mapping<'a, 'b> {
@@ -236,14 +229,15 @@ impl Rmap {
     }
 
     /// Call `f` for every PTE that maps `frame`, with the map lock of its
-    /// address space held as `lock` says: every (address space, address)
+    /// address space held for reading (entries change by compare-and-swap,
+    /// as faults change them): every (address space, address)
     /// that reaches the entry, so an entry of a table shared by several
     /// address spaces is seen once through each. Address spaces are visited
     /// one at a time (only one map lock is held at once), in the design's
     /// order.
     ///
     /// Preconditions: the caller holds no map lock.
-    pub fn for_each_mapping(&self, cx: &RmapCx<'_>, frame: Pfn, lock: Lock, mut f: impl FnMut(Mapping<'_, '_>)) {
+    pub fn for_each_mapping(&self, cx: &RmapCx<'_>, frame: Pfn, mut f: impl FnMut(Mapping<'_, '_>)) {
         let cands = self.candidates(cx, frame);
         let mut i = 0;
         while i < cands.len() {
@@ -279,17 +273,14 @@ impl Rmap {
                     }
                 }
             };
-            match lock {
-                Lock::Read => visit(&mm.map.read(), &mut f),
-                Lock::Write => visit(&mm.map.write(), &mut f),
-            }
+            visit(&mm.map.read(), &mut f);
         }
     }
 
     /// The (address space, address) pairs that map `frame`, sorted.
     pub fn mappings_of(&self, cx: &RmapCx<'_>, frame: Pfn) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
-        self.for_each_mapping(cx, frame, Lock::Read, |m| out.push((m.mm.id, m.va)));
+        self.for_each_mapping(cx, frame, |m| out.push((m.mm.id, m.va)));
         out.sort_unstable();
         out
     }
@@ -306,7 +297,7 @@ impl Rmap {
     /// Preconditions: the caller holds no map lock.
     pub fn unmap_everywhere(&self, cx: &RmapCx<'_>, frame: Pfn) -> Unmapped {
         let mut out = Unmapped::default();
-        self.for_each_mapping(cx, frame, Lock::Read, |m| {
+        self.for_each_mapping(cx, frame, |m| {
             let mut fl = PendingFlush::default();
             let Some(pe) = m.mm.page_table().pd_entry(cx.phys, m.va) else {
                 return;
@@ -370,7 +361,7 @@ impl Rmap {
     /// Preconditions: the caller holds no map lock.
     pub fn clean_everywhere(&self, cx: &RmapCx<'_>, frame: Pfn) -> PendingFlush {
         let mut out = PendingFlush::default();
-        self.for_each_mapping(cx, frame, Lock::Read, |m| {
+        self.for_each_mapping(cx, frame, |m| {
             let mut fl = PendingFlush::default();
             let _ = pte_ops::clean(cx.phys, m.entry, m.va, &mut fl);
             // Every view drops its translation, cleaned now or not: an entry
