@@ -35,18 +35,6 @@ fn touch_write(m: &Machine, pid: Pid, addr: u64) {
     m.write(pid, addr, &[7]).unwrap().unwrap();
 }
 
-fn finish(m: &Machine) {
-    m.check().unwrap();
-    for pid in m.pids() {
-        m.exit(pid).unwrap();
-    }
-    for fd in m.fds() {
-        m.close(fd).unwrap();
-    }
-    m.check().unwrap();
-    assert_eq!(m.phys().frames_used(), m.reserved_frames(), "frames leaked");
-}
-
 #[test]
 fn argument_checks_in_linux_order() {
     let m = machine();
@@ -83,7 +71,7 @@ fn argument_checks_in_linux_order() {
     assert_eq!(m.mincore(p, top, 2 * PAGE - 1), Ok(vec![0, 1]));
     assert_eq!(m.mincore(p, top, 2 * PAGE + 1), Err(Errno::ENOMEM));
     assert_eq!(m.mincore(99, a, PAGE), Err(Errno::ESRCH));
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -109,7 +97,7 @@ fn anonymous_residency() {
     m.madvise(p, a + 4 * PAGE, PAGE, MADV_GUARD_INSTALL).unwrap();
     assert_eq!(m.mincore(p, a, 6 * PAGE).unwrap(), [0, 0, 1, 0, 0, 0]);
     m.check().unwrap();
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -148,7 +136,7 @@ fn file_and_shared_residency_is_the_page_cache() {
     assert_eq!(m.mincore(p, sh, 3 * PAGE).unwrap(), [0, 1, 0]);
     m.madvise(p, sh + PAGE, PAGE, MADV_DONTNEED).unwrap();
     assert_eq!(m.mincore(p, sh, 3 * PAGE).unwrap(), [0, 1, 0]);
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -186,7 +174,7 @@ fn residency_across_fork_for_every_policy() {
             "{policy:?} parent after"
         );
         m.check().unwrap();
-        finish(&m);
+        common::finish(&m);
     }
 }
 
@@ -242,5 +230,5 @@ fn mincore_races_table_unsharing() {
         m.exit(c).unwrap();
         m.exit(p).unwrap();
     }
-    finish(&m);
+    common::finish(&m);
 }

@@ -65,18 +65,6 @@ fn vmas(m: &Machine, pid: Pid) -> Vec<(u64, u64)> {
         .collect()
 }
 
-fn finish(m: &Machine) {
-    m.check().unwrap();
-    for pid in m.pids() {
-        m.exit(pid).unwrap();
-    }
-    for fd in m.fds() {
-        m.close(fd).unwrap();
-    }
-    m.check().unwrap();
-    assert_eq!(m.phys().frames_used(), m.reserved_frames(), "frames left after exit");
-}
-
 #[test]
 fn mlock_populates_writable_private_memory_for_write_and_splits() {
     let m = machine();
@@ -101,7 +89,7 @@ fn mlock_populates_writable_private_memory_for_write_and_splits() {
     m.read(pid, BASE + 3 * P, &mut b).unwrap().unwrap();
     assert_eq!(b, [7; 8]);
     assert_eq!(resident(&m, pid, 0, 8), "wwwwwwww");
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -121,7 +109,7 @@ fn mlock_of_read_only_memory_maps_for_read() {
     m.mlock(pid, s, 2 * P).unwrap();
     assert_eq!(resident(&m, pid, 10, 2), "ww");
     assert!(!dirty(&m, pid, 10, 2));
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -139,7 +127,7 @@ fn mlock2_onfault_locks_without_populating() {
     m.mlock(pid, BASE, 4 * P).unwrap();
     assert_eq!(resident(&m, pid, 0, 4), "wwww");
     assert_eq!(vmas(&m, pid), [(0, 4)]);
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -168,7 +156,7 @@ fn mlock_errno() {
     assert_eq!(m.mlockall(pid, 0), Err(Errno::EINVAL));
     assert_eq!(m.mlockall(pid, MCL_ONFAULT), Err(Errno::EINVAL));
     assert_eq!(m.mlockall(pid, 8), Err(Errno::EINVAL));
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -229,7 +217,7 @@ fn rlimit_memlock() {
     // Inherited by fork.
     let child = m.fork(pid).unwrap();
     assert_eq!(m.memlock_rlimit(child), m.memlock_rlimit(pid));
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -262,7 +250,7 @@ fn map_locked_and_map_populate_prefault() {
         ),
         Err(Errno::EINVAL)
     );
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -306,7 +294,7 @@ fn map_populate_of_a_file_reads_every_page_dropping_the_lock() {
     assert_eq!(m.mlock(pid, c, 5 * P), Err(Errno::ENOMEM));
     assert_eq!(resident(&m, pid, 16, 5), "11100");
     m.munmap(pid, c, 5 * P).unwrap();
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -351,7 +339,7 @@ fn mlockall_current_future_and_munlockall() {
     m.exec(pid).unwrap();
     map(&m, pid, 0, 1, RW, 0);
     assert_eq!(m.locked_pages(pid), Ok(0));
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -372,7 +360,7 @@ fn locked_stack_growth_counts_against_the_limit() {
     m.write(pid, top - 3 * P, &[1]).unwrap().unwrap();
     assert_eq!(m.locked_pages(pid), Ok(3));
     assert!(m.write(pid, top - 4 * P, &[1]).unwrap().is_err());
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -399,7 +387,7 @@ fn mremap_growth_of_locked_memory_is_populated_and_limited() {
         Ok(to)
     );
     assert_eq!(m.locked_pages(pid), Ok(4));
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -415,7 +403,7 @@ fn mprotect_making_locked_memory_writable_breaks_cow_now() {
     map(&m, pid, 8, 2, R, MAP_POPULATE);
     m.mprotect(pid, BASE + 8 * P, 2 * P, RW).unwrap();
     assert_eq!(resident(&m, pid, 8, 2), "11");
-    finish(&m);
+    common::finish(&m);
 }
 
 #[test]
@@ -434,7 +422,7 @@ fn mlock_after_fork_breaks_cow_in_each_process_under_every_fork_policy() {
             Ok((c, _)) => c,
             // rmap = private_vma allows only the eager fork.
             Err(Errno::EINVAL) if policy != ForkPolicy::Eager => {
-                finish(&m);
+                common::finish(&m);
                 continue;
             }
             Err(e) => panic!("{policy:?}: fork: {e}"),
@@ -461,6 +449,6 @@ fn mlock_after_fork_breaks_cow_in_each_process_under_every_fork_policy() {
             );
         }
         assert_eq!(m.locked_pages(child), Ok(n));
-        finish(&m);
+        common::finish(&m);
     }
 }

@@ -6,7 +6,7 @@
 
 use vmlab_mm::mm::ForkPolicy;
 use vmlab_mm::system::config::ForkName;
-use vmlab_mm::system::MachineConfig;
+use vmlab_mm::system::{Machine, MachineConfig};
 
 /// The environment variable: a `MachineConfig::apply_pairs` list such as
 /// `rmap=pte_chain` or `rmap=private_vma,fork=eager`.
@@ -68,4 +68,19 @@ pub fn fork_allowed(policy: ForkPolicy) -> bool {
         fork: ForkName::of(policy),
         ..test_config()
     })
+}
+
+/// End a test's machine: the invariants hold, then every process exits and
+/// every file closes, the invariants hold again and no frame is left but
+/// the machine's own.
+pub fn finish(m: &Machine) {
+    m.check().unwrap();
+    for pid in m.pids() {
+        m.exit(pid).unwrap();
+    }
+    for fd in m.fds() {
+        m.close(fd).unwrap();
+    }
+    m.check().unwrap();
+    assert_eq!(m.phys().frames_used(), m.reserved_frames(), "frames left after exit");
 }
