@@ -538,6 +538,40 @@ fn rt(what: String) -> ExpError {
     ExpError::Runtime(what)
 }
 
+/// One unmap row's measured runs (the warm-up left out).
+#[derive(Default)]
+struct UnmapSamples {
+    ns: Vec<u64>,
+    rmap_bytes: Vec<u64>,
+    page_table_pages: Vec<u64>,
+}
+
+impl UnmapSamples {
+    fn push(&mut self, ns: u64, rmap_bytes: u64, page_table_pages: u64) {
+        self.ns.push(ns);
+        self.rmap_bytes.push(rmap_bytes);
+        self.page_table_pages.push(page_table_pages);
+    }
+
+    /// The row of `case` with `sharers` sharers: medians of the runs.
+    fn row(&self, design: RmapName, case: &'static str, sharers: usize, params: &RmapParams) -> Row {
+        Row {
+            scenario: "unmap",
+            policy: design.as_str(),
+            fork: unmap_fork(design).as_str(),
+            case: Some(case),
+            sharers: Some(sharers),
+            footprint_pages: Some(params.footprint_pages),
+            runs: Some(params.runs),
+            unmap_ns: median_u64(&self.ns),
+            ptes_cleared: Some(sharers as u64),
+            rmap_bytes: median_u64(&self.rmap_bytes),
+            page_table_pages: median_u64(&self.page_table_pages),
+            ..Row::default()
+        }
+    }
+}
+
 /// The forked case for every sharer count.
 fn unmap_forked(m: &Machine, design: RmapName, params: &RmapParams) -> Result<Vec<Row>, ExpError> {
     let name = design.as_str();
@@ -552,7 +586,7 @@ fn unmap_forked(m: &Machine, design: RmapName, params: &RmapParams) -> Result<Ve
     let mut rows = Vec::new();
     let mut gen = 0;
     for &s in &params.sharers {
-        let (mut times, mut rbytes, mut pts) = (Vec::new(), Vec::new(), Vec::new());
+        let mut samples = UnmapSamples::default();
         for run in 0..=params.runs {
             gen += 1;
             cpu.switch_to(parent).map_err(|e| err("switch to parent", &e))?;
@@ -603,25 +637,10 @@ fn unmap_forked(m: &Machine, design: RmapName, params: &RmapParams) -> Result<Ve
                 m.exit(k).map_err(|e| err("exit child", &e))?;
             }
             if run > 0 {
-                times.push(dt);
-                rbytes.push(rb);
-                pts.push(pt);
+                samples.push(dt, rb, pt);
             }
         }
-        rows.push(Row {
-            scenario: "unmap",
-            policy: name,
-            fork: unmap_fork(design).as_str(),
-            case: Some("forked"),
-            sharers: Some(s),
-            footprint_pages: Some(fp),
-            runs: Some(params.runs),
-            unmap_ns: median_u64(&times),
-            ptes_cleared: Some(s as u64),
-            rmap_bytes: median_u64(&rbytes),
-            page_table_pages: median_u64(&pts),
-            ..Row::default()
-        });
+        rows.push(samples.row(design, "forked", s, params));
     }
     drop(cpu);
     m.exit(parent).map_err(|e| err("exit parent", &e))?;
@@ -677,7 +696,7 @@ fn unmap_file(m: &Machine, design: RmapName, params: &RmapParams) -> Result<Vec<
         if n != s {
             return Err(err("mappings_of", &format!("{n} mappings of the page, expected {s}")));
         }
-        let (mut times, mut rbytes, mut pts) = (Vec::new(), Vec::new(), Vec::new());
+        let mut samples = UnmapSamples::default();
         for run in 0..=params.runs {
             if run > 0 {
                 // Every sharer maps the page again, from the page cache.
@@ -707,25 +726,10 @@ fn unmap_file(m: &Machine, design: RmapName, params: &RmapParams) -> Result<Vec<
                 ));
             }
             if run > 0 {
-                times.push(dt);
-                rbytes.push(rb);
-                pts.push(pt);
+                samples.push(dt, rb, pt);
             }
         }
-        rows.push(Row {
-            scenario: "unmap",
-            policy: name,
-            fork: unmap_fork(design).as_str(),
-            case: Some("file"),
-            sharers: Some(s),
-            footprint_pages: Some(fp),
-            runs: Some(params.runs),
-            unmap_ns: median_u64(&times),
-            ptes_cleared: Some(s as u64),
-            rmap_bytes: median_u64(&rbytes),
-            page_table_pages: median_u64(&pts),
-            ..Row::default()
-        });
+        rows.push(samples.row(design, "file", s, params));
     }
     drop(cpu);
     for &(pid, _) in procs.iter().rev() {
