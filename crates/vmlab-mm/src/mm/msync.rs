@@ -43,9 +43,8 @@ impl SyncWork {
     /// (`Rmap::clean_everywhere`).
     pub fn mapped_elsewhere(&self, phys: &PhysMem) -> Vec<crate::addr::Pfn> {
         self.obj
-            .cache_snapshot()
+            .cached_range(self.first, self.end)
             .into_iter()
-            .filter(|&(pg, _)| pg >= self.first && pg < self.end)
             .filter(|&(_, pfn)| {
                 let mine = self.own.get(&pfn.0).copied().unwrap_or(0);
                 phys.desc(pfn).is_some_and(|d| d.mapcount() > mine)

@@ -280,6 +280,12 @@ impl MemObject {
         self.cache.lock().contains_key(&pgoff)
     }
 
+    /// The cached pages of offsets `[first, end)` as (page offset, frame),
+    /// in offset order (a snapshot: the cache may change after).
+    pub(crate) fn cached_range(&self, first: u64, end: u64) -> Vec<(u64, Pfn)> {
+        self.cache.lock().range(first..end).map(|(&k, &v)| (k, v)).collect()
+    }
+
     /// The cache as (page offset, frame) pairs, in offset order.
     pub fn cache_snapshot(&self) -> Vec<(u64, Pfn)> {
         self.cache.lock().iter().map(|(&k, &v)| (k, v)).collect()
@@ -431,7 +437,7 @@ impl MemObject {
     /// the others' through the reverse map). Returns the first error (a kept
     /// writeback error first). Linux: `filemap_write_and_wait_range`.
     pub(crate) fn sync_range(&self, phys: &PhysMem, first: u64, end: u64) -> Result<(), Errno> {
-        let pages: Vec<(u64, Pfn)> = self.cache.lock().range(first..end).map(|(&k, &v)| (k, v)).collect();
+        let pages = self.cached_range(first, end);
         let mut err = self.take_wb_err();
         for (pgoff, pfn) in pages {
             // Every mapping's dirty bit is on the page by now (this address
