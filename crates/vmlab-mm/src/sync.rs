@@ -100,6 +100,9 @@ mod imp {
         pub fn read(&self) -> RwLockReadGuard<'_, T> {
             self.0.read().unwrap()
         }
+        pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+            self.0.try_read().ok()
+        }
         pub fn write(&self) -> RwLockWriteGuard<'_, T> {
             self.0.write().unwrap()
         }
@@ -234,6 +237,20 @@ impl BrGate {
         }
     }
 
+    /// As `read_enter`, but `None` instead of waiting when a writer holds
+    /// or waits for the lock.
+    #[inline]
+    pub fn try_read_enter(&self, cpu: usize) -> Option<&AtomicUsize> {
+        let slot = self.readers.get(cpu);
+        slot.fetch_add(1, Ordering::Acquire);
+        fence(Ordering::SeqCst);
+        if !self.writer.load(Ordering::Acquire) {
+            return Some(slot);
+        }
+        slot.fetch_sub(1, Ordering::Release);
+        None
+    }
+
     /// Leave a read section entered with `read_enter`.
     #[inline]
     pub fn read_exit(slot: &AtomicUsize) {
@@ -302,6 +319,15 @@ impl<T> BrLock<T> {
     #[inline]
     pub fn read(&self) -> BrReadGuard<'_, T> {
         self.read_on(usize::MAX)
+    }
+
+    /// Read from no particular CPU if no writer holds or waits for the
+    /// lock (reclaim, which must never wait for another address space's
+    /// map lock: the lock is not reentrant and writers are preferred).
+    #[inline]
+    pub fn try_read(&self) -> Option<BrReadGuard<'_, T>> {
+        let slot = self.gate.try_read_enter(usize::MAX)?;
+        Some(BrReadGuard { lock: self, slot })
     }
 
     /// Write: exclusive of every reader and writer.
@@ -395,6 +421,9 @@ impl<T> BrLock<T> {
     }
     pub fn read(&self) -> BrReadGuard<'_, T> {
         self.0.read()
+    }
+    pub fn try_read(&self) -> Option<BrReadGuard<'_, T>> {
+        self.0.try_read()
     }
     pub fn write(&self) -> BrWriteGuard<'_, T> {
         self.0.write()

@@ -267,6 +267,10 @@ pub struct PendingFlush {
     /// their page range `[first, last]` too: a change made in a page table
     /// they share (an object table of fork policy `shared_pt`).
     pub remote: alloc::vec::Vec<(u64, u64, u64)>,
+    /// Swap entries (raw PTE values) cleared from page tables: one slot
+    /// reference each, dropped with the frames (no TLB caches them, but the
+    /// release is the machine's: the slot's swap-cache page may go too).
+    pub swap: alloc::vec::Vec<u64>,
 }
 
 impl PendingFlush {
@@ -287,6 +291,7 @@ impl PendingFlush {
         }
         self.frames.extend(other.frames);
         self.remote.extend(other.remote);
+        self.swap.extend(other.swap);
     }
 }
 

@@ -192,6 +192,7 @@ mod pte_lock_real {
             memlock_rlimit: vmlab_mm::mm::mlock::DEFAULT_MEMLOCK_RLIMIT,
             cpus: 2,
             pkeys: false,
+            swap: None,
         };
         let mm = AddressSpace::new(&phys, 1, params).unwrap();
         let objects = ObjectTable::new();

@@ -414,6 +414,11 @@ impl Host for OsHost {
         &MmapBacking
     }
 
+    fn now_ns(&self) -> Option<u64> {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        Some(START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64)
+    }
+
     fn swap_device(&self, bytes: u64, dir: &str) -> Result<Box<dyn SwapDevice>, String> {
         HostSwapFile::create(bytes, dir).map(|f| Box::new(f) as Box<dyn SwapDevice>)
     }
@@ -633,7 +638,7 @@ mod tests {
         // Descriptor, buddy link and state byte, checker arrays (i32, u32, bool).
         let need = Machine::host_bytes_needed(&cfg(1 << 30));
         let desc = std::mem::size_of::<crate::mm::phys::FrameDesc>() as u64;
-        assert_eq!(desc, 48);
+        assert_eq!(desc, 56);
         assert_eq!(need.bytes_per_frame, desc + 8 + 1 + 4 + 4 + 1);
     }
 

@@ -26,7 +26,7 @@ use crate::tlb::PendingFlush;
 use alloc::vec::Vec;
 
 /// Per-address-space settings from config.
-#[derive(Copy, Clone, Debug)]
+#[derive(Clone)]
 pub struct AddressSpaceParams {
     pub vma_map: VmaMapPolicy,
     /// Linux `vm.max_map_count`.
@@ -47,6 +47,9 @@ pub struct AddressSpaceParams {
     /// The CPU has protection keys and the kernel uses them (x86 `pku` and
     /// `ospke`): exactly-`PROT_EXEC` memory is execute-only.
     pub pkeys: bool,
+    /// The machine's swap object, if it swaps: copying a swap entry out of
+    /// a fork-shared table takes a slot reference from its area.
+    pub swap: Option<crate::sync::Arc<super::object::MemObject>>,
 }
 
 /// State protected by the map lock. Linux: the fields of `mm_struct` under `mmap_lock`.
@@ -90,6 +93,10 @@ pub struct AddressSpace {
     /// counted per CPU so that threads faulting at once do not share a line.
     /// Linux: `MM_ANONPAGES` + `MM_FILEPAGES` + `MM_SHMEMPAGES` (`percpu_counter`).
     pub rss: PerCpuCounter,
+    /// Swap entries in this address space's own page tables. Linux: `MM_SWAPENTS`.
+    pub swapents: PerCpuCounter,
+    /// The machine's swap object (`AddressSpaceParams::swap`).
+    pub(crate) swap: Option<crate::sync::Arc<super::object::MemObject>>,
     /// Protection keys are in use (`AddressSpaceParams::pkeys`); fixed at creation.
     pub pkeys: bool,
     /// Some leaf table of this address space is, or was, shared by fork
@@ -103,6 +110,26 @@ pub struct AddressSpace {
 }
 
 impl AddressSpace {
+    /// The counts a PTE change in this address space's own tables keeps,
+    /// on CPU slot `cpu` (`pte_ops::Rss`).
+    #[inline]
+    pub(crate) fn counts_on(&self, cpu: usize) -> Rss<'_> {
+        Rss::Of(&self.rss, &self.swapents, cpu)
+    }
+
+    /// Take the extra slot reference that copying swap entry `p` into
+    /// another table needs (`pte_ops::copy_into`); `true` for any other
+    /// entry. `false`: the slot is at its count limit.
+    pub(crate) fn dup_if_swap(&self, p: Pte) -> bool {
+        if !pte_ops::is_swap(p) {
+            return true;
+        }
+        self.swap
+            .as_ref()
+            .and_then(|s| s.swap_area())
+            .is_some_and(|a| a.dup(p.swap_entry()).is_ok())
+    }
+
     /// The `VmFlags::PKEY_EXEC_ONLY` bit a mapping with protection `prot`
     /// (the caller's bits, before masking) gets: Linux gives exactly
     /// `PROT_EXEC` the execute-only key (`do_mmap`,
@@ -150,6 +177,8 @@ impl AddressSpace {
             cpu_mask: AtomicU64::new(0),
             page_table_lock: Mutex::new(()),
             rss: PerCpuCounter::new(p.cpus),
+            swapents: PerCpuCounter::new(p.cpus),
+            swap: p.swap.clone(),
             pkeys: p.pkeys,
             shares_tables: AtomicBool::new(false),
             retired: Mutex::new(Vec::new()),
@@ -394,7 +423,7 @@ impl AddressSpace {
                 return;
             }
             // A store through a shared mapping leaves the page dirty.
-            pte_ops::zap(phys, Rss::Of(&self.rss, NO_CPU), e, va, markers, flush);
+            pte_ops::zap(phys, self.counts_on(NO_CPU), e, va, markers, flush);
         });
     }
 

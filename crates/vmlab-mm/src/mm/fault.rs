@@ -46,6 +46,8 @@ pub struct FaultCtx<'a> {
     pub share_object_tables: bool,
     /// How concurrent faults exclude each other (`fault_lock/`).
     pub fault_lock: FaultLock,
+    /// The swap object (its page cache is the swap cache), if the machine swaps.
+    pub swap: Option<&'a crate::sync::Arc<super::object::MemObject>>,
     /// The CPU the fault runs on (its per-CPU frame list), or `NO_CPU` for a
     /// fault made by a syscall (madvise populate) on no particular CPU.
     pub cpu: usize,
@@ -80,39 +82,66 @@ pub enum FaultError {
     Retry(PageRead),
 }
 
-/// A page a fault needs read into its object's page cache, with no lock held.
+/// What a fault needs done with no lock held before it is tried again.
 #[derive(Clone)]
-pub struct PageRead {
-    pub obj: crate::sync::Arc<super::object::MemObject>,
-    pub pgoff: u64,
-    /// The faulting address (for the signal if the read fails).
-    pub addr: u64,
+pub enum PageRead {
+    /// Read page `pgoff` of `obj` into its page cache (a file page, or a
+    /// page of shared anonymous memory out on swap).
+    Object {
+        obj: crate::sync::Arc<super::object::MemObject>,
+        pgoff: u64,
+        /// The faulting address (for the signal if the read fails).
+        addr: u64,
+    },
+    /// Read swap slot `entry` into the swap cache (`swap`'s page cache).
+    /// Linux: `do_swap_page` → `swapin_readahead`.
+    Swap {
+        swap: crate::sync::Arc<super::object::MemObject>,
+        entry: crate::pgtable::SwapEntry,
+        addr: u64,
+    },
+    /// Another CPU is reading the page in: let it finish, then try again.
+    /// Linux: `folio_lock_or_retry` waiting for the I/O.
+    Wait,
 }
 
 impl core::fmt::Debug for PageRead {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(
-            f,
-            "PageRead(object {} page {} for {:#x})",
-            self.obj.id().0,
-            self.pgoff,
-            self.addr
-        )
+        match self {
+            PageRead::Object { obj, pgoff, addr } => {
+                write!(f, "PageRead(object {} page {} for {:#x})", obj.id().0, pgoff, addr)
+            }
+            PageRead::Swap { entry, addr, .. } => {
+                write!(f, "PageRead(swap slot {} for {:#x})", entry.offset, addr)
+            }
+            PageRead::Wait => f.write_str("PageRead(wait)"),
+        }
     }
 }
 
 impl PageRead {
-    /// Read the page into the cache (dropping the reference the read
-    /// takes: the retried fault takes its own); counts a major fault. A
-    /// read error or a page past the end is the SIGBUS the fault gives.
-    pub fn read(&self, phys: &PhysMem, counters: &MmCounters) -> Result<(), Fault> {
-        MmCounters::bump(&counters.major_faults);
-        match self.obj.get_page(phys, counters, self.pgoff) {
-            Ok(pfn) => {
-                phys.put_frame(pfn);
+    /// Do the read (dropping the reference the read takes: the retried
+    /// fault takes its own); counts a major fault. A read error or a page
+    /// past the end is the SIGBUS the fault gives; no memory is OOM.
+    pub fn read(&self, phys: &PhysMem, counters: &MmCounters, relax: &dyn Relax) -> Result<(), Fault> {
+        match self {
+            PageRead::Object { obj, pgoff, addr } => {
+                MmCounters::bump(&counters.major_faults);
+                match obj.get_page(phys, counters, *pgoff) {
+                    Ok(pfn) => {
+                        phys.put_frame(pfn);
+                        Ok(())
+                    }
+                    Err(e) => Err(object::page_error_fault(e, *addr)),
+                }
+            }
+            PageRead::Swap { swap, entry, addr } => {
+                super::swap_cache::read_in(swap, phys, counters, *entry).map_err(|e| object::page_error_fault(e, *addr))
+            }
+            PageRead::Wait => {
+                relax.relax();
                 Ok(())
             }
-            Err(e) => Err(object::page_error_fault(e, self.addr)),
         }
     }
 }
@@ -227,7 +256,7 @@ fn handle_fault_inner(
     }
     let (table, entry) = mm.page_table().leaf_alloc_in(cx.phys, addr).map_err(|_| oom)?;
     let base = leaf_flags(vma);
-    let rss = if count_rss { Rss::Of(&mm.rss, cx.cpu) } else { Rss::None };
+    let rss = if count_rss { mm.counts_on(cx.cpu) } else { Rss::None };
     let mut waited = false;
     let mut spins = 0u32;
     loop {
@@ -287,6 +316,14 @@ fn handle_fault_inner(
             // the VMA, so this comes after the protection check, as Linux's
             // `handle_pte_marker` does.
             LeafEntry::Guard => return Err(Fault::segv(addr, FaultReason::Guard).into()),
+            // Anonymous memory only: shared memory keeps its swap entries
+            // in its object.
+            LeafEntry::Swap(se) if !shared => {
+                match super::swapin::do_swap_page(cx, (mm, st), vma, (addr, access), entry, (cur, se), base, flush)? {
+                    Some(p) => return Ok(p),
+                    None => continue,
+                }
+            }
             LeafEntry::Swap(_) | LeafEntry::Migration { .. } | LeafEntry::Invalid(_) => {
                 return Err(Fault::segv(addr, FaultReason::BadAddress).into());
             }
@@ -352,6 +389,7 @@ pub(super) fn new_anon_frame(cx: &FaultCtx<'_>, vma: &Vma, addr: u64) -> Option<
             index: vma.pgoff_of(page_floor(addr)),
         });
     }
+    cx.phys.lru_place(pfn, None);
     Some(pfn)
 }
 
@@ -377,8 +415,12 @@ fn do_wp_page(
     flush: &mut PendingFlush,
 ) -> Result<Option<Pte>, Fault> {
     let old_pfn = cur.pfn();
-    let rss = Rss::Of(&mm.rss, cx.cpu);
+    let rss = mm.counts_on(cx.cpu);
     if !cur.special() {
+        if let Some(swap) = cx.swap {
+            // A store makes the swap copy of a page only this mapping holds useless.
+            super::swap_cache::free_swap_if_exclusive(swap, cx.phys, old_pfn);
+        }
         let exclusive = cx
             .phys
             .desc(old_pfn)

@@ -49,8 +49,9 @@ use super::stats::MmCounters;
 use super::vma::{ObjectId, VmFlags, Vma};
 use crate::addr::{page_floor, Pfn, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, Fault, FaultReason, Signal};
-use crate::pgtable::{LeafRef, Pte};
+use crate::pgtable::{LeafRef, Pte, SwapEntry};
 use crate::phys::{Fill, FrameUse, Owner, PhysMem, PG_DIRTY, PG_SWAPBACKED};
+use crate::swap::SwapArea;
 use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, SleepLock};
 use crate::tlb::PendingFlush;
 use alloc::boxed::Box;
@@ -142,10 +143,46 @@ pub trait BackingFile: Send + Sync {
 /// What an object holds.
 pub(super) enum Kind {
     /// Shared anonymous memory of a fixed size (Linux: a shmem file set up
-    /// by `shmem_zero_setup`, pages zero-filled on demand).
-    Shmem { pages: u64 },
+    /// by `shmem_zero_setup`, pages zero-filled on demand). Reclaim writes
+    /// its pages to swap (`swap`, the machine's swap object) and keeps their
+    /// swap entries in `PageCache::swapped`, as shmem keeps them in its
+    /// xarray.
+    Shmem { pages: u64, swap: Option<Arc<MemObject>> },
     /// A host file.
     File(Box<dyn BackingFile>),
+    /// The swap area: its page cache is the swap cache, indexed by slot
+    /// (`mm/swap_cache.rs`). Its pages are anonymous pages (`PG_SWAPCACHE`,
+    /// owned by their anonymous identity), not the object's.
+    /// Linux: `swapper_spaces`.
+    Swap(SwapArea),
+}
+
+/// A page cache: the cached pages by page offset (what `Deref` reaches),
+/// and beside them what is left where a page was evicted: a shared
+/// anonymous object's swap entries, and the refault shadows that the
+/// reclaim designs read (Linux keeps both as value entries in `i_pages`).
+#[derive(Default)]
+pub(crate) struct PageCache {
+    pages: BTreeMap<u64, Pfn>,
+    /// Shared anonymous memory: page offset → the swap slot holding the
+    /// page, one slot reference each.
+    pub(crate) swapped: BTreeMap<u64, SwapEntry>,
+    /// Page offset → the reclaim design's eviction stamp
+    /// (`mm/reclaim/workingset.rs`). Linux: shadow entries.
+    pub(crate) shadows: BTreeMap<u64, u64>,
+}
+
+impl core::ops::Deref for PageCache {
+    type Target = BTreeMap<u64, Pfn>;
+    fn deref(&self) -> &BTreeMap<u64, Pfn> {
+        &self.pages
+    }
+}
+
+impl core::ops::DerefMut for PageCache {
+    fn deref_mut(&mut self) -> &mut BTreeMap<u64, Pfn> {
+        &mut self.pages
+    }
 }
 
 /// Why the page cache could not provide a page.
@@ -160,8 +197,8 @@ pub(crate) enum PageError {
 pub struct MemObject {
     id: ObjectId,
     pub(super) kind: Kind,
-    /// Page offset → frame. Linux: `mapping->i_pages`.
-    pub(super) cache: Mutex<BTreeMap<u64, Pfn>>,
+    /// Page offset → frame, and the evicted pages' entries. Linux: `mapping->i_pages`.
+    pub(crate) cache: Mutex<PageCache>,
     /// Serialises the calls that change the file's size or contents from
     /// outside the mappings: `write`, `ftruncate`, hole punching (Linux
     /// `inode->i_rwsem`). Taken with no other lock held; under it the
@@ -187,7 +224,7 @@ impl MemObject {
         MemObject {
             id,
             kind,
-            cache: Mutex::new(BTreeMap::new()),
+            cache: Mutex::new(PageCache::default()),
             io_lock: SleepLock::new(()),
             shared_tables: Mutex::new(BTreeMap::new()),
             reads: AtomicU64::new(0),
@@ -208,11 +245,32 @@ impl MemObject {
         matches!(self.kind, Kind::File(_))
     }
 
+    /// The swap area, if this is the swap object.
+    pub fn swap_area(&self) -> Option<&SwapArea> {
+        match &self.kind {
+            Kind::Swap(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Whether this is shared anonymous memory.
+    pub fn is_shmem(&self) -> bool {
+        matches!(self.kind, Kind::Shmem { .. })
+    }
+
+    /// The swap object a shared anonymous object's pages are written to.
+    pub(crate) fn swap_object(&self) -> Option<&Arc<MemObject>> {
+        match &self.kind {
+            Kind::Shmem { swap, .. } => swap.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Whether a shared mapping may write to it: shared anonymous memory
     /// always, a file if it was opened for writing.
     pub fn writable(&self) -> bool {
         match &self.kind {
-            Kind::Shmem { .. } => true,
+            Kind::Shmem { .. } | Kind::Swap(_) => true,
             Kind::File(f) => f.writable(),
         }
     }
@@ -220,7 +278,7 @@ impl MemObject {
     /// Whether the file was opened for reading (shared anonymous memory: yes).
     pub fn readable(&self) -> bool {
         match &self.kind {
-            Kind::Shmem { .. } => true,
+            Kind::Shmem { .. } | Kind::Swap(_) => true,
             Kind::File(f) => f.readable(),
         }
     }
@@ -228,24 +286,26 @@ impl MemObject {
     /// The host file, if this object is one.
     pub fn file(&self) -> Option<&dyn BackingFile> {
         match &self.kind {
-            Kind::Shmem { .. } => None,
             Kind::File(f) => Some(&**f),
+            _ => None,
         }
     }
 
     /// Size in bytes (Linux `i_size`).
     pub fn size(&self) -> u64 {
         match &self.kind {
-            Kind::Shmem { pages } => pages << PAGE_SHIFT,
+            Kind::Shmem { pages, .. } => pages << PAGE_SHIFT,
             Kind::File(f) => f.len(),
+            Kind::Swap(a) => (a.total() + 1) << PAGE_SHIFT,
         }
     }
 
     /// Pages that hold data: a page at or past this offset is beyond the end (SIGBUS).
     pub fn size_pages(&self) -> u64 {
         match &self.kind {
-            Kind::Shmem { pages } => *pages,
+            Kind::Shmem { pages, .. } => *pages,
             Kind::File(f) => f.len().div_ceil(PAGE_SIZE),
+            Kind::Swap(a) => a.total() + 1,
         }
     }
 
@@ -323,8 +383,17 @@ impl MemObject {
             return Ok(other);
         }
         c.insert(pgoff, pfn);
+        // The page is back: its swap copy and its eviction shadow go.
+        let slot = c.swapped.remove(&pgoff);
+        let shadow = c.shadows.remove(&pgoff);
         // The caller's reference, beside the cache's own from allocation.
         get_ref(phys, pfn);
+        drop(c);
+        if let (Some(e), Some(area)) = (slot, self.swap_object().and_then(|s| s.swap_area())) {
+            let _ = area.put(e);
+            MmCounters::bump(&counters.pswpin);
+        }
+        note_placed(counters, phys.lru_place(pfn, shadow));
         Ok(pfn)
     }
 
@@ -340,13 +409,32 @@ impl MemObject {
         Ok(Some(pfn))
     }
 
-    /// A new frame holding page `pgoff`: zeros for shared anonymous memory,
-    /// the file's bytes (zeros past its end) for a file. Refcount 1.
+    /// A new frame holding page `pgoff`: zeros for shared anonymous memory
+    /// (or its swapped-out bytes), the file's bytes (zeros past its end) for
+    /// a file. Refcount 1. Reads the host device: no lock held.
     fn read_page(&self, phys: &PhysMem, pgoff: u64) -> Result<Pfn, PageError> {
         let pfn = match &self.kind {
-            Kind::Shmem { .. } => phys
-                .alloc_page(NO_CPU, FrameUse::PageCache, Fill::Zero)
-                .ok_or(PageError::NoMemory)?,
+            Kind::Shmem { swap, .. } => {
+                let slot = self.cache.lock().swapped.get(&pgoff).copied();
+                match (slot, swap.as_ref().and_then(|s| s.swap_area().map(|a| (s, a)))) {
+                    (Some(e), Some((_, area))) => {
+                        let pfn = phys
+                            .alloc_page(NO_CPU, FrameUse::PageCache, Fill::Caller)
+                            .ok_or(PageError::NoMemory)?;
+                        let mut buf = [0u8; PAGE_SIZE as usize];
+                        if area.read(e, &mut buf).is_err() {
+                            phys.put_frame(pfn);
+                            return Err(PageError::Io);
+                        }
+                        phys.ram().write_bytes(pfn, 0, &buf);
+                        self.reads.fetch_add(1, Ordering::Relaxed);
+                        pfn
+                    }
+                    _ => phys
+                        .alloc_page(NO_CPU, FrameUse::PageCache, Fill::Zero)
+                        .ok_or(PageError::NoMemory)?,
+                }
+            }
             Kind::File(f) => {
                 let pfn = phys
                     .alloc_page(NO_CPU, FrameUse::PageCache, Fill::Caller)
@@ -368,6 +456,8 @@ impl MemObject {
                 self.reads.fetch_add(1, Ordering::Relaxed);
                 pfn
             }
+            // The swap cache is filled by `swap_cache::read_in`, never here.
+            Kind::Swap(_) => return Err(PageError::Io),
         };
         if let Some(d) = phys.desc(pfn) {
             if !self.is_file() {
@@ -379,6 +469,33 @@ impl MemObject {
             });
         }
         Ok(pfn)
+    }
+
+    /// Take page `pgoff` (frame `pfn`) out of the cache if the frame holds
+    /// exactly `refs` references (the cache's and the caller's) and is
+    /// clean, leaving `shadow` (the eviction stamp) in its place; drops the
+    /// cache's reference. Linux: `__remove_mapping` → `__filemap_remove_folio`.
+    pub(crate) fn remove_page_if(&self, phys: &PhysMem, pgoff: u64, pfn: Pfn, refs: u32, shadow: u64) -> bool {
+        let Some(d) = phys.desc(pfn) else { return false };
+        {
+            let mut c = self.cache.lock();
+            if c.get(&pgoff) != Some(&pfn)
+                || d.refcount.load(Ordering::Acquire) != refs
+                || d.flags.load(Ordering::Acquire) & PG_DIRTY != 0
+            {
+                return false;
+            }
+            c.remove(&pgoff);
+            c.shadows.insert(pgoff, shadow);
+        }
+        phys.put_frame(pfn);
+        true
+    }
+
+    /// Whether page `pgoff` of shared anonymous memory is out on swap (a
+    /// fault must then drop its locks to read it: `FaultError::Retry`).
+    pub(crate) fn is_swapped(&self, pgoff: u64) -> bool {
+        !self.is_file() && self.cache.lock().swapped.contains_key(&pgoff)
     }
 
     /// Write page `pgoff` (in frame `pfn`) to the file, only the bytes
@@ -457,9 +574,14 @@ impl MemObject {
     /// page. Called once no VMA and no fd refers to the object. Returns the
     /// first writeback error; every page is dropped regardless.
     fn release(&self, phys: &PhysMem) -> Result<(), Errno> {
-        let pages = core::mem::take(&mut *self.cache.lock());
+        let cache = core::mem::take(&mut *self.cache.lock());
+        if let Some(area) = self.swap_object().and_then(|s| s.swap_area()) {
+            for &e in cache.swapped.values() {
+                let _ = area.put(e);
+            }
+        }
         let mut err = self.take_wb_err();
-        for (pgoff, pfn) in pages {
+        for (pgoff, pfn) in cache.pages {
             if let Err(e) = self.writeback_page(phys, pgoff, pfn, false) {
                 err.get_or_insert(e);
             }
@@ -468,6 +590,18 @@ impl MemObject {
         match err {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+/// Count where `Lru::place` put a page read in.
+pub(crate) fn note_placed(counters: &MmCounters, p: crate::phys::Placed) {
+    match p {
+        crate::phys::Placed::New => {}
+        crate::phys::Placed::Refault => MmCounters::bump(&counters.workingset_refault),
+        crate::phys::Placed::Activated => {
+            MmCounters::bump(&counters.workingset_refault);
+            MmCounters::bump(&counters.workingset_activate);
         }
     }
 }
@@ -498,6 +632,9 @@ pub(crate) struct SharedTable {
 /// The machine's live memory objects by id, each with one reference held
 /// here. Lock order: after any map lock, before any object's cache lock.
 pub struct ObjectTable {
+    /// The swap object (`Kind::Swap`), which shared anonymous memory
+    /// writes its pages to; not in `objects` (it is never released).
+    swap: Option<Arc<MemObject>>,
     next_id: AtomicU64,
     /// Objects in `objects` (read without the lock to skip an empty table).
     live: AtomicUsize,
@@ -512,7 +649,13 @@ impl Default for ObjectTable {
 
 impl ObjectTable {
     pub fn new() -> ObjectTable {
+        ObjectTable::with_swap(None)
+    }
+
+    /// A table whose shared anonymous objects swap to `area`'s swap object.
+    pub fn with_swap(area: Option<SwapArea>) -> ObjectTable {
         ObjectTable {
+            swap: area.map(|a| Arc::new(MemObject::new(ObjectId(0), Kind::Swap(a)))),
             next_id: AtomicU64::new(1),
             live: AtomicUsize::new(0),
             objects: Mutex::new(BTreeMap::new()),
@@ -532,12 +675,18 @@ impl ObjectTable {
     pub fn create_shmem(&self, len: u64) -> Arc<MemObject> {
         self.register(Kind::Shmem {
             pages: len >> PAGE_SHIFT,
+            swap: self.swap.clone(),
         })
     }
 
     /// A new object for an opened host file.
     pub fn create_file(&self, f: Box<dyn BackingFile>) -> Arc<MemObject> {
         self.register(Kind::File(f))
+    }
+
+    /// The swap object (the swap cache is its page cache), if the machine swaps.
+    pub fn swap(&self) -> Option<&Arc<MemObject>> {
+        self.swap.as_ref()
     }
 
     /// The live object `id`.
@@ -659,12 +808,13 @@ pub(super) fn do_object_fault(
 ) -> Result<Option<Pte>, FaultError> {
     let phys = cx.phys;
     let pgoff = vma.pgoff_of(page_floor(addr));
-    // A file page not in the cache needs I/O: not with our locks held.
-    let page = if obj.is_file() {
+    // A file page not in the cache, or a shared anonymous page out on
+    // swap, needs I/O: not with our locks held.
+    let page = if obj.is_file() || obj.is_swapped(pgoff) {
         match obj.lookup_ref(phys, pgoff).map_err(|e| page_error_fault(e, addr))? {
             Some(p) => p,
             None => {
-                return Err(FaultError::Retry(PageRead {
+                return Err(FaultError::Retry(PageRead::Object {
                     obj: obj.clone(),
                     pgoff,
                     addr,
@@ -687,7 +837,7 @@ pub(super) fn do_object_fault(
         phys.put_frame(page);
         let new = Pte::new(copy, base | Pte::ACCESSED | Pte::DIRTY);
         // An anonymous copy counts in this address space's rss, whatever table holds it.
-        if pte_ops::set(phys, Rss::Of(&mm.rss, cx.cpu), entry, addr, cur, new, flush) {
+        if pte_ops::set(phys, mm.counts_on(cx.cpu), entry, addr, cur, new, flush) {
             return Ok(Some(new));
         }
         discard_frame(cx, copy);

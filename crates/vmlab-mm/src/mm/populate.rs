@@ -74,7 +74,7 @@ impl AddressSpace {
                     // and `__mm_populate` after VM_FAULT_RETRY look the VMA
                     // up again).
                     drop(st);
-                    let r = read.read(cx.phys, cx.counters).map_err(|f| match f.reason {
+                    let r = read.read(cx.phys, cx.counters, cx.relax).map_err(|f| match f.reason {
                         FaultReason::OutOfMemory => Errno::ENOMEM,
                         _ => Errno::EFAULT,
                     });

@@ -46,32 +46,48 @@ use crate::tlb::PendingFlush;
 /// holds it (its `AddressSpace::rss`, counted on CPU slot `usize`), or none
 /// (a table shared by several address spaces, whose frames count in its
 /// owner's rss as a whole, or an object table's in no one's).
+/// The second counter is the address space's swap entries (`MM_SWAPENTS`).
 #[derive(Copy, Clone)]
 pub enum Rss<'a> {
-    Of(&'a PerCpuCounter, usize),
+    Of(&'a PerCpuCounter, &'a PerCpuCounter, usize),
     None,
 }
 
+#[inline]
+fn add_to(c: &PerCpuCounter, cpu: usize, n: isize) {
+    if n > 0 {
+        c.add(cpu, n as usize);
+    } else if n < 0 {
+        c.sub(cpu, n.unsigned_abs());
+    }
+}
+
 impl Rss<'_> {
+    /// `cur` → `new` in one entry: frames and swap entries counted in step.
     #[inline]
-    fn add(self, n: isize) {
-        if let Rss::Of(rss, cpu) = self {
-            if n > 0 {
-                rss.add(cpu, n as usize);
-            } else if n < 0 {
-                rss.sub(cpu, n.unsigned_abs());
-            }
+    fn change(self, cur: Pte, new: Pte) {
+        if let Rss::Of(rss, swap, cpu) = self {
+            add_to(rss, cpu, counted(new) as isize - counted(cur) as isize);
+            add_to(swap, cpu, is_swap(new) as isize - is_swap(cur) as isize);
         }
     }
+}
+
+/// Whether `p` is a swap entry (holding one reference to its slot).
+#[inline]
+pub fn is_swap(p: Pte) -> bool {
+    matches!(p.decode(), LeafEntry::Swap(_))
 }
 
 /// Move the dirty bit of a PTE being cleared to the page it mapped, if that
 /// is a page-cache page (anonymous pages have nowhere to be written back to
 /// yet). Linux: `zap_pte_range` → `folio_mark_dirty`. Every path that clears
 /// a PTE mapping a page for good does this (here, in `retire`).
+/// An anonymous page's `PG_DIRTY` says its swap copy (if any) is stale:
+/// reclaim writes it again.
 #[inline]
 pub fn transfer_dirty(d: &FrameDesc, old: Pte) {
-    if old.dirty() && d.usage() == FrameUse::PageCache {
+    if old.dirty() && matches!(d.usage(), FrameUse::PageCache | FrameUse::Anon) {
         d.flags.fetch_or(PG_DIRTY, Ordering::AcqRel);
     }
 }
@@ -135,6 +151,12 @@ fn retire(phys: &PhysMem, e: LeafRef<'_>, va: u64, old: Pte, unlinked: bool, flu
     if old.is_none() {
         return;
     }
+    if is_swap(old) {
+        // Not a translation: no TLB holds it. Its slot reference goes
+        // with the flush's release (`PendingFlush::swap`).
+        flush.swap.push(old.0);
+        return;
+    }
     flush.add_page(vpn(va));
     if counted(old) {
         if let Some(d) = phys.desc(old.pfn()) {
@@ -175,7 +197,7 @@ fn install_with(
         return false;
     }
     retire(phys, e, va, cur, relink, flush);
-    rss.add(counted(new) as isize - counted(cur) as isize);
+    rss.change(cur, new);
     true
 }
 
@@ -259,7 +281,7 @@ pub(crate) fn publish(
 pub(crate) fn clear(phys: &PhysMem, rss: Rss<'_>, e: LeafRef<'_>, va: u64, flush: &mut PendingFlush) -> Pte {
     let old = e.raw_swap(Pte(0));
     retire(phys, e, va, old, false, flush);
-    rss.add(-(counted(old) as isize));
+    rss.change(old, Pte(0));
     old
 }
 
@@ -359,7 +381,9 @@ pub(crate) fn clean(phys: &PhysMem, e: LeafRef<'_>, va: u64, flush: &mut Pending
 /// Copy entry value `pte` into the empty entry `dst` of another table (fork,
 /// a shared table's private copy): `pte`'s frame gains a mapping and a
 /// reference. The caller has made `pte` what the copy should hold (write
-/// protected for copy-on-write). Linux: `copy_present_pte`.
+/// protected for copy-on-write); for a swap entry it has taken the slot's
+/// extra reference (`SwapArea::dup`). Linux: `copy_present_pte`,
+/// `copy_nonpresent_pte`.
 #[inline]
 pub(crate) fn copy_into(phys: &PhysMem, rss: Rss<'_>, dst: LeafRef<'_>, pte: Pte) {
     debug_assert!(dst.load().is_none() && !pte.locked());
@@ -370,7 +394,7 @@ pub(crate) fn copy_into(phys: &PhysMem, rss: Rss<'_>, dst: LeafRef<'_>, pte: Pte
     }
     pre_install(phys, dst, pte);
     dst.raw_store(pte);
-    rss.add(counted(pte) as isize);
+    rss.change(Pte(0), pte);
 }
 
 /// Move the entry `src` (`[va]`) to the empty entry `dst` of the same

@@ -237,6 +237,11 @@ impl AddressSpace {
                         out = out.without(Pte::WRITE);
                     }
                 }
+                if !self.dup_if_swap(out) {
+                    // The slot is at its limit: leave the entry behind
+                    // (the page reads as zeros here).
+                    continue;
+                }
                 // The copy's frames join this address space's rss below, as a whole.
                 pte_ops::copy_into(phys, Rss::None, ce, out);
             }

@@ -24,6 +24,26 @@ pub struct MmCounters {
     pub shootdowns: AtomicU64,
     /// CPU TLBs invalidated by shootdowns (a round counts each CPU reached).
     pub shootdown_cpus: AtomicU64,
+    /// Pages reclaim looked at, by kswapd's work and by direct reclaim in an
+    /// allocating path, and those it freed (Linux /proc/vmstat names).
+    pub pgscan_kswapd: AtomicU64,
+    pub pgscan_direct: AtomicU64,
+    pub pgsteal_kswapd: AtomicU64,
+    pub pgsteal_direct: AtomicU64,
+    /// Pages moved to the active list (or a younger generation), and back.
+    pub pgactivate: AtomicU64,
+    pub pgdeactivate: AtomicU64,
+    /// Pages read in again that left a shadow when evicted, and those of
+    /// them the refault distance put back in the working set.
+    pub workingset_refault: AtomicU64,
+    pub workingset_activate: AtomicU64,
+    /// Pages read from and written to swap.
+    pub pswpin: AtomicU64,
+    pub pswpout: AtomicU64,
+    /// Processes the OOM killer killed.
+    pub oom_kill: AtomicU64,
+    /// Host nanoseconds spent reclaiming (kswapd's work and direct reclaim).
+    pub reclaim_ns: AtomicU64,
 }
 
 impl MmCounters {

@@ -178,6 +178,16 @@ impl Pte {
             | (e.offset << 12)))
     }
 
+    /// The slot a swap entry names (for another kind of entry, whatever its
+    /// bits say: callers know it is one, having decoded it or made it).
+    #[inline]
+    pub const fn swap_entry(self) -> SwapEntry {
+        SwapEntry {
+            ty: ((self.0 & Self::SWAP_TYPE_MASK) >> Self::SWAP_TYPE_SHIFT) as u8,
+            offset: (self.0 & Self::ADDR_MASK) >> 12,
+        }
+    }
+
     /// A migration entry: the page at `pfn` is being moved; a fault on it
     /// waits until the move is done.
     #[inline]

@@ -78,6 +78,9 @@ pub struct FrameDesc {
     /// that a zeroed descriptor is on no list).
     pub lru_prev: AtomicU32,
     pub lru_next: AtomicU32,
+    /// The swap slot of an anonymous page in the swap cache (`PG_SWAPCACHE`):
+    /// its swap entry's raw PTE value, 0 otherwise. Linux: `folio->swap`.
+    pub(crate) swap: AtomicU64,
 }
 
 /// Who a frame belongs to. Each variant says what its fields are; no field
@@ -147,6 +150,19 @@ pub const PG_SWAPBACKED: u32 = 1 << 13;
 /// Held while the frame's PTE-pointer list (`rmap = pte_chain`) changes or
 /// is read. Linux 2.5: `PG_chainlock` (`pte_chain_lock`).
 pub const PG_RMAP_LOCK: u32 = 1 << 14;
+/// An anonymous page that is also in the swap cache (the page cache of the
+/// swap object), its slot in `FrameDesc::swap`. Linux: `PG_swapcache`.
+pub const PG_SWAPCACHE: u32 = 1 << 15;
+/// A page being read in or written out: a fault that finds it in a cache
+/// waits (retries) until the I/O is done. Linux: `PG_locked` held for I/O.
+pub const PG_IO: u32 = 1 << 16;
+/// Pages MADV_FREE made lazily freeable: reclaim drops them, without
+/// writing, if no store dirtied them since. Linux: a clean anonymous folio
+/// without `PG_swapbacked`.
+pub const PG_LAZYFREE: u32 = 1 << 17;
+/// Bits 24-27 of the flags: which LRU list a `PG_LRU` frame is on.
+pub const LRU_LIST_SHIFT: u32 = 24;
+pub const LRU_LIST_MASK: u32 = 0xf;
 
 // SAFETY: every field is an atomic integer, for which zero is a valid value
 // (padding may hold anything); the alignment is that of `AtomicU64`, 8, and
@@ -169,6 +185,7 @@ impl FrameDesc {
             rmap: AtomicU64::new(0),
             lru_prev: AtomicU32::new(0),
             lru_next: AtomicU32::new(0),
+            swap: AtomicU64::new(0),
         }
     }
 
@@ -187,6 +204,7 @@ impl FrameDesc {
         self.owner.store(word, Ordering::Relaxed);
         self.index.store(index, Ordering::Relaxed);
         self.rmap.store(0, Ordering::Relaxed);
+        self.swap.store(0, Ordering::Relaxed);
     }
 
     pub(crate) fn reset(&self) {
@@ -198,6 +216,43 @@ impl FrameDesc {
         self.rmap.store(0, Ordering::Relaxed);
         self.lru_prev.store(0, Ordering::Relaxed);
         self.lru_next.store(0, Ordering::Relaxed);
+        self.swap.store(0, Ordering::Relaxed);
+    }
+
+    /// The swap entry (raw PTE value) of a page in the swap cache, if it is one.
+    #[inline]
+    pub fn swap_entry(&self) -> Option<u64> {
+        if self.flags.load(Ordering::Acquire) & PG_SWAPCACHE == 0 {
+            return None;
+        }
+        Some(self.swap.load(Ordering::Acquire)).filter(|&w| w != 0)
+    }
+
+    /// Take a reference to a frame that may be on its way to being freed
+    /// (found on an LRU list or in a cache, under that list's or cache's
+    /// lock): `false` if its count already reached zero. Linux: `folio_try_get`.
+    #[inline]
+    pub(crate) fn try_get(&self) -> bool {
+        let mut c = self.refcount.load(Ordering::Acquire);
+        loop {
+            if c == 0 {
+                return false;
+            }
+            match self
+                .refcount
+                .compare_exchange_weak(c, c + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return true,
+                Err(now) => c = now,
+            }
+        }
+    }
+
+    /// The LRU list the frame is on (`PG_LRU`), as `phys/lru.rs` numbers them.
+    #[inline]
+    pub fn lru_list(&self) -> Option<usize> {
+        let f = self.flags.load(Ordering::Acquire);
+        (f & PG_LRU != 0).then_some(((f >> LRU_LIST_SHIFT) & LRU_LIST_MASK) as usize)
     }
 
     /// Who owns the frame.

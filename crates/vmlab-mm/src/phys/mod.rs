@@ -56,6 +56,7 @@
 
 mod backing;
 mod desc;
+mod lru;
 mod pte_links;
 mod ram;
 mod table_sharers;
@@ -64,6 +65,7 @@ mod watermarks;
 
 pub use backing::{GlobalBacking, RamBacking, Zeroable, ZeroedArray, ZeroedWords};
 pub use desc::*;
+pub use lru::{Lru, Placed, MAX_LRU_LISTS};
 pub use pte_links::{PteLinkKind, POOL_SLOTS};
 pub use ram::Ram;
 pub use walks::WalkTracker;
@@ -298,6 +300,14 @@ pub struct PhysMem {
     table_frames: usize,
     /// Sharers of each fork-shared leaf table (`table_sharers.rs`).
     cow_sharers: Mutex<alloc::collections::BTreeSet<(usize, u64)>>,
+    /// The reclaim design's LRU lists (`lru.rs`; none by default).
+    lru: Lru,
+    /// The zones' watermarks summed, in frames: kswapd is wanted once fewer
+    /// than `low` frames are free and works until `high` are.
+    wmark: Watermarks,
+    /// Set by an allocation that left fewer than `wmark.low` frames free;
+    /// taken by whoever runs kswapd's work (`take_kswapd_wanted`).
+    kswapd_wanted: crate::sync::AtomicBool,
 }
 
 /// What `PhysMem::alloc_page` leaves in the frame.
@@ -428,7 +438,15 @@ impl PhysMem {
             links: pte_links::PteLinks::new(PteLinkKind::None),
             table_frames: 1,
             cow_sharers: Mutex::new(alloc::collections::BTreeSet::new()),
+            lru: Lru::new(0),
+            wmark: Watermarks::default(),
+            kswapd_wanted: crate::sync::AtomicBool::new(false),
         };
+        pm.wmark = pm.zones.iter().fold(Watermarks::default(), |a, z| Watermarks {
+            min: a.min + z.watermarks.min,
+            low: a.low + z.watermarks.low,
+            high: a.high + z.watermarks.high,
+        });
         pm.zero_pfn = pm.alloc_run(1, 1, FrameUse::Zero).ok_or(PhysError::TooSmall)?;
         Ok(pm)
     }
@@ -440,6 +458,68 @@ impl PhysMem {
         self.links = pte_links::PteLinks::new(kind);
         self.table_frames = if kind == PteLinkKind::Chain { 2 } else { 1 };
         self
+    }
+
+    /// Keep `lists` LRU lists (the reclaim design's; `lru.rs`). Set once,
+    /// before any frame is listed.
+    pub fn with_lru_lists(mut self, lists: usize) -> PhysMem {
+        self.lru = Lru::new(lists);
+        self
+    }
+
+    /// Use `w` (in frames, summed over the zones) instead of Linux's
+    /// watermarks: a config that sets them to zero makes every frame usable
+    /// before kswapd wakes.
+    pub fn with_watermarks(mut self, w: Watermarks) -> PhysMem {
+        self.wmark = w;
+        self
+    }
+
+    /// The LRU lists.
+    #[inline]
+    pub fn lru(&self) -> &Lru {
+        &self.lru
+    }
+
+    /// List a page entering memory (`Lru::place`; a no-op list-wise for
+    /// a design that keeps no lists). Linux: `folio_add_lru` (+ `workingset_refault`).
+    #[inline]
+    pub(crate) fn lru_place(&self, pfn: Pfn, shadow: Option<u64>) -> Placed {
+        self.lru.place(self.descs.as_slice(), pfn, shadow)
+    }
+
+    /// The descriptors as one slice (for the LRU lists).
+    #[inline]
+    pub(crate) fn descs(&self) -> &[FrameDesc] {
+        self.descs.as_slice()
+    }
+
+    /// The machine's watermarks in frames (the zones' summed).
+    #[inline]
+    pub fn watermarks(&self) -> Watermarks {
+        self.wmark
+    }
+
+    /// Frames free by the allocators' counters (cheap, momentary; per-CPU
+    /// lists counted as free).
+    #[inline]
+    pub fn free_frames_fast(&self) -> usize {
+        self.total_frames().saturating_sub(self.frames_used())
+    }
+
+    /// Whether an allocation found free frames below the low watermark
+    /// since the last call (and clear the flag). Linux: `wakeup_kswapd`.
+    #[inline]
+    pub fn take_kswapd_wanted(&self) -> bool {
+        self.kswapd_wanted.load(Ordering::Relaxed) && self.kswapd_wanted.swap(false, Ordering::AcqRel)
+    }
+
+    #[inline]
+    fn note_allocation(&self) {
+        let used = self.frames_used.load(Ordering::Relaxed);
+        if self.total_frames().saturating_sub(used) < self.wmark.low as usize {
+            self.kswapd_wanted.store(true, Ordering::Relaxed);
+        }
     }
 
     /// A zeroed page-table page (any level), owned by nobody yet. Order 1
@@ -709,11 +789,17 @@ impl PhysMem {
     /// this reclaim first instead. Linux: `alloc_pages` with `__GFP_ZERO` or without.
     #[inline]
     pub(crate) fn alloc_page(&self, cpu: usize, usage: FrameUse, fill: Fill) -> Option<Pfn> {
-        match fill {
+        let r = match fill {
             Fill::Zero if self.pcp.has(cpu) => self.zeroed_pfn_on(cpu, usage),
             Fill::Zero => self.zeroed_pfn(usage),
             Fill::Caller => self.alloc_run(1, 1, usage),
+        };
+        if r.is_none() {
+            self.kswapd_wanted.store(true, Ordering::Relaxed);
+        } else {
+            self.note_allocation();
         }
+        r
     }
 
     /// Give every per-CPU list's frames back to the zone. Returns how many
@@ -734,6 +820,7 @@ impl PhysMem {
         let desc = self.descs.as_slice().get(pfn.0).ok_or(FreeError::OutOfRange)?;
         let zone = self.zones.iter().find(|z| z.holds(pfn)).ok_or(FreeError::OutOfRange)?;
         let was_pt = desc.usage() == FrameUse::PageTable;
+        self.lru.del(self.descs.as_slice(), pfn);
         let mut a = zone.alloc.lock();
         let taken = a.frames_for(count);
         a.free(pfn, count)?;
@@ -787,6 +874,7 @@ impl PhysMem {
             return true;
         }
         let was_pt = desc.usage() == FrameUse::PageTable;
+        self.lru.del(self.descs.as_slice(), pfn);
         // Reset before the frame is listed: from then on a drain may give it
         // to the zone and another CPU may allocate it.
         desc.reset();

@@ -37,6 +37,16 @@
 //!    mapped nowhere has none; each fork-shared table's sharer list is the
 //!    set of address spaces that reach it.
 //!
+//! 8. Swap and reclaim (`check_swap`): every slot's count equals the swap
+//!    entries that name it (an entry of a fork-shared table once), plus
+//!    one per shared anonymous object that keeps it, plus one if the swap
+//!    cache holds its page; a swap entry lies in a private VMA; each
+//!    swap-cache page is anonymous, has `PG_SWAPCACHE` and names its slot,
+//!    and holds one reference more than its mappings; an address space's
+//!    `swapents` equals the entries of its own tables (not checked once it
+//!    shared tables by fork); every LRU list holds exactly its counted
+//!    pages, each pageable and marked with that list.
+//!
 //! The checker needs a quiescent machine: no CPU may be faulting while it runs.
 
 use super::machine::{Machine, Pid, Process};
@@ -159,6 +169,9 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
     // fork-shared table, as the walk finds them.
     let mut views: BTreeMap<usize, Vec<(u64, u64)>> = BTreeMap::new();
     let mut cow_reach: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    // 8: swap entries by the RAM word that holds them (an entry of a
+    // shared table is seen through each sharer, counted once).
+    let mut swap_ptes: BTreeMap<usize, u64> = BTreeMap::new();
     for p in procs.values() {
         let st = p.mm.map.read();
         if st.dead {
@@ -243,6 +256,7 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
             first
         });
         let mut rss = 0usize;
+        let mut own_swap = 0usize;
         let mut vi = 0usize;
         pt.for_each_leaf(phys, 0, TASK_SIZE, |va, e| {
             let pte = e.load();
@@ -264,6 +278,16 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
                 // A guard marker (MADV_GUARD_INSTALL) may be in any VMA,
                 // of any protection; it maps no frame (no rss, no mapcount).
                 LeafEntry::Guard => return,
+                LeafEntry::Swap(se) => {
+                    if v.flags.has(crate::mm::VmFlags::SHARED) {
+                        bad = Some(format!("pid {}: swap entry at {va:#x} in a shared VMA", p.pid));
+                    }
+                    if let Some(w) = phys.word_index(e.word()) {
+                        swap_ptes.insert(w as usize, se.offset);
+                    }
+                    own_swap += 1;
+                    return;
+                }
                 LeafEntry::None | LeafEntry::Present(_) | LeafEntry::ProtNone(_) => {}
                 // Nothing writes the others yet.
                 other => {
@@ -328,6 +352,14 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
             )));
         };
         ensure!(counted == rss, "pid {}: rss {counted} but {rss} frames mapped", p.pid);
+        if !p.mm.shares_tables() {
+            let sc = p.mm.swapents.get();
+            ensure!(
+                sc == own_swap,
+                "pid {}: swapents {sc} but {own_swap} swap entries",
+                p.pid
+            );
+        }
     }
     for (i, _) in listed.iter().enumerate().filter(|(_, &l)| l) {
         ensure!(
@@ -361,14 +393,89 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
         ensure!(mc == n, "frame {i}: mapcount {mc} but {n} PTEs map it");
         if d.usage() == FrameUse::Anon {
             let rc = d.refcount.load(Ordering::Relaxed);
-            ensure!(n >= 1, "frame {i}: anonymous frame mapped nowhere (leaked)");
-            ensure!(rc as i32 == n, "frame {i}: refcount {rc} != mapcount {n}");
+            // The swap cache holds one reference of its own (8).
+            let cached = d.swap_entry().is_some() as i32;
+            ensure!(n + cached >= 1, "frame {i}: anonymous frame mapped nowhere (leaked)");
+            ensure!(
+                rc as i32 == n + cached,
+                "frame {i}: refcount {rc} != mapcount {n} + swap cache {cached}"
+            );
         } else if n > 0 && d.usage() != FrameUse::PageCache {
             // Page-cache frames: see `check_objects`.
             ensure!(false, "frame {i}: mapped but used as {:?}", d.usage());
         }
     }
+    check_swap(m, &swap_ptes)?;
     check_rmap(m, &maps, &views, &cow_reach)
+}
+
+/// 8 (see the module doc).
+fn check_swap(m: &Machine, swap_ptes: &BTreeMap<usize, u64>) -> Result<(), InvariantError> {
+    let phys = m.phys();
+    let lru = phys.lru();
+    for list in 0..lru.lists() {
+        let frames = lru.frames(phys.descs(), list);
+        ensure!(
+            frames.len() == lru.len(list),
+            "LRU list {list}: {} frames linked but {} counted",
+            frames.len(),
+            lru.len(list)
+        );
+        for f in frames {
+            let Some(d) = phys.desc(f) else { continue };
+            ensure!(
+                matches!(d.usage(), FrameUse::Anon | FrameUse::PageCache) && d.lru_list() == Some(list),
+                "frame {}: on LRU list {list} but used as {:?}, marked {:?}",
+                f.0,
+                d.usage(),
+                d.lru_list()
+            );
+        }
+    }
+    let Some(area) = m.swap() else {
+        ensure!(
+            swap_ptes.is_empty(),
+            "{} swap entries on a machine without swap",
+            swap_ptes.len()
+        );
+        return Ok(());
+    };
+    let mut want: BTreeMap<u64, u64> = BTreeMap::new();
+    for &slot in swap_ptes.values() {
+        *want.entry(slot).or_default() += 1;
+    }
+    for o in m.objects().snapshot() {
+        for e in o.cache.lock().swapped.values() {
+            *want.entry(e.offset).or_default() += 1;
+        }
+    }
+    if let Some(swap) = m.objects().swap() {
+        for (slot, pfn) in swap.cache_snapshot() {
+            *want.entry(slot).or_default() += 1;
+            let Some(d) = phys.desc(pfn) else { continue };
+            ensure!(
+                d.usage() == FrameUse::Anon && d.swap_entry().map(|w| Pte(w).swap_entry().offset) == Some(slot),
+                "frame {}: in the swap cache at slot {slot} but used as {:?}, naming {:?}",
+                pfn.0,
+                d.usage(),
+                d.swap_entry()
+            );
+        }
+    }
+    let have: BTreeMap<u64, u64> = area.counts().into_iter().map(|(s, c)| (s, c as u64)).collect();
+    ensure!(
+        have == want,
+        "swap slots: counts {:?} but references {:?}",
+        have.iter().take(8).collect::<Vec<_>>(),
+        want.iter().take(8).collect::<Vec<_>>()
+    );
+    ensure!(
+        area.used() == have.len() as u64,
+        "swap: {} slots used but {} have references",
+        area.used(),
+        have.len()
+    );
+    Ok(())
 }
 
 /// Invariant 7: the reverse map (see the module doc). Runs after every

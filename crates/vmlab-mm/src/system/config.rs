@@ -2,7 +2,7 @@
 //! and applies `--set key=value` overrides; every key is documented in
 //! docs/CONFIG.md. Later policies add their keys here.
 
-use crate::mm::{FaultLock, ForkPolicy, RmapPolicy, VmaMapPolicy};
+use crate::mm::{FaultLock, ForkPolicy, ReclaimPolicy, RmapPolicy, VmaMapPolicy};
 use crate::phys::FrameAllocatorPolicy;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -111,6 +111,12 @@ pub struct MachineConfig {
     pub fault_lock: FaultLockName,
     /// How a frame's mappings are found (`mm/rmap/`): the reverse map.
     pub rmap: RmapName,
+    /// Which pages reclaim takes when memory runs short (`mm/reclaim/`).
+    pub reclaim: ReclaimName,
+    /// Watermarks: `linux` (computed from RAM as Linux does at boot) or
+    /// `none` (all zero: kswapd wakes only when an allocation fails, so
+    /// every frame is usable; reclaim is then synchronous).
+    pub watermarks: WatermarksName,
     /// Frames each CPU's list of free single frames takes from or gives back
     /// to the zone at a time (`frame/pcp.rs`); 0 disables the lists.
     pub pcp_batch: usize,
@@ -142,6 +148,8 @@ impl Default for MachineConfig {
             fork: ForkName::Cow,
             fault_lock: FaultLockName::PtLock,
             rmap: RmapName::Object,
+            reclaim: ReclaimName::TwoList,
+            watermarks: WatermarksName::Linux,
             pcp_batch: 32,
             pkeys: false,
             swap_size: ByteSize(0),
@@ -265,6 +273,45 @@ impl RmapName {
     }
 }
 
+/// Config spelling of `ReclaimPolicy`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReclaimName {
+    Clock,
+    TwoList,
+}
+
+impl ReclaimName {
+    pub const ALL: &'static [&'static str] = &["clock", "two_list"];
+    pub fn policy(self) -> ReclaimPolicy {
+        match self {
+            ReclaimName::Clock => ReclaimPolicy::Clock,
+            ReclaimName::TwoList => ReclaimPolicy::TwoList,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        self.policy().as_str()
+    }
+}
+
+/// Config values of `watermarks`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WatermarksName {
+    Linux,
+    None,
+}
+
+impl WatermarksName {
+    pub const ALL: &'static [&'static str] = &["linux", "none"];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WatermarksName::Linux => "linux",
+            WatermarksName::None => "none",
+        }
+    }
+}
+
 /// Config spelling of `FrameAllocatorPolicy`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -300,6 +347,8 @@ impl MachineConfig {
         "fork",
         "fault_lock",
         "rmap",
+        "reclaim",
+        "watermarks",
         "pcp_batch",
         "pkeys",
         "swap_size",
@@ -354,6 +403,8 @@ impl MachineConfig {
             "fork" => self.fork = name(key, value, ForkName::ALL)?,
             "fault_lock" => self.fault_lock = name(key, value, FaultLockName::ALL)?,
             "rmap" => self.rmap = name(key, value, RmapName::ALL)?,
+            "reclaim" => self.reclaim = name(key, value, ReclaimName::ALL)?,
+            "watermarks" => self.watermarks = name(key, value, WatermarksName::ALL)?,
             "pcp_batch" => self.pcp_batch = int(key, value)?,
             "pkeys" => {
                 self.pkeys = match value {
@@ -440,13 +491,15 @@ impl MachineConfig {
     }
 
     /// Policies in force, as `(key, value)` pairs for a run's header.
-    pub fn policies(&self) -> [(&'static str, &'static str); 5] {
+    pub fn policies(&self) -> [(&'static str, &'static str); 7] {
         [
             ("vma_map", self.vma_map.as_str()),
             ("frame_allocator", self.frame_allocator.as_str()),
             ("fork", self.fork.as_str()),
             ("fault_lock", self.fault_lock.as_str()),
             ("rmap", self.rmap.as_str()),
+            ("reclaim", self.reclaim.as_str()),
+            ("watermarks", self.watermarks.as_str()),
         ]
     }
 }
@@ -482,7 +535,7 @@ mod tests {
             let value = match *key {
                 "ram" => d.ram.to_string(),
                 "pkeys" => "false".to_string(),
-                "vma_map" | "frame_allocator" | "fork" | "fault_lock" | "rmap" => {
+                "vma_map" | "frame_allocator" | "fork" | "fault_lock" | "rmap" | "reclaim" | "watermarks" => {
                     let p = d.policies();
                     p.iter().find(|(k, _)| k == key).unwrap().1.to_string()
                 }

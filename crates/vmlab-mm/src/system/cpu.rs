@@ -303,11 +303,36 @@ impl<'m> Cpu<'m> {
     /// loads and stores without a key check, so an execute-only page (found
     /// by an instruction fetch) is never cached.
     fn walk_or_fault(&mut self, addr: u64, kind: Access) -> Result<(Pfn, bool, bool), Fault> {
+        let mut no_progress = 0;
         loop {
-            match self.walk_or_fault_once(addr, kind)? {
-                Ok(t) => return Ok(t),
-                // Every lock of the walk is dropped: read the page, try again.
-                Err(read) => read.read(self.m.phys(), self.m.counters.get(self.id))?,
+            // Every lock of the try is dropped whatever it returned.
+            let r = match self.walk_or_fault_once(addr, kind) {
+                Ok(Ok(t)) => Ok(Some(t)),
+                // Read the page, try again.
+                Ok(Err(read)) => read
+                    .read(self.m.phys(), self.m.counters.get(self.id), &*self.m.host)
+                    .map(|()| None),
+                Err(f) => Err(f),
+            };
+            if self.m.phys().take_kswapd_wanted() {
+                self.m.kswapd(self.id);
+            }
+            match r {
+                Ok(Some(t)) => return Ok(t),
+                Ok(None) => {}
+                // No frame: direct reclaim, then try again, until
+                // `MAX_RECLAIM_RETRIES` rounds in a row free nothing.
+                Err(f) if f.reason == FaultReason::OutOfMemory => {
+                    if self.m.reclaim(self.id, false, crate::mm::reclaim::SWAP_CLUSTER_MAX) > 0 {
+                        no_progress = 0;
+                    } else {
+                        no_progress += 1;
+                        if no_progress >= crate::mm::reclaim::MAX_RECLAIM_RETRIES {
+                            return Err(f);
+                        }
+                    }
+                }
+                Err(f) => return Err(f),
             }
         }
     }
@@ -395,7 +420,7 @@ impl<'m> Cpu<'m> {
                 }
                 // A COW break or an unshared table: other CPUs drop the old
                 // translation before the old frame's reference goes.
-                if flush.range.is_some() || !flush.frames.is_empty() {
+                if flush.range.is_some() || !flush.frames.is_empty() || !flush.swap.is_empty() {
                     self.m.shootdown_on(self.id, mm, flush);
                 }
                 match r {

@@ -45,6 +45,12 @@ pub trait Host: Relax + Send + Sync {
     /// `dir` (config `swap_dir`; empty: the host's choice). The default keeps
     /// the slots in memory (`swap::MemSwap`); `vmlab::host::OsHost` creates
     /// a real file, unlinked at once. The error says what the host refused.
+    /// A monotonic clock in nanoseconds, if the host has one (reclaim's
+    /// `reclaim_ns`); `None` by default (no_std has no clock).
+    fn now_ns(&self) -> Option<u64> {
+        None
+    }
+
     fn swap_device(&self, bytes: u64, _dir: &str) -> Result<Box<dyn SwapDevice>, String> {
         Ok(Box::new(MemSwap::new(bytes / crate::addr::PAGE_SIZE)))
     }

@@ -11,6 +11,7 @@ use crate::addr::{Pfn, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::mm::fault::FaultCtx;
 use crate::mm::oom::{oom_badness, oom_score, OomFootprint, OOM_SCORE_ADJ_MAX, OOM_SCORE_ADJ_MIN};
+use crate::mm::reclaim::{ReclaimCx, Reclaimer};
 use crate::mm::uapi::MAP_ANONYMOUS;
 use crate::mm::{
     AddressSpace, AddressSpaceParams, BackingFile, ForkPolicy, ForkReport, MemObject, MmCounters, MmRegistry,
@@ -111,8 +112,8 @@ pub struct Machine {
     pub(crate) counters: PerCpu<MmCounters>,
     /// The reverse map (config `rmap`, `mm/rmap/`).
     pub(crate) rmap: Rmap,
-    /// The swap area (config `swap_size`; none without swap).
-    swap: Option<SwapArea>,
+    /// Reclaim (config `reclaim`, `mm/reclaim/`).
+    reclaimer: Reclaimer,
     next_mm_id: AtomicU64,
     next_pid: AtomicU32,
     /// The process table. Lock order: taken before any address space's map lock.
@@ -190,7 +191,12 @@ impl Machine {
             PhysError::TooSmall => MachineError::NoMemory,
             PhysError::Host { what, bytes } => MachineError::HostMemory { what, bytes },
         })?
-        .with_pte_links(config.rmap.policy().pte_links());
+        .with_pte_links(config.rmap.policy().pte_links())
+        .with_lru_lists(config.reclaim.policy().lru_lists());
+        let phys = match config.watermarks {
+            super::config::WatermarksName::Linux => phys,
+            super::config::WatermarksName::None => phys.with_watermarks(Default::default()),
+        };
         let swap = match config.swap_size.0 {
             0 => None,
             bytes => {
@@ -207,7 +213,7 @@ impl Machine {
             phys,
             counters: PerCpu::new(config.cpus),
             rmap: Rmap::new(config.rmap.policy()),
-            swap,
+            reclaimer: Reclaimer::new(config.reclaim.policy()),
             next_mm_id: AtomicU64::new(1),
             next_pid: AtomicU32::new(1),
             procs: RwLock::new(BTreeMap::new()),
@@ -219,7 +225,7 @@ impl Machine {
             host,
             tlb_hits: AtomicU64::new(0),
             tlb_misses: AtomicU64::new(0),
-            objects: ObjectTable::new(),
+            objects: ObjectTable::with_swap(swap),
             files: Mutex::new(BTreeMap::new()),
         })
     }
@@ -327,14 +333,14 @@ impl Machine {
         };
         Ok(OomFootprint {
             rss: p.mm.rss.get() as u64,
-            swap_entries: 0,
+            swap_entries: p.mm.swapents.get() as u64,
             page_table_pages: tables * per_table,
         })
     }
 
     /// RAM + swap in pages: what `oom_score_adj` is a thousandth of.
     pub fn oom_total_pages(&self) -> u64 {
-        self.phys.total_frames() as u64 + self.swap.as_ref().map_or(0, |s| s.total())
+        self.phys.total_frames() as u64 + self.swap().map_or(0, |s| s.total())
     }
 
     /// `/proc/PID/oom_score` (Linux `proc_oom_score`).
@@ -346,7 +352,60 @@ impl Machine {
 
     /// The swap area, if the machine has swap (config `swap_size`).
     pub fn swap(&self) -> Option<&SwapArea> {
-        self.swap.as_ref()
+        self.objects.swap().and_then(|s| s.swap_area())
+    }
+
+    /// Pages in the swap cache.
+    pub fn swap_cache_pages(&self) -> usize {
+        self.objects.swap().map_or(0, |s| s.cached_pages())
+    }
+
+    /// The reclaim design in force.
+    pub fn reclaim_policy(&self) -> crate::mm::ReclaimPolicy {
+        self.reclaimer.policy()
+    }
+
+    /// Run reclaim for `want` frames, as kswapd (`kswapd`) or as direct
+    /// reclaim; returns the frames freed. Time spent counts in `reclaim_ns`
+    /// when the host has a clock.
+    ///
+    /// Preconditions: the caller holds no map lock, page-table lock or
+    /// claimed PTE (a fault dropped them all first).
+    pub fn reclaim(&self, cpu: usize, kswapd: bool, want: usize) -> usize {
+        let counters = self.counters.get(cpu);
+        let shootdown = |f: PendingFlush| self.shootdown_all(f);
+        let cx = ReclaimCx {
+            rmap: &self.rmap,
+            rcx: self.rmap_cx(),
+            swap: self.objects.swap(),
+            counters,
+            shootdown: &shootdown,
+            kswapd,
+        };
+        let t0 = self.host.now_ns();
+        let n = self.reclaimer.shrink(&cx, want);
+        if let (Some(a), Some(b)) = (t0, self.host.now_ns()) {
+            counters.reclaim_ns.fetch_add(b.saturating_sub(a), Ordering::Relaxed);
+        }
+        n
+    }
+
+    /// kswapd's work: reclaim until the high watermark's frames are free,
+    /// or no progress. Run where an allocation left fewer than the low
+    /// watermark free (`PhysMem::take_kswapd_wanted`): inline on the CPU
+    /// that noticed (a machine on `SpinHost` stays deterministic).
+    /// Linux: `balance_pgdat`.
+    pub fn kswapd(&self, cpu: usize) -> usize {
+        let high = self.phys.watermarks().high as usize;
+        let mut freed = 0;
+        while self.phys.free_frames_fast() < high.max(1) {
+            let n = self.reclaim(cpu, true, crate::mm::reclaim::SWAP_CLUSTER_MAX);
+            if n == 0 {
+                break;
+            }
+            freed += n;
+        }
+        freed
     }
 
     /// Bytes the reverse map uses now (`Rmap::rmap_bytes`).
@@ -376,6 +435,7 @@ impl Machine {
             ids: self.rmap.identities(),
             share_object_tables: self.config.fork == super::config::ForkName::SharedPt,
             fault_lock: self.config.fault_lock.policy(),
+            swap: self.objects.swap(),
             cpu,
             relax: &*self.host,
         }
@@ -417,11 +477,12 @@ impl Machine {
             start_brk: START_BRK,
             // Linux's overcommit heuristic (`__vm_enough_memory`, guess
             // mode) allows RAM + swap.
-            commit_limit_pages: frames + self.swap.as_ref().map_or(0, |s| s.total()),
+            commit_limit_pages: frames + self.swap().map_or(0, |s| s.total()),
             stack_rlimit: crate::mm::stack::DEFAULT_STACK_RLIMIT,
             memlock_rlimit: crate::mm::mlock::DEFAULT_MEMLOCK_RLIMIT,
             cpus: self.cpus(),
             pkeys: self.config.pkeys,
+            swap: self.objects.swap().cloned(),
         };
         let id = self.next_mm_id.fetch_add(1, Ordering::Relaxed);
         let mm = AddressSpace::new(&self.phys, id, params).map_err(|_| Errno::ENOMEM)?;
@@ -480,6 +541,30 @@ impl Machine {
         if self.rmap.policy() == crate::mm::RmapPolicy::PrivateVma && policy != ForkPolicy::Eager {
             return Err(Errno::EINVAL);
         }
+        // Out of frames (page tables, eager copies): reclaim and try again,
+        // until `MAX_RECLAIM_RETRIES` rounds in a row free nothing.
+        let mut no_progress = 0;
+        loop {
+            match self.fork_once(pid, policy) {
+                Err(Errno::ENOMEM) if no_progress < crate::mm::reclaim::MAX_RECLAIM_RETRIES => {
+                    let want = self
+                        .process(pid)?
+                        .mm
+                        .rss
+                        .get()
+                        .max(crate::mm::reclaim::SWAP_CLUSTER_MAX);
+                    if self.reclaim(crate::mm::fault::NO_CPU, false, want) == 0 {
+                        no_progress += 1;
+                    } else {
+                        no_progress = 0;
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn fork_once(&self, pid: Pid, policy: ForkPolicy) -> SysResult<(Pid, ForkReport)> {
         let parent = self.process(pid)?;
         let child_pid = self.spawn()?;
         let child = self.process(child_pid)?;
@@ -587,7 +672,15 @@ impl Machine {
             // A dirty file page goes to its file before the mapping's
             // reference goes (the TLBs no longer let a store reach it).
             self.objects.writeback_unmapped(&self.phys, pfn);
+            if let Some(swap) = self.objects.swap() {
+                crate::mm::swap_cache::release_unmapped(swap, &self.phys, pfn);
+            }
             self.phys.put_frame_on(cpu, pfn);
+        }
+        if let Some(swap) = self.objects.swap() {
+            for e in flush.swap {
+                crate::mm::swap_cache::free_entry(swap, &self.phys, crate::pgtable::Pte(e).swap_entry());
+            }
         }
         // Page tables whose walkers have left since they were unlinked.
         self.phys.reap_tables();
@@ -906,10 +999,11 @@ impl Machine {
     pub fn stats(&self) -> Stats {
         let sum = |f: fn(&MmCounters) -> &AtomicU64| self.counters.iter().map(|c| f(c).load(Ordering::Relaxed)).sum();
         let procs = self.procs.read();
-        let (mut vmas, mut rss) = (0u64, 0u64);
+        let (mut vmas, mut rss, mut swapents) = (0u64, 0u64, 0u64);
         for p in procs.values() {
             vmas += p.mm.map.read().vmas.len() as u64;
             rss += p.mm.rss.get() as u64;
+            swapents += p.mm.swapents.get() as u64;
         }
         Stats {
             tlb_hits: self.tlb_hits.load(Ordering::Relaxed),
@@ -928,8 +1022,21 @@ impl Machine {
             pcp_frames: self.phys.pcp_frames() as u64,
             page_table_pages: self.phys.page_table_pages() as u64,
             rmap_bytes: self.rmap_bytes(),
-            swap_total: self.swap.as_ref().map_or(0, |s| s.total()),
-            swap_used: self.swap.as_ref().map_or(0, |s| s.used()),
+            swap_total: self.swap().map_or(0, |s| s.total()),
+            swap_used: self.swap().map_or(0, |s| s.used()),
+            pgscan_kswapd: sum(|c| &c.pgscan_kswapd),
+            pgscan_direct: sum(|c| &c.pgscan_direct),
+            pgsteal_kswapd: sum(|c| &c.pgsteal_kswapd),
+            pgsteal_direct: sum(|c| &c.pgsteal_direct),
+            pgactivate: sum(|c| &c.pgactivate),
+            pgdeactivate: sum(|c| &c.pgdeactivate),
+            workingset_refault: sum(|c| &c.workingset_refault),
+            workingset_activate: sum(|c| &c.workingset_activate),
+            pswpin: sum(|c| &c.pswpin),
+            pswpout: sum(|c| &c.pswpout),
+            oom_kill: sum(|c| &c.oom_kill),
+            reclaim_ns: sum(|c| &c.reclaim_ns),
+            swap_entries: swapents,
             rss_pages: rss,
             vmas,
             processes: procs.len() as u64,

@@ -27,6 +27,23 @@ pub struct Stats {
     /// `SwapTotal`, `SwapTotal - SwapFree`, in pages).
     pub swap_total: u64,
     pub swap_used: u64,
+    /// Reclaim and paging counters, named as Linux's /proc/vmstat
+    /// (`major_faults` above is `pgmajfault`).
+    pub pgscan_kswapd: u64,
+    pub pgscan_direct: u64,
+    pub pgsteal_kswapd: u64,
+    pub pgsteal_direct: u64,
+    pub pgactivate: u64,
+    pub pgdeactivate: u64,
+    pub workingset_refault: u64,
+    pub workingset_activate: u64,
+    pub pswpin: u64,
+    pub pswpout: u64,
+    pub oom_kill: u64,
+    /// Host nanoseconds spent in reclaim (needs a clock from the host; 0 without).
+    pub reclaim_ns: u64,
+    /// Swap entries in page tables, summed over processes (Linux `MM_SWAPENTS`).
+    pub swap_entries: u64,
     pub rss_pages: u64,
     pub vmas: u64,
     pub processes: u64,

@@ -8,7 +8,7 @@
 use super::{ForkCx, ForkDesign, ForkReport};
 use crate::errno::{Errno, SysResult};
 use crate::mm::fault::NO_CPU;
-use crate::mm::pte_ops::{self, Rss};
+use crate::mm::pte_ops;
 use crate::mm::shared_pt::PD_SPAN;
 use crate::mm::vma::{VmFlags, Vma};
 use crate::pgtable::{leaf_slot, Level, NoFrame, Pte};
@@ -77,6 +77,11 @@ pub(super) fn copy_ptes(
             return;
         };
         let new = if pte.special() || !pte.maps_frame() {
+            // A swap entry: both sides hold a reference to its slot.
+            if !fx.parent.dup_if_swap(pte) {
+                err = Some(Errno::ENOMEM);
+                return;
+            }
             pte
         } else {
             let Some(d) = phys.desc(pte.pfn()) else { return };
@@ -86,6 +91,7 @@ pub(super) fn copy_ptes(
                     return;
                 };
                 phys.ram().copy_frame(copy, pte.pfn());
+                phys.lru_place(copy, None);
                 if let Some(cd) = phys.desc(copy) {
                     let index = match d.owner() {
                         Owner::Anon { index, .. } => index,
@@ -100,7 +106,7 @@ pub(super) fn copy_ptes(
                 // The fresh frame's reference becomes the child's mapping.
                 pte_ops::publish(
                     phys,
-                    Rss::Of(&child.rss, NO_CPU),
+                    child.counts_on(NO_CPU),
                     ce,
                     va,
                     Pte(0),
@@ -122,7 +128,7 @@ pub(super) fn copy_ptes(
                 pte.without(bits)
             }
         };
-        pte_ops::copy_into(phys, Rss::Of(&child.rss, NO_CPU), ce, new);
+        pte_ops::copy_into(phys, child.counts_on(NO_CPU), ce, new);
         report.ptes_copied += 1;
     });
     match err {

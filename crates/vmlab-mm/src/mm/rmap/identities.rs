@@ -76,6 +76,23 @@ impl Identities {
         id
     }
 
+    /// Whether fork chains identities (`object`; not `private_vma`).
+    pub(crate) fn chained(&self) -> bool {
+        self.chained
+    }
+
+    /// The oldest identity of `id`'s fork chain (itself if it has none):
+    /// every VMA that may map a page of `id`'s is a member of it
+    /// (Linux `anon_vma->root`).
+    pub(crate) fn root_of(&self, id: u64) -> u64 {
+        self.reg
+            .lock()
+            .anon
+            .get(&id)
+            .and_then(|a| a.chain.first().copied())
+            .unwrap_or(id)
+    }
+
     /// A fresh identity that lost the race to be a VMA's: forget it.
     pub(crate) fn drop_anon(&self, id: u64) {
         let mut r = self.reg.lock();

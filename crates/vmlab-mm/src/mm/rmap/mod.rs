@@ -144,6 +144,9 @@ pub struct Unmapped {
     /// Every address space's translations to drop and the frames' references
     /// to release after: all in `remote`, for one shootdown.
     pub flush: PendingFlush,
+    /// Mappings left in place (`unmap_for_reclaim`: a locked VMA, a
+    /// fork-shared table, a busy map lock, no slot reference).
+    pub left: usize,
 }
 
 impl Rmap {
@@ -237,8 +240,16 @@ impl Rmap {
     /// order.
     ///
     /// Preconditions: the caller holds no map lock.
-    pub fn for_each_mapping(&self, cx: &RmapCx<'_>, frame: Pfn, mut f: impl FnMut(Mapping<'_, '_>)) {
+    pub fn for_each_mapping(&self, cx: &RmapCx<'_>, frame: Pfn, f: impl FnMut(Mapping<'_, '_>)) {
+        self.visit_mappings(cx, frame, false, f);
+    }
+
+    /// `for_each_mapping`, taking each map lock only if it is free when
+    /// `try_only` (reclaim: the caller may hold, or wait behind, one of
+    /// them). Returns whether every address space was visited.
+    fn visit_mappings(&self, cx: &RmapCx<'_>, frame: Pfn, try_only: bool, mut f: impl FnMut(Mapping<'_, '_>)) -> bool {
         let cands = self.candidates(cx, frame);
+        let mut all = true;
         let mut i = 0;
         while i < cands.len() {
             let id = cands[i].0;
@@ -273,8 +284,112 @@ impl Rmap {
                     }
                 }
             };
-            visit(&mm.map.read(), &mut f);
+            if try_only {
+                match mm.map.try_read() {
+                    Some(g) => visit(&g, &mut f),
+                    None => all = false,
+                }
+            } else {
+                visit(&mm.map.read(), &mut f);
+            }
         }
+        all
+    }
+
+    /// Test and clear the accessed bit of every PTE that maps `frame`
+    /// (Linux `folio_referenced`), taking map locks by try-lock only. A
+    /// cleared entry's translation goes into the returned flush (`remote`):
+    /// a TLB hit sets no accessed bit, so the next access must walk to be
+    /// seen. Also says whether a mapping lies in a `VM_LOCKED` VMA.
+    ///
+    /// Preconditions: the caller holds no map lock it would wait on.
+    pub fn referenced(&self, cx: &RmapCx<'_>, frame: Pfn) -> Referenced {
+        let mut out = Referenced::default();
+        out.complete = self.visit_mappings(cx, frame, true, |m| {
+            out.mapped += 1;
+            if vma_locked(m.st, m.va) {
+                out.locked = true;
+            }
+            if pte_ops::update(m.entry, m.va, None, |p| p.accessed().then(|| p.without(Pte::ACCESSED))).is_some() {
+                out.young += 1;
+                out.flush.remote.push((m.mm.id, vpn(m.va), vpn(m.va)));
+            }
+        });
+        out
+    }
+
+    /// Replace every PTE that maps `frame` by `with(...)`: a swap entry
+    /// for an anonymous page (`Some`, each taken only if `dup` gives it its
+    /// slot reference), or nothing (a page-cache page). Map locks by
+    /// try-lock only; a mapping in a `VM_LOCKED` VMA or a fork-shared
+    /// (`TABLE_COW`) table is left. An entry of an object table is changed
+    /// once for all its sharers. Linux: `try_to_unmap` (`TTU_BATCH_FLUSH`).
+    ///
+    /// Preconditions: the caller holds no map lock it would wait on.
+    pub fn unmap_for_reclaim(
+        &self,
+        cx: &RmapCx<'_>,
+        frame: Pfn,
+        swap: Option<Pte>,
+        dup: &dyn Fn() -> bool,
+        undup: &dyn Fn(),
+    ) -> Unmapped {
+        let mut out = Unmapped::default();
+        let complete = self.visit_mappings(cx, frame, true, |m| {
+            let Some(pe) = m.mm.page_table().pd_entry(cx.phys, m.va) else {
+                return;
+            };
+            let pd = Pte(pe.load(Ordering::Acquire));
+            if pd.0 & Pte::TABLE_COW != 0 || vma_locked(m.st, m.va) {
+                out.left += 1;
+                return;
+            }
+            let obj_table = pd.0 & Pte::TABLE_OBJ != 0;
+            let rss = if obj_table { Rss::None } else { m.mm.counts_on(NO_CPU) };
+            let mut fl = PendingFlush::default();
+            loop {
+                let cur = m.entry.load();
+                if !maps(cur, frame) {
+                    break;
+                }
+                if cur.locked() {
+                    core::hint::spin_loop();
+                    continue;
+                }
+                let new = match swap {
+                    Some(p) => {
+                        if !dup() {
+                            out.left += 1;
+                            break;
+                        }
+                        // The soft-dirty-like bits of a swap entry stay none.
+                        p
+                    }
+                    None => Pte(0),
+                };
+                if pte_ops::set(cx.phys, rss, m.entry, m.va, cur, new, &mut fl) {
+                    out.ptes += 1;
+                    break;
+                }
+                if swap.is_some() {
+                    undup();
+                }
+            }
+            if obj_table {
+                if let Some(obj) = object_at(m.st, m.va) {
+                    fl.remote.extend(object_table_sharers(&obj, pd.pfn(), m.mm.id));
+                }
+            }
+            out.flush.frames.append(&mut fl.frames);
+            out.flush.remote.append(&mut fl.remote);
+            if let Some((a, b)) = fl.range {
+                out.flush.remote.push((m.mm.id, a, b));
+            }
+        });
+        if !complete {
+            out.left += 1;
+        }
+        out
     }
 
     /// The (address space, address) pairs that map `frame`, sorted.
@@ -316,11 +431,7 @@ impl Rmap {
                 entry = e;
             }
             let obj_table = Pte(pe.load(Ordering::Acquire)).0 & Pte::TABLE_OBJ != 0;
-            let rss = if obj_table {
-                Rss::None
-            } else {
-                Rss::Of(&m.mm.rss, NO_CPU)
-            };
+            let rss = if obj_table { Rss::None } else { m.mm.counts_on(NO_CPU) };
             loop {
                 let cur = entry.load();
                 if !maps(cur, frame) {
@@ -371,6 +482,27 @@ impl Rmap {
         });
         out
     }
+}
+
+/// Whether the VMA at `va` is `VM_LOCKED` (mlock: never reclaimed).
+fn vma_locked(st: &MapState, va: u64) -> bool {
+    st.vmas
+        .find(va)
+        .is_some_and(|v| v.contains(va) && v.flags.has(super::vma::VmFlags::LOCKED))
+}
+
+/// What `Rmap::referenced` found.
+#[derive(Default)]
+pub struct Referenced {
+    /// Mappings seen, and those whose accessed bit was set (now cleared).
+    pub mapped: usize,
+    pub young: usize,
+    /// A mapping is in a `VM_LOCKED` VMA.
+    pub locked: bool,
+    /// Every address space was visited (no map lock was busy).
+    pub complete: bool,
+    /// The cleared entries' translations, for one `shootdown_all`.
+    pub flush: PendingFlush,
 }
 
 /// Whether `p` maps `frame` with a counted reference (present or PROT_NONE).

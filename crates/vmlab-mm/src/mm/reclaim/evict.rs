@@ -1,0 +1,119 @@
+//! The eviction of one page, the same for every design: unmap it
+//! everywhere (anonymous pages' PTEs become swap entries), write it to swap
+//! or to its file if it is dirty, and take it out of its cache, or give up
+//! and keep it if anything still holds it. Linux: `shrink_folio_list` with
+//! `add_to_swap`, `try_to_unmap`, `pageout` and `__remove_mapping`.
+//!
+//! The caller holds one reference (isolation); `evict` consumes it if the
+//! page was freed, and leaves it to the caller (to put the page back) if not.
+
+use super::ReclaimCx;
+use crate::addr::{Pfn, PAGE_SIZE};
+use crate::mm::swap_cache;
+use crate::mm::vma::ObjectId;
+use crate::pgtable::Pte;
+use crate::phys::{FrameUse, Owner, PG_DIRTY, PG_SWAPBACKED};
+use crate::sync::Ordering;
+
+/// What became of a page reclaim tried to evict.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(super) enum Evicted {
+    /// Its frame is free (or will be once the last racing holder drops it).
+    Freed,
+    /// It stays: mapped where reclaim could not unmap it, locked, busy,
+    /// no swap slot, an I/O error.
+    Kept,
+}
+
+/// Evict `pfn` (see the module doc).
+pub(super) fn evict(cx: &ReclaimCx<'_>, pfn: Pfn) -> Evicted {
+    let phys = cx.rcx.phys;
+    let Some(d) = phys.desc(pfn) else { return Evicted::Kept };
+    let r = match d.usage() {
+        FrameUse::Anon => evict_anon(cx, pfn),
+        FrameUse::PageCache if d.flags.load(Ordering::Acquire) & PG_SWAPBACKED == 0 => evict_file(cx, pfn),
+        _ => false,
+    };
+    if r {
+        phys.put_frame(pfn);
+        Evicted::Freed
+    } else {
+        Evicted::Kept
+    }
+}
+
+/// An anonymous page: to the swap cache, its PTEs to swap entries, out to
+/// its slot if dirty, out of the cache.
+fn evict_anon(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
+    let phys = cx.rcx.phys;
+    let (Some(swap), Some(d)) = (cx.swap, phys.desc(pfn)) else {
+        return false;
+    };
+    let Some(area) = swap.swap_area() else { return false };
+    let entry = match d.swap_entry() {
+        Some(raw) => Pte(raw).swap_entry(),
+        None => {
+            let Ok(e) = area.alloc() else { return false };
+            if !swap_cache::add(swap, phys, pfn, e) {
+                let _ = area.put(e);
+                return false;
+            }
+            // Its slot holds nothing yet.
+            d.flags.fetch_or(PG_DIRTY, Ordering::AcqRel);
+            e
+        }
+    };
+    let Some(swp) = Pte::swap(entry) else { return false };
+    let un = cx
+        .rmap
+        .unmap_for_reclaim(&cx.rcx, pfn, Some(swp), &|| area.dup(entry).is_ok(), &|| {
+            let _ = area.put(entry);
+        });
+    (cx.shootdown)(un.flush);
+    if d.mapcount() > 0 {
+        return false;
+    }
+    if d.flags.fetch_and(!PG_DIRTY, Ordering::AcqRel) & PG_DIRTY != 0 {
+        // No PTE maps the page and the TLBs are flushed: no store reaches
+        // it while it is copied out.
+        let mut buf = [0u8; PAGE_SIZE as usize];
+        phys.ram().read_bytes(pfn, 0, &mut buf);
+        if area.write(entry, &buf).is_err() {
+            d.flags.fetch_or(PG_DIRTY, Ordering::AcqRel);
+            return false;
+        }
+        cx.counters.pswpout.fetch_add(1, Ordering::Relaxed);
+    }
+    // Ours and the cache's: a fault that found it meanwhile keeps it.
+    swap_cache::remove_if(swap, phys, pfn, 2, Some(phys.lru().evicted()))
+}
+
+/// A file page: unmapped everywhere, written back if dirty, dropped.
+fn evict_file(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
+    let phys = cx.rcx.phys;
+    let Some(d) = phys.desc(pfn) else { return false };
+    let Owner::Object { object, index } = d.owner() else {
+        return false;
+    };
+    let Some(obj) = cx.rcx.objects.get(ObjectId(object)) else {
+        return false;
+    };
+    if d.mapcount() > 0 {
+        let un = cx.rmap.unmap_for_reclaim(&cx.rcx, pfn, None, &|| true, &|| {});
+        (cx.shootdown)(un.flush);
+        if d.mapcount() > 0 {
+            return false;
+        }
+    }
+    if d.flags.load(Ordering::Acquire) & PG_DIRTY != 0 {
+        match obj.writeback_page(phys, index, pfn, false) {
+            Ok(_) => {}
+            Err(e) => {
+                obj.record_wb_err(e);
+                return false;
+            }
+        }
+    }
+    // Ours and the cache's.
+    obj.remove_page_if(phys, index, pfn, 2, phys.lru().evicted())
+}

@@ -1,0 +1,147 @@
+//! Reclaim: taking frames back from pages when memory runs short. The
+//! mechanism is shared (`evict.rs`: unmap a page everywhere through the
+//! reverse map, write it to swap or its file, drop it from its cache); the
+//! designs differ only in which pages they look at and in what order, one
+//! file each, and see accesses only as the accessed bits the hardware walk
+//! sets (`Rmap::referenced` clears them and flushes the cleared entries'
+//! translations, since a TLB hit sets nothing).
+//!
+//! - `clock.rs`: seed 002's page-centric single-handed clock over every
+//!   frame, through the reverse map.
+//! - `two_list.rs`: Linux's active and inactive lists (the design wherever
+//!   the multi-generation LRU is off).
+//!
+//! Who runs it: kswapd's work (`Machine::kswapd`, after an allocation left
+//! fewer free frames than the low watermark, until the high one is free
+//! again) and direct reclaim (a fault that found no free frame, with every
+//! lock dropped). One reclaimer runs at a time (`Reclaimer::busy`); reclaim
+//! never waits for a map lock (`try_read`), so it may run from any path
+//! that holds none.
+//!
+//! May call: `rmap`, `object`, `swap_cache`, `pte_ops`, `phys`, `swap`.
+
+mod clock;
+mod evict;
+mod two_list;
+
+use super::object::MemObject;
+use super::rmap::{Rmap, RmapCx};
+use super::stats::MmCounters;
+use crate::addr::Pfn;
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
+use crate::tlb::PendingFlush;
+
+/// Config values of `reclaim`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ReclaimPolicy {
+    /// Seed 002: one hand over every frame, a referenced page's bit cleared
+    /// (a second chance), an unreferenced one evicted.
+    Clock,
+    /// Linux: inactive and active lists, a referenced inactive page
+    /// promoted, refaults activated by their refault distance.
+    TwoList,
+}
+
+impl ReclaimPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReclaimPolicy::Clock => "clock",
+            ReclaimPolicy::TwoList => "two_list",
+        }
+    }
+
+    /// LRU lists the design keeps (`phys::Lru`).
+    pub fn lru_lists(self) -> usize {
+        match self {
+            ReclaimPolicy::Clock => 0,
+            ReclaimPolicy::TwoList => 2,
+        }
+    }
+}
+
+/// Pages reclaim looks at per batch (Linux `SWAP_CLUSTER_MAX`).
+pub const SWAP_CLUSTER_MAX: usize = 32;
+
+/// Rounds of direct reclaim without progress before the OOM killer runs
+/// (Linux `MAX_RECLAIM_RETRIES`).
+pub const MAX_RECLAIM_RETRIES: usize = 16;
+
+/// What reclaim needs from the machine.
+pub struct ReclaimCx<'a> {
+    pub rmap: &'a Rmap,
+    pub rcx: RmapCx<'a>,
+    /// The swap object (its cache is the swap cache), if the machine swaps.
+    pub swap: Option<&'a Arc<MemObject>>,
+    pub counters: &'a MmCounters,
+    /// Shoot down a flush whose changes span address spaces (`remote`),
+    /// then drop its frames' and swap entries' references.
+    pub shootdown: &'a dyn Fn(PendingFlush),
+    /// kswapd's work (counted in `*_kswapd`), else direct reclaim.
+    pub kswapd: bool,
+}
+
+impl ReclaimCx<'_> {
+    fn scanned(&self, n: usize) {
+        let c = if self.kswapd {
+            &self.counters.pgscan_kswapd
+        } else {
+            &self.counters.pgscan_direct
+        };
+        c.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn stolen(&self, n: usize) {
+        let c = if self.kswapd {
+            &self.counters.pgsteal_kswapd
+        } else {
+            &self.counters.pgsteal_direct
+        };
+        c.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// The design's state, one per machine.
+pub struct Reclaimer {
+    policy: ReclaimPolicy,
+    /// One reclaimer at a time.
+    busy: Mutex<()>,
+    /// `clock`: the hand (the next frame to look at).
+    hand: AtomicUsize,
+}
+
+impl Reclaimer {
+    pub fn new(policy: ReclaimPolicy) -> Reclaimer {
+        Reclaimer {
+            policy,
+            busy: Mutex::new(()),
+            hand: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn policy(&self) -> ReclaimPolicy {
+        self.policy
+    }
+
+    /// Try to free `want` frames; returns how many were freed. Linux:
+    /// `shrink_node` (from `balance_pgdat` or `try_to_free_pages`).
+    ///
+    /// Preconditions: the caller holds no map lock, page-table lock or
+    /// claimed PTE.
+    pub fn shrink(&self, cx: &ReclaimCx<'_>, want: usize) -> usize {
+        let _one = self.busy.lock();
+        match self.policy {
+            ReclaimPolicy::Clock => clock::shrink(self, cx, want),
+            ReclaimPolicy::TwoList => two_list::shrink(cx, want),
+        }
+    }
+}
+
+/// Whether reclaim may take `pfn` at all: an anonymous or page-cache page
+/// (not a table, the zero page, a kernel client's frame).
+fn pageable(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
+    use crate::phys::FrameUse;
+    cx.rcx
+        .phys
+        .desc(pfn)
+        .is_some_and(|d| matches!(d.usage(), FrameUse::Anon | FrameUse::PageCache))
+}

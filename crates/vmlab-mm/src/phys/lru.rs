@@ -1,0 +1,259 @@
+//! LRU lists of pageable frames (anonymous and page-cache pages), linked
+//! through their descriptors (`FrameDesc::lru_prev`/`lru_next`: the frame
+//! number plus one, 0 for none). The reclaim design says how many lists it keeps and
+//! what each means (`mm/reclaim/`: two_list's inactive and active lists,
+//! mglru's generations); `clock` and `vma_scan` keep none. A frame is on at
+//! most one list, `PG_LRU` set and the list's number in the flags
+//! (`LRU_LIST_SHIFT`). Linux: `lruvec` with `lru_lock`.
+//!
+//! Lifetime: a listed frame is alive, or its last reference has just gone
+//! and the free path is about to unlist it (`PhysMem::free_frames` unlists
+//! before the frame goes back to its zone). So reclaim, under the list
+//! lock, takes a reference with `FrameDesc::try_get` before it may use a
+//! frame it found (Linux `folio_isolate_lru`), and skips one whose count
+//! reached zero.
+//!
+//! Lock order: the list lock is taken with no zone lock held, and nothing
+//! but descriptor atomics is touched under it.
+
+use super::desc::{FrameDesc, LRU_LIST_MASK, LRU_LIST_SHIFT, PG_LRU};
+use crate::addr::Pfn;
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
+use alloc::vec::Vec;
+
+/// The most lists a design may keep.
+pub const MAX_LRU_LISTS: usize = (LRU_LIST_MASK + 1) as usize;
+
+#[derive(Copy, Clone, Default)]
+struct Head {
+    /// Most recently added (+ 1; 0 empty).
+    head: u32,
+    /// Least recently added (+ 1; 0 empty).
+    tail: u32,
+    len: usize,
+}
+
+/// The lists of one machine.
+pub struct Lru {
+    lists: usize,
+    heads: Mutex<[Head; MAX_LRU_LISTS]>,
+    /// Where a page that enters memory goes (two_list: inactive; mglru: the
+    /// youngest generation, which moves as it ages).
+    pub(crate) new_list: AtomicUsize,
+    /// Where a refaulting page whose refault distance says it belongs to
+    /// the working set goes (two_list: active).
+    pub(crate) refault_list: AtomicUsize,
+    /// Pages evicted so far: a shadow left where a page was evicted holds
+    /// this count then (Linux `lruvec->nonresident_age`), and its refault
+    /// distance is the evictions since.
+    evictions: AtomicU64,
+}
+
+/// What `Lru::place` decided for a page entering memory.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Placed {
+    /// No shadow: a first use.
+    New,
+    /// A refault (a shadow was left), too far back to count as the working set.
+    Refault,
+    /// A refault within the working set: put on the refault list
+    /// (Linux `workingset_activation`).
+    Activated,
+}
+
+fn link(pfn: Pfn) -> u32 {
+    pfn.0 as u32 + 1
+}
+
+fn unlink_of(v: u32) -> Option<Pfn> {
+    (v != 0).then(|| Pfn(v as usize - 1))
+}
+
+impl Lru {
+    /// `lists` lists (0: the design keeps none, and every call is a no-op).
+    pub fn new(lists: usize) -> Lru {
+        Lru {
+            lists: lists.min(MAX_LRU_LISTS),
+            heads: Mutex::new([Head::default(); MAX_LRU_LISTS]),
+            new_list: AtomicUsize::new(0),
+            refault_list: AtomicUsize::new(lists.saturating_sub(1).min(1)),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    /// Note one eviction; returns the shadow to leave where the page was.
+    /// Linux: `workingset_eviction`.
+    pub fn evicted(&self) -> u64 {
+        self.evictions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Evictions so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// List `pfn` (on no list) as a page entering memory, `shadow` what its
+    /// eviction left (if it was evicted before). A refault whose distance
+    /// (evictions since) is at most the pages listed now would have stayed
+    /// had memory held them all: it goes to the refault list.
+    /// Linux: `workingset_refault` (the distance against the LRU sizes).
+    pub fn place(&self, descs: &[FrameDesc], pfn: Pfn, shadow: Option<u64>) -> Placed {
+        if self.lists == 0 {
+            return match shadow {
+                Some(_) => Placed::Refault,
+                None => Placed::New,
+            };
+        }
+        let (list, placed) = match shadow {
+            None => (self.new_list.load(Ordering::Relaxed), Placed::New),
+            Some(s) => {
+                let distance = self.evictions().saturating_sub(s);
+                if distance <= self.total() as u64 {
+                    (self.refault_list.load(Ordering::Relaxed), Placed::Activated)
+                } else {
+                    (self.new_list.load(Ordering::Relaxed), Placed::Refault)
+                }
+            }
+        };
+        self.add(descs, pfn, list);
+        placed
+    }
+
+    /// Lists kept.
+    #[inline]
+    pub fn lists(&self) -> usize {
+        self.lists
+    }
+
+    fn push_head(h: &mut Head, descs: &[FrameDesc], pfn: Pfn, list: usize) {
+        let d = &descs[pfn.0];
+        d.lru_prev.store(0, Ordering::Relaxed);
+        d.lru_next.store(h.head, Ordering::Relaxed);
+        if let Some(old) = unlink_of(h.head) {
+            descs[old.0].lru_prev.store(link(pfn), Ordering::Relaxed);
+        } else {
+            h.tail = link(pfn);
+        }
+        h.head = link(pfn);
+        h.len += 1;
+        d.flags.fetch_and(!(LRU_LIST_MASK << LRU_LIST_SHIFT), Ordering::AcqRel);
+        d.flags
+            .fetch_or(PG_LRU | ((list as u32) << LRU_LIST_SHIFT), Ordering::AcqRel);
+    }
+
+    fn remove(heads: &mut [Head; MAX_LRU_LISTS], descs: &[FrameDesc], pfn: Pfn) -> Option<usize> {
+        let d = &descs[pfn.0];
+        let f = d.flags.load(Ordering::Acquire);
+        if f & PG_LRU == 0 {
+            return None;
+        }
+        let list = ((f >> LRU_LIST_SHIFT) & LRU_LIST_MASK) as usize;
+        let h = &mut heads[list];
+        let prev = d.lru_prev.load(Ordering::Relaxed);
+        let next = d.lru_next.load(Ordering::Relaxed);
+        match unlink_of(prev) {
+            Some(p) => descs[p.0].lru_next.store(next, Ordering::Relaxed),
+            None => h.head = next,
+        }
+        match unlink_of(next) {
+            Some(n) => descs[n.0].lru_prev.store(prev, Ordering::Relaxed),
+            None => h.tail = prev,
+        }
+        h.len -= 1;
+        d.lru_prev.store(0, Ordering::Relaxed);
+        d.lru_next.store(0, Ordering::Relaxed);
+        d.flags.fetch_and(!PG_LRU, Ordering::AcqRel);
+        Some(list)
+    }
+
+    /// Put `pfn` (on no list) at the head of `list`. Linux: `folio_add_lru`.
+    pub fn add(&self, descs: &[FrameDesc], pfn: Pfn, list: usize) {
+        if list >= self.lists {
+            return;
+        }
+        let mut h = self.heads.lock();
+        if descs[pfn.0].flags.load(Ordering::Acquire) & PG_LRU != 0 {
+            return;
+        }
+        Self::push_head(&mut h[list], descs, pfn, list);
+    }
+
+    /// Take `pfn` off its list, if it is on one; returns the list.
+    pub fn del(&self, descs: &[FrameDesc], pfn: Pfn) -> Option<usize> {
+        if self.lists == 0 || descs[pfn.0].flags.load(Ordering::Acquire) & PG_LRU == 0 {
+            return None;
+        }
+        Self::remove(&mut self.heads.lock(), descs, pfn)
+    }
+
+    /// Move `pfn`, if it is on a list, to the head of `list`.
+    /// Linux: `folio_activate` / `lru_note_cost`'s rotations.
+    pub fn move_to(&self, descs: &[FrameDesc], pfn: Pfn, list: usize) -> bool {
+        if list >= self.lists {
+            return false;
+        }
+        let mut h = self.heads.lock();
+        if Self::remove(&mut h, descs, pfn).is_none() {
+            return false;
+        }
+        Self::push_head(&mut h[list], descs, pfn, list);
+        true
+    }
+
+    /// Take up to `n` frames from the tail of `list` off it, each with a
+    /// reference taken for the caller (frames whose count reached zero are
+    /// left for the free path). Linux: `isolate_lru_folios`.
+    pub fn isolate_tail(&self, descs: &[FrameDesc], list: usize, n: usize) -> Vec<Pfn> {
+        let mut out = Vec::new();
+        if list >= self.lists {
+            return out;
+        }
+        let mut h = self.heads.lock();
+        let mut cur = h[list].tail;
+        // Every listed frame is looked at at most once per call.
+        let mut budget = h[list].len;
+        while out.len() < n && budget > 0 {
+            budget -= 1;
+            let Some(pfn) = unlink_of(cur) else { break };
+            let prev = descs[pfn.0].lru_prev.load(Ordering::Relaxed);
+            if descs[pfn.0].try_get() {
+                Self::remove(&mut h, descs, pfn);
+                out.push(pfn);
+            }
+            cur = prev;
+        }
+        out
+    }
+
+    /// Frames on `list` now.
+    pub fn len(&self, list: usize) -> usize {
+        if list >= self.lists {
+            return 0;
+        }
+        self.heads.lock()[list].len
+    }
+
+    /// Frames on every list.
+    pub fn total(&self) -> usize {
+        let h = self.heads.lock();
+        h[..self.lists].iter().map(|x| x.len).sum()
+    }
+
+    /// The frames of `list`, head (most recent) first (for the checker).
+    pub fn frames(&self, descs: &[FrameDesc], list: usize) -> Vec<Pfn> {
+        let mut out = Vec::new();
+        if list >= self.lists {
+            return out;
+        }
+        let h = self.heads.lock();
+        let mut cur = h[list].head;
+        while let Some(p) = unlink_of(cur) {
+            if out.len() > h[list].len {
+                break; // a broken list: the checker reports the length
+            }
+            out.push(p);
+            cur = descs[p.0].lru_next.load(Ordering::Relaxed);
+        }
+        out
+    }
+}
