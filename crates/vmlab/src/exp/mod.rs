@@ -22,6 +22,7 @@
 //! Latencies are the [`median`] of at least [`MIN_RUNS`] runs.
 
 pub mod fork;
+pub mod linux_cgroup;
 pub mod pte_lock;
 pub mod rmap;
 
