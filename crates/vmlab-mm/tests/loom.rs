@@ -229,6 +229,7 @@ mod pte_lock_real {
             ids: w.rmap.identities(),
             share_object_tables: false,
             fault_lock: FaultLock::PteBit,
+            swap: None,
             cpu,
             relax: &Spin,
         };
