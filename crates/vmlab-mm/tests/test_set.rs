@@ -111,7 +111,7 @@ fn the_list_reaches_every_test_machine_and_a_tests_own_key_wins() {
     assert!(ok, "{default}");
     assert!(
         default.contains(
-            "policies: vma_map=btree,frame_allocator=buddy,fork=cow,fault_lock=pt_lock,rmap=object pcp_batch=32"
+            "policies: vma_map=btree,frame_allocator=buddy,fork=cow,fault_lock=pt_lock,rmap=object,reclaim=two_list,watermarks=linux pcp_batch=32"
         ),
         "{default}"
     );
@@ -125,7 +125,7 @@ fn the_list_reaches_every_test_machine_and_a_tests_own_key_wins() {
     assert!(ok, "{set}");
     assert!(
         set.contains(
-            "policies: vma_map=btree,frame_allocator=buddy,fork=eager,fault_lock=pte_bit,rmap=pte_chain pcp_batch=0"
+            "policies: vma_map=btree,frame_allocator=buddy,fork=eager,fault_lock=pte_bit,rmap=pte_chain,reclaim=two_list,watermarks=linux pcp_batch=0"
         ),
         "{set}"
     );
