@@ -546,6 +546,20 @@ fn render(
         ("page-table pages", m.page_table_pages.to_string()),
         ("rmap bytes", m.rmap_bytes.to_string()),
         ("swap used/total", format!("{}/{}", m.swap_used, m.swap_total)),
+        ("pswpin/pswpout", format!("{}/{}", m.pswpin, m.pswpout)),
+        (
+            "pgscan kswapd/direct",
+            format!("{}/{}", m.pgscan_kswapd, m.pgscan_direct),
+        ),
+        (
+            "pgsteal kswapd/direct",
+            format!("{}/{}", m.pgsteal_kswapd, m.pgsteal_direct),
+        ),
+        (
+            "workingset refault/act.",
+            format!("{}/{}", m.workingset_refault, m.workingset_activate),
+        ),
+        ("oom kills", m.oom_kill.to_string()),
         ("RSS pages", m.rss_pages.to_string()),
         ("VMAs", m.vmas.to_string()),
         ("processes", m.processes.to_string()),

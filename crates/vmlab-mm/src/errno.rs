@@ -103,6 +103,8 @@ pub enum Signal {
     Segv,
     /// SIGBUS.
     Bus,
+    /// SIGKILL: the OOM killer chose the process.
+    Kill,
 }
 
 /// Why an access faulted. Mirrors the `si_code` Linux reports, plus out-of-memory.
@@ -130,6 +132,9 @@ pub enum FaultReason {
     /// Reading the page from its backing file failed (SIGBUS; Linux
     /// `VM_FAULT_SIGBUS` from `filemap_fault`).
     IoError,
+    /// The OOM killer killed the process (SIGKILL; no `si_code`): its
+    /// next access after the kill, or the fault it was in, ends so.
+    OomKilled,
 }
 
 /// A failed access: the signal, the faulting address and the reason.
@@ -151,6 +156,15 @@ impl Fault {
 
     /// A fault at `addr` that found no free frame (SIGBUS with
     /// `OutOfMemory`; Linux would invoke the OOM killer).
+    /// The fault value of a process the OOM killer killed.
+    pub const fn killed(addr: u64) -> Fault {
+        Fault {
+            signal: Signal::Kill,
+            addr,
+            reason: FaultReason::OomKilled,
+        }
+    }
+
     pub const fn oom(addr: u64) -> Fault {
         Fault {
             signal: Signal::Bus,
@@ -172,7 +186,7 @@ impl Fault {
             FaultReason::BeyondEof => Some(BUS_ADRERR),
             // Linux `VM_FAULT_SIGBUS` from a read error: `BUS_ADRERR` too.
             FaultReason::IoError => Some(BUS_ADRERR),
-            FaultReason::OutOfMemory => None,
+            FaultReason::OutOfMemory | FaultReason::OomKilled => None,
         }
     }
 }
@@ -182,6 +196,7 @@ impl fmt::Display for Fault {
         let sig = match self.signal {
             Signal::Segv => "SIGSEGV",
             Signal::Bus => "SIGBUS",
+            Signal::Kill => "SIGKILL",
         };
         write!(f, "{sig} at {:#x} ({:?})", self.addr, self.reason)
     }

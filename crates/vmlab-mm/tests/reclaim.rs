@@ -28,12 +28,6 @@ fn machine(extra: &str) -> Option<Machine> {
     if !common::allowed(&cfg) {
         return None;
     }
-    if cfg.fork == vmlab_mm::system::config::ForkName::SharedPt {
-        // Known gap: reclaim leaves pages mapped from fork-shared tables,
-        // so a process whose whole footprint is in them cannot be paged.
-        eprintln!("skipped: reclaim does not yet evict through fork-shared tables (fork = shared_pt)");
-        return None;
-    }
     Some(Machine::new(&cfg).unwrap())
 }
 
@@ -120,5 +114,72 @@ fn fork_cow_mremap_under_pressure() {
         verify(&m, parent, moved, pages, parent, 1);
         common::finish(&m);
         assert_eq!(m.swap().unwrap().used(), 0, "{reclaim}: slots left after exit");
+    }
+}
+
+/// Without swap, anonymous memory cannot be reclaimed: when a fault finds
+/// no memory, the OOM killer kills the process Linux's `oom_badness`
+/// picks; the others keep their data, and the faulting one goes on.
+/// With the faulting process biased (`oom_score_adj` 1000, which anyone
+/// may set), it is chosen itself and its access ends with SIGKILL.
+#[test]
+fn the_oom_killer_kills_the_process_linux_would_pick() {
+    use vmlab_mm::errno::{FaultReason, Signal};
+    for bias_trigger in [false, true] {
+        let mut cfg = MachineConfig {
+            ram: ByteSize(4 << 20),
+            cpus: 1,
+            ..common::test_config()
+        };
+        cfg.apply_pairs("swap_size=0").unwrap();
+        if !common::allowed(&cfg) {
+            return;
+        }
+        let m = Machine::new(&cfg).unwrap();
+        let big = m.spawn().unwrap();
+        let small = m.spawn().unwrap();
+        let trigger = m.spawn().unwrap();
+        if bias_trigger {
+            m.set_oom_score_adj(trigger, 1000).unwrap();
+        }
+        let (nb, ns, nt) = (560u64, 16u64, 600u64);
+        let bb = m.mmap(big, 0, nb * P, RW, PA).unwrap();
+        let sb = m.mmap(small, 0, ns * P, RW, PA).unwrap();
+        let tb = m.mmap(trigger, 0, nt * P, RW, PA).unwrap();
+        fill(&m, big, bb, nb, 1);
+        fill(&m, small, sb, ns, 1);
+        // The trigger grows until memory runs out.
+        let mut cpu = m.cpu(0).unwrap();
+        cpu.switch_to(trigger).unwrap();
+        let mut stopped = None;
+        for i in 0..nt {
+            let r = cpu
+                .store_u64(tb + i * P, word(trigger, i, 1))
+                .and_then(|()| cpu.store_u64(tb + i * P + 8, !word(trigger, i, 1)));
+            if let Err(f) = r {
+                stopped = Some((i, f));
+                break;
+            }
+        }
+        drop(cpu);
+        let kills = m.oom_kills();
+        assert_eq!(kills.len(), 1, "bias_trigger={bias_trigger}: {kills:?}");
+        assert_eq!(m.stats().oom_kill, 1);
+        if bias_trigger {
+            // Its bias outweighs the big one's rss: it is chosen, mid-fault.
+            assert_eq!(kills[0].pid, trigger, "{kills:?}");
+            let (_, f) = stopped.expect("the trigger's store ends with the kill");
+            assert_eq!((f.signal, f.reason), (Signal::Kill, FaultReason::OomKilled));
+            assert!(m.process(trigger).is_err(), "the victim is gone");
+            verify(&m, big, bb, nb, big, 1);
+        } else {
+            assert_eq!(kills[0].pid, big, "{kills:?}");
+            assert!(stopped.is_none(), "the trigger finished after the kill: {stopped:?}");
+            assert!(kills[0].footprint.rss >= nb, "{kills:?}");
+            assert!(m.process(big).is_err(), "the victim is gone");
+            verify(&m, trigger, tb, nt, trigger, 1);
+        }
+        verify(&m, small, sb, ns, small, 1);
+        common::finish(&m);
     }
 }

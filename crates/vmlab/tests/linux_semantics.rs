@@ -17,7 +17,7 @@ mod common;
 
 use common::oracle::{self, maps_of, run_host, run_vmlab_with, show_maps, Op, A, P, R};
 use vmlab_mm::addr::TASK_SIZE;
-use vmlab_mm::errno::{Errno, FaultReason};
+use vmlab_mm::errno::{Errno, FaultReason, Signal};
 use vmlab_mm::mm::uapi::*;
 use vmlab_mm::mm::{Access, ForkPolicy};
 use vmlab_mm::system::config::ForkName;
@@ -3676,48 +3676,44 @@ fn stack_growth_from_two_cpus() {
     all_free(&m);
 }
 
-/// A fault that finds no free frame fails with an out-of-memory fault value
-/// (Linux: VM_FAULT_OOM); the machine stays consistent, data already written
-/// survives, and exit frees everything.
+/// A fault that finds no free frame, with nothing reclaimable (no swap,
+/// anonymous memory), runs the OOM killer (Linux: `VM_FAULT_OOM` →
+/// `pagefault_out_of_memory` → `out_of_memory`): the only process is the
+/// victim, its store ends with SIGKILL, and its memory is all freed. Reads
+/// of untouched pages before that still work (the zero page needs no frame).
 #[test]
-fn fault_without_free_frame_is_oom() {
+fn fault_without_free_frame_kills_the_process() {
     let m = machine_with(|c| c.ram = ByteSize(1 << 20));
     let pid = m.spawn().unwrap();
     let pages = 512u64; // twice RAM
     let a = m.mmap(pid, 0, pages * P, RW, PA | MAP_NORESERVE).unwrap();
-    let mut oom_at = None;
+    let mut killed_at = None;
     {
         let mut cpu = m.cpu(0).unwrap();
         cpu.switch_to(pid).unwrap();
+        assert_eq!(cpu.load_u64(a + (pages - 1) * P).unwrap(), 0);
         for i in 0..pages {
             match cpu.store_u64(a + i * P, i + 1) {
                 Ok(()) => {}
                 Err(f) => {
-                    assert_eq!(f.reason, FaultReason::OutOfMemory, "{f}");
-                    oom_at = Some(i);
+                    assert_eq!((f.signal, f.reason), (Signal::Kill, FaultReason::OomKilled), "{f}");
+                    killed_at = Some(i);
                     break;
                 }
             }
         }
-        let n = oom_at.expect("1 MiB of RAM never ran out");
+        let n = killed_at.expect("1 MiB of RAM never ran out");
         assert!(n > 100, "only {n} pages fitted");
-        // Reads of untouched pages still work (the zero page needs no frame).
-        assert_eq!(cpu.load_u64(a + (n + 1) * P).unwrap(), 0);
-        // Retrying still fails; earlier data is intact.
-        assert_eq!(
-            cpu.store_u64(a + n * P, 1).unwrap_err().reason,
-            FaultReason::OutOfMemory
-        );
-        for i in 0..n {
-            assert_eq!(cpu.load_u64(a + i * P).unwrap(), i + 1);
-        }
+        // Dead: every access after the kill gives the same fault value.
+        assert_eq!(cpu.load_u64(a).unwrap_err().reason, FaultReason::OomKilled);
     }
+    let kills = m.oom_kills();
+    assert_eq!(kills.len(), 1, "{kills:?}");
+    assert_eq!((kills[0].pid, kills[0].trigger), (pid, pid));
+    assert!(kills[0].footprint.rss > 100, "{kills:?}");
+    assert_eq!(m.stats().oom_kill, 1);
+    assert_eq!(m.process(pid).err(), Some(Errno::ESRCH));
     m.check().unwrap();
-    // Freeing some memory lets the fault succeed.
-    m.munmap(pid, a, 8 * P).unwrap();
-    m.write(pid, a + oom_at.unwrap() * P, &[7]).unwrap().unwrap();
-    m.check().unwrap();
-    m.exit(pid).unwrap();
     all_free(&m);
 }
 

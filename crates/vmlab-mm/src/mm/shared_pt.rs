@@ -19,7 +19,10 @@
 //!
 //! Invariants:
 //! - A shared table is frozen: no one changes its entries except to clear
-//!   WRITE (when a sharer leaves with a copy) or to set ACCESSED (a walk).
+//!   WRITE (when a sharer leaves with a copy), to set ACCESSED (a walk), and
+//!   reclaim, which clears ACCESSED (aging) and replaces a frame by its swap
+//!   entry or by nothing, in place for every sharer at once, flushing every
+//!   sharer's CPUs (`Rmap::unmap_for_reclaim`; the owner's rss loses the frame).
 //!   Any fault in its span, and any mapping change (mmap, munmap, mprotect,
 //!   brk) over it, first gives the address space its own copy
 //!   (`unshare_table_locked`). So an address space's view of a shared table

@@ -322,13 +322,21 @@ impl<'m> Cpu<'m> {
                 Ok(None) => {}
                 // No frame: direct reclaim, then try again, until
                 // `MAX_RECLAIM_RETRIES` rounds in a row free nothing.
+                // No frame: direct reclaim, then try again; after
+                // `MAX_RECLAIM_RETRIES` rounds in a row that freed nothing,
+                // the OOM killer, then try again unless it chose us.
                 Err(f) if f.reason == FaultReason::OutOfMemory => {
                     if self.m.reclaim(self.id, false, crate::mm::reclaim::SWAP_CLUSTER_MAX) > 0 {
                         no_progress = 0;
                     } else {
                         no_progress += 1;
                         if no_progress >= crate::mm::reclaim::MAX_RECLAIM_RETRIES {
-                            return Err(f);
+                            let me = self.proc.as_ref().map_or(0, |p| p.pid);
+                            match self.m.out_of_memory(me) {
+                                Some(v) if v == me => return Err(Fault::killed(addr)),
+                                Some(_) => no_progress = 0,
+                                None => return Err(f),
+                            }
                         }
                     }
                 }
@@ -353,6 +361,9 @@ impl<'m> Cpu<'m> {
         // holds it for writing) then shoots down after any fill made here.
         let st = mm.map.read_on(self.id);
         if st.dead {
+            if p.killed.load(Ordering::Acquire) {
+                return Err(Fault::killed(addr));
+            }
             return Err(Fault::segv(addr, FaultReason::BadAddress));
         }
         // Only a table shared by fork can be freed while the read lock is

@@ -38,6 +38,21 @@ pub struct Process {
     /// `/proc/PID/oom_score_adj` (`mm/oom.rs`), inherited by fork. Linux
     /// keeps it in `signal_struct`; a vmlab process is one thread group.
     oom_score_adj: AtomicI32,
+    /// The OOM killer chose it: its CPUs' next access gets `Fault::killed`.
+    pub(crate) killed: core::sync::atomic::AtomicBool,
+}
+
+/// One kill of the OOM killer, with the figures it chose by (Linux prints
+/// them in the kernel log: "Out of memory: Killed process ...").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OomKill {
+    pub pid: Pid,
+    /// Its `oom_badness` when chosen, and what that weighed.
+    pub points: i64,
+    pub footprint: crate::mm::oom::OomFootprint,
+    pub oom_score_adj: i32,
+    /// The process whose fault found no memory.
+    pub trigger: Pid,
 }
 
 /// Building a machine failed.
@@ -114,6 +129,8 @@ pub struct Machine {
     pub(crate) rmap: Rmap,
     /// Reclaim (config `reclaim`, `mm/reclaim/`).
     reclaimer: Reclaimer,
+    /// What the OOM killer did, in order.
+    oom_kills: Mutex<alloc::vec::Vec<OomKill>>,
     next_mm_id: AtomicU64,
     next_pid: AtomicU32,
     /// The process table. Lock order: taken before any address space's map lock.
@@ -214,6 +231,7 @@ impl Machine {
             counters: PerCpu::new(config.cpus),
             rmap: Rmap::new(config.rmap.policy()),
             reclaimer: Reclaimer::new(config.reclaim.policy()),
+            oom_kills: Mutex::new(alloc::vec::Vec::new()),
             next_mm_id: AtomicU64::new(1),
             next_pid: AtomicU32::new(1),
             procs: RwLock::new(BTreeMap::new()),
@@ -390,6 +408,52 @@ impl Machine {
         n
     }
 
+    /// The OOM killer (Linux `out_of_memory` → `select_bad_process`,
+    /// `oom_kill_process`): when reclaim made no progress for
+    /// `MAX_RECLAIM_RETRIES` rounds, kill the process of highest
+    /// `oom_badness` (rss + swap entries + page tables, biased by
+    /// `oom_score_adj`; -1000 exempt; the first of equal scores), freeing
+    /// its memory at once. `trigger` is the process that found no memory.
+    /// Returns the victim, `None` if every process is exempt.
+    pub fn out_of_memory(&self, trigger: Pid) -> Option<Pid> {
+        let total = self.oom_total_pages();
+        let mut best: Option<(i64, Pid, crate::mm::oom::OomFootprint, i32)> = None;
+        for pid in self.pids() {
+            let Ok(p) = self.process(pid) else { continue };
+            if p.killed.load(Ordering::Acquire) {
+                continue;
+            }
+            let (Ok(f), adj) = (self.oom_footprint(pid), p.oom_score_adj.load(Ordering::Relaxed)) else {
+                continue;
+            };
+            let Some(points) = crate::mm::oom::oom_badness(f, adj, total) else {
+                continue;
+            };
+            if best.is_none_or(|b| points > b.0) {
+                best = Some((points, pid, f, adj));
+            }
+        }
+        let (points, pid, footprint, adj) = best?;
+        if let Ok(p) = self.process(pid) {
+            p.killed.store(true, Ordering::Release);
+        }
+        let _ = self.exit(pid);
+        MmCounters::bump(&self.counters.get(crate::mm::fault::NO_CPU).oom_kill);
+        self.oom_kills.lock().push(OomKill {
+            pid,
+            points,
+            footprint,
+            oom_score_adj: adj,
+            trigger,
+        });
+        Some(pid)
+    }
+
+    /// Every kill of the OOM killer so far, in order.
+    pub fn oom_kills(&self) -> alloc::vec::Vec<OomKill> {
+        self.oom_kills.lock().clone()
+    }
+
     /// kswapd's work: reclaim until the high watermark's frames are free,
     /// or no progress. Run where an allocation left fewer than the low
     /// watermark free (`PhysMem::take_kswapd_wanted`): inline on the CPU
@@ -495,6 +559,7 @@ impl Machine {
                 pid,
                 mm,
                 oom_score_adj: AtomicI32::new(0),
+                killed: core::sync::atomic::AtomicBool::new(false),
             }),
         );
         Ok(pid)

@@ -193,6 +193,7 @@ fn fault_name(f: Fault) -> &'static str {
     match f.signal {
         Signal::Segv => "SEGV",
         Signal::Bus => "BUS",
+        Signal::Kill => "KILL",
     }
 }
 

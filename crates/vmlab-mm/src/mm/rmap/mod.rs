@@ -321,9 +321,10 @@ impl Rmap {
     /// Replace every PTE that maps `frame` by `with(...)`: a swap entry
     /// for an anonymous page (`Some`, each taken only if `dup` gives it its
     /// slot reference), or nothing (a page-cache page). Map locks by
-    /// try-lock only; a mapping in a `VM_LOCKED` VMA or a fork-shared
-    /// (`TABLE_COW`) table is left. An entry of an object table is changed
-    /// once for all its sharers. Linux: `try_to_unmap` (`TTU_BATCH_FLUSH`).
+    /// try-lock only; a mapping in a `VM_LOCKED` VMA is left. An entry of
+    /// a fork-shared (`TABLE_COW`) or object table is changed in place,
+    /// once for all its sharers, whose CPUs all drop the translation.
+    /// Linux: `try_to_unmap` (`TTU_BATCH_FLUSH`).
     ///
     /// Preconditions: the caller holds no map lock it would wait on.
     pub fn unmap_for_reclaim(
@@ -340,12 +341,32 @@ impl Rmap {
                 return;
             };
             let pd = Pte(pe.load(Ordering::Acquire));
-            if pd.0 & Pte::TABLE_COW != 0 || vma_locked(m.st, m.va) {
+            if vma_locked(m.st, m.va) {
                 out.left += 1;
                 return;
             }
             let obj_table = pd.0 & Pte::TABLE_OBJ != 0;
-            let rss = if obj_table { Rss::None } else { m.mm.counts_on(NO_CPU) };
+            let cow_table = pd.0 & Pte::TABLE_COW != 0;
+            // A fork-shared table is changed in place, once for all its
+            // sharers (its entries may only lose a frame to reclaim, or
+            // WRITE, or the accessed bit): its frames count in its owner's
+            // rss, and every sharer's CPUs drop the translation, busy map
+            // lock or not. An object table's frames count in no one's.
+            let owner = if cow_table {
+                match cx.phys.desc(pd.pfn()).map(|d| d.owner()) {
+                    Some(crate::phys::Owner::PageTable { mm }) if mm != 0 => cx.mms.get(mm),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            let rss = if obj_table || (cow_table && owner.is_none()) {
+                Rss::None
+            } else if let Some(o) = owner.as_ref() {
+                o.counts_on(NO_CPU)
+            } else {
+                m.mm.counts_on(NO_CPU)
+            };
             let mut fl = PendingFlush::default();
             loop {
                 let cur = m.entry.load();
@@ -380,8 +401,14 @@ impl Rmap {
                     fl.remote.extend(object_table_sharers(&obj, pd.pfn(), m.mm.id));
                 }
             }
+            if cow_table && fl.range.is_some() {
+                let v = vpn(m.va);
+                fl.remote
+                    .extend(cx.phys.table_sharers(pd.pfn()).into_iter().map(|mm| (mm, v, v)));
+            }
             out.flush.frames.append(&mut fl.frames);
             out.flush.remote.append(&mut fl.remote);
+            out.flush.swap.append(&mut fl.swap);
             if let Some((a, b)) = fl.range {
                 out.flush.remote.push((m.mm.id, a, b));
             }
