@@ -298,7 +298,10 @@ fn handle_fault_inner(
                 if access == Access::Write {
                     bits |= Pte::DIRTY;
                 }
-                return Ok(entry.mmu_set_accessed_dirty(bits));
+                match entry.mmu_set_accessed_dirty(cur, bits) {
+                    Some(p) => return Ok(p),
+                    None => continue,
+                }
             }
             LeafEntry::ProtNone(_) => {
                 // A PROT_NONE entry in a VMA that allows this access. mprotect

@@ -470,6 +470,7 @@ fn release_table(phys: &PhysMem, table: Pfn, flush: &mut PendingFlush) {
         }
     }
     flush.frames.append(&mut frames.frames);
+    flush.swap.append(&mut frames.swap);
     // A CPU of a former sharer may have read the parent entry before it was
     // cleared and still be walking the table (a fault unshares it holding
     // only the read lock): free it after every such walk.

@@ -78,12 +78,39 @@ impl<'a> LeafRef<'a> {
         self.0
     }
 
-    /// What a hardware walk does to a present entry it uses: set accessed,
-    /// and dirty for a store (`bits` ⊆ A|D). Returns the entry after.
+    /// What a hardware walk does to the present entry `seen` it read and
+    /// uses: set accessed, and dirty for a store (`bits` ⊆ A|D), atomically
+    /// with the check that the entry still maps the same frame as present
+    /// (and writable, for a store), as x86's page walker sets A/D with a
+    /// locked compare-exchange on the entry it walked. Returns the entry
+    /// after, or `None` if it changed meanwhile (reclaim may turn a present
+    /// entry into a swap entry under the map lock held for reading) or is
+    /// claimed (`Pte::LOCK`): the walk must look again.
     #[inline]
-    pub(crate) fn mmu_set_accessed_dirty(self, bits: u64) -> Pte {
+    pub(crate) fn mmu_set_accessed_dirty(self, seen: Pte, bits: u64) -> Option<Pte> {
         debug_assert_eq!(bits & !(Pte::ACCESSED | Pte::DIRTY), 0);
-        Pte(self.0.fetch_or(bits, Ordering::AcqRel) | bits)
+        let mut cur = seen;
+        loop {
+            // A claimed entry is about to be replaced (`pte_ops::publish`
+            // overwrites it): a dirty bit set now would be lost with it.
+            let same = cur.present()
+                && !cur.locked()
+                && cur.pfn() == seen.pfn()
+                && (bits & Pte::DIRTY == 0 || cur.writable() == seen.writable());
+            if !same {
+                return None;
+            }
+            if cur.0 & bits == bits {
+                return Some(cur);
+            }
+            match self
+                .0
+                .compare_exchange_weak(cur.0, cur.0 | bits, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(Pte(cur.0 | bits)),
+                Err(now) => cur = Pte(now),
+            }
+        }
     }
 
     /// Compare-and-swap (`mm::pte_ops` only).

@@ -231,6 +231,9 @@ impl FrameDesc {
     /// Take a reference to a frame that may be on its way to being freed
     /// (found on an LRU list or in a cache, under that list's or cache's
     /// lock): `false` if its count already reached zero. Linux: `folio_try_get`.
+    /// Only under such a lock: a frame found by number alone may be in the
+    /// middle of `init_allocated`, whose stores would undo what the caller
+    /// then does to it.
     #[inline]
     pub(crate) fn try_get(&self) -> bool {
         let mut c = self.refcount.load(Ordering::Acquire);

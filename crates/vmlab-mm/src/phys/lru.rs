@@ -225,6 +225,21 @@ impl Lru {
         out
     }
 
+    /// Take `pfn` off its list, with a reference for the caller, if it is
+    /// on one and alive; `None` otherwise (a frame being allocated or freed
+    /// is on no list, so a design that finds frames by number — `clock` —
+    /// never holds one mid-initialisation). Returns the list it was on.
+    pub fn isolate(&self, descs: &[FrameDesc], pfn: Pfn) -> Option<usize> {
+        if self.lists == 0 || descs[pfn.0].flags.load(Ordering::Acquire) & PG_LRU == 0 {
+            return None;
+        }
+        let mut h = self.heads.lock();
+        if descs[pfn.0].flags.load(Ordering::Acquire) & PG_LRU == 0 || !descs[pfn.0].try_get() {
+            return None;
+        }
+        Self::remove(&mut h, descs, pfn)
+    }
+
     /// Frames on `list` now.
     pub fn len(&self, list: usize) -> usize {
         if list >= self.lists {

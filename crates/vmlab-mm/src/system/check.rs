@@ -152,7 +152,11 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
         let owner = d.owner();
         let fits = match d.usage() {
             FrameUse::Free | FrameUse::Zero | FrameUse::RmapLinks => owner == Owner::None,
-            FrameUse::Anon => matches!(owner, Owner::Anon { anon, .. } if anon != 0),
+            // A page read into the swap cache has no owner until first mapped.
+            FrameUse::Anon => {
+                matches!(owner, Owner::Anon { anon, .. } if anon != 0)
+                    || (owner == Owner::None && d.swap_entry().is_some())
+            }
             FrameUse::PageCache => matches!(owner, Owner::Object { .. }),
             FrameUse::PageTable => matches!(owner, Owner::None | Owner::PageTable { .. } | Owner::ObjectTable { .. }),
             FrameUse::Kernel => owner == Owner::Kernel,

@@ -400,7 +400,8 @@ impl<'m> Cpu<'m> {
                 let pte = if pte.0 & bits == bits {
                     pte
                 } else {
-                    leaf.mmu_set_accessed_dirty(bits)
+                    // Changed since the load (reclaim took the page): fault.
+                    leaf.mmu_set_accessed_dirty(pte, bits)?
                 };
                 Some((pte, upper_writable))
             });

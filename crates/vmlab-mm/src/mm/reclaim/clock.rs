@@ -2,7 +2,9 @@
 //! frame order; a pageable page whose mappings' accessed bits (found
 //! through the reverse map, so a shared page is visited once for all its
 //! mappings) were set gets them cleared and is passed (a second chance),
-//! an unreferenced one is evicted. No lists: the frame array is the clock.
+//! an unreferenced one is evicted. The frame array is the clock; the one
+//! LRU list only says which frames are pageable pages now (a frame being
+//! allocated or freed is on no list), and its lock is what isolates one.
 //! Clearing the bits flushes the cleared entries' translations (one
 //! shootdown per page that had any), so the next access walks and sets
 //! the bit again.
@@ -25,19 +27,10 @@ pub(super) fn shrink(r: &Reclaimer, cx: &ReclaimCx<'_>, want: usize) -> usize {
         }
         let at = r.hand.fetch_add(1, Ordering::Relaxed) % total;
         let pfn = Pfn(at);
-        if !pageable(cx, pfn) {
+        if !pageable(cx, pfn) || phys.lru().isolate(phys.descs(), pfn).is_none() {
             continue;
         }
         let Some(d) = phys.desc(pfn) else { continue };
-        if !d.try_get() {
-            continue;
-        }
-        // The page may have been freed and reused between the check and
-        // the reference: look again with the reference held.
-        if !pageable(cx, pfn) {
-            phys.put_frame(pfn);
-            continue;
-        }
         scanned += 1;
         let refs = cx.rmap.referenced(&cx.rcx, pfn);
         let young = refs.young > 0 || d.flags.fetch_and(!PG_REFERENCED, Ordering::AcqRel) & PG_REFERENCED != 0;
@@ -46,17 +39,22 @@ pub(super) fn shrink(r: &Reclaimer, cx: &ReclaimCx<'_>, want: usize) -> usize {
             (cx.shootdown)(refs.flush);
         }
         if young || locked {
-            phys.put_frame(pfn);
+            putback(cx, pfn);
             continue;
         }
         match evict(cx, pfn) {
             Evicted::Freed => freed += 1,
-            Evicted::Kept => {
-                phys.put_frame(pfn);
-            }
+            Evicted::Kept => putback(cx, pfn),
         }
     }
     cx.scanned(scanned);
     cx.stolen(freed);
     freed
+}
+
+/// Back on the list, and the isolation's reference dropped.
+fn putback(cx: &ReclaimCx<'_>, pfn: Pfn) {
+    let phys = cx.rcx.phys;
+    phys.lru().add(phys.descs(), pfn, 0);
+    phys.put_frame(pfn);
 }

@@ -53,7 +53,9 @@ impl ReclaimPolicy {
     /// LRU lists the design keeps (`phys::Lru`).
     pub fn lru_lists(self) -> usize {
         match self {
-            ReclaimPolicy::Clock => 0,
+            // One list, for membership only: the hand goes by frame
+            // number, and isolates through the list's lock.
+            ReclaimPolicy::Clock => 1,
             ReclaimPolicy::TwoList => 2,
         }
     }
