@@ -2,7 +2,8 @@
 //! both include this one file with `#[path]`, so a fuzz input and a test case mean the same thing.
 //!
 //! An input is decoded (with `arbitrary`) into a `Scenario`: a small machine's config (a few MiB
-//! of RAM so that memory runs out, 2 CPUs, a fork policy, a reverse-map design (`rmap`; under
+//! of RAM so that memory runs out (with or without 4 MiB of swap and a reclaim design, so that
+//! reclaim, swap-out and swap-in run inside the sequence), 2 CPUs, a fork policy, a reverse-map design (`rmap`; under
 //! `private_vma` every fork is eager), sometimes a tiny `max_map_count`) and up
 //! to `MAX_OPS` operations over the whole public API: spawn/fork/exec/exit, files over an
 //! in-memory `BackingFile` (whose writes and reads can be made to fail and whose length can
@@ -94,6 +95,10 @@ pub struct Setup {
     /// The reverse-map design: `RMAPS[n % 5]` (0, what inputs from before this byte
     /// existed mean, is `Object`).
     pub rmap: u8,
+    /// Swap and reclaim: bit 0 clear, no swap (what inputs from before this byte
+    /// mean); set, 4 MiB of in-memory swap, so reclaim and swap-in run inside the
+    /// sequence. Bits 1-3: the reclaim design, `ReclaimName::ALL[n % len]`.
+    pub swap: u8,
 }
 
 /// The reverse-map designs, by `Setup::rmap`.
@@ -123,11 +128,31 @@ impl std::fmt::Debug for Setup {
             .field("files", &self.files)
             .field("premap", &self.premap)
             .field("rmap", &self.rmap_name())
+            .field("swap", &self.swap_size())
+            .field("reclaim", &self.reclaim_name())
             .finish()
     }
 }
 
 impl Setup {
+    /// Swap bytes (see `swap`).
+    pub fn swap_size(&self) -> u64 {
+        if self.swap & 1 == 0 {
+            0
+        } else {
+            4 << 20
+        }
+    }
+
+    /// The reclaim design (see `swap`).
+    pub fn reclaim_name(&self) -> vmlab_mm::system::config::ReclaimName {
+        let all = vmlab_mm::system::config::ReclaimName::ALL;
+        let name = all[(self.swap as usize >> 1) % all.len()];
+        let mut c = MachineConfig::default();
+        c.apply_pairs(&format!("reclaim={name}")).expect("a listed name");
+        c.reclaim
+    }
+
     /// The reverse-map design the machine runs.
     pub fn rmap_name(&self) -> RmapName {
         RMAPS[self.rmap as usize % RMAPS.len()]
@@ -161,6 +186,8 @@ impl Setup {
             },
             fork: self.fork_sel().name(),
             rmap: self.rmap_name(),
+            swap_size: ByteSize(self.swap_size()),
+            reclaim: self.reclaim_name(),
             ..MachineConfig::default()
         }
     }

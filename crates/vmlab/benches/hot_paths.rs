@@ -533,6 +533,152 @@ fn bench_smp_fault(c: &mut Criterion) {
     g.finish();
 }
 
+// ---------------------------------------------------------------------------
+// 7. Paging: accesses under 4x overcommit per reclaim design, and the
+// swap-in of one page from a real swap file against the host's own 4 KiB
+// read from a file on this machine.
+
+/// A machine of `ram` bytes with a swap file of `swap` bytes, design `reclaim`.
+fn paging_machine(ram: u64, swap: u64, reclaim: &str) -> Machine {
+    let mut cfg = MachineConfig {
+        ram: ByteSize(ram),
+        swap_size: ByteSize(swap),
+        ..Default::default()
+    };
+    cfg.apply_pairs(&format!("reclaim={reclaim}"))
+        .expect("a reclaim design");
+    vmlab::host::build_machine(&cfg).expect("machine")
+}
+
+/// Accesses per timed run of the overcommit benchmark.
+const OVERCOMMIT_ACCESSES: u64 = 1 << 20;
+
+fn bench_reclaim(c: &mut Criterion) {
+    let mut g = c.benchmark_group("reclaim");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(OVERCOMMIT_ACCESSES));
+    let ram = 16u64 << 20;
+    let pages = 4 * ram / PAGE;
+    for reclaim in vmlab_mm::system::config::ReclaimName::ALL {
+        let m = paging_machine(ram, 8 * ram, reclaim);
+        let pid = m.spawn().unwrap();
+        let a = m.mmap(pid, 0, pages * PAGE, RW, ANON).unwrap();
+        let mut cpu = m.cpu(0).unwrap();
+        cpu.switch_to(pid).unwrap();
+        for i in 0..pages {
+            cpu.store_u64(a + i * PAGE, i).unwrap();
+        }
+        // A skewed stream: 90% of accesses to a hot eighth of the pages,
+        // the rest anywhere (xorshift), a store every fourth.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        g.bench_function(format!("1M_accesses_4x_overcommit/{reclaim}"), |b| {
+            b.iter_custom(|iters| {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    for k in 0..OVERCOMMIT_ACCESSES {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let page = if x % 10 < 9 { x % (pages / 8) } else { (x >> 8) % pages };
+                        let va = a + page * PAGE + (x >> 40) % 512 * 8;
+                        if k % 4 == 0 {
+                            cpu.store_u64(va, page).unwrap();
+                        } else {
+                            black_box(cpu.load_u64(va).unwrap());
+                        }
+                    }
+                }
+                t.elapsed()
+            })
+        });
+        drop(cpu);
+        m.check().unwrap();
+    }
+
+    g.throughput(Throughput::Elements(1));
+    // Swap-in: a page pushed out by filling RAM with another mapping,
+    // then loaded again (a major fault reading the swap file).
+    let m = paging_machine(4 << 20, 64 << 20, "two_list");
+    let pid = m.spawn().unwrap();
+    let npages = 4 * (4 << 20) / PAGE;
+    let a = m.mmap(pid, 0, npages * PAGE, RW, ANON).unwrap();
+    let mut cpu = m.cpu(0).unwrap();
+    cpu.switch_to(pid).unwrap();
+    let mut next = 0u64;
+    g.bench_function("vmlab_swap_in_4k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                // Touch a window of RAM's worth of other pages so that page
+                // `next` is out on swap, then time its load.
+                let target = next % npages;
+                for k in 1..=(4 << 20) / PAGE + 64 {
+                    let p = (target + k) % npages;
+                    cpu.store_u64(a + p * PAGE, p).unwrap();
+                }
+                let before = m.stats().pswpin;
+                let t = Instant::now();
+                black_box(cpu.load_u64(a + target * PAGE).unwrap());
+                total += t.elapsed();
+                debug_assert!(m.stats().pswpin > before);
+                next += 97;
+            }
+            total
+        })
+    });
+    drop(cpu);
+    m.check().unwrap();
+
+    // The host: a 4 KiB pread of a page of a file not in its page cache.
+    let dir = std::env::temp_dir();
+    let mut f = tempfile::tempfile_in(&dir).unwrap();
+    let file_pages = 4096u64;
+    {
+        use std::io::Write;
+        let page = [7u8; PAGE as usize];
+        for _ in 0..file_pages {
+            f.write_all(&page).unwrap();
+        }
+        f.sync_all().unwrap();
+    }
+    let mut off = 0u64;
+    g.bench_function("host_pread_4k_uncached", |b| {
+        use std::os::unix::fs::FileExt;
+        use std::os::unix::io::AsRawFd;
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut buf = [0u8; PAGE as usize];
+            for _ in 0..iters {
+                let at = off % file_pages * PAGE;
+                // SAFETY: advice on an open fd; no memory is touched.
+                unsafe {
+                    libc::posix_fadvise(f.as_raw_fd(), at as i64, PAGE as i64, libc::POSIX_FADV_DONTNEED);
+                }
+                let t = Instant::now();
+                f.read_at(&mut buf, at).unwrap();
+                total += t.elapsed();
+                off += 97;
+            }
+            total
+        })
+    });
+    // The same read when the page is in the host's page cache (as a swap
+    // file's recently written slots usually are).
+    g.bench_function("host_pread_4k_cached", |b| {
+        use std::os::unix::fs::FileExt;
+        b.iter_custom(|iters| {
+            let mut buf = [0u8; PAGE as usize];
+            let t = Instant::now();
+            for _ in 0..iters {
+                f.read_at(&mut buf, off % file_pages * PAGE).unwrap();
+                off += 97;
+            }
+            t.elapsed()
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_fault,
@@ -540,6 +686,7 @@ criterion_group!(
     bench_mprotect,
     bench_tlb,
     bench_pcp,
-    bench_smp_fault
+    bench_smp_fault,
+    bench_reclaim
 );
 criterion_main!(benches);

@@ -120,18 +120,18 @@ impl core::fmt::Debug for PageRead {
 }
 
 impl PageRead {
-    /// Do the read (dropping the reference the read takes: the retried
-    /// fault takes its own); counts a major fault. A read error or a page
-    /// past the end is the SIGBUS the fault gives; no memory is OOM.
-    pub fn read(&self, phys: &PhysMem, counters: &MmCounters, relax: &dyn Relax) -> Result<(), Fault> {
+    /// Do the read; counts a major fault. A read error or a page past the
+    /// end is the SIGBUS the fault gives; no memory is OOM. Returns the page
+    /// read with a reference held for the caller, who keeps it over any
+    /// reclaim it runs before the retry (so that reclaim cannot take the
+    /// page back first: a read and an eviction taking turns would never
+    /// end) and drops it (`PageRead::release`) just before the retry.
+    pub fn read(&self, phys: &PhysMem, counters: &MmCounters, relax: &dyn Relax) -> Result<Option<Pfn>, Fault> {
         match self {
             PageRead::Object { obj, pgoff, addr } => {
                 MmCounters::bump(&counters.major_faults);
                 match obj.get_page(phys, counters, *pgoff) {
-                    Ok(pfn) => {
-                        phys.put_frame(pfn);
-                        Ok(())
-                    }
+                    Ok(pfn) => Ok(Some(pfn)),
                     Err(e) => Err(object::page_error_fault(e, *addr)),
                 }
             }
@@ -140,8 +140,15 @@ impl PageRead {
             }
             PageRead::Wait => {
                 relax.relax();
-                Ok(())
+                Ok(None)
             }
+        }
+    }
+
+    /// Drop the reference `read` returned.
+    pub fn release(phys: &PhysMem, pinned: Option<Pfn>) {
+        if let Some(p) = pinned {
+            phys.put_frame(p);
         }
     }
 }

@@ -74,10 +74,13 @@ impl AddressSpace {
                     // and `__mm_populate` after VM_FAULT_RETRY look the VMA
                     // up again).
                     drop(st);
-                    let r = read.read(cx.phys, cx.counters, cx.relax).map_err(|f| match f.reason {
-                        FaultReason::OutOfMemory => Errno::ENOMEM,
-                        _ => Errno::EFAULT,
-                    });
+                    let r = read
+                        .read(cx.phys, cx.counters, cx.relax)
+                        .map(|p| PageRead::release(cx.phys, p))
+                        .map_err(|f| match f.reason {
+                            FaultReason::OutOfMemory => Errno::ENOMEM,
+                            _ => Errno::EFAULT,
+                        });
                     st = self.map.write();
                     match r {
                         Ok(()) => at = resume,

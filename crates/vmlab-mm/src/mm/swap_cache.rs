@@ -139,14 +139,20 @@ pub(crate) fn release_unmapped(swap: &MemObject, phys: &PhysMem, pfn: Pfn) {
 /// after): a frame is inserted first, `PG_IO` set, with a slot reference
 /// for the cache, then filled from the device. Nothing to do if the slot
 /// is cached already or was freed meanwhile. Counts a major fault and
-/// `pswpin`. Linux: `__read_swap_cache_async` + `swap_read_folio`.
-pub(crate) fn read_in(swap: &MemObject, phys: &PhysMem, counters: &MmCounters, e: SwapEntry) -> Result<(), PageError> {
+/// `pswpin`. Returns the cached page with a reference for the caller
+/// (`PageRead::read`), if there is one. Linux: `__read_swap_cache_async` +
+/// `swap_read_folio`.
+pub(crate) fn read_in(
+    swap: &MemObject,
+    phys: &PhysMem,
+    counters: &MmCounters,
+    e: SwapEntry,
+) -> Result<Option<Pfn>, PageError> {
     let Some(area) = swap.swap_area() else {
         return Err(PageError::Io);
     };
     if let Some(pfn) = lookup(swap, phys, e) {
-        phys.put_frame(pfn);
-        return Ok(());
+        return Ok(Some(pfn));
     }
     let pfn = phys
         .alloc_page(super::fault::NO_CPU, FrameUse::Anon, Fill::Caller)
@@ -161,7 +167,7 @@ pub(crate) fn read_in(swap: &MemObject, phys: &PhysMem, counters: &MmCounters, e
         if c.contains_key(&e.offset) || area.count(e) == 0 || area.dup(e).is_err() {
             drop(c);
             phys.put_frame(pfn);
-            return Ok(());
+            return Ok(None);
         }
         c.insert(e.offset, pfn);
         mark_cached(phys, pfn, e);
@@ -182,5 +188,7 @@ pub(crate) fn read_in(swap: &MemObject, phys: &PhysMem, counters: &MmCounters, e
     }
     MmCounters::bump(&counters.pswpin);
     note_placed(counters, phys.lru_place(pfn, shadow));
-    Ok(())
+    // The caller's reference, beside the cache's.
+    d.refcount.fetch_add(1, Ordering::AcqRel);
+    Ok(Some(pfn))
 }

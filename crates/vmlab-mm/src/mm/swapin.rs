@@ -116,6 +116,12 @@ pub(super) fn do_swap_page(
         if new.dirty() {
             d.flags.fetch_or(crate::phys::PG_DIRTY, Ordering::AcqRel);
         }
+        // A store that got a read-only mapping (the page is not exclusive)
+        // goes on in the fault loop: `do_wp_page` reuses or copies it. The
+        // fault returns only an entry that allows its access.
+        if access == Access::Write && !new.writable() {
+            return Ok(None);
+        }
         return Ok(Some(new));
     }
     phys.put_frame(pfn);

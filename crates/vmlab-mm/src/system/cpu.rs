@@ -304,14 +304,23 @@ impl<'m> Cpu<'m> {
     /// by an instruction fetch) is never cached.
     fn walk_or_fault(&mut self, addr: u64, kind: Access) -> Result<(Pfn, bool, bool), Fault> {
         let mut no_progress = 0;
+        // The page the last read brought in, held across kswapd's work
+        // below and dropped just before the try that maps it (held during
+        // the try, it would make the page look shared to that fault).
+        let mut pinned = None;
         loop {
+            PageRead::release(self.m.phys(), pinned.take());
             // Every lock of the try is dropped whatever it returned.
-            let r = match self.walk_or_fault_once(addr, kind) {
+            let tried = self.walk_or_fault_once(addr, kind);
+            let r = match tried {
                 Ok(Ok(t)) => Ok(Some(t)),
                 // Read the page, try again.
                 Ok(Err(read)) => read
                     .read(self.m.phys(), self.m.counters.get(self.id), &*self.m.host)
-                    .map(|()| None),
+                    .map(|p| {
+                        pinned = p;
+                        None
+                    }),
                 Err(f) => Err(f),
             };
             if self.m.phys().take_kswapd_wanted() {

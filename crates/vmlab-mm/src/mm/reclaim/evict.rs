@@ -29,6 +29,11 @@ pub(super) enum Evicted {
 pub(super) fn evict(cx: &ReclaimCx<'_>, pfn: Pfn) -> Evicted {
     let phys = cx.rcx.phys;
     let Some(d) = phys.desc(pfn) else { return Evicted::Kept };
+    // Being read in: its bytes are not there yet, and the reader still
+    // writes into the frame.
+    if d.flags.load(Ordering::Acquire) & crate::phys::PG_IO != 0 {
+        return Evicted::Kept;
+    }
     let r = match d.usage() {
         FrameUse::Anon => evict_anon(cx, pfn),
         FrameUse::PageCache if d.flags.load(Ordering::Acquire) & PG_SWAPBACKED == 0 => evict_file(cx, pfn),
