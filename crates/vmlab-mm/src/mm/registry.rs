@@ -45,6 +45,17 @@ impl MmRegistry {
         self.map.lock().keys().copied().collect()
     }
 
+    /// Live address spaces.
+    pub fn count(&self) -> usize {
+        self.map.lock().len()
+    }
+
+    /// The live address space with the smallest id at least `id`, if any
+    /// (VMA-scanning reclaim's round robin).
+    pub fn next_from(&self, id: u64) -> Option<Arc<AddressSpace>> {
+        self.map.lock().range(id..).next().map(|(_, mm)| mm.clone())
+    }
+
     /// The live address space `id`, if any.
     pub fn get(&self, id: u64) -> Option<Arc<AddressSpace>> {
         self.map.lock().get(&id).cloned()

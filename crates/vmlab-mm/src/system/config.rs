@@ -279,14 +279,16 @@ impl RmapName {
 pub enum ReclaimName {
     Clock,
     TwoList,
+    VmaScan,
 }
 
 impl ReclaimName {
-    pub const ALL: &'static [&'static str] = &["clock", "two_list"];
+    pub const ALL: &'static [&'static str] = &["clock", "two_list", "vma_scan"];
     pub fn policy(self) -> ReclaimPolicy {
         match self {
             ReclaimName::Clock => ReclaimPolicy::Clock,
             ReclaimName::TwoList => ReclaimPolicy::TwoList,
+            ReclaimName::VmaScan => ReclaimPolicy::VmaScan,
         }
     }
     pub fn as_str(self) -> &'static str {

@@ -10,6 +10,9 @@
 //!   frame, through the reverse map.
 //! - `two_list.rs`: Linux's active and inactive lists (the design wherever
 //!   the multi-generation LRU is off).
+//! - `vma_scan.rs`: seed 000 #6 and Linux 2.4's `swap_out`: a walk of the
+//!   address spaces' VMAs and page tables, round robin, instead of the
+//!   frames.
 //!
 //! Who runs it: kswapd's work (`Machine::kswapd`, after an allocation left
 //! fewer free frames than the low watermark, until the high one is free
@@ -18,17 +21,20 @@
 //! never waits for a map lock (`try_read`), so it may run from any path
 //! that holds none.
 //!
-//! May call: `rmap`, `object`, `swap_cache`, `pte_ops`, `phys`, `swap`.
+//! May call: `rmap`, `object`, `swap_cache`, `pte_ops`, `phys`, `swap`;
+//! `vma_scan` also `registry`, `address_space`, `vma_map` and `pgtable`
+//! (its walk).
 
 mod clock;
 mod evict;
 mod two_list;
+mod vma_scan;
 
 use super::object::MemObject;
 use super::rmap::{Rmap, RmapCx};
 use super::stats::MmCounters;
 use crate::addr::Pfn;
-use crate::sync::{Arc, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::tlb::PendingFlush;
 
 /// Config values of `reclaim`.
@@ -40,6 +46,10 @@ pub enum ReclaimPolicy {
     /// Linux: inactive and active lists, a referenced inactive page
     /// promoted, refaults activated by their refault distance.
     TwoList,
+    /// Seed 000 #6, Linux 2.4's `swap_out`: walk the address spaces' page
+    /// tables over their VMAs in turn, a PTE's accessed bit cleared (a
+    /// second chance), the page of one found clear evicted.
+    VmaScan,
 }
 
 impl ReclaimPolicy {
@@ -47,6 +57,7 @@ impl ReclaimPolicy {
         match self {
             ReclaimPolicy::Clock => "clock",
             ReclaimPolicy::TwoList => "two_list",
+            ReclaimPolicy::VmaScan => "vma_scan",
         }
     }
 
@@ -57,6 +68,7 @@ impl ReclaimPolicy {
             // number, and isolates through the list's lock.
             ReclaimPolicy::Clock => 1,
             ReclaimPolicy::TwoList => 2,
+            ReclaimPolicy::VmaScan => 0,
         }
     }
 }
@@ -109,6 +121,11 @@ pub struct Reclaimer {
     busy: Mutex<()>,
     /// `clock`: the hand (the next frame to look at).
     hand: AtomicUsize,
+    /// `vma_scan`: the address space to walk next (the first live one with
+    /// an id at least this; Linux 2.4's `swap_mm`) and the address to
+    /// resume its walk from (`mm->swap_address`).
+    scan_mm: AtomicU64,
+    scan_addr: AtomicU64,
 }
 
 impl Reclaimer {
@@ -117,6 +134,8 @@ impl Reclaimer {
             policy,
             busy: Mutex::new(()),
             hand: AtomicUsize::new(0),
+            scan_mm: AtomicU64::new(0),
+            scan_addr: AtomicU64::new(0),
         }
     }
 
@@ -134,6 +153,7 @@ impl Reclaimer {
         match self.policy {
             ReclaimPolicy::Clock => clock::shrink(self, cx, want),
             ReclaimPolicy::TwoList => two_list::shrink(cx, want),
+            ReclaimPolicy::VmaScan => vma_scan::shrink(self, cx, want),
         }
     }
 }
