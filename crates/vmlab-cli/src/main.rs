@@ -104,6 +104,40 @@ enum ExpCommand {
     PteLock(ExpPteLockArgs),
     /// Reverse-map designs: unmap cost of a page shared by 1..1000 processes, rmap memory, fork latency.
     Rmap(ExpRmapArgs),
+    /// Reclaim designs on five workloads touching 4x RAM: faults, scans per page reclaimed, reclaim speed.
+    Reclaim(ExpReclaimArgs),
+}
+
+#[derive(Args, Debug)]
+struct ExpReclaimArgs {
+    /// Pages each workload touches (RAM is a quarter of them); at least 1024, a multiple of 32
+    /// (default 8192; --quick: 1024).
+    #[arg(long)]
+    pages: Option<u64>,
+
+    /// Page references after each workload's setup (default 300000; --quick: 20000).
+    #[arg(long)]
+    accesses: Option<u64>,
+
+    /// Seed of the reference streams.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+
+    /// Workloads to run, comma separated (default all: zipf,loop,shared_mix,fork_mix,file_scan).
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    workloads: Vec<String>,
+
+    /// Leave out the Linux row (file_scan replayed in a memory cgroup of the host).
+    #[arg(long)]
+    no_linux: bool,
+
+    /// Small defaults for tests and debug builds: 1024 pages, 20000 references.
+    #[arg(long)]
+    quick: bool,
+
+    /// Print one JSON object {"experiment", "config", "params", "rows", "claims"} instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -398,6 +432,17 @@ fn exp(cfg: &MachineConfig, cmd: &ExpCommand) -> Result<(), Failure> {
             }
             let p = p.checked()?;
             (vmlab::exp::rmap::run(cfg, &p, &build, &mut progress)?, a.json)
+        }
+        ExpCommand::Reclaim(a) => {
+            use vmlab::exp::reclaim::{ReclaimParams, DEFAULT_ACCESSES, DEFAULT_PAGES, QUICK_ACCESSES, QUICK_PAGES};
+            let (pages, accesses) = if a.quick {
+                (QUICK_PAGES, QUICK_ACCESSES)
+            } else {
+                (DEFAULT_PAGES, DEFAULT_ACCESSES)
+            };
+            let (pages, accesses) = (a.pages.unwrap_or(pages), a.accesses.unwrap_or(accesses));
+            let p = ReclaimParams::new(pages, accesses, a.seed, &a.workloads, !a.no_linux)?;
+            (vmlab::exp::reclaim::run(cfg, &p, &build, &mut progress)?, a.json)
         }
     };
     if json {

@@ -44,6 +44,10 @@ pub struct MmCounters {
     pub oom_kill: AtomicU64,
     /// Host nanoseconds spent reclaiming (kswapd's work and direct reclaim).
     pub reclaim_ns: AtomicU64,
+    /// Pages reclaim freed that more than one PTE mapped when it took them
+    /// (vmlab's own; with `Machine::residency_at_first_reclaim`, what seed
+    /// 002's claim about shared pages is measured by).
+    pub evicted_shared: AtomicU64,
 }
 
 impl MmCounters {

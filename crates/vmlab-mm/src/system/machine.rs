@@ -6,7 +6,7 @@ use super::config::MachineConfig;
 use super::cpu::Cpu;
 use super::files::OpenFile;
 use super::host::Host;
-use super::stats::Stats;
+use super::stats::{Residency, Stats};
 use crate::addr::{Pfn, PAGE_SIZE, TASK_SIZE};
 use crate::errno::{Errno, SysResult};
 use crate::mm::fault::FaultCtx;
@@ -131,6 +131,9 @@ pub struct Machine {
     reclaimer: Reclaimer,
     /// What the OOM killer did, in order.
     oom_kills: Mutex<alloc::vec::Vec<OomKill>>,
+    /// Pageable pages, and those of them mapped more than once, when reclaim
+    /// first ran (`residency_at_first_reclaim`); set once.
+    first_reclaim: Mutex<Option<Residency>>,
     next_mm_id: AtomicU64,
     next_pid: AtomicU32,
     /// The process table. Lock order: taken before any address space's map lock.
@@ -232,6 +235,7 @@ impl Machine {
             rmap: Rmap::new(config.rmap.policy()),
             reclaimer: Reclaimer::new(config.reclaim.policy()),
             oom_kills: Mutex::new(alloc::vec::Vec::new()),
+            first_reclaim: Mutex::new(None),
             next_mm_id: AtomicU64::new(1),
             next_pid: AtomicU32::new(1),
             procs: RwLock::new(BTreeMap::new()),
@@ -400,12 +404,41 @@ impl Machine {
             shootdown: &shootdown,
             kswapd,
         };
+        {
+            let mut first = self.first_reclaim.lock();
+            if first.is_none() {
+                *first = Some(self.residency());
+            }
+        }
         let t0 = self.host.now_ns();
         let n = self.reclaimer.shrink(&cx, want);
         if let (Some(a), Some(b)) = (t0, self.host.now_ns()) {
             counters.reclaim_ns.fetch_add(b.saturating_sub(a), Ordering::Relaxed);
         }
         n
+    }
+
+    /// Pageable pages in memory now (anonymous and page-cache frames), and
+    /// those of them more than one PTE maps.
+    pub fn residency(&self) -> Residency {
+        use crate::phys::FrameUse;
+        let mut r = Residency::default();
+        for d in self.phys.descs() {
+            if matches!(d.usage(), FrameUse::Anon | FrameUse::PageCache) {
+                r.resident += 1;
+                if d.mapcount() > 1 {
+                    r.shared += 1;
+                }
+            }
+        }
+        r
+    }
+
+    /// `residency()` as it was when reclaim first ran on this machine
+    /// (`None` before): the baseline against which `Stats::evicted_shared`
+    /// says whether reclaim favours or disfavours shared pages.
+    pub fn residency_at_first_reclaim(&self) -> Option<Residency> {
+        *self.first_reclaim.lock()
     }
 
     /// The OOM killer (Linux `out_of_memory` → `select_bad_process`,
@@ -1101,6 +1134,7 @@ impl Machine {
             pswpout: sum(|c| &c.pswpout),
             oom_kill: sum(|c| &c.oom_kill),
             reclaim_ns: sum(|c| &c.reclaim_ns),
+            evicted_shared: sum(|c| &c.evicted_shared),
             swap_entries: swapents,
             rss_pages: rss,
             vmas,

@@ -20,4 +20,4 @@ pub use cpu::Cpu;
 pub use files::{FileStat, OpenFile};
 pub use host::{Host, SpinHost};
 pub use machine::{HostNeed, Machine, MachineError, MapsLine, Pid, Process};
-pub use stats::Stats;
+pub use stats::{Residency, Stats};

@@ -42,9 +42,19 @@ pub struct Stats {
     pub oom_kill: u64,
     /// Host nanoseconds spent in reclaim (needs a clock from the host; 0 without).
     pub reclaim_ns: u64,
+    /// Pages reclaim freed that more than one PTE mapped (`MmCounters::evicted_shared`).
+    pub evicted_shared: u64,
     /// Swap entries in page tables, summed over processes (Linux `MM_SWAPENTS`).
     pub swap_entries: u64,
     pub rss_pages: u64,
     pub vmas: u64,
     pub processes: u64,
+}
+
+/// Pageable pages in memory (anonymous and page-cache frames) and those of
+/// them that more than one page-table entry maps (`Machine::residency`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Residency {
+    pub resident: u64,
+    pub shared: u64,
 }

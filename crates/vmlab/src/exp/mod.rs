@@ -24,6 +24,7 @@
 pub mod fork;
 pub mod linux_cgroup;
 pub mod pte_lock;
+pub mod reclaim;
 pub mod rmap;
 
 use serde::ser::{SerializeMap, Serializer};

@@ -34,12 +34,16 @@ pub(super) fn evict(cx: &ReclaimCx<'_>, pfn: Pfn) -> Evicted {
     if d.flags.load(Ordering::Acquire) & crate::phys::PG_IO != 0 {
         return Evicted::Kept;
     }
+    let shared = d.mapcount() > 1;
     let r = match d.usage() {
         FrameUse::Anon => evict_anon(cx, pfn),
         FrameUse::PageCache if d.flags.load(Ordering::Acquire) & PG_SWAPBACKED == 0 => evict_file(cx, pfn),
         _ => false,
     };
     if r {
+        if shared {
+            cx.counters.evicted_shared.fetch_add(1, Ordering::Relaxed);
+        }
         phys.put_frame(pfn);
         Evicted::Freed
     } else {
