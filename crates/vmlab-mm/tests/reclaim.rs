@@ -117,6 +117,56 @@ fn fork_cow_mremap_under_pressure() {
     }
 }
 
+/// Shared anonymous memory (`MAP_SHARED | MAP_ANONYMOUS`) is swapped out
+/// from its object, not from the PTEs: at 4x RAM a parent and its forked
+/// child both see every byte either wrote; MADV_REMOVE of swapped-out
+/// pages frees their slots and they read back as zero.
+#[test]
+fn shared_anonymous_memory_swaps_out_and_back() {
+    for reclaim in ["clock", "two_list", "vma_scan"] {
+        let Some(m) = machine(&format!("reclaim={reclaim}")) else {
+            continue;
+        };
+        let pages = 4 * (4 << 20) / P;
+        let parent = m.spawn().unwrap();
+        let base = m.mmap(parent, 0, pages * P, RW, MAP_SHARED | MAP_ANONYMOUS).unwrap();
+        let child = m.fork(parent).unwrap();
+        // The parent writes the first half, the child the second.
+        fill(&m, parent, base, pages / 2, 1);
+        let half = base + pages / 2 * P;
+        fill(&m, child, half, pages / 2, 1);
+        let s = m.stats();
+        assert!(s.pswpout > 0, "{reclaim}: nothing swapped out: {s:?}");
+        verify(&m, child, base, pages / 2, parent, 1);
+        verify(&m, parent, half, pages / 2, child, 1);
+        m.check().unwrap();
+        // Drop the first quarter, mostly out on swap by now.
+        let used = m.swap().unwrap().used();
+        m.madvise(parent, base, pages / 4 * P, MADV_REMOVE).unwrap();
+        assert!(m.swap().unwrap().used() < used, "{reclaim}: MADV_REMOVE freed no slot");
+        let mut cpu = m.cpu(0).unwrap();
+        cpu.switch_to(child).unwrap();
+        for i in (0..pages / 4).step_by(17) {
+            assert_eq!(
+                cpu.load_u64(base + i * P).unwrap(),
+                0,
+                "{reclaim}: page {i} after MADV_REMOVE"
+            );
+        }
+        for i in pages / 4..pages / 2 {
+            assert_eq!(
+                cpu.load_u64(base + i * P).unwrap(),
+                word(parent, i, 1),
+                "{reclaim}: page {i}"
+            );
+        }
+        drop(cpu);
+        m.check().unwrap();
+        common::finish(&m);
+        assert_eq!(m.swap().unwrap().used(), 0, "{reclaim}: slots left after exit");
+    }
+}
+
 /// Without swap, anonymous memory cannot be reclaimed: when a fault finds
 /// no memory, the OOM killer kills the process Linux's `oom_badness`
 /// picks; the others keep their data, and the faulting one goes on.

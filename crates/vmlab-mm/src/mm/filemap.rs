@@ -176,6 +176,14 @@ impl MemObject {
                 c.remove(&k);
                 gone.push(pfn);
             }
+            // Shared anonymous pages out on swap are in the range too.
+            let out: Vec<u64> = c.swapped.range(first..end).map(|(&k, _)| k).collect();
+            let area = self.swap_object().and_then(|s| s.swap_area());
+            for k in out {
+                if let (Some(e), Some(area)) = (c.swapped.remove(&k), area) {
+                    let _ = area.put(e);
+                }
+            }
             gone
         };
         for pfn in gone {

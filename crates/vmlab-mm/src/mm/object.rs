@@ -473,9 +473,21 @@ impl MemObject {
 
     /// Take page `pgoff` (frame `pfn`) out of the cache if the frame holds
     /// exactly `refs` references (the cache's and the caller's) and is
-    /// clean, leaving `shadow` (the eviction stamp) in its place; drops the
-    /// cache's reference. Linux: `__remove_mapping` → `__filemap_remove_folio`.
-    pub(crate) fn remove_page_if(&self, phys: &PhysMem, pgoff: u64, pfn: Pfn, refs: u32, shadow: u64) -> bool {
+    /// clean, leaving `shadow` (the eviction stamp) in its place, and for
+    /// shared anonymous memory the slot its bytes were written to
+    /// (`swapped`, whose reference the cache takes over); drops the cache's
+    /// reference. On `false` the caller keeps the slot. Linux:
+    /// `__remove_mapping` → `__filemap_remove_folio` (shmem: the swap entry
+    /// `shmem_writeout` left in the mapping).
+    pub(crate) fn remove_page_if(
+        &self,
+        phys: &PhysMem,
+        pgoff: u64,
+        pfn: Pfn,
+        refs: u32,
+        shadow: u64,
+        swapped: Option<SwapEntry>,
+    ) -> bool {
         let Some(d) = phys.desc(pfn) else { return false };
         {
             let mut c = self.cache.lock();
@@ -487,6 +499,9 @@ impl MemObject {
             }
             c.remove(&pgoff);
             c.shadows.insert(pgoff, shadow);
+            if let Some(e) = swapped {
+                c.swapped.insert(pgoff, e);
+            }
         }
         phys.put_frame(pfn);
         true

@@ -38,6 +38,7 @@ pub(super) fn evict(cx: &ReclaimCx<'_>, pfn: Pfn) -> Evicted {
     let r = match d.usage() {
         FrameUse::Anon => evict_anon(cx, pfn),
         FrameUse::PageCache if d.flags.load(Ordering::Acquire) & PG_SWAPBACKED == 0 => evict_file(cx, pfn),
+        FrameUse::PageCache => evict_shmem(cx, pfn),
         _ => false,
     };
     if r {
@@ -124,5 +125,51 @@ fn evict_file(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
         }
     }
     // Ours and the cache's.
-    obj.remove_page_if(phys, index, pfn, 2, phys.lru().evicted())
+    obj.remove_page_if(phys, index, pfn, 2, phys.lru().evicted(), None)
+}
+
+/// A page of shared anonymous memory: unmapped everywhere, copied to a
+/// new slot, and replaced in its object's cache by that slot
+/// (`PageCache::swapped`, read back by the object's fault path). Linux:
+/// `shmem_writeout` (which goes through the swap cache; here the object
+/// holds the entry at once, and a fault reads it back from the slot).
+fn evict_shmem(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
+    let phys = cx.rcx.phys;
+    let Some(d) = phys.desc(pfn) else { return false };
+    let Owner::Object { object, index } = d.owner() else {
+        return false;
+    };
+    let Some(obj) = cx.rcx.objects.get(ObjectId(object)) else {
+        return false;
+    };
+    let Some(area) = obj.swap_object().and_then(|s| s.swap_area()) else {
+        return false;
+    };
+    if d.mapcount() > 0 {
+        let un = cx.rmap.unmap_for_reclaim(&cx.rcx, pfn, None, &|| true, &|| {});
+        (cx.shootdown)(un.flush);
+        if d.mapcount() > 0 {
+            return false;
+        }
+    }
+    let Ok(e) = area.alloc() else { return false };
+    // Unmapped everywhere, its PTEs' dirty bits on the page: a store from
+    // here on comes through a new mapping, whose reference `remove_page_if`
+    // sees, or sets PG_DIRTY again.
+    d.flags.fetch_and(!PG_DIRTY, Ordering::AcqRel);
+    let mut buf = [0u8; PAGE_SIZE as usize];
+    phys.ram().read_bytes(pfn, 0, &mut buf);
+    if area.write(e, &buf).is_err() {
+        d.flags.fetch_or(PG_DIRTY, Ordering::AcqRel);
+        let _ = area.put(e);
+        return false;
+    }
+    cx.counters.pswpout.fetch_add(1, Ordering::Relaxed);
+    if obj.remove_page_if(phys, index, pfn, 2, phys.lru().evicted(), Some(e)) {
+        true
+    } else {
+        d.flags.fetch_or(PG_DIRTY, Ordering::AcqRel);
+        let _ = area.put(e);
+        false
+    }
 }
