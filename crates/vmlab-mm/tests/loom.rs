@@ -232,6 +232,7 @@ mod pte_lock_real {
             swap: None,
             cpu,
             relax: &Spin,
+            reclaim: &vmlab_mm::mm::reclaim::NoReclaim,
         };
         let st = w.mm.map.read_on(cpu);
         let mut flush = PendingFlush::default();

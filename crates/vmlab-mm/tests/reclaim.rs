@@ -167,6 +167,44 @@ fn shared_anonymous_memory_swaps_out_and_back() {
     }
 }
 
+/// The populate paths (MADV_POPULATE_WRITE, MAP_POPULATE, mlock) reclaim
+/// when memory is full instead of failing with ENOMEM, and what they
+/// locked stays resident under further pressure.
+#[test]
+fn populate_reclaims_when_memory_is_full() {
+    for reclaim in ["clock", "two_list", "vma_scan"] {
+        let Some(m) = machine(&format!("reclaim={reclaim}")) else {
+            continue;
+        };
+        let ram = (4 << 20) / P;
+        let pid = m.spawn().unwrap();
+        let a = m.mmap(pid, 0, 2 * ram * P, RW, PA).unwrap();
+        fill(&m, pid, a, 2 * ram, 1);
+        let b = m.mmap(pid, 0, 2 * ram * P, RW, PA).unwrap();
+        m.madvise(pid, b, 2 * ram * P, MADV_POPULATE_WRITE)
+            .unwrap_or_else(|e| panic!("{reclaim}: MADV_POPULATE_WRITE: {e:?}"));
+        let c = m
+            .mmap(pid, 0, ram * P, RW, PA | MAP_POPULATE)
+            .unwrap_or_else(|e| panic!("{reclaim}: MAP_POPULATE: {e:?}"));
+        let l = m.mmap(pid, 0, ram / 4 * P, RW, PA).unwrap();
+        m.mlock(pid, l, ram / 4 * P)
+            .unwrap_or_else(|e| panic!("{reclaim}: mlock: {e:?}"));
+        // More pressure: the locked quarter stays in memory.
+        fill(&m, pid, c, ram, 2);
+        fill(&m, pid, a, 2 * ram, 3);
+        let resident = m.mincore(pid, l, ram / 4 * P).unwrap();
+        assert!(
+            resident.iter().all(|&r| r & 1 == 1),
+            "{reclaim}: a locked page was reclaimed"
+        );
+        verify(&m, pid, a, 2 * ram, pid, 3);
+        verify(&m, pid, c, ram, pid, 2);
+        m.check().unwrap();
+        common::finish(&m);
+        assert_eq!(m.swap().unwrap().used(), 0, "{reclaim}: slots left after exit");
+    }
+}
+
 /// Without swap, anonymous memory cannot be reclaimed: when a fault finds
 /// no memory, the OOM killer kills the process Linux's `oom_badness`
 /// picks; the others keep their data, and the faulting one goes on.

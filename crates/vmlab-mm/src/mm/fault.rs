@@ -54,6 +54,9 @@ pub struct FaultCtx<'a> {
     /// Called while waiting for another CPU's claim or table lock, every
     /// `SPINS_PER_RELAX` spins: the holder may be a preempted host thread.
     pub relax: &'a dyn Relax,
+    /// Direct reclaim, for a syscall path (populate) that found no free
+    /// frame and has dropped its locks.
+    pub reclaim: &'a dyn super::reclaim::DirectReclaim,
 }
 
 /// Spins of a wait between two calls of `FaultCtx::relax`.

@@ -4,7 +4,10 @@
 //! the fault handler (`handle_fault_locked`), as GUP does; a file page that
 //! must be read (`FaultError::Retry`) is read with the map lock dropped, and
 //! the walk goes on from that page once the lock is taken again, as
-//! `__get_user_pages` does after `VM_FAULT_RETRY`.
+//! `__get_user_pages` does after `VM_FAULT_RETRY`. A page that finds no
+//! free frame (its fault or its read) runs direct reclaim with the map
+//! lock dropped (`FaultCtx::reclaim`) and is tried again, as the page
+//! allocator's slow path does under GUP.
 //!
 //! Linux: `faultin_page_range` (madvise) and `__mm_populate` →
 //! `populate_vma_page_range` (mm/gup.c).
@@ -46,6 +49,9 @@ pub(crate) enum Gup {
 enum Stop {
     Errno(Errno, u64),
     Read(PageRead, u64),
+    /// No free frame at the first address (the end of its VMA second):
+    /// reclaim with the map lock dropped, then go on from there.
+    NoMemory(u64, u64),
 }
 
 impl AddressSpace {
@@ -63,26 +69,43 @@ impl AddressSpace {
         flush: &mut PendingFlush,
     ) -> SysResult<()> {
         let mut at = start;
+        let mut no_progress = 0;
         loop {
             match self.populate_locked(cx, &st, at, end, mode, flush) {
                 Ok(()) => return Ok(()),
                 Err(Stop::Errno(_, vma_end)) if mode == (Gup::Mm { ignore_errors: true }) => at = vma_end,
                 Err(Stop::Errno(e, _)) => return Err(e),
+                Err(Stop::NoMemory(resume, vma_end)) => {
+                    drop(st);
+                    let freed = cx.reclaim.direct_reclaim(cx.cpu);
+                    st = self.map.write();
+                    match Self::after_reclaim(&st, &mut no_progress, freed, resume, Some(vma_end), mode) {
+                        Ok(next) => at = next,
+                        Err(e) => return Err(e),
+                    }
+                }
                 Err(Stop::Read(read, resume)) => {
                     // No I/O under the map lock: drop it, read, go on from
                     // the page that needed it (Linux's `faultin_page_range`
                     // and `__mm_populate` after VM_FAULT_RETRY look the VMA
-                    // up again).
+                    // up again). A read that found no frame reclaims first.
                     drop(st);
                     let r = read
                         .read(cx.phys, cx.counters, cx.relax)
-                        .map(|p| PageRead::release(cx.phys, p))
-                        .map_err(|f| match f.reason {
-                            FaultReason::OutOfMemory => Errno::ENOMEM,
-                            _ => Errno::EFAULT,
-                        });
+                        .map(|p| PageRead::release(cx.phys, p));
+                    let freed = match &r {
+                        Err(f) if f.reason == FaultReason::OutOfMemory => Some(cx.reclaim.direct_reclaim(cx.cpu)),
+                        _ => None,
+                    };
                     st = self.map.write();
-                    match r {
+                    if let Some(freed) = freed {
+                        match Self::after_reclaim(&st, &mut no_progress, freed, resume, None, mode) {
+                            Ok(next) => at = next,
+                            Err(e) => return Err(e),
+                        }
+                        continue;
+                    }
+                    match r.map_err(|_| Errno::EFAULT) {
                         Ok(()) => at = resume,
                         Err(_) if mode == (Gup::Mm { ignore_errors: true }) => {
                             at = Self::vma_lookup(&st, resume).map_or(resume + PAGE_SIZE, |v| v.end);
@@ -95,6 +118,31 @@ impl AddressSpace {
                 return Ok(());
             }
         }
+    }
+
+    /// Where `populate` goes on after a round of direct reclaim that freed
+    /// `freed` frames for the page at `resume`: that page again, until
+    /// `MAX_RECLAIM_RETRIES` rounds in a row freed nothing (Linux's
+    /// `should_reclaim_retry`); then ENOMEM, or past the VMA where errors
+    /// are ignored. (Linux would run the OOM killer from the allocator
+    /// then; vmlab runs it from faults only.)
+    fn after_reclaim(
+        st: &MapState,
+        no_progress: &mut usize,
+        freed: usize,
+        resume: u64,
+        vma_end: Option<u64>,
+        mode: Gup,
+    ) -> SysResult<u64> {
+        *no_progress = if freed > 0 { 0 } else { *no_progress + 1 };
+        if *no_progress < super::reclaim::MAX_RECLAIM_RETRIES {
+            return Ok(resume);
+        }
+        if mode != (Gup::Mm { ignore_errors: true }) {
+            return Err(Errno::ENOMEM);
+        }
+        *no_progress = 0;
+        Ok(vma_end.unwrap_or_else(|| Self::vma_lookup(st, resume).map_or(resume + PAGE_SIZE, |v| v.end)))
     }
 
     /// One pass of `populate` from `start`, under the map lock.
@@ -138,9 +186,7 @@ impl AddressSpace {
             let vma_end = v.end;
             while at < stop {
                 handle_fault_locked(cx, self, st, at, access, flush).map_err(|f| match f {
-                    FaultError::Signal(f) if f.reason == FaultReason::OutOfMemory => {
-                        Stop::Errno(Errno::ENOMEM, vma_end)
-                    }
+                    FaultError::Signal(f) if f.reason == FaultReason::OutOfMemory => Stop::NoMemory(at, vma_end),
                     FaultError::Retry(read) => Stop::Read(read, at),
                     // `at` lies inside a VMA, so the stack never needs to
                     // grow (and since 6.5 GUP never grows one anyway).

@@ -535,6 +535,7 @@ impl Machine {
             swap: self.objects.swap(),
             cpu,
             relax: &*self.host,
+            reclaim: self,
         }
     }
 
@@ -1170,5 +1171,11 @@ impl Drop for Machine {
         }
         self.files.lock().clear();
         let _ = self.reap_objects();
+    }
+}
+
+impl crate::mm::reclaim::DirectReclaim for Machine {
+    fn direct_reclaim(&self, cpu: usize) -> usize {
+        self.reclaim(cpu, false, crate::mm::reclaim::SWAP_CLUSTER_MAX)
     }
 }

@@ -80,6 +80,25 @@ pub const SWAP_CLUSTER_MAX: usize = 32;
 /// (Linux `MAX_RECLAIM_RETRIES`).
 pub const MAX_RECLAIM_RETRIES: usize = 16;
 
+/// Direct reclaim as a syscall path that found no free frame reaches it
+/// (`FaultCtx::reclaim`; the machine answers with `Machine::reclaim`).
+/// Preconditions of `direct_reclaim`: the caller holds no map lock,
+/// page-table lock or claimed PTE.
+pub trait DirectReclaim: Sync {
+    /// Try to free a batch of frames for CPU `cpu` (or `NO_CPU`); the
+    /// frames freed.
+    fn direct_reclaim(&self, cpu: usize) -> usize;
+}
+
+/// For a context with nothing to reclaim (tests of one layer).
+pub struct NoReclaim;
+
+impl DirectReclaim for NoReclaim {
+    fn direct_reclaim(&self, _cpu: usize) -> usize {
+        0
+    }
+}
+
 /// What reclaim needs from the machine.
 pub struct ReclaimCx<'a> {
     pub rmap: &'a Rmap,
