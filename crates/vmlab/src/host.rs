@@ -365,6 +365,9 @@ pub struct OsHost {
     membarrier: AtomicBool,
     /// The membarrier command `remote_barrier` issues (a test may make it fail).
     command: libc::c_long,
+    /// The kswapd thread's wake-up token and its sleep (`park_kswapd`).
+    kswapd_token: std::sync::Mutex<bool>,
+    kswapd_wake: std::sync::Condvar,
 }
 
 impl OsHost {
@@ -377,6 +380,8 @@ impl OsHost {
         OsHost {
             membarrier: AtomicBool::new(r == 0),
             command: MEMBARRIER_CMD_PRIVATE_EXPEDITED,
+            kswapd_token: std::sync::Mutex::new(false),
+            kswapd_wake: std::sync::Condvar::new(),
         }
     }
 
@@ -422,6 +427,44 @@ impl Host for OsHost {
     fn swap_device(&self, bytes: u64, dir: &str) -> Result<Box<dyn SwapDevice>, String> {
         HostSwapFile::create(bytes, dir).map(|f| Box::new(f) as Box<dyn SwapDevice>)
     }
+
+    fn park_kswapd(&self) {
+        let mut token = self.kswapd_token.lock().unwrap_or_else(|e| e.into_inner());
+        if !*token {
+            // A bounded sleep: kswapd also looks at the watermarks now and
+            // then, as Linux's does after a timeout in `kswapd_try_to_sleep`.
+            token = self
+                .kswapd_wake
+                .wait_timeout(token, KSWAPD_SLEEP)
+                .map_or_else(|e| e.into_inner().0, |r| r.0);
+        }
+        *token = false;
+    }
+
+    fn unpark_kswapd(&self) {
+        *self.kswapd_token.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.kswapd_wake.notify_one();
+    }
+}
+
+/// Longest sleep of the kswapd thread between two looks at the watermarks.
+const KSWAPD_SLEEP: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Run `f` with `m`'s kswapd thread beside it (a scoped host thread running
+/// `Machine::kswapd_thread`): allocations that leave fewer than the low
+/// watermark's frames free wake it, and it reclaims to the high one while
+/// `f`'s CPU threads go on. Stopped and joined before this returns. For a
+/// machine built by `build_machine` (an `OsHost`, which blocks the thread
+/// while it sleeps).
+pub fn with_kswapd<R>(m: &Machine, f: impl FnOnce() -> R) -> R {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| m.kswapd_thread(&stop));
+        let r = f();
+        stop.store(true, Ordering::Release);
+        m.stop_kswapd_thread();
+        r
+    })
 }
 
 /// The swap area as a real file: created for the run in the config's

@@ -65,8 +65,8 @@ fn worker(m: &Machine, cpu_id: usize, pid: Pid, base: u64, pages: u64) {
 #[test]
 fn threads_page_four_times_ram() {
     let only = std::env::var("VMLAB_RECLAIM_ONLY").unwrap_or_default();
-    for reclaim in ReclaimName::ALL {
-        for lock in ["pt_lock", "pte_bit", "mm_lock"] {
+    for (ri, reclaim) in ReclaimName::ALL.iter().enumerate() {
+        for (li, lock) in ["pt_lock", "pte_bit", "mm_lock"].into_iter().enumerate() {
             if !only.is_empty() && only != format!("{reclaim}/{lock}") {
                 continue;
             }
@@ -97,12 +97,21 @@ fn threads_page_four_times_ram() {
                     (pid, base)
                 })
                 .collect();
-            std::thread::scope(|s| {
-                for (i, &(pid, base)) in procs.iter().enumerate() {
-                    let m = &m;
-                    s.spawn(move || worker(m, i, pid, base, pages));
-                }
-            });
+            // Every other run with the kswapd thread beside the CPUs.
+            let cpus = || {
+                std::thread::scope(|s| {
+                    for (i, &(pid, base)) in procs.iter().enumerate() {
+                        let m = &m;
+                        s.spawn(move || worker(m, i, pid, base, pages));
+                    }
+                })
+            };
+            let threaded = (ri + li) % 2 == 0;
+            if threaded {
+                vmlab::host::with_kswapd(&m, cpus);
+            } else {
+                cpus();
+            }
             let st = m.stats();
             assert!(st.pswpout > 0 && st.pswpin > 0, "{reclaim}/{lock}: no paging: {st:?}");
             m.check().unwrap_or_else(|e| panic!("{reclaim}/{lock}: {e:?}"));
@@ -117,5 +126,55 @@ fn threads_page_four_times_ram() {
             );
             assert_eq!(m.swap().unwrap().used(), 0, "{reclaim}/{lock}: slots left");
         }
+    }
+}
+
+/// kswapd as a thread of its own (`vmlab::host::with_kswapd`): woken by
+/// allocations below the low watermark, it reclaims while a CPU thread
+/// writes and reads back 4x RAM (`pageoutrun` counts its rounds); with no
+/// thread, the same work runs inline on the CPU and `pageoutrun` stays 0.
+#[test]
+fn kswapd_thread_reclaims_beside_the_cpus() {
+    for thread in [true, false] {
+        let cfg = MachineConfig {
+            ram: ByteSize(4 << 20),
+            swap_size: ByteSize(64 << 20),
+            cpus: 1,
+            ..common::test_config()
+        };
+        if !common::allowed(&cfg) {
+            return;
+        }
+        let m = build_machine(&cfg).unwrap();
+        let pages = 4 * (4 << 20) / P;
+        let pid = m.spawn().unwrap();
+        let base = m
+            .mmap(pid, 0, pages * P, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+            .unwrap();
+        let cpu = || {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let mut c = m.cpu(0).unwrap();
+                    c.switch_to(pid).unwrap();
+                    for i in 0..pages {
+                        c.store_u64(base + i * P, i ^ 0x5a5a).unwrap();
+                    }
+                    for i in 0..pages {
+                        assert_eq!(c.load_u64(base + i * P).unwrap(), i ^ 0x5a5a, "page {i}");
+                    }
+                });
+            })
+        };
+        if thread {
+            vmlab::host::with_kswapd(&m, cpu);
+        } else {
+            cpu();
+        }
+        let st = m.stats();
+        assert!(st.pgscan_kswapd > 0 && st.pswpout > 0, "thread {thread}: {st:?}");
+        assert_eq!(st.pageoutrun > 0, thread, "thread {thread}: {st:?}");
+        m.check().unwrap();
+        m.exit(pid).unwrap();
+        assert_eq!(m.swap().unwrap().used(), 0);
     }
 }

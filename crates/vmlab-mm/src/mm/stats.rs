@@ -48,6 +48,10 @@ pub struct MmCounters {
     /// (vmlab's own; with `Machine::residency_at_first_reclaim`, what seed
     /// 002's claim about shared pages is measured by).
     pub evicted_shared: AtomicU64,
+    /// Rounds of the kswapd thread (woken, reclaimed to the high
+    /// watermark). Linux: `pageoutrun`. kswapd's work done inline by an
+    /// allocating CPU (no thread) is not counted here.
+    pub pageoutrun: AtomicU64,
 }
 
 impl MmCounters {

@@ -324,7 +324,7 @@ impl<'m> Cpu<'m> {
                 Err(f) => Err(f),
             };
             if self.m.phys().take_kswapd_wanted() {
-                self.m.kswapd(self.id);
+                self.m.wake_kswapd(self.id);
             }
             match r {
                 Ok(Some(t)) => return Ok(t),

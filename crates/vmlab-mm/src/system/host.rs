@@ -41,16 +41,28 @@ pub trait Host: Relax + Send + Sync {
         &GlobalBacking
     }
 
-    /// A swap device of `bytes` bytes (config `swap_size`), created in
-    /// `dir` (config `swap_dir`; empty: the host's choice). The default keeps
-    /// the slots in memory (`swap::MemSwap`); `vmlab::host::OsHost` creates
-    /// a real file, unlinked at once. The error says what the host refused.
     /// A monotonic clock in nanoseconds, if the host has one (reclaim's
     /// `reclaim_ns`); `None` by default (no_std has no clock).
     fn now_ns(&self) -> Option<u64> {
         None
     }
 
+    /// Block the calling thread (the kswapd thread, `Machine::kswapd_thread`)
+    /// until `unpark_kswapd` is called, or return at once if it was called
+    /// since the last park (a token, as `std::thread::park` keeps one), or
+    /// after a while in any case. The default spins once and returns: a
+    /// host without blocking runs kswapd's work inline instead.
+    fn park_kswapd(&self) {
+        core::hint::spin_loop();
+    }
+
+    /// Wake the thread parked in `park_kswapd` (or leave it the token).
+    fn unpark_kswapd(&self) {}
+
+    /// A swap device of `bytes` bytes (config `swap_size`), created in
+    /// `dir` (config `swap_dir`; empty: the host's choice). The default keeps
+    /// the slots in memory (`swap::MemSwap`); `vmlab::host::OsHost` creates
+    /// a real file, unlinked at once. The error says what the host refused.
     fn swap_device(&self, bytes: u64, _dir: &str) -> Result<Box<dyn SwapDevice>, String> {
         Ok(Box::new(MemSwap::new(bytes / crate::addr::PAGE_SIZE)))
     }

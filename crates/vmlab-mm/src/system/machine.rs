@@ -134,6 +134,9 @@ pub struct Machine {
     /// Pageable pages, and those of them mapped more than once, when reclaim
     /// first ran (`residency_at_first_reclaim`); set once.
     first_reclaim: Mutex<Option<Residency>>,
+    /// A `kswapd_thread` runs: allocations wake it instead of doing its
+    /// work inline.
+    kswapd_running: AtomicBool,
     next_mm_id: AtomicU64,
     next_pid: AtomicU32,
     /// The process table. Lock order: taken before any address space's map lock.
@@ -236,6 +239,7 @@ impl Machine {
             reclaimer: Reclaimer::new(config.reclaim.policy()),
             oom_kills: Mutex::new(alloc::vec::Vec::new()),
             first_reclaim: Mutex::new(None),
+            kswapd_running: AtomicBool::new(false),
             next_mm_id: AtomicU64::new(1),
             next_pid: AtomicU32::new(1),
             procs: RwLock::new(BTreeMap::new()),
@@ -485,6 +489,47 @@ impl Machine {
     /// Every kill of the OOM killer so far, in order.
     pub fn oom_kills(&self) -> alloc::vec::Vec<OomKill> {
         self.oom_kills.lock().clone()
+    }
+
+    /// An allocation left fewer than the low watermark's frames free: wake
+    /// the kswapd thread if one runs (`kswapd_thread`), else do its work
+    /// inline on CPU `cpu` (a machine whose CPUs are not threads stays
+    /// deterministic). Linux: `wakeup_kswapd`.
+    pub fn wake_kswapd(&self, cpu: usize) {
+        if self.kswapd_running.load(Ordering::Acquire) {
+            self.host.unpark_kswapd();
+        } else {
+            self.kswapd(cpu);
+        }
+    }
+
+    /// The kswapd thread's body (Linux `kswapd`): sleep until woken
+    /// (`wake_kswapd`), reclaim to the high watermark (`kswapd`), again,
+    /// until `stop` is set and the thread woken (`stop_kswapd_thread`).
+    /// While it runs, allocations wake it instead of doing its work inline.
+    /// Needs a host that blocks in `park_kswapd` (`vmlab::host::OsHost`);
+    /// on `SpinHost` it busy-waits. One such thread per machine: a second
+    /// returns at once.
+    pub fn kswapd_thread(&self, stop: &AtomicBool) {
+        if self.kswapd_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        while !stop.load(Ordering::Acquire) {
+            self.host.park_kswapd();
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
+            if self.phys.free_frames_fast() < self.phys.watermarks().high as usize {
+                MmCounters::bump(&self.counters.get(crate::mm::fault::NO_CPU).pageoutrun);
+                self.kswapd(crate::mm::fault::NO_CPU);
+            }
+        }
+        self.kswapd_running.store(false, Ordering::Release);
+    }
+
+    /// Make a `kswapd_thread` watching `stop` (already set) return.
+    pub fn stop_kswapd_thread(&self) {
+        self.host.unpark_kswapd();
     }
 
     /// kswapd's work: reclaim until the high watermark's frames are free,
@@ -1136,6 +1181,7 @@ impl Machine {
             oom_kill: sum(|c| &c.oom_kill),
             reclaim_ns: sum(|c| &c.reclaim_ns),
             evicted_shared: sum(|c| &c.evicted_shared),
+            pageoutrun: sum(|c| &c.pageoutrun),
             swap_entries: swapents,
             rss_pages: rss,
             vmas,

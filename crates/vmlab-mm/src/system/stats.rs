@@ -44,6 +44,8 @@ pub struct Stats {
     pub reclaim_ns: u64,
     /// Pages reclaim freed that more than one PTE mapped (`MmCounters::evicted_shared`).
     pub evicted_shared: u64,
+    /// Rounds of the kswapd thread (`MmCounters::pageoutrun`).
+    pub pageoutrun: u64,
     /// Swap entries in page tables, summed over processes (Linux `MM_SWAPENTS`).
     pub swap_entries: u64,
     pub rss_pages: u64,

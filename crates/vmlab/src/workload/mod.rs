@@ -496,19 +496,22 @@ pub fn run(m: &Machine, spec: &WorkloadSpec) -> Result<RunReport, SetupError> {
         }
     }
     let start = Instant::now();
-    let results: Vec<Result<Vec<String>, SetupError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = per_cpu
-            .iter_mut()
-            .enumerate()
-            .map(|(id, procs)| s.spawn(move || drive(m, id, procs)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(SetupError("a CPU thread panicked".into())))
-            })
-            .collect()
+    // CPUs on host threads, and the kswapd thread beside them.
+    let results: Vec<Result<Vec<String>, SetupError>> = crate::host::with_kswapd(m, || {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = per_cpu
+                .iter_mut()
+                .enumerate()
+                .map(|(id, procs)| s.spawn(move || drive(m, id, procs)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(SetupError("a CPU thread panicked".into())))
+                })
+                .collect()
+        })
     });
     let elapsed = start.elapsed();
     let mut errors = Vec::new();
