@@ -168,17 +168,28 @@ fn bsa_fragmented() -> Bsa<32> {
     a
 }
 
+/// The benchmarks' pseudo-random numbers (xorshift64), cheap enough not to
+/// weigh on what is timed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn new() -> XorShift {
+        XorShift(0x9e37_79b9_7f4a_7c15)
+    }
+
+    #[inline(always)]
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 /// xorshift indices into the live set of the churn scenario.
 fn churn_indices(n: usize, live: usize) -> Vec<usize> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % live as u64) as usize
-        })
-        .collect()
+    let mut x = XorShift::new();
+    (0..n).map(|_| (x.next() % live as u64) as usize).collect()
 }
 
 fn bench_frame(c: &mut Criterion) {
@@ -570,15 +581,13 @@ fn bench_reclaim(c: &mut Criterion) {
         }
         // A skewed stream: 90% of accesses to a hot eighth of the pages,
         // the rest anywhere (xorshift), a store every fourth.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = XorShift::new();
         g.bench_function(format!("1M_accesses_4x_overcommit/{reclaim}"), |b| {
             b.iter_custom(|iters| {
                 let t = Instant::now();
                 for _ in 0..iters {
                     for k in 0..OVERCOMMIT_ACCESSES {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
+                        let x = rng.next();
                         let page = if x % 10 < 9 { x % (pages / 8) } else { (x >> 8) % pages };
                         let va = a + page * PAGE + (x >> 40) % 512 * 8;
                         if k % 4 == 0 {

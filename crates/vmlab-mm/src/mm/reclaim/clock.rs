@@ -47,8 +47,7 @@ pub(super) fn shrink(r: &Reclaimer, cx: &ReclaimCx<'_>, want: usize) -> usize {
             Evicted::Kept => putback(cx, pfn),
         }
     }
-    cx.scanned(scanned);
-    cx.stolen(freed);
+    cx.account(scanned, freed);
     freed
 }
 

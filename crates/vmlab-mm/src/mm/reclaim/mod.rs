@@ -114,22 +114,17 @@ pub struct ReclaimCx<'a> {
 }
 
 impl ReclaimCx<'_> {
-    fn scanned(&self, n: usize) {
-        let c = if self.kswapd {
-            &self.counters.pgscan_kswapd
+    /// Count a batch: `scanned` pages looked at, `stolen` freed, as
+    /// kswapd's or direct reclaim's (`pgscan_*`, `pgsteal_*`).
+    fn account(&self, scanned: usize, stolen: usize) {
+        let c = self.counters;
+        let (scan, steal) = if self.kswapd {
+            (&c.pgscan_kswapd, &c.pgsteal_kswapd)
         } else {
-            &self.counters.pgscan_direct
+            (&c.pgscan_direct, &c.pgsteal_direct)
         };
-        c.fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    fn stolen(&self, n: usize) {
-        let c = if self.kswapd {
-            &self.counters.pgsteal_kswapd
-        } else {
-            &self.counters.pgsteal_direct
-        };
-        c.fetch_add(n as u64, Ordering::Relaxed);
+        scan.fetch_add(scanned as u64, Ordering::Relaxed);
+        steal.fetch_add(stolen as u64, Ordering::Relaxed);
     }
 }
 

@@ -84,7 +84,6 @@ pub(super) fn shrink(cx: &ReclaimCx<'_>, want: usize) -> usize {
             }
         }
     }
-    cx.scanned(scanned);
-    cx.stolen(freed);
+    cx.account(scanned, freed);
     freed
 }

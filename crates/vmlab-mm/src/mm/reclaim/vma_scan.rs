@@ -182,8 +182,7 @@ pub(super) fn shrink(r: &Reclaimer, cx: &ReclaimCx<'_>, want: usize) -> usize {
             }
         }
     }
-    cx.scanned(scanned);
-    cx.stolen(freed);
+    cx.account(scanned, freed);
     freed
 }
 
