@@ -313,6 +313,9 @@ impl Rmap {
             if pte_ops::update(m.entry, m.va, None, |p| p.accessed().then(|| p.without(Pte::ACCESSED))).is_some() {
                 out.young += 1;
                 out.flush.remote.push((m.mm.id, vpn(m.va), vpn(m.va)));
+                // An entry of a shared table was cleared for every sharer:
+                // each one's CPUs may cache it.
+                table_sharers_of(cx, &m, &mut out.flush.remote);
             }
         });
         out
@@ -396,15 +399,8 @@ impl Rmap {
                     undup();
                 }
             }
-            if obj_table {
-                if let Some(obj) = object_at(m.st, m.va) {
-                    fl.remote.extend(object_table_sharers(&obj, pd.pfn(), m.mm.id));
-                }
-            }
-            if cow_table && fl.range.is_some() {
-                let v = vpn(m.va);
-                fl.remote
-                    .extend(cx.phys.table_sharers(pd.pfn()).into_iter().map(|mm| (mm, v, v)));
+            if obj_table || fl.range.is_some() {
+                table_sharers_of(cx, &m, &mut fl.remote);
             }
             out.flush.frames.append(&mut fl.frames);
             out.flush.remote.append(&mut fl.remote);
@@ -539,6 +535,31 @@ fn maps(p: Pte, frame: Pfn) -> bool {
 }
 
 /// The object VMA at `va`, if any.
+/// The other address spaces that reach `m`'s entry through a shared leaf
+/// table (an object table: its sharers' spans; a fork-shared `TABLE_COW`
+/// table: its sharers at `m.va`), as flush ranges into `out`; nothing for
+/// a table of `m.mm`'s own.
+fn table_sharers_of(cx: &RmapCx<'_>, m: &Mapping<'_, '_>, out: &mut Vec<(u64, u64, u64)>) {
+    let Some(pe) = m.mm.page_table().pd_entry(cx.phys, m.va) else {
+        return;
+    };
+    let pd = Pte(pe.load(Ordering::Acquire));
+    if pd.0 & Pte::TABLE_OBJ != 0 {
+        if let Some(obj) = object_at(m.st, m.va) {
+            out.extend(object_table_sharers(&obj, pd.pfn(), m.mm.id));
+        }
+    } else if pd.0 & Pte::TABLE_COW != 0 {
+        let v = vpn(m.va);
+        out.extend(
+            cx.phys
+                .table_sharers(pd.pfn())
+                .into_iter()
+                .filter(|&mm| mm != m.mm.id)
+                .map(|mm| (mm, v, v)),
+        );
+    }
+}
+
 fn object_at(st: &MapState, va: u64) -> Option<crate::sync::Arc<super::object::MemObject>> {
     st.vmas
         .find(va)
