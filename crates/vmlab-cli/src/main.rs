@@ -604,6 +604,12 @@ fn render(
             "workingset refault/act.",
             format!("{}/{}", m.workingset_refault, m.workingset_activate),
         ),
+        (
+            "pgactivate/pgdeactivate",
+            format!("{}/{}", m.pgactivate, m.pgdeactivate),
+        ),
+        ("kswapd thread rounds", m.pageoutrun.to_string()),
+        ("reclaim time", format!("{:.3} s", m.reclaim_ns as f64 / 1e9)),
         ("oom kills", m.oom_kill.to_string()),
         ("RSS pages", m.rss_pages.to_string()),
         ("VMAs", m.vmas.to_string()),
