@@ -891,7 +891,13 @@ mod tests {
         let pid = m.spawn().unwrap();
         let pages = 2 * (4 << 20) / 4096;
         let a = m
-            .mmap(pid, 0, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+            .mmap(
+                pid,
+                0,
+                pages * 4096,
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+            )
             .unwrap();
         let mut cpu = m.cpu(0).unwrap();
         cpu.switch_to(pid).unwrap();

@@ -267,8 +267,7 @@ fn age(r: &Reclaimer, cx: &ReclaimCx<'_>, g: Gens) -> bool {
                 if !pageable(cx, pfn) {
                     return false;
                 }
-                let Some((old, _)) =
-                    pte_ops::update(e, va, None, |q| q.accessed().then(|| q.without(Pte::ACCESSED)))
+                let Some((old, _)) = pte_ops::update(e, va, None, |q| q.accessed().then(|| q.without(Pte::ACCESSED)))
                 else {
                     return false;
                 };
