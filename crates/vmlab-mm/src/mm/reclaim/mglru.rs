@@ -122,9 +122,12 @@ impl Gens {
         max_seq: MIN_NR_GENS + 1,
     };
 
-    /// Generations alive.
+    /// Generations alive (0 for a broken pair, `max_seq < min_seq`).
     pub fn count(self) -> u64 {
-        self.max_seq - self.min_seq + 1
+        match self.max_seq.checked_sub(self.min_seq) {
+            Some(d) => d.saturating_add(1),
+            None => 0,
+        }
     }
 
     /// The list of generation `seq` (Linux `lru_gen_from_seq`).
@@ -134,7 +137,8 @@ impl Gens {
 
     /// Whether list `list` holds a live generation.
     pub fn live(self, list: usize) -> bool {
-        (self.min_seq..=self.max_seq).any(|s| Gens::list(s) == list)
+        let n = self.count().min(MAX_NR_GENS);
+        (0..n).any(|k| Gens::list(self.min_seq.wrapping_add(k)) == list)
     }
 
     /// Where `Lru::place` puts pages while these are the generations.

@@ -34,7 +34,7 @@ mod mglru;
 mod two_list;
 mod vma_scan;
 
-pub use mglru::{Gens, MAX_NR_GENS, MIN_NR_GENS};
+pub(crate) use mglru::{Gens, MAX_NR_GENS, MIN_NR_GENS};
 
 use super::object::MemObject;
 use super::rmap::{Rmap, RmapCx};
