@@ -402,7 +402,7 @@ pub(super) fn new_anon_frame(cx: &FaultCtx<'_>, vma: &Vma, addr: u64) -> Option<
             index: vma.pgoff_of(page_floor(addr)),
         });
     }
-    cx.phys.lru_place(pfn, None);
+    cx.phys.lru_place(pfn, None, crate::phys::Entry::Fault);
     Some(pfn)
 }
 

@@ -22,6 +22,7 @@ use super::object::{BackingFile, MemObject, PageError};
 use super::stats::MmCounters;
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::Errno;
+use crate::phys::Entry;
 use crate::phys::{PhysMem, PG_DIRTY};
 use crate::sync::Ordering;
 use alloc::vec::Vec;
@@ -60,7 +61,7 @@ impl MemObject {
         let mut done = 0;
         while done < want {
             let (pgoff, in_page, n) = piece(off + done as u64, want - done);
-            let pfn = match self.get_page(phys, counters, pgoff) {
+            let pfn = match self.get_page_by(phys, counters, pgoff, Entry::Other) {
                 Ok(p) => p,
                 Err(PageError::BeyondEof) => break,
                 Err(_) if done > 0 => break,
@@ -101,7 +102,7 @@ impl MemObject {
             } else {
                 Ok(())
             };
-            let r = r.and_then(|()| self.get_page(phys, counters, pgoff).map_err(errno_of));
+            let r = r.and_then(|()| self.get_page_by(phys, counters, pgoff, Entry::Other).map_err(errno_of));
             let pfn = match r {
                 Ok(p) => p,
                 Err(e) => {

@@ -50,7 +50,7 @@ use super::vma::{ObjectId, VmFlags, Vma};
 use crate::addr::{page_floor, Pfn, PAGE_SHIFT, PAGE_SIZE};
 use crate::errno::{Errno, Fault, FaultReason, Signal};
 use crate::pgtable::{LeafRef, Pte, SwapEntry};
-use crate::phys::{Fill, FrameUse, Owner, PhysMem, PG_DIRTY, PG_SWAPBACKED};
+use crate::phys::{Entry, Fill, FrameUse, Owner, PhysMem, PG_DIRTY, PG_SWAPBACKED};
 use crate::swap::SwapArea;
 use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering, SleepLock};
 use crate::tlb::PendingFlush;
@@ -364,6 +364,18 @@ impl MemObject {
     /// `filemap_fault` checks `i_size` after locking the folio).
     /// Linux: `filemap_fault` / `shmem_get_folio`.
     pub(crate) fn get_page(&self, phys: &PhysMem, counters: &MmCounters, pgoff: u64) -> Result<Pfn, PageError> {
+        self.get_page_by(phys, counters, pgoff, Entry::Fault)
+    }
+
+    /// `get_page` for a page brought in by `entry` (where a page read in
+    /// goes on the LRU lists; `read`/`write` pass `Entry::Other`).
+    pub(crate) fn get_page_by(
+        &self,
+        phys: &PhysMem,
+        counters: &MmCounters,
+        pgoff: u64,
+        entry: Entry,
+    ) -> Result<Pfn, PageError> {
         if let Some(pfn) = self.lookup_ref(phys, pgoff)? {
             return Ok(pfn);
         }
@@ -393,7 +405,7 @@ impl MemObject {
             let _ = area.put(e);
             MmCounters::bump(&counters.pswpin);
         }
-        note_placed(counters, phys.lru_place(pfn, shadow));
+        note_placed(counters, phys.lru_place(pfn, shadow, entry));
         Ok(pfn)
     }
 

@@ -187,7 +187,7 @@ pub(crate) fn read_in(
         return Err(PageError::Io);
     }
     MmCounters::bump(&counters.pswpin);
-    note_placed(counters, phys.lru_place(pfn, shadow));
+    note_placed(counters, phys.lru_place(pfn, shadow, crate::phys::Entry::Fault));
     // The caller's reference, beside the cache's.
     d.refcount.fetch_add(1, Ordering::AcqRel);
     Ok(Some(pfn))

@@ -18,7 +18,7 @@
 
 use super::desc::{FrameDesc, LRU_LIST_MASK, LRU_LIST_SHIFT, PG_LRU};
 use crate::addr::Pfn;
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicU64, Mutex, Ordering};
 use alloc::vec::Vec;
 
 /// The most lists a design may keep.
@@ -33,16 +33,42 @@ struct Head {
     len: usize,
 }
 
+/// How a page enters memory (what `Lru::place` is told).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// For a fault (anonymous zero-fill, a file page a fault read, a
+    /// swap-in). Linux: `lru_gen_in_fault()`.
+    Fault,
+    /// Any other way: a page-cache page `read`/`write` brought in, a copy
+    /// made by an eager fork.
+    Other,
+}
+
+/// The lists `Lru::place` puts pages on; the design sets them, and moves
+/// them as its lists change meaning (mglru: as generations are born and
+/// retired).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct EntryLists {
+    /// A first use or a refault too far back, by `Entry::Fault`.
+    pub fault: usize,
+    /// The same by `Entry::Other`.
+    pub other: usize,
+    /// A refault whose refault distance says it belongs to the working set.
+    pub refault: usize,
+}
+
+struct Lists {
+    heads: [Head; MAX_LRU_LISTS],
+    entry: EntryLists,
+}
+
 /// The lists of one machine.
 pub struct Lru {
     lists: usize,
-    heads: Mutex<[Head; MAX_LRU_LISTS]>,
-    /// Where a page that enters memory goes (two_list: inactive; mglru: the
-    /// youngest generation, which moves as it ages).
-    pub(crate) new_list: AtomicUsize,
-    /// Where a refaulting page whose refault distance says it belongs to
-    /// the working set goes (two_list: active).
-    pub(crate) refault_list: AtomicUsize,
+    /// The lists, and where pages entering memory go (read under the same
+    /// lock as the insertion, so that a design retiring a list with
+    /// `set_entry_lists_if_empty` never gets a page on it afterwards).
+    heads: Mutex<Lists>,
     /// Pages evicted so far: a shadow left where a page was evicted holds
     /// this count then (Linux `lruvec->nonresident_age`), and its refault
     /// distance is the evictions since.
@@ -74,9 +100,14 @@ impl Lru {
     pub fn new(lists: usize) -> Lru {
         Lru {
             lists: lists.min(MAX_LRU_LISTS),
-            heads: Mutex::new([Head::default(); MAX_LRU_LISTS]),
-            new_list: AtomicUsize::new(0),
-            refault_list: AtomicUsize::new(lists.saturating_sub(1).min(1)),
+            heads: Mutex::new(Lists {
+                heads: [Head::default(); MAX_LRU_LISTS],
+                entry: EntryLists {
+                    fault: 0,
+                    other: 0,
+                    refault: lists.saturating_sub(1).min(1),
+                },
+            }),
             evictions: AtomicU64::new(0),
         }
     }
@@ -92,31 +123,63 @@ impl Lru {
         self.evictions.load(Ordering::Relaxed)
     }
 
-    /// List `pfn` (on no list) as a page entering memory, `shadow` what its
-    /// eviction left (if it was evicted before). A refault whose distance
-    /// (evictions since) is at most the pages listed now would have stayed
-    /// had memory held them all: it goes to the refault list.
-    /// Linux: `workingset_refault` (the distance against the LRU sizes).
-    pub fn place(&self, descs: &[FrameDesc], pfn: Pfn, shadow: Option<u64>) -> Placed {
-        if self.lists == 0 {
-            return match shadow {
-                Some(_) => Placed::Refault,
-                None => Placed::New,
-            };
-        }
-        let (list, placed) = match shadow {
-            None => (self.new_list.load(Ordering::Relaxed), Placed::New),
+    /// List `pfn` (on no list) as a page entering memory by `entry`,
+    /// `shadow` what its eviction left (if it was evicted before). A
+    /// refault whose distance (evictions since) is at most the pages listed
+    /// now would have stayed had memory held them all: it goes to the
+    /// refault list. Linux: `workingset_refault` (the distance against the
+    /// LRU sizes).
+    pub fn place(&self, descs: &[FrameDesc], pfn: Pfn, shadow: Option<u64>, entry: Entry) -> Placed {
+        let placed = match shadow {
+            None => Placed::New,
             Some(s) => {
                 let distance = self.evictions().saturating_sub(s);
                 if distance <= self.total() as u64 {
-                    (self.refault_list.load(Ordering::Relaxed), Placed::Activated)
+                    Placed::Activated
                 } else {
-                    (self.new_list.load(Ordering::Relaxed), Placed::Refault)
+                    Placed::Refault
                 }
             }
         };
-        self.add(descs, pfn, list);
+        if self.lists == 0 {
+            return match placed {
+                Placed::New => Placed::New,
+                _ => Placed::Refault,
+            };
+        }
+        let mut h = self.heads.lock();
+        let e = h.entry;
+        let list = match (placed, entry) {
+            (Placed::Activated, _) => e.refault,
+            (_, Entry::Fault) => e.fault,
+            (_, Entry::Other) => e.other,
+        };
+        if list < self.lists && descs[pfn.0].flags.load(Ordering::Acquire) & PG_LRU == 0 {
+            Self::push_head(&mut h.heads[list], descs, pfn, list);
+        }
         placed
+    }
+
+    /// Where `place` puts pages from now on.
+    pub fn set_entry_lists(&self, e: EntryLists) {
+        self.heads.lock().entry = e;
+    }
+
+    /// Where `place` puts pages from now on, if `list` is empty (then no
+    /// page reaches it through `place` any more unless `e` names it);
+    /// returns whether it was.
+    pub fn set_entry_lists_if_empty(&self, list: usize, e: EntryLists) -> bool {
+        let mut h = self.heads.lock();
+        if h.heads.get(list).is_some_and(|x| x.len != 0) {
+            return false;
+        }
+        h.entry = e;
+        true
+    }
+
+    /// Where `place` puts pages now.
+    pub fn entry_lists(&self) -> EntryLists {
+        self.heads.lock().entry
     }
 
     /// Lists kept.
@@ -141,14 +204,14 @@ impl Lru {
             .fetch_or(PG_LRU | ((list as u32) << LRU_LIST_SHIFT), Ordering::AcqRel);
     }
 
-    fn remove(heads: &mut [Head; MAX_LRU_LISTS], descs: &[FrameDesc], pfn: Pfn) -> Option<usize> {
+    fn remove(l: &mut Lists, descs: &[FrameDesc], pfn: Pfn) -> Option<usize> {
         let d = &descs[pfn.0];
         let f = d.flags.load(Ordering::Acquire);
         if f & PG_LRU == 0 {
             return None;
         }
         let list = ((f >> LRU_LIST_SHIFT) & LRU_LIST_MASK) as usize;
-        let h = &mut heads[list];
+        let h = &mut l.heads[list];
         let prev = d.lru_prev.load(Ordering::Relaxed);
         let next = d.lru_next.load(Ordering::Relaxed);
         match unlink_of(prev) {
@@ -175,7 +238,7 @@ impl Lru {
         if descs[pfn.0].flags.load(Ordering::Acquire) & PG_LRU != 0 {
             return;
         }
-        Self::push_head(&mut h[list], descs, pfn, list);
+        Self::push_head(&mut h.heads[list], descs, pfn, list);
     }
 
     /// Take `pfn` off its list, if it is on one; returns the list.
@@ -196,7 +259,7 @@ impl Lru {
         if Self::remove(&mut h, descs, pfn).is_none() {
             return false;
         }
-        Self::push_head(&mut h[list], descs, pfn, list);
+        Self::push_head(&mut h.heads[list], descs, pfn, list);
         true
     }
 
@@ -209,9 +272,9 @@ impl Lru {
             return out;
         }
         let mut h = self.heads.lock();
-        let mut cur = h[list].tail;
+        let mut cur = h.heads[list].tail;
         // Every listed frame is looked at at most once per call.
-        let mut budget = h[list].len;
+        let mut budget = h.heads[list].len;
         while out.len() < n && budget > 0 {
             budget -= 1;
             let Some(pfn) = unlink_of(cur) else { break };
@@ -245,13 +308,13 @@ impl Lru {
         if list >= self.lists {
             return 0;
         }
-        self.heads.lock()[list].len
+        self.heads.lock().heads[list].len
     }
 
     /// Frames on every list.
     pub fn total(&self) -> usize {
         let h = self.heads.lock();
-        h[..self.lists].iter().map(|x| x.len).sum()
+        h.heads[..self.lists].iter().map(|x| x.len).sum()
     }
 
     /// The frames of `list`, head (most recent) first (for the checker).
@@ -261,9 +324,9 @@ impl Lru {
             return out;
         }
         let h = self.heads.lock();
-        let mut cur = h[list].head;
+        let mut cur = h.heads[list].head;
         while let Some(p) = unlink_of(cur) {
-            if out.len() > h[list].len {
+            if out.len() > h.heads[list].len {
                 break; // a broken list: the checker reports the length
             }
             out.push(p);

@@ -65,7 +65,7 @@ mod watermarks;
 
 pub use backing::{GlobalBacking, RamBacking, Zeroable, ZeroedArray, ZeroedWords};
 pub use desc::*;
-pub use lru::{Lru, Placed, MAX_LRU_LISTS};
+pub use lru::{Entry, EntryLists, Lru, Placed, MAX_LRU_LISTS};
 pub use pte_links::{PteLinkKind, POOL_SLOTS};
 pub use ram::Ram;
 pub use walks::WalkTracker;
@@ -484,8 +484,8 @@ impl PhysMem {
     /// List a page entering memory (`Lru::place`; a no-op list-wise for
     /// a design that keeps no lists). Linux: `folio_add_lru` (+ `workingset_refault`).
     #[inline]
-    pub(crate) fn lru_place(&self, pfn: Pfn, shadow: Option<u64>) -> Placed {
-        self.lru.place(self.descs.as_slice(), pfn, shadow)
+    pub(crate) fn lru_place(&self, pfn: Pfn, shadow: Option<u64>, entry: Entry) -> Placed {
+        self.lru.place(self.descs.as_slice(), pfn, shadow, entry)
     }
 
     /// The descriptors as one slice (for the LRU lists).

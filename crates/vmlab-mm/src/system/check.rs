@@ -45,13 +45,17 @@
 //!    and holds one reference more than its mappings; an address space's
 //!    `swapents` equals the entries of its own tables (not checked once it
 //!    shared tables by fork); every LRU list holds exactly its counted
-//!    pages, each pageable and marked with that list.
+//!    pages, each pageable and marked with that list; under `mglru`,
+//!    `MIN_NR_GENS` to `MAX_NR_GENS` generations are alive and every
+//!    non-empty list is a live generation's (`seq % MAX_NR_GENS` for a
+//!    `seq` from `min_seq` to `max_seq`), as are the lists new pages go to.
 //!
 //! The checker needs a quiescent machine: no CPU may be faulting while it runs.
 
 use super::machine::{Machine, Pid, Process};
 use crate::addr::{is_page_aligned, Pfn, TASK_SIZE};
 use crate::frame::FrameAllocator;
+use crate::mm::reclaim::{Gens, MAX_NR_GENS, MIN_NR_GENS};
 use crate::mm::{VmFlags, Vma, VmaMap};
 use crate::pgtable::{LeafEntry, Level, Pte};
 use crate::phys::{FrameUse, Owner, PG_SWAPBACKED};
@@ -417,7 +421,32 @@ pub(crate) fn check(m: &Machine, procs: &BTreeMap<Pid, Arc<Process>>) -> Result<
 fn check_swap(m: &Machine, swap_ptes: &BTreeMap<usize, u64>) -> Result<(), InvariantError> {
     let phys = m.phys();
     let lru = phys.lru();
+    let gens = m.lru_generations().map(|(min_seq, max_seq)| Gens { min_seq, max_seq });
+    if let Some(g) = gens {
+        ensure!(
+            (MIN_NR_GENS..=MAX_NR_GENS).contains(&g.count()),
+            "LRU generations {}..={}: not {MIN_NR_GENS} to {MAX_NR_GENS} alive",
+            g.min_seq,
+            g.max_seq
+        );
+        let e = lru.entry_lists();
+        ensure!(
+            g.live(e.fault) && g.live(e.other) && g.live(e.refault),
+            "LRU generations {}..={}: new pages go to a dead one ({e:?})",
+            g.min_seq,
+            g.max_seq
+        );
+    }
     for list in 0..lru.lists() {
+        if let Some(g) = gens {
+            ensure!(
+                lru.len(list) == 0 || g.live(list),
+                "LRU list {list}: {} frames in no live generation ({}..={})",
+                lru.len(list),
+                g.min_seq,
+                g.max_seq
+            );
+        }
         let frames = lru.frames(phys.descs(), list);
         ensure!(
             frames.len() == lru.len(list),
@@ -843,5 +872,52 @@ mod tests {
         assert!(m.check().unwrap_err().0.contains("rss"));
         p.mm.rss.sub(0, 1);
         m.check().unwrap();
+    }
+
+    /// Under `mglru`, a page on a list no live generation owns is reported
+    /// (one there would never be evicted until `max_seq` came round to it).
+    #[test]
+    fn a_page_in_a_dead_generation_is_caught() {
+        use crate::mm::reclaim::Gens;
+        use crate::mm::uapi::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+        let mut cfg = MachineConfig {
+            ram: ByteSize(4 << 20),
+            swap_size: ByteSize(16 << 20),
+            cpus: 1,
+            ..Default::default()
+        };
+        cfg.apply_pairs("reclaim=mglru").unwrap();
+        let m = Machine::new(&cfg).unwrap();
+        let pid = m.spawn().unwrap();
+        let pages = 2 * (4 << 20) / 4096;
+        let a = m
+            .mmap(
+                pid,
+                0,
+                pages * 4096,
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS,
+            )
+            .unwrap();
+        let mut cpu = m.cpu(0).unwrap();
+        cpu.switch_to(pid).unwrap();
+        for i in 0..pages {
+            cpu.store_u64(a + i * 4096, i).unwrap();
+        }
+        drop(cpu);
+        m.check().unwrap();
+        let (min_seq, max_seq) = m.lru_generations().unwrap();
+        assert!(max_seq - min_seq + 1 < 4, "{min_seq}..={max_seq}");
+        let dead = Gens::list(min_seq + 3);
+        let p = m.process(pid).unwrap();
+        let pfn = (0..pages)
+            .find_map(|i| {
+                let e = p.mm.page_table().leaf(m.phys(), a + i * 4096)?.load();
+                e.present().then(|| e.pfn())
+            })
+            .unwrap();
+        assert!(m.phys().lru().move_to(m.phys().descs(), pfn, dead));
+        let e = m.check().unwrap_err().0;
+        assert!(e.contains("no live generation"), "{e}");
     }
 }

@@ -280,15 +280,17 @@ pub enum ReclaimName {
     Clock,
     TwoList,
     VmaScan,
+    Mglru,
 }
 
 impl ReclaimName {
-    pub const ALL: &'static [&'static str] = &["clock", "two_list", "vma_scan"];
+    pub const ALL: &'static [&'static str] = &["clock", "two_list", "vma_scan", "mglru"];
     pub fn policy(self) -> ReclaimPolicy {
         match self {
             ReclaimName::Clock => ReclaimPolicy::Clock,
             ReclaimName::TwoList => ReclaimPolicy::TwoList,
             ReclaimName::VmaScan => ReclaimPolicy::VmaScan,
+            ReclaimName::Mglru => ReclaimPolicy::Mglru,
         }
     }
     pub fn as_str(self) -> &'static str {
@@ -578,6 +580,21 @@ mod tests {
         assert_eq!(
             applied("fork").unwrap_err(),
             "\"fork\": expected key=value (for example fork=eager)"
+        );
+    }
+
+    #[test]
+    fn every_reclaim_design_parses() {
+        for name in ReclaimName::ALL {
+            let c = applied(&format!("reclaim={name}")).unwrap();
+            assert_eq!(c.reclaim.as_str(), *name);
+        }
+        assert_eq!(applied("reclaim=mglru").unwrap().reclaim, ReclaimName::Mglru);
+        assert_eq!(ReclaimName::Mglru.policy().lru_lists(), 4);
+        assert_eq!(
+            applied("reclaim=lru_gen").unwrap_err(),
+            "reclaim: unknown value \"lru_gen\", expected one of: clock, two_list, vma_scan, mglru \
+             (in \"reclaim=lru_gen\")"
         );
     }
 

@@ -231,12 +231,13 @@ impl Machine {
                 })?)
             }
         };
+        let reclaimer = Reclaimer::new(config.reclaim.policy(), phys.lru());
         Ok(Machine {
             config: config.clone(),
             phys,
             counters: PerCpu::new(config.cpus),
             rmap: Rmap::new(config.rmap.policy()),
-            reclaimer: Reclaimer::new(config.reclaim.policy()),
+            reclaimer,
             oom_kills: Mutex::new(alloc::vec::Vec::new()),
             first_reclaim: Mutex::new(None),
             kswapd_running: AtomicBool::new(false),
@@ -389,6 +390,12 @@ impl Machine {
     /// The reclaim design in force.
     pub fn reclaim_policy(&self) -> crate::mm::ReclaimPolicy {
         self.reclaimer.policy()
+    }
+
+    /// `reclaim = mglru`'s live generations, oldest and youngest
+    /// (`min_seq`, `max_seq`); `None` under another design.
+    pub fn lru_generations(&self) -> Option<(u64, u64)> {
+        self.reclaimer.generations().map(|g| (g.min_seq, g.max_seq))
     }
 
     /// Run reclaim for `want` frames, as kswapd (`kswapd`) or as direct

@@ -91,7 +91,7 @@ pub(super) fn copy_ptes(
                     return;
                 };
                 phys.ram().copy_frame(copy, pte.pfn());
-                phys.lru_place(copy, None);
+                phys.lru_place(copy, None, crate::phys::Entry::Other);
                 if let Some(cd) = phys.desc(copy) {
                     let index = match d.owner() {
                         Owner::Anon { index, .. } => index,

@@ -13,6 +13,9 @@
 //! - `vma_scan.rs`: seed 000 #6 and Linux 2.4's `swap_out`: a walk of the
 //!   address spaces' VMAs and page tables, round robin, instead of the
 //!   frames.
+//! - `mglru.rs`: Linux 6.1's multi-generation LRU: four lists as
+//!   generations, aged by a walk of the page tables (`vma_scan`'s), evicted
+//!   from the oldest.
 //!
 //! Who runs it: kswapd's work (`Machine::kswapd`, after an allocation left
 //! fewer free frames than the low watermark, until the high one is free
@@ -22,18 +25,22 @@
 //! that holds none.
 //!
 //! May call: `rmap`, `object`, `swap_cache`, `pte_ops`, `phys`, `swap`;
-//! `vma_scan` also `registry`, `address_space`, `vma_map` and `pgtable`
-//! (its walk).
+//! `vma_scan` and `mglru` also `registry`, `address_space`, `vma_map` and
+//! `pgtable` (the page-table walk, `vma_scan::walk`).
 
 mod clock;
 mod evict;
+mod mglru;
 mod two_list;
 mod vma_scan;
+
+pub(crate) use mglru::{Gens, MAX_NR_GENS, MIN_NR_GENS};
 
 use super::object::MemObject;
 use super::rmap::{Rmap, RmapCx};
 use super::stats::MmCounters;
 use crate::addr::Pfn;
+use crate::phys::Lru;
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::tlb::PendingFlush;
 
@@ -50,6 +57,9 @@ pub enum ReclaimPolicy {
     /// tables over their VMAs in turn, a PTE's accessed bit cleared (a
     /// second chance), the page of one found clear evicted.
     VmaScan,
+    /// Linux 6.1+: the multi-generation LRU, 2 to 4 generations on four
+    /// lists, aged by a page-table walk, evicted from the oldest.
+    Mglru,
 }
 
 impl ReclaimPolicy {
@@ -58,6 +68,7 @@ impl ReclaimPolicy {
             ReclaimPolicy::Clock => "clock",
             ReclaimPolicy::TwoList => "two_list",
             ReclaimPolicy::VmaScan => "vma_scan",
+            ReclaimPolicy::Mglru => "mglru",
         }
     }
 
@@ -69,6 +80,7 @@ impl ReclaimPolicy {
             ReclaimPolicy::Clock => 1,
             ReclaimPolicy::TwoList => 2,
             ReclaimPolicy::VmaScan => 0,
+            ReclaimPolicy::Mglru => MAX_NR_GENS as usize,
         }
     }
 }
@@ -140,21 +152,34 @@ pub struct Reclaimer {
     /// resume its walk from (`mm->swap_address`).
     scan_mm: AtomicU64,
     scan_addr: AtomicU64,
+    /// `mglru`: the live generations (changed under `busy`).
+    gens: Mutex<Gens>,
 }
 
 impl Reclaimer {
-    pub fn new(policy: ReclaimPolicy) -> Reclaimer {
+    /// The design `policy`, reclaiming from `lru` (whose entry lists it
+    /// sets).
+    pub fn new(policy: ReclaimPolicy, lru: &Lru) -> Reclaimer {
+        if policy == ReclaimPolicy::Mglru {
+            mglru::init(lru);
+        }
         Reclaimer {
             policy,
             busy: Mutex::new(()),
             hand: AtomicUsize::new(0),
             scan_mm: AtomicU64::new(0),
             scan_addr: AtomicU64::new(0),
+            gens: Mutex::new(Gens::INITIAL),
         }
     }
 
     pub fn policy(&self) -> ReclaimPolicy {
         self.policy
+    }
+
+    /// `mglru`'s live generations; `None` under another design.
+    pub fn generations(&self) -> Option<Gens> {
+        (self.policy == ReclaimPolicy::Mglru).then(|| *self.gens.lock())
     }
 
     /// Try to free `want` frames; returns how many were freed. Linux:
@@ -168,6 +193,7 @@ impl Reclaimer {
             ReclaimPolicy::Clock => clock::shrink(self, cx, want),
             ReclaimPolicy::TwoList => two_list::shrink(cx, want),
             ReclaimPolicy::VmaScan => vma_scan::shrink(self, cx, want),
+            ReclaimPolicy::Mglru => mglru::shrink(self, cx, want),
         }
     }
 }

@@ -88,24 +88,24 @@ use alloc::vec::Vec;
 /// Bytes a PDPT entry covers: where a walk that finds no PD goes on.
 const PDPT_SPAN: u64 = 1 << 30;
 
-/// What one visit of an address space found.
+/// What one visit of an address space found (also `mglru`'s aging walk).
 #[derive(Default)]
-struct Batch {
+pub(super) struct Batch {
     /// Old pages, one reference taken on each.
-    cands: Vec<Pfn>,
+    pub(super) cands: Vec<Pfn>,
     /// Translations of the entries whose accessed bit was cleared.
-    flush: PendingFlush,
+    pub(super) flush: PendingFlush,
     /// PTEs whose accessed bit was tested, and swap entries whose page was
     /// cached (`pgscan`).
-    scanned: usize,
+    pub(super) scanned: usize,
     /// Where to resume; `None` if the walk reached the end.
-    next: Option<u64>,
+    pub(super) next: Option<u64>,
 }
 
 impl Batch {
     /// Note that the translation of `vpn` in `mm` must be dropped
     /// (contiguous pages make one range: the walk goes in address order).
-    fn young(&mut self, mm: u64, vpn: u64) {
+    pub(super) fn young(&mut self, mm: u64, vpn: u64) {
         if let Some(last) = self.flush.remote.last_mut() {
             if last.0 == mm && last.2 + 1 == vpn {
                 last.2 = vpn;
@@ -190,6 +190,25 @@ pub(super) fn shrink(r: &Reclaimer, cx: &ReclaimCx<'_>, want: usize) -> usize {
 /// `try_read`: `None` if it is busy) until `SWAP_CLUSTER_MAX` candidates
 /// are found or its VMAs end. Linux 2.4: `swap_out_mm`.
 fn scan(cx: &ReclaimCx<'_>, mm: &AddressSpace, from: u64) -> Option<Batch> {
+    walk(cx, mm, from, |va, e, b| {
+        look(cx, mm.id, va, e, b);
+        b.cands.len() >= SWAP_CLUSTER_MAX
+    })
+}
+
+/// Walk `mm`'s page tables from `from` with its map lock held for reading
+/// (taken by `try_read`: `None` if it is busy), calling `visit` on every
+/// leaf entry of its VMAs (not `VM_LOCKED` ones, not in `TABLE_COW` or
+/// `TABLE_OBJ` tables) in address order until it returns true (the batch
+/// is full: `Batch::next` says where to resume) or the VMAs end.
+/// `visit` runs under the map lock: PTE compare-and-swaps, descriptor
+/// atomics, LRU moves and lookups only.
+pub(super) fn walk(
+    cx: &ReclaimCx<'_>,
+    mm: &AddressSpace,
+    from: u64,
+    mut visit: impl FnMut(u64, LeafRef<'_>, &mut Batch) -> bool,
+) -> Option<Batch> {
     let phys = cx.rcx.phys;
     let st = mm.map.try_read()?;
     let mut b = Batch::default();
@@ -225,8 +244,7 @@ fn scan(cx: &ReclaimCx<'_>, mm: &AddressSpace, from: u64) -> Option<Batch> {
                 if stop.is_some() {
                     return;
                 }
-                look(cx, mm.id, va, e, &mut b);
-                if b.cands.len() >= SWAP_CLUSTER_MAX {
+                if visit(va, e, &mut b) {
                     stop = Some(va + PAGE_SIZE);
                 }
             });
