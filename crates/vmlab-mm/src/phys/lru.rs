@@ -200,6 +200,39 @@ impl Lru {
         true
     }
 
+    /// Move `pfn`, if it is on a list, to the tail of `list` (the end
+    /// reclaim takes from next). Linux: `lruvec_add_folio_tail`.
+    pub fn move_to_tail(&self, descs: &[FrameDesc], pfn: Pfn, list: usize) -> bool {
+        if list >= self.lists {
+            return false;
+        }
+        let mut h = self.heads.lock();
+        if Self::remove(&mut h, descs, pfn).is_none() {
+            return false;
+        }
+        let hd = &mut h[list];
+        let d = &descs[pfn.0];
+        d.lru_next.store(0, Ordering::Relaxed);
+        d.lru_prev.store(hd.tail, Ordering::Relaxed);
+        if let Some(old) = unlink_of(hd.tail) {
+            descs[old.0].lru_next.store(link(pfn), Ordering::Relaxed);
+        } else {
+            hd.head = link(pfn);
+        }
+        hd.tail = link(pfn);
+        hd.len += 1;
+        d.flags.fetch_and(!(LRU_LIST_MASK << LRU_LIST_SHIFT), Ordering::AcqRel);
+        d.flags
+            .fetch_or(PG_LRU | ((list as u32) << LRU_LIST_SHIFT), Ordering::AcqRel);
+        true
+    }
+
+    /// The list `pfn` is on, if any.
+    pub fn list_of(&self, descs: &[FrameDesc], pfn: Pfn) -> Option<usize> {
+        let f = descs[pfn.0].flags.load(Ordering::Acquire);
+        (self.lists > 0 && f & PG_LRU != 0).then_some(((f >> LRU_LIST_SHIFT) & LRU_LIST_MASK) as usize)
+    }
+
     /// Take up to `n` frames from the tail of `list` off it, each with a
     /// reference taken for the caller (frames whose count reached zero are
     /// left for the free path). Linux: `isolate_lru_folios`.
