@@ -35,6 +35,16 @@ fn machine(reclaim: &str, swap: bool) -> Option<Machine> {
     Some(Machine::new(&cfg).unwrap())
 }
 
+/// A machine as `machine` says, a process, and `n` private anonymous
+/// pages of it written (generation 1).
+fn filled(reclaim: &str, swap: bool, n: u64) -> Option<(Machine, Pid, u64)> {
+    let m = machine(reclaim, swap)?;
+    let pid = m.spawn().unwrap();
+    let base = m.mmap(pid, 0, n * P, RW, PA).unwrap();
+    fill(&m, pid, base, n, 1);
+    Some((m, pid, base))
+}
+
 fn word(page: u64, gen: u64) -> u64 {
     0x5a5a_0000_0000_0000 | page << 8 | gen
 }
@@ -91,12 +101,11 @@ fn designs() -> &'static [&'static str] {
 fn freed_pages_are_dropped_under_pressure_without_swap_io() {
     for &reclaim in designs() {
         for swap in [true, false] {
-            let Some(m) = machine(reclaim, swap) else { continue };
-            let what = format!("{reclaim}, swap {swap}");
-            let pid = m.spawn().unwrap();
             let n = 256;
-            let base = m.mmap(pid, 0, n * P, RW, PA).unwrap();
-            fill(&m, pid, base, n, 1);
+            let Some((m, pid, base)) = filled(reclaim, swap, n) else {
+                continue;
+            };
+            let what = format!("{reclaim}, swap {swap}");
             let s0 = m.stats();
             m.madvise(pid, base, n * P, MADV_FREE).unwrap();
             let s1 = m.stats();
@@ -145,12 +154,11 @@ fn freed_pages_are_dropped_under_pressure_without_swap_io() {
 fn a_store_after_free_keeps_the_page() {
     for &reclaim in designs() {
         for swap in [true, false] {
-            let Some(m) = machine(reclaim, swap) else { continue };
-            let what = format!("{reclaim}, swap {swap}");
-            let pid = m.spawn().unwrap();
             let n = 128;
-            let base = m.mmap(pid, 0, n * P, RW, PA).unwrap();
-            fill(&m, pid, base, n, 1);
+            let Some((m, pid, base)) = filled(reclaim, swap, n) else {
+                continue;
+            };
+            let what = format!("{reclaim}, swap {swap}");
             m.madvise(pid, base, n * P, MADV_FREE).unwrap();
             let mut cpu = m.cpu(0).unwrap();
             cpu.switch_to(pid).unwrap();
@@ -168,7 +176,7 @@ fn a_store_after_free_keeps_the_page() {
             assert!(s.pglazyfreed > 0 && s.pglazyfreed <= n - n / 8, "{what}: {s:?}");
             for (i, w) in read(&m, pid, base, n).into_iter().enumerate() {
                 let i = i as u64;
-                if i % 8 == 0 {
+                if i.is_multiple_of(8) {
                     assert_eq!(w, word(i, 2), "{what}: stored page {i}");
                 } else {
                     assert!(w == 0 || w == word(i, 1), "{what}: page {i} holds {w:#x}");
@@ -184,11 +192,10 @@ fn a_store_after_free_keeps_the_page() {
 #[test]
 fn free_leaves_pages_shared_with_a_child() {
     for &reclaim in designs() {
-        let Some(m) = machine(reclaim, true) else { continue };
-        let parent = m.spawn().unwrap();
         let n = 64;
-        let base = m.mmap(parent, 0, n * P, RW, PA).unwrap();
-        fill(&m, parent, base, n, 1);
+        let Some((m, parent, base)) = filled(reclaim, true, n) else {
+            continue;
+        };
         let child = m.fork(parent).unwrap();
         let s0 = m.stats();
         m.madvise(parent, base, n * P, MADV_FREE).unwrap();
@@ -210,11 +217,10 @@ fn free_leaves_pages_shared_with_a_child() {
 #[test]
 fn free_releases_swap_entries_at_once() {
     for &reclaim in designs() {
-        let Some(m) = machine(reclaim, true) else { continue };
-        let pid = m.spawn().unwrap();
         let n = 64;
-        let base = m.mmap(pid, 0, n * P, RW, PA).unwrap();
-        fill(&m, pid, base, n, 1);
+        let Some((m, pid, base)) = filled(reclaim, true, n) else {
+            continue;
+        };
         m.madvise(pid, base, n * P, MADV_PAGEOUT).unwrap();
         assert_eq!(m.swap().unwrap().used(), n, "{reclaim}");
         assert_eq!(m.stats().swap_entries, n, "{reclaim}");
@@ -231,11 +237,10 @@ fn free_releases_swap_entries_at_once() {
 #[test]
 fn cold_pages_go_before_hot_ones() {
     for &reclaim in designs() {
-        let Some(m) = machine(reclaim, true) else { continue };
-        let pid = m.spawn().unwrap();
         let n = 160;
-        let hot = m.mmap(pid, 0, n * P, RW, PA).unwrap();
-        fill(&m, pid, hot, n, 1);
+        let Some((m, pid, hot)) = filled(reclaim, true, n) else {
+            continue;
+        };
         let cold = m.mmap(pid, 0, n * P, RW, PA).unwrap();
         fill(&m, pid, cold, n, 2);
         // Paged out and read back, the cold set refaults into the working
@@ -268,11 +273,10 @@ fn cold_pages_go_before_hot_ones() {
 #[test]
 fn pageout_swaps_out_at_once() {
     for &reclaim in designs() {
-        let Some(m) = machine(reclaim, true) else { continue };
-        let pid = m.spawn().unwrap();
         let n = 64;
-        let base = m.mmap(pid, 0, n * P, RW, PA).unwrap();
-        fill(&m, pid, base, n, 1);
+        let Some((m, pid, base)) = filled(reclaim, true, n) else {
+            continue;
+        };
         let s0 = m.stats();
         m.madvise(pid, base, n * P, MADV_PAGEOUT).unwrap();
         let s1 = m.stats();
@@ -299,11 +303,10 @@ fn pageout_swaps_out_at_once() {
 #[test]
 fn pageout_without_swap_keeps_anon_and_drops_file_pages() {
     for &reclaim in designs() {
-        let Some(m) = machine(reclaim, false) else { continue };
-        let pid = m.spawn().unwrap();
         let n = 16;
-        let base = m.mmap(pid, 0, n * P, RW, PA).unwrap();
-        fill(&m, pid, base, n, 1);
+        let Some((m, pid, base)) = filled(reclaim, false, n) else {
+            continue;
+        };
         m.madvise(pid, base, n * P, MADV_PAGEOUT).unwrap();
         assert_eq!(resident(&m, pid, base, n), n as usize, "{reclaim}");
         assert_eq!(m.stats().pswpout, 0, "{reclaim}");
@@ -339,11 +342,10 @@ fn pageout_without_swap_keeps_anon_and_drops_file_pages() {
 #[test]
 fn willneed_reads_swap_and_file_pages_ahead() {
     for &reclaim in designs() {
-        let Some(m) = machine(reclaim, true) else { continue };
-        let pid = m.spawn().unwrap();
         let n = 32;
-        let base = m.mmap(pid, 0, n * P, RW, PA).unwrap();
-        fill(&m, pid, base, n, 1);
+        let Some((m, pid, base)) = filled(reclaim, true, n) else {
+            continue;
+        };
         m.madvise(pid, base, n * P, MADV_PAGEOUT).unwrap();
         assert_eq!(resident(&m, pid, base, n), 0, "{reclaim}");
         let s0 = m.stats();

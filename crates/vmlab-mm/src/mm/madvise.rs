@@ -6,14 +6,35 @@
 //!   private anonymous memory is zero; of a private file mapping, the file's
 //!   page again; of a shared mapping, the object's page (its contents stay).
 //! - MADV_FREE (private anonymous memory only; EINVAL elsewhere, as Linux):
-//!   Linux frees the pages lazily, when reclaim finds them still clean;
-//!   vmlab has no reclaim yet and frees them at once, as DONTNEED does — one
-//!   of the outcomes Linux allows (a read may see zero), never a lost store
-//!   made after the advice.
-//! - MADV_WILLNEED: accepted, nothing read ahead yet. Once swap exists it
-//!   should start swap-in (anonymous memory) or read-ahead (files) here.
-//! - MADV_COLD, MADV_PAGEOUT: accepted (EINVAL on locked memory); there is
-//!   no reclaim to hint.
+//!   lazily, as Linux's `madvise_free_pte_range`. Each swap entry of the
+//!   range is freed at once (the slot put). Each present page mapped only
+//!   here (mapcount 1; a page shared with a fork child is left, see
+//!   `mark_lazyfree`), whose swap copy, if any, can be dropped, loses the
+//!   dirty and accessed bits of its PTE (the translation flushed, so a
+//!   store walks again and sets the dirty bit) and its `PG_DIRTY`, and is
+//!   marked `PG_LAZYFREE` (vmlab's mark for Linux's anonymous folio without
+//!   `PG_swapbacked`; `pglazyfree`), then `Reclaimer::lazyfree` puts it
+//!   where reclaim looks next. The contents stay until reclaim: a page
+//!   still clean then is dropped without swap (the next read is zero;
+//!   `pglazyfreed`), one stored to since is kept, swap-backed again
+//!   (`reclaim/evict.rs`). A fork-shared table over the range is copied
+//!   first (EAGAIN without a frame for it).
+//! - MADV_WILLNEED: private anonymous memory reads its swapped-out pages
+//!   into the swap cache, not mapping them (a later access is a minor
+//!   fault; `madvise_willneed` → `read_swap_cache_async`); a file mapping
+//!   reads up to `READAHEAD_PAGES` of the range into the page cache
+//!   (`vfs_fadvise` → `force_page_cache_ra`); shared anonymous memory has
+//!   nothing to read (its pages are not swapped). Both after the map lock
+//!   is dropped.
+//! - MADV_COLD, MADV_PAGEOUT (EINVAL on locked memory, `can_madv_lru_vma`):
+//!   the present pages on the LRU mapped only here, in tables of this
+//!   address space's own, are deactivated (COLD: accessed bits cleared and
+//!   flushed, then `Reclaimer::deactivate`) or reclaimed now (PAGEOUT:
+//!   `Reclaimer::pageout`, through the shared eviction: swapped, or kept
+//!   without swap; clean file pages dropped, dirty ones written back;
+//!   lazily freed and droppable pages dropped), once the map lock is
+//!   dropped (reclaim takes map locks itself). Linux:
+//!   `madvise_cold_or_pageout_pte_range`, `reclaim_pages`.
 //! - MADV_POPULATE_READ/WRITE: fault every page in now, as a read or a
 //!   write (`faultin_page_range`, through `populate.rs`, the path mlock
 //!   and MAP_POPULATE take too): ENOMEM at a hole, EINVAL if the VMA does
@@ -52,11 +73,13 @@
 //!   MADV_DONTNEED_LOCKED, MADV_FREE and mprotect, move with mremap, are
 //!   copied by fork (not into a MADV_WIPEONFORK VMA), and go with munmap,
 //!   exit, exec and MAP_FIXED replacement. MADV_POPULATE_* over one is EFAULT.
+//!   MADV_FREE leaves markers as they are.
 //! - MADV_GUARD_REMOVE: removes the markers of the range only (locked VMAs
 //!   too); pages and other entries stay.
 //!
 //! Linux: `do_madvise`, `is_valid_madvise`, `madvise_walk_vmas`,
-//! `madvise_vma_behavior`, `madvise_dontneed_free`, `madvise_populate`,
+//! `madvise_vma_behavior`, `madvise_dontneed_free`, `madvise_free_single_vma`,
+//! `madvise_cold`, `madvise_pageout`, `madvise_willneed`, `madvise_populate`,
 //! `madvise_guard_install`, `madvise_guard_remove`, `is_valid_guard_vma`.
 
 use super::address_space::{is_private_anon, AddressSpace, MapState};

@@ -136,6 +136,26 @@ impl Lru {
         }
         h.head = link(pfn);
         h.len += 1;
+        Self::mark_listed(d, list);
+    }
+
+    /// `pfn` (on no list) at the tail of `list`.
+    fn push_tail(h: &mut Head, descs: &[FrameDesc], pfn: Pfn, list: usize) {
+        let d = &descs[pfn.0];
+        d.lru_next.store(0, Ordering::Relaxed);
+        d.lru_prev.store(h.tail, Ordering::Relaxed);
+        if let Some(old) = unlink_of(h.tail) {
+            descs[old.0].lru_next.store(link(pfn), Ordering::Relaxed);
+        } else {
+            h.head = link(pfn);
+        }
+        h.tail = link(pfn);
+        h.len += 1;
+        Self::mark_listed(d, list);
+    }
+
+    /// `PG_LRU` and the list's number in the flags.
+    fn mark_listed(d: &FrameDesc, list: usize) {
         d.flags.fetch_and(!(LRU_LIST_MASK << LRU_LIST_SHIFT), Ordering::AcqRel);
         d.flags
             .fetch_or(PG_LRU | ((list as u32) << LRU_LIST_SHIFT), Ordering::AcqRel);
@@ -189,20 +209,17 @@ impl Lru {
     /// Move `pfn`, if it is on a list, to the head of `list`.
     /// Linux: `folio_activate` / `lru_note_cost`'s rotations.
     pub fn move_to(&self, descs: &[FrameDesc], pfn: Pfn, list: usize) -> bool {
-        if list >= self.lists {
-            return false;
-        }
-        let mut h = self.heads.lock();
-        if Self::remove(&mut h, descs, pfn).is_none() {
-            return false;
-        }
-        Self::push_head(&mut h[list], descs, pfn, list);
-        true
+        self.relist(descs, pfn, list, false)
     }
 
     /// Move `pfn`, if it is on a list, to the tail of `list` (the end
     /// reclaim takes from next). Linux: `lruvec_add_folio_tail`.
     pub fn move_to_tail(&self, descs: &[FrameDesc], pfn: Pfn, list: usize) -> bool {
+        self.relist(descs, pfn, list, true)
+    }
+
+    /// `move_to` (head) or `move_to_tail`.
+    fn relist(&self, descs: &[FrameDesc], pfn: Pfn, list: usize, tail: bool) -> bool {
         if list >= self.lists {
             return false;
         }
@@ -210,20 +227,11 @@ impl Lru {
         if Self::remove(&mut h, descs, pfn).is_none() {
             return false;
         }
-        let hd = &mut h[list];
-        let d = &descs[pfn.0];
-        d.lru_next.store(0, Ordering::Relaxed);
-        d.lru_prev.store(hd.tail, Ordering::Relaxed);
-        if let Some(old) = unlink_of(hd.tail) {
-            descs[old.0].lru_next.store(link(pfn), Ordering::Relaxed);
+        if tail {
+            Self::push_tail(&mut h[list], descs, pfn, list);
         } else {
-            hd.head = link(pfn);
+            Self::push_head(&mut h[list], descs, pfn, list);
         }
-        hd.tail = link(pfn);
-        hd.len += 1;
-        d.flags.fetch_and(!(LRU_LIST_MASK << LRU_LIST_SHIFT), Ordering::AcqRel);
-        d.flags
-            .fetch_or(PG_LRU | ((list as u32) << LRU_LIST_SHIFT), Ordering::AcqRel);
         true
     }
 

@@ -477,10 +477,7 @@ mod tests {
 
     fn run(text: &str) -> (Summary, String) {
         let mut out = Vec::new();
-        let opts = ReplayOptions {
-            check_each_op: true,
-            ..Default::default()
-        };
+        let opts = ReplayOptions { check_each_op: true };
         let s = replay(text.as_bytes(), &machine, opts, &mut out).unwrap();
         (s, String::from_utf8(out).unwrap())
     }

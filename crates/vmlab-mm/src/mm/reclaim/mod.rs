@@ -17,7 +17,10 @@
 //! Who runs it: kswapd's work (`Machine::kswapd`, after an allocation left
 //! fewer free frames than the low watermark, until the high one is free
 //! again) and direct reclaim (a fault that found no free frame, with every
-//! lock dropped). One reclaimer runs at a time (`Reclaimer::busy`); reclaim
+//! lock dropped), and MADV_PAGEOUT (`Reclaimer::pageout`, after the
+//! syscall dropped the map lock). MADV_COLD and MADV_FREE tell the design
+//! about pages (`Reclaimer::deactivate`, `Reclaimer::lazyfree`), each
+//! design answering in its own terms. One reclaimer runs at a time (`Reclaimer::busy`); reclaim
 //! never waits for a map lock (`try_read`), so it may run from any path
 //! that holds none.
 //!
