@@ -87,11 +87,6 @@ struct OracleReplayArgs {
     /// (the checker walks every frame: with --set ram=16MiB it is much faster).
     #[arg(long)]
     check_each_op: bool,
-
-    /// Count differing contents of MADV_FREE'd pages as divergences (by default they are tolerated:
-    /// Linux frees such pages only when memory is short, vmlab at once).
-    #[arg(long)]
-    strict_free: bool,
 }
 
 /// `vmlab exp <name>`: one subcommand per experiment.
@@ -376,7 +371,6 @@ fn oracle(cfg: &MachineConfig, cmd: &OracleCommand) -> Result<(), Failure> {
             }
             let opts = replay::ReplayOptions {
                 check_each_op: a.check_each_op,
-                strict_free: a.strict_free,
             };
             // Each line's recording host decides what changes Linux's answers.
             let build = |facts: &vmlab::host::HostFacts| {

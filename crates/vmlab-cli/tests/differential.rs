@@ -133,7 +133,7 @@ fn set_res(lines: &mut [String], k: usize, op: usize, res: serde_json::Value) {
 /// Seed 77's sequence 5619: a MADV_FREE'd page, then an mremap
 /// (MAYMOVE|FIXED|DONTUNMAP) whose old range has a hole, so the target page
 /// facing the hole keeps its MADV_FREE'd contents on Linux (6.17 on moves
-/// across holes). Replay must still tolerate that page's difference.
+/// across holes). vmlab keeps them too: replay compares them strictly.
 #[test]
 fn differential_madv_free_page_kept_by_a_gapped_mremap() {
     if !HOST {

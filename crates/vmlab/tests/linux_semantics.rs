@@ -4139,7 +4139,7 @@ fn madvise_fork_flags_all_policies() {
     }
 }
 
-/// DONTNEED gives frames back (FREE too, at once in vmlab); POPULATE_WRITE
+/// DONTNEED gives frames back (FREE once reclaim comes); POPULATE_WRITE
 /// allocates them; shared memory keeps its page-cache pages.
 #[test]
 fn madvise_frames() {
@@ -4157,8 +4157,12 @@ fn madvise_frames() {
     m.madvise(pid, BASE, n * P, MADV_POPULATE_READ).unwrap();
     assert_eq!(m.stats().rss_pages, 0, "reads map the zero page");
     m.madvise(pid, BASE, n * P, MADV_POPULATE_WRITE).unwrap();
+    // MADV_FREE keeps the pages until reclaim (Linux `madvise_free_pte_range`);
+    // MADV_PAGEOUT is reclaim now, and drops them without swap.
     m.madvise(pid, BASE, n * P, MADV_FREE).unwrap();
-    assert_eq!(m.stats().rss_pages, 0, "vmlab frees MADV_FREE pages at once");
+    assert_eq!((m.stats().rss_pages, m.stats().pglazyfree), (n, n));
+    m.madvise(pid, BASE, n * P, MADV_PAGEOUT).unwrap();
+    assert_eq!((m.stats().rss_pages, m.stats().pglazyfreed), (0, n));
     m.mmap(pid, BASE + 0x10_0000, 4 * P, RW, SH).unwrap();
     put_u64(&m, pid, BASE + 0x10_0000, 3);
     m.madvise(pid, BASE + 0x10_0000, 4 * P, MADV_DONTNEED).unwrap();
@@ -4395,4 +4399,347 @@ fn mremap_address_space_exhaustion() {
     m.check().unwrap();
     m.exit(pid).unwrap();
     all_free(&m);
+}
+
+/// The reclaim advice (MADV_COLD, MADV_PAGEOUT, MADV_FREE, MADV_WILLNEED)
+/// and MAP_DROPPABLE, on the host and on a vmlab machine without swap: the
+/// errno of each call and the mincore residency after it must be the same.
+/// Linux 6.18 `madvise_cold_or_pageout_pte_range` (COLD keeps pages
+/// resident; PAGEOUT drops a clean file page and, without swap, keeps a
+/// swap-backed anonymous one, but drops a lazily freed or droppable one:
+/// neither is swap-backed, `try_to_unmap_one` discards them),
+/// `madvise_free_single_vma` (EINVAL but on private anonymous memory; the
+/// contents stay until reclaim), `can_madv_lru_vma` (EINVAL on locked
+/// memory), `do_mmap` (MAP_DROPPABLE is a map type: with MAP_SHARED,
+/// EINVAL). Host facts relied on: Linux 6.11 or later on x86-64 (for
+/// MAP_DROPPABLE). Skipped parts, each with the reason printed: the
+/// anonymous PAGEOUT lines if the host has swap (the pages would go to
+/// it), the file lines if the test's temporary directory is on tmpfs
+/// (shmem pages are swap-backed, not dropped). The host may keep a page
+/// for a moment in a per-CPU LRU batch that `lru_add_drain` on another CPU
+/// does not reach: PAGEOUT is repeated (and WILLNEED's read waited for) a
+/// bounded number of times, which a vmlab answer meets at once.
+#[cfg(target_os = "linux")]
+#[test]
+fn madvise_reclaim_advice_matches_the_host_kernel() {
+    let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
+    let host_swap = swaps.lines().count() > 1;
+    if host_swap {
+        eprintln!("madvise_reclaim_advice: the host has swap: the anonymous MADV_PAGEOUT lines are skipped");
+    }
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let on_tmpfs = reclaim_advice::on_tmpfs(&dir);
+    if on_tmpfs {
+        eprintln!(
+            "madvise_reclaim_advice: {} is on tmpfs (its pages are swap-backed): the file lines are skipped",
+            dir.display()
+        );
+    }
+    let file: Vec<u8> = (0..4 * P).map(|i| (i / P) as u8 + 1).collect();
+    let host = reclaim_advice::script(&mut reclaim_advice::Host::new(&dir, &file), host_swap, on_tmpfs);
+    let mut cfg = MachineConfig {
+        ram: ByteSize(16 << 20),
+        ..common::test_config()
+    };
+    cfg.apply_pairs("swap_size=0").unwrap();
+    let m = Machine::new(&cfg).unwrap();
+    let vm = reclaim_advice::script(&mut reclaim_advice::Vm::new(&m, &file), host_swap, on_tmpfs);
+    assert_eq!(host.join("\n"), vm.join("\n"));
+    m.check().unwrap();
+}
+
+#[cfg(target_os = "linux")]
+mod reclaim_advice {
+    use super::*;
+
+    /// What the script needs of a side (the host process, or a vmlab one).
+    pub trait Side {
+        /// Map `pages` fresh pages (`flags` as mmap's; anonymous).
+        fn map(&mut self, pages: u64, prot: u32, flags: u32) -> Result<u64, Errno>;
+        /// Map the test file privately, read-only.
+        fn map_file(&mut self, pages: u64) -> u64;
+        fn advise(&mut self, addr: u64, pages: u64, advice: u32) -> Result<(), Errno>;
+        fn mlock(&mut self, addr: u64, pages: u64) -> Result<(), Errno>;
+        fn resident(&mut self, addr: u64, pages: u64) -> Vec<u8>;
+        fn store(&mut self, addr: u64, val: u64);
+        fn load(&mut self, addr: u64) -> u64;
+    }
+
+    fn res(r: Result<(), Errno>) -> String {
+        match r {
+            Ok(()) => "0".into(),
+            Err(e) => e.name().to_string(),
+        }
+    }
+
+    /// PAGEOUT, repeated while a page is still resident (see the test's doc).
+    fn pageout(s: &mut dyn Side, a: u64, n: u64) -> String {
+        let mut r = s.advise(a, n, MADV_PAGEOUT);
+        for _ in 0..20 {
+            if r.is_err() || s.resident(a, n).iter().all(|b| *b == 0) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            r = s.advise(a, n, MADV_PAGEOUT);
+        }
+        res(r)
+    }
+
+    /// The calls and what each gave, one line each.
+    pub fn script(s: &mut dyn Side, host_swap: bool, on_tmpfs: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        let pa = MAP_PRIVATE | MAP_ANONYMOUS;
+        // Private anonymous memory, written.
+        let a = s.map(4, RW, pa).unwrap();
+        for i in 0..4 {
+            s.store(a + i * P, 0x1000 + i);
+        }
+        let r = res(s.advise(a, 4, MADV_COLD));
+        out.push(format!("anon COLD {r} {:?}", s.resident(a, 4)));
+        let r = res(s.advise(a, 4, MADV_WILLNEED));
+        out.push(format!("anon WILLNEED {r} {:?}", s.resident(a, 4)));
+        if !host_swap {
+            let r = pageout(s, a, 4);
+            out.push(format!("anon PAGEOUT (no swap) {r} {:?}", s.resident(a, 4)));
+        }
+        let r = res(s.advise(a, 4, MADV_FREE));
+        let kept: Vec<bool> = (0..4).map(|i| s.load(a + i * P) == 0x1000 + i).collect();
+        out.push(format!("anon FREE {r} {:?} contents kept {kept:?}", s.resident(a, 4)));
+        // Stored to again after the advice: a page keeps the new value.
+        s.store(a, 0x2000);
+        out.push(format!("anon store after FREE reads {:#x}", s.load(a)));
+        if !host_swap {
+            // Lazily freed and clean (pages 1-3): not swap-backed, so
+            // PAGEOUT drops them even without swap; page 0 was stored to.
+            let r = pageout(s, a + P, 3);
+            let words: Vec<u64> = (0..4).map(|i| s.load(a + i * P)).collect();
+            out.push(format!("anon PAGEOUT after FREE {r} reads {words:x?}"));
+        }
+        // Errors: a hole, an unaligned start, locked memory.
+        out.push(format!("COLD unaligned {}", res(s.advise(a + 1, 1, MADV_COLD))));
+        let l = s.map(2, RW, pa).unwrap();
+        s.store(l, 1);
+        if s.mlock(l, 2).is_ok() {
+            for (name, adv) in [("COLD", MADV_COLD), ("PAGEOUT", MADV_PAGEOUT), ("FREE", MADV_FREE)] {
+                out.push(format!("locked {name} {}", res(s.advise(l, 2, adv))));
+            }
+        } else {
+            eprintln!("madvise_reclaim_advice: mlock failed on this side: the locked lines are skipped");
+        }
+        // Shared anonymous memory (shmem): FREE is EINVAL; COLD and PAGEOUT
+        // accepted, the pages swap-backed and kept without swap.
+        let sh = s.map(2, RW, MAP_SHARED | MAP_ANONYMOUS).unwrap();
+        s.store(sh, 5);
+        s.store(sh + P, 6);
+        out.push(format!("shared FREE {}", res(s.advise(sh, 2, MADV_FREE))));
+        out.push(format!(
+            "shared COLD {} {:?}",
+            res(s.advise(sh, 2, MADV_COLD)),
+            s.resident(sh, 2)
+        ));
+        if !host_swap {
+            let r = res(s.advise(sh, 2, MADV_PAGEOUT));
+            out.push(format!(
+                "shared PAGEOUT {r} {:?} reads {}",
+                s.resident(sh, 2),
+                s.load(sh + P)
+            ));
+        }
+        // MAP_DROPPABLE: a map type of its own (with MAP_SHARED, EINVAL);
+        // its pages are not swap-backed, so PAGEOUT drops them, written or not.
+        out.push(format!(
+            "droppable|shared {:?}",
+            s.map(1, RW, MAP_DROPPABLE | MAP_SHARED | MAP_ANONYMOUS).map(|_| ())
+        ));
+        let d = s.map(2, RW, MAP_DROPPABLE | MAP_ANONYMOUS).unwrap();
+        s.store(d, 7);
+        s.store(d + P, 8);
+        let r = res(s.advise(d, 2, MADV_COLD));
+        out.push(format!("droppable COLD {r} {:?}", s.resident(d, 2)));
+        let r = pageout(s, d, 2);
+        out.push(format!(
+            "droppable PAGEOUT {r} {:?} reads {}",
+            s.resident(d, 2),
+            s.load(d + P)
+        ));
+        out.push(format!("droppable FREE {}", res(s.advise(d, 2, MADV_FREE))));
+        // A clean file page mapped only here: PAGEOUT drops it, WILLNEED
+        // reads it back, FREE is EINVAL.
+        if !on_tmpfs {
+            let f = s.map_file(4);
+            let firsts: Vec<u64> = (0..4).map(|i| s.load(f + i * P) & 0xff).collect();
+            out.push(format!("file read {firsts:?} {:?}", s.resident(f, 4)));
+            let r = pageout(s, f, 4);
+            out.push(format!("file PAGEOUT {r} {:?}", s.resident(f, 4)));
+            let r = res(s.advise(f, 4, MADV_WILLNEED));
+            let mut got = s.resident(f, 4);
+            for _ in 0..200 {
+                if got.iter().all(|b| *b == 1) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                got = s.resident(f, 4);
+            }
+            out.push(format!("file WILLNEED {r} {got:?}"));
+            out.push(format!("file FREE {}", res(s.advise(f, 4, MADV_FREE))));
+            let firsts: Vec<u64> = (0..4).map(|i| s.load(f + i * P) & 0xff).collect();
+            out.push(format!("file reread {firsts:?}"));
+        }
+        out
+    }
+
+    fn errno() -> Errno {
+        let code = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        Errno::from_code(code).unwrap_or_else(|| panic!("errno {code}"))
+    }
+
+    /// Whether `dir` is on tmpfs (`statfs`'s `TMPFS_MAGIC`).
+    pub fn on_tmpfs(dir: &std::path::Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).expect("no NUL in the path");
+        // SAFETY: `buf` is a plain C struct for statfs to fill; `path` is a
+        // NUL-terminated string that outlives the call.
+        let mut buf: libc::statfs = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::statfs(path.as_ptr(), &mut buf) };
+        r == 0 && buf.f_type == 0x0102_1994
+    }
+
+    /// The host: this test process, every mapping fresh (placed by the
+    /// kernel) and left mapped until the process ends.
+    pub struct Host {
+        file: std::fs::File,
+    }
+
+    impl Host {
+        pub fn new(dir: &std::path::Path, data: &[u8]) -> Host {
+            use std::io::Write;
+            let path = dir.join(format!("madvise_reclaim_{}", std::process::id()));
+            let mut f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .expect("test file");
+            f.write_all(data).expect("write the test file");
+            // Clean pages: written back (a dirty page would be kept by
+            // PAGEOUT's reclaim, which does not write files back).
+            f.sync_all().expect("fsync");
+            let _ = std::fs::remove_file(&path);
+            Host { file: f }
+        }
+    }
+
+    impl Side for Host {
+        fn map(&mut self, pages: u64, prot: u32, flags: u32) -> Result<u64, Errno> {
+            // SAFETY: a fresh mapping the kernel places.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    (pages * P) as usize,
+                    prot as i32,
+                    flags as i32,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                Err(errno())
+            } else {
+                Ok(p as u64)
+            }
+        }
+        fn map_file(&mut self, pages: u64) -> u64 {
+            use std::os::unix::io::AsRawFd;
+            // SAFETY: a fresh mapping the kernel places, of an open file.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    (pages * P) as usize,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE,
+                    self.file.as_raw_fd(),
+                    0,
+                )
+            };
+            assert_ne!(p, libc::MAP_FAILED, "map the test file: {}", errno());
+            p as u64
+        }
+        fn advise(&mut self, addr: u64, pages: u64, advice: u32) -> Result<(), Errno> {
+            // SAFETY: advice on mappings this script made (or, unaligned,
+            // refused before anything is done).
+            match unsafe { libc::madvise(addr as *mut _, (pages * P) as usize, advice as i32) } {
+                0 => Ok(()),
+                _ => Err(errno()),
+            }
+        }
+        fn mlock(&mut self, addr: u64, pages: u64) -> Result<(), Errno> {
+            // SAFETY: a mapping this script made.
+            match unsafe { libc::mlock(addr as *const _, (pages * P) as usize) } {
+                0 => Ok(()),
+                _ => Err(errno()),
+            }
+        }
+        fn resident(&mut self, addr: u64, pages: u64) -> Vec<u8> {
+            let mut v = vec![0u8; pages as usize];
+            // SAFETY: `v` holds one byte per page of a mapping of this script.
+            let r = unsafe { libc::mincore(addr as *mut _, (pages * P) as usize, v.as_mut_ptr()) };
+            assert_eq!(r, 0, "mincore: {}", errno());
+            v.iter().map(|b| b & 1).collect()
+        }
+        fn store(&mut self, addr: u64, val: u64) {
+            // SAFETY: a writable page of a mapping of this script.
+            unsafe { std::ptr::write_volatile(addr as *mut u64, val) }
+        }
+        fn load(&mut self, addr: u64) -> u64 {
+            // SAFETY: a readable page of a mapping of this script.
+            unsafe { std::ptr::read_volatile(addr as *const u64) }
+        }
+    }
+
+    /// vmlab: one process of `m`, the test file a `MemFile` of the same bytes.
+    pub struct Vm<'a> {
+        m: &'a Machine,
+        pid: Pid,
+        fd: i32,
+    }
+
+    impl<'a> Vm<'a> {
+        pub fn new(m: &'a Machine, data: &[u8]) -> Vm<'a> {
+            let pid = m.spawn().unwrap();
+            let fd = m.open_file(Box::new(vmlab_mm::mm::MemFile::new(data, true)));
+            Vm { m, pid, fd }
+        }
+    }
+
+    impl Side for Vm<'_> {
+        fn map(&mut self, pages: u64, prot: u32, flags: u32) -> Result<u64, Errno> {
+            self.m.mmap(self.pid, 0, pages * P, prot, flags)
+        }
+        fn map_file(&mut self, pages: u64) -> u64 {
+            self.m
+                .mmap_fd(self.pid, 0, pages * P, PROT_READ, MAP_PRIVATE, self.fd, 0)
+                .unwrap()
+        }
+        fn advise(&mut self, addr: u64, pages: u64, advice: u32) -> Result<(), Errno> {
+            self.m.madvise(self.pid, addr, pages * P, advice)
+        }
+        fn mlock(&mut self, addr: u64, pages: u64) -> Result<(), Errno> {
+            self.m.mlock(self.pid, addr, pages * P)
+        }
+        fn resident(&mut self, addr: u64, pages: u64) -> Vec<u8> {
+            let v = self.m.mincore(self.pid, addr, pages * P).unwrap();
+            v.iter().map(|b| b & 1).collect()
+        }
+        fn store(&mut self, addr: u64, val: u64) {
+            let mut cpu = self.m.cpu(0).unwrap();
+            cpu.switch_to(self.pid).unwrap();
+            cpu.store_u64(addr, val).unwrap();
+        }
+        fn load(&mut self, addr: u64) -> u64 {
+            let mut cpu = self.m.cpu(0).unwrap();
+            cpu.switch_to(self.pid).unwrap();
+            cpu.load_u64(addr).unwrap()
+        }
+    }
 }

@@ -385,7 +385,7 @@ impl AddressSpace {
         self.zap_range_with(phys, start, end, Markers::Drop, flush, |_| true);
     }
 
-    /// `zap_range` for MADV_DONTNEED / MADV_DONTNEED_LOCKED / MADV_FREE:
+    /// `zap_range` for MADV_DONTNEED / MADV_DONTNEED_LOCKED:
     /// guard markers stay (Linux `madvise_dontneed_single_vma`'s
     /// `zap_details` has no `ZAP_FLAG_DROP_MARKER`).
     pub fn zap_range_keeping_guards(&self, phys: &PhysMem, start: u64, end: u64, flush: &mut PendingFlush) {

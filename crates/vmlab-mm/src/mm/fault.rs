@@ -138,9 +138,8 @@ impl PageRead {
                     Err(e) => Err(object::page_error_fault(e, *addr)),
                 }
             }
-            PageRead::Swap { swap, entry, addr } => {
-                super::swap_cache::read_in(swap, phys, counters, *entry).map_err(|e| object::page_error_fault(e, *addr))
-            }
+            PageRead::Swap { swap, entry, addr } => super::swap_cache::read_in(swap, phys, counters, *entry, true)
+                .map_err(|e| object::page_error_fault(e, *addr)),
             PageRead::Wait => {
                 relax.relax();
                 Ok(None)
@@ -401,6 +400,12 @@ pub(super) fn new_anon_frame(cx: &FaultCtx<'_>, vma: &Vma, addr: u64) -> Option<
             anon: anon_id(vma),
             index: vma.pgoff_of(page_floor(addr)),
         });
+        // A droppable VMA's pages are never swap-backed: reclaim drops them
+        // (`folio_add_new_anon_rmap` leaves `PG_swapbacked` clear for
+        // `VM_DROPPABLE`).
+        if vma.flags.has(super::vma::VmFlags::DROPPABLE) {
+            d.flags.fetch_or(crate::phys::PG_LAZYFREE, Ordering::AcqRel);
+        }
     }
     cx.phys.lru_place(pfn, None, crate::phys::Entry::Fault);
     Some(pfn)

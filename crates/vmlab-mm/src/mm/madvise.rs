@@ -6,14 +6,35 @@
 //!   private anonymous memory is zero; of a private file mapping, the file's
 //!   page again; of a shared mapping, the object's page (its contents stay).
 //! - MADV_FREE (private anonymous memory only; EINVAL elsewhere, as Linux):
-//!   Linux frees the pages lazily, when reclaim finds them still clean;
-//!   vmlab has no reclaim yet and frees them at once, as DONTNEED does — one
-//!   of the outcomes Linux allows (a read may see zero), never a lost store
-//!   made after the advice.
-//! - MADV_WILLNEED: accepted, nothing read ahead yet. Once swap exists it
-//!   should start swap-in (anonymous memory) or read-ahead (files) here.
-//! - MADV_COLD, MADV_PAGEOUT: accepted (EINVAL on locked memory); there is
-//!   no reclaim to hint.
+//!   lazily, as Linux's `madvise_free_pte_range`. Each swap entry of the
+//!   range is freed at once (the slot put). Each present page mapped only
+//!   here (mapcount 1; a page shared with a fork child is left, see
+//!   `mark_lazyfree`), whose swap copy, if any, can be dropped, loses the
+//!   dirty and accessed bits of its PTE (the translation flushed, so a
+//!   store walks again and sets the dirty bit) and its `PG_DIRTY`, and is
+//!   marked `PG_LAZYFREE` (vmlab's mark for Linux's anonymous folio without
+//!   `PG_swapbacked`; `pglazyfree`), then `Reclaimer::lazyfree` puts it
+//!   where reclaim looks next. The contents stay until reclaim: a page
+//!   still clean then is dropped without swap (the next read is zero;
+//!   `pglazyfreed`), one stored to since is kept, swap-backed again
+//!   (`reclaim/evict.rs`). A fork-shared table over the range is copied
+//!   first (EAGAIN without a frame for it).
+//! - MADV_WILLNEED: private anonymous memory reads its swapped-out pages
+//!   into the swap cache, not mapping them (a later access is a minor
+//!   fault; `madvise_willneed` → `read_swap_cache_async`); a file mapping
+//!   reads up to `READAHEAD_PAGES` of the range into the page cache
+//!   (`vfs_fadvise` → `force_page_cache_ra`); shared anonymous memory has
+//!   nothing to read (its pages are not swapped). Both after the map lock
+//!   is dropped.
+//! - MADV_COLD, MADV_PAGEOUT (EINVAL on locked memory, `can_madv_lru_vma`):
+//!   the present pages on the LRU mapped only here, in tables of this
+//!   address space's own, are deactivated (COLD: accessed bits cleared and
+//!   flushed, then `Reclaimer::deactivate`) or reclaimed now (PAGEOUT:
+//!   `Reclaimer::pageout`, through the shared eviction: swapped, or kept
+//!   without swap; clean file pages dropped, dirty ones written back;
+//!   lazily freed and droppable pages dropped), once the map lock is
+//!   dropped (reclaim takes map locks itself). Linux:
+//!   `madvise_cold_or_pageout_pte_range`, `reclaim_pages`.
 //! - MADV_POPULATE_READ/WRITE: fault every page in now, as a read or a
 //!   write (`faultin_page_range`, through `populate.rs`, the path mlock
 //!   and MAP_POPULATE take too): ENOMEM at a hole, EINVAL if the VMA does
@@ -52,11 +73,13 @@
 //!   MADV_DONTNEED_LOCKED, MADV_FREE and mprotect, move with mremap, are
 //!   copied by fork (not into a MADV_WIPEONFORK VMA), and go with munmap,
 //!   exit, exec and MAP_FIXED replacement. MADV_POPULATE_* over one is EFAULT.
+//!   MADV_FREE leaves markers as they are.
 //! - MADV_GUARD_REMOVE: removes the markers of the range only (locked VMAs
 //!   too); pages and other entries stay.
 //!
 //! Linux: `do_madvise`, `is_valid_madvise`, `madvise_walk_vmas`,
-//! `madvise_vma_behavior`, `madvise_dontneed_free`, `madvise_populate`,
+//! `madvise_vma_behavior`, `madvise_dontneed_free`, `madvise_free_single_vma`,
+//! `madvise_cold`, `madvise_pageout`, `madvise_willneed`, `madvise_populate`,
 //! `madvise_guard_install`, `madvise_guard_remove`, `is_valid_guard_vma`.
 
 use super::address_space::{is_private_anon, AddressSpace, MapState};
@@ -68,10 +91,10 @@ use super::shared_pt::PD_SPAN;
 use super::uapi::*;
 use super::vma::{Backing, VmFlags, Vma};
 use super::vma_map::VmaMap;
-use crate::addr::PAGE_SIZE;
+use crate::addr::{Pfn, PAGE_SIZE};
 use crate::errno::{Errno, SysResult};
-use crate::pgtable::{leaf_slot, LeafEntry, Pte};
-use crate::phys::PhysMem;
+use crate::pgtable::{leaf_slot, LeafEntry, LeafRef, Level, Pte, SwapEntry};
+use crate::phys::{FrameUse, PhysMem, PG_DIRTY, PG_LAZYFREE, PG_LRU, PG_SWAPCACHE};
 use crate::sync::{Arc, Ordering};
 use crate::tlb::PendingFlush;
 use alloc::vec::Vec;
@@ -122,9 +145,10 @@ impl AddressSpace {
     /// zero length; then the advice is applied to each VMA in the range in
     /// turn, stopping at the first error; a part of the range that is not
     /// mapped gives ENOMEM at the end, the mapped parts advised all the same.
-    /// Zapped translations go into `flush`; the holes MADV_REMOVE is to
-    /// punch, in order, into `removes` (the caller punches them with the map
-    /// lock released, even if an error ends the walk after them).
+    /// Zapped and cleaned translations go into `flush`; what is to be done
+    /// with the map lock released (holes to punch, pages to hand to reclaim,
+    /// pages to read ahead) into `work`, which the caller carries out even
+    /// if an error ends the walk after it was queued.
     pub fn madvise(
         &self,
         cx: &FaultCtx<'_>,
@@ -132,7 +156,7 @@ impl AddressSpace {
         len_in: u64,
         advice: u32,
         flush: &mut PendingFlush,
-        removes: &mut Vec<Removal>,
+        work: &mut AdviceWork,
     ) -> SysResult<()> {
         if !advice_valid(advice) || start & (PAGE_SIZE - 1) != 0 {
             return Err(Errno::EINVAL);
@@ -169,9 +193,9 @@ impl AddressSpace {
             }
             let piece_end = v.end.min(end);
             if advice == MADV_REMOVE {
-                removes.push(remove_valid(&st, at, piece_end)?);
+                work.removes.push(remove_valid(&st, at, piece_end)?);
             } else {
-                self.advise_vma_locked(cx, &mut st, at, piece_end, advice, flush)?;
+                self.advise_vma_locked(cx, &mut st, at, piece_end, advice, flush, work)?;
             }
             at = piece_end;
             if at >= end {
@@ -187,6 +211,7 @@ impl AddressSpace {
 
     /// Apply `advice` to `[start, end)`, which lies in one VMA.
     /// Linux: `madvise_vma_behavior`.
+    #[allow(clippy::too_many_arguments)]
     fn advise_vma_locked(
         &self,
         cx: &FaultCtx<'_>,
@@ -195,6 +220,7 @@ impl AddressSpace {
         end: u64,
         advice: u32,
         flush: &mut PendingFlush,
+        work: &mut AdviceWork,
     ) -> SysResult<()> {
         let phys = cx.phys;
         let Some(v) = Self::vma_lookup(st, start) else {
@@ -204,10 +230,17 @@ impl AddressSpace {
         let locked = flags.has(VmFlags::LOCKED);
         let mut new = flags.0;
         match advice {
-            MADV_WILLNEED => return Ok(()),
+            MADV_WILLNEED => {
+                self.willneed_locked(cx, v, start, end, work);
+                return Ok(());
+            }
             MADV_COLD | MADV_PAGEOUT => {
                 // can_madv_lru_vma.
-                return if locked { Err(Errno::EINVAL) } else { Ok(()) };
+                if locked {
+                    return Err(Errno::EINVAL);
+                }
+                self.cold_or_pageout_locked(cx, start, end, advice == MADV_PAGEOUT, flush, work);
+                return Ok(());
             }
             MADV_DONTNEED | MADV_DONTNEED_LOCKED | MADV_FREE => {
                 // madvise_dontneed_free_valid_vma, then MADV_FREE's
@@ -215,8 +248,11 @@ impl AddressSpace {
                 if locked && advice != MADV_DONTNEED_LOCKED {
                     return Err(Errno::EINVAL);
                 }
-                if advice == MADV_FREE && !is_private_anon(v) {
-                    return Err(Errno::EINVAL);
+                if advice == MADV_FREE {
+                    if !is_private_anon(v) {
+                        return Err(Errno::EINVAL);
+                    }
+                    return self.free_locked(cx, st, start, end, flush, work);
                 }
                 return self.zap_advised_locked(st, phys, start, end, flush);
             }
@@ -267,7 +303,144 @@ impl AddressSpace {
         })
     }
 
-    /// MADV_DONTNEED (and vmlab's MADV_FREE): clear every PTE of
+    /// MADV_FREE on `[start, end)` of a private anonymous VMA (see the
+    /// module doc). A fork-shared table over the range is copied first
+    /// (its pages are then mapped twice, so left alone); EAGAIN if no frame
+    /// is free for the copy. Linux: `madvise_free_single_vma`,
+    /// `madvise_free_pte_range`.
+    fn free_locked(
+        &self,
+        cx: &FaultCtx<'_>,
+        st: &MapState,
+        start: u64,
+        end: u64,
+        flush: &mut PendingFlush,
+        work: &mut AdviceWork,
+    ) -> SysResult<()> {
+        let phys = cx.phys;
+        self.unshare_range_locked(st, phys, start, end, flush)
+            .map_err(|_| Errno::EAGAIN)?;
+        let rss = self.counts_on(cx.cpu);
+        self.page_table().for_each_leaf(phys, start, end, |va, e| {
+            let cur = e.load();
+            if cur.locked() {
+                return;
+            }
+            match cur.decode() {
+                // free_swap_and_cache: the slot's data is not wanted.
+                LeafEntry::Swap(_) => {
+                    pte_ops::clear(phys, rss, e, va, flush);
+                }
+                LeafEntry::Present(_) | LeafEntry::ProtNone(_) if !cur.special() => {
+                    if let Some(pfn) = mark_lazyfree(cx, e, va, cur, flush) {
+                        work.lazyfree.push(pfn);
+                    }
+                }
+                _ => {}
+            }
+        });
+        Ok(())
+    }
+
+    /// MADV_COLD (`pageout` false) or MADV_PAGEOUT on `[start, end)`, which
+    /// lies in one VMA that is not locked: the pages on the LRU that only
+    /// this mapping maps (mapcount 1, in a table of this address space's
+    /// own: a fork-shared or object table is every sharer's) are queued
+    /// for `Reclaimer::deactivate`, their accessed bits cleared first (the
+    /// translations flushed: a TLB hit sets no bit), or for
+    /// `Reclaimer::pageout`, each with a reference. Swap entries and the
+    /// zero page are skipped. Linux: `madvise_cold_or_pageout_pte_range`
+    /// (`folio_mapcount != folio_nr_pages` skips, `!folio_test_lru` skips;
+    /// as the file's owner, vmlab's caller may page out file pages).
+    fn cold_or_pageout_locked(
+        &self,
+        cx: &FaultCtx<'_>,
+        start: u64,
+        end: u64,
+        pageout: bool,
+        flush: &mut PendingFlush,
+        work: &mut AdviceWork,
+    ) {
+        let phys = cx.phys;
+        let lists = phys.lru().lists() > 0;
+        self.for_each_private_leaf(phys, start, end, |va, e| {
+            let cur = e.load();
+            if cur.locked() || !cur.maps_frame() || cur.special() {
+                return;
+            }
+            let pfn = cur.pfn();
+            let Some(d) = phys.desc(pfn) else { return };
+            if !matches!(d.usage(), FrameUse::Anon | FrameUse::PageCache) || d.mapcount() != 1 {
+                return;
+            }
+            if lists && d.flags.load(Ordering::Acquire) & PG_LRU == 0 {
+                return;
+            }
+            if !pageout {
+                pte_ops::update(e, va, Some(flush), |p| p.accessed().then(|| p.without(Pte::ACCESSED)));
+            }
+            if !d.try_get() {
+                return;
+            }
+            if pageout {
+                work.pageout.push(pfn);
+            } else {
+                work.deactivate.push(pfn);
+            }
+        });
+    }
+
+    /// MADV_WILLNEED on `[start, end)` of `v`: private anonymous memory
+    /// queues its swap entries' slots to be read into the swap cache, not
+    /// mapped (Linux `madvise_willneed` → `swapin_walk_pmd_entry` →
+    /// `read_swap_cache_async`); a file mapping queues the range's pages
+    /// to be read into the page cache, at most `READAHEAD_PAGES` of them
+    /// (Linux `vfs_fadvise(POSIX_FADV_WILLNEED)` →
+    /// `force_page_cache_readahead`, capped at the read-ahead window).
+    /// Shared anonymous memory (shmem, whose pages vmlab's reclaim does not
+    /// swap) has nothing to read.
+    fn willneed_locked(&self, cx: &FaultCtx<'_>, v: &Vma, start: u64, end: u64, work: &mut AdviceWork) {
+        match &v.backing {
+            Backing::Anon => {
+                if cx.swap.is_none() {
+                    return;
+                }
+                self.page_table().for_each_leaf(cx.phys, start, end, |_, e| {
+                    if let LeafEntry::Swap(se) = e.load().decode() {
+                        work.swapin.push(se);
+                    }
+                });
+            }
+            Backing::Object(o) if o.is_file() => {
+                let first = v.pgoff_of(start);
+                let pages = ((end - start) / PAGE_SIZE).min(READAHEAD_PAGES);
+                work.readahead.push((o.clone(), first, first + pages));
+            }
+            Backing::Object(_) => {}
+        }
+    }
+
+    /// Call `f` for every leaf entry of `[start, end)` in a table of this
+    /// address space's own (fork-shared `TABLE_COW` and object `TABLE_OBJ`
+    /// tables are skipped: their entries are every sharer's).
+    fn for_each_private_leaf<'a>(&self, phys: &'a PhysMem, start: u64, end: u64, mut f: impl FnMut(u64, LeafRef<'a>)) {
+        self.page_table().for_each_pd_entry(phys, start, end, |span, pe| {
+            let pd = Pte(pe.load(Ordering::Acquire));
+            if !pd.present() || pd.0 & (Pte::TABLE_COW | Pte::TABLE_OBJ) != 0 {
+                return;
+            }
+            let mut va = start.max(span);
+            let hi = end.min(span + PD_SPAN);
+            while va < hi {
+                if let Some(e) = leaf_slot(phys, pd.pfn(), Level::Pt.index(va)) {
+                    f(va, e);
+                }
+                va += PAGE_SIZE;
+            }
+        });
+    }
+
+    /// MADV_DONTNEED: clear every PTE of
     /// `[start, end)`. A table shared with other address spaces over a whole
     /// 2 MiB span inside the range is simply left (they keep it); one the
     /// range covers in part is copied first. Empty tables are freed (Linux
@@ -371,6 +544,71 @@ impl AddressSpace {
         });
         Ok(())
     }
+}
+
+/// Pages MADV_WILLNEED reads ahead of a file mapping at most: Linux's
+/// default read-ahead window (`VM_READAHEAD_PAGES`, 128 KiB), the cap of
+/// `force_page_cache_ra`.
+pub const READAHEAD_PAGES: u64 = 32;
+
+/// What an advice leaves for the caller to do once the map lock is
+/// released (every page listed carries a reference for it to drop).
+#[derive(Default)]
+pub struct AdviceWork {
+    /// Holes MADV_REMOVE punches, in order.
+    pub removes: Vec<Removal>,
+    /// Pages MADV_FREE made lazily freeable (`Reclaimer::lazyfree`).
+    pub lazyfree: Vec<Pfn>,
+    /// Pages MADV_COLD deactivates (`Reclaimer::deactivate`).
+    pub deactivate: Vec<Pfn>,
+    /// Pages MADV_PAGEOUT reclaims now (`Reclaimer::pageout`).
+    pub pageout: Vec<Pfn>,
+    /// Swap slots MADV_WILLNEED reads into the swap cache.
+    pub swapin: Vec<SwapEntry>,
+    /// File pages MADV_WILLNEED reads into the page cache: the object and
+    /// the page offsets `[first, end)`.
+    pub readahead: Vec<(Arc<MemObject>, u64, u64)>,
+}
+
+/// MADV_FREE on one present entry `e` (`[va]`) holding `cur`, of a private
+/// anonymous VMA: a page mapped only here loses its swap copy (if the slot
+/// is the cache's alone; else it is left), its entry's dirty and accessed
+/// bits (into `flush`: a CPU caching it writable must walk again to set
+/// the dirty bit at its next store) and its `PG_DIRTY`, and becomes
+/// `PG_LAZYFREE` (vmlab's mark for Linux's clean anonymous folio without
+/// `PG_swapbacked`), counted in `pglazyfree` the first time. Returns it
+/// with a reference for `Reclaimer::lazyfree`.
+///
+/// A page mapped more than once (shared with a fork child) is skipped:
+/// Linux checks the mapcount only of a dirty or swap-cache folio and
+/// counts on the other mapping's dirty PTE to save a clean shared one at
+/// reclaim; vmlab's reclaim drops a lazily freed page from every mapping
+/// at once, so every shared page is left. Linux: `madvise_free_pte_range`,
+/// `folio_mark_lazyfree`.
+fn mark_lazyfree(cx: &FaultCtx<'_>, e: LeafRef<'_>, va: u64, cur: Pte, flush: &mut PendingFlush) -> Option<Pfn> {
+    let phys = cx.phys;
+    let pfn = cur.pfn();
+    let d = phys.desc(pfn)?;
+    if d.usage() != FrameUse::Anon || d.mapcount() != 1 {
+        return None;
+    }
+    if d.flags.load(Ordering::Acquire) & PG_SWAPCACHE != 0 {
+        // folio_free_swap: only if no swap entry names the slot.
+        if let Some(swap) = cx.swap {
+            super::swap_cache::free_swap_if_exclusive(swap, phys, pfn);
+        }
+        if d.flags.load(Ordering::Acquire) & PG_SWAPCACHE != 0 {
+            return None;
+        }
+    }
+    pte_ops::update(e, va, Some(flush), |p| {
+        (p.0 & (Pte::DIRTY | Pte::ACCESSED) != 0).then(|| p.without(Pte::DIRTY | Pte::ACCESSED))
+    });
+    d.flags.fetch_and(!PG_DIRTY, Ordering::AcqRel);
+    if d.flags.fetch_or(PG_LAZYFREE, Ordering::AcqRel) & PG_LAZYFREE == 0 {
+        cx.counters.pglazyfree.fetch_add(1, Ordering::Relaxed);
+    }
+    d.try_get().then_some(pfn)
 }
 
 /// MADV_REMOVE's checks on `[start, end)`, which lies in one VMA, and the

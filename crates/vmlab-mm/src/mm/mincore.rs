@@ -14,7 +14,8 @@
 //! A page is resident (bit 0 set) when its PTE maps a frame (present,
 //! zero page included, or PROT_NONE: x86 `pte_present` includes
 //! `_PAGE_PROTNONE`) or is a migration entry (a non-swap entry: "always
-//! uptodate"). A none PTE, or a guard marker (Linux treats PTE markers as
+//! uptodate"), or is a swap entry whose slot's page is in the swap cache
+//! and read in (`mincore_swap`; a page swapped out and gone is not). A none PTE, or a guard marker (Linux treats PTE markers as
 //! none: "we need to do cache lookup too for markers"), is resident in a
 //! VMA of a memory object (file or shared anonymous memory: Linux's
 //! `vm_file`, shmem's included) when the object's page cache holds the page
@@ -33,7 +34,9 @@
 //! own tables do not go while the read lock is held.
 
 use super::address_space::AddressSpace;
+use super::object::MemObject;
 use super::shared_pt::PD_SPAN;
+use super::swap_cache;
 use super::vma::Vma;
 use super::vma_map::VmaMap;
 use crate::addr::{PAGE_SHIFT, PAGE_SIZE, TASK_SIZE};
@@ -50,7 +53,8 @@ const PTES: usize = (PD_SPAN / PAGE_SIZE) as usize;
 impl AddressSpace {
     /// `mincore(addr, len, vec)`: one byte per page of `[addr, addr + len)`
     /// rounded up, bit 0 set if the page is resident.
-    pub fn mincore(&self, phys: &PhysMem, addr: u64, len: u64) -> SysResult<Vec<u8>> {
+    /// `swap` is the machine's swap object, if it swaps.
+    pub fn mincore(&self, phys: &PhysMem, swap: Option<&MemObject>, addr: u64, len: u64) -> SysResult<Vec<u8>> {
         if addr & (PAGE_SIZE - 1) != 0 {
             return Err(Errno::EINVAL);
         }
@@ -78,7 +82,7 @@ impl AddressSpace {
             let ptes = self.read_leaves(phys, at, piece_end);
             for (i, raw) in ptes.into_iter().enumerate() {
                 let va = at + ((i as u64) << PAGE_SHIFT);
-                out.push(u8::from(resident(v, va, Pte(raw))));
+                out.push(u8::from(resident(phys, swap, v, va, Pte(raw))));
             }
             at = piece_end;
         }
@@ -118,16 +122,17 @@ impl AddressSpace {
 
 /// Whether the page at `va` of `v`, whose leaf entry is `pte`, is resident
 /// (`mincore_pte_range`).
-fn resident(v: &Vma, va: u64, pte: Pte) -> bool {
+fn resident(phys: &PhysMem, swap: Option<&MemObject>, v: &Vma, va: u64, pte: Pte) -> bool {
     match pte.decode() {
         LeafEntry::None | LeafEntry::Guard => unmapped_resident(v, va),
         LeafEntry::Present(_) | LeafEntry::ProtNone(_) => true,
         // Non-swap entries are "always uptodate" (`mincore_swap`, !shmem).
         LeafEntry::Migration { .. } => true,
-        // Swap cache lookup, issue 11: a swapped-out page is not resident,
-        // one still in the swap cache is (`mincore_swap` →
-        // `swap_cache_get_folio`). vmlab writes no swap entries yet.
-        LeafEntry::Swap(_) => false,
+        // A swapped-out page is not resident; one in the swap cache and
+        // read in is (`mincore_swap` → `swap_cache_get_folio`,
+        // `folio_test_uptodate`): just written out, read back for another
+        // sharer, or read ahead by MADV_WILLNEED.
+        LeafEntry::Swap(se) => swap.is_some_and(|s| swap_cache::is_uptodate(s, phys, se)),
         // No code of vmlab writes such an entry (the checker reports it).
         LeafEntry::Invalid(_) => false,
     }

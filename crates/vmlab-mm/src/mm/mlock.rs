@@ -13,10 +13,10 @@
 //! fault as they are touched.
 //!
 //! What the lock means: a page mapped by a `LOCKED` VMA is never reclaimed.
-//! vmlab has no reclaim yet; reclaim (issue 11) must skip such pages, as
-//! Linux's `try_to_unmap_one` does on finding VM_LOCKED (the folio goes to
-//! the unevictable list), and so must MADV_PAGEOUT/MADV_COLD (EINVAL on a
-//! locked VMA already, `madvise.rs`). There is no per-page mlocked state:
+//! Reclaim leaves such pages mapped (`Rmap::unmap_for_reclaim` skips a
+//! mapping in a VM_LOCKED VMA, as Linux's `try_to_unmap_one` does; the folio
+//! goes to the unevictable list there), and MADV_PAGEOUT/MADV_COLD are
+//! EINVAL on a locked VMA (`madvise.rs`). There is no per-page mlocked state:
 //! the reverse map finds the VMAs mapping a page, and their flags say.
 //!
 //! Accounting: `mm->locked_vm` is the number of pages in `LOCKED` VMAs

@@ -40,7 +40,7 @@ pub use address_space::{AddressSpace, AddressSpaceParams, MapState};
 pub use fault::Access;
 pub use fault_lock::FaultLock;
 pub use fork::{ForkPolicy, ForkReport};
-pub use madvise::Removal;
+pub use madvise::{AdviceWork, Removal, READAHEAD_PAGES};
 pub use memfile::MemFile;
 pub use mmap::MmapRequest;
 pub use msync::SyncWork;

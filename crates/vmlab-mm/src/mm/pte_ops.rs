@@ -288,7 +288,7 @@ pub(crate) fn clear(phys: &PhysMem, rss: Rss<'_>, e: LeafRef<'_>, va: u64, flush
 /// Which non-frame markers a zap leaves in place.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Markers {
-    /// MADV_DONTNEED, MADV_DONTNEED_LOCKED, MADV_FREE: guard markers stay
+    /// MADV_DONTNEED, MADV_DONTNEED_LOCKED: guard markers stay
     /// (Linux `zap_details` without `ZAP_FLAG_DROP_MARKER`).
     Keep,
     /// munmap, exit, exec, MAP_FIXED replacement, a table released: every

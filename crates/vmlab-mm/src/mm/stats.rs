@@ -33,6 +33,11 @@ pub struct MmCounters {
     /// Pages moved to the active list (or a younger generation), and back.
     pub pgactivate: AtomicU64,
     pub pgdeactivate: AtomicU64,
+    /// Pages MADV_FREE made lazily freeable, and those reclaim then
+    /// dropped without writing them anywhere (Linux `pglazyfree`,
+    /// `pglazyfreed`; MAP_DROPPABLE pages dropped count in the second).
+    pub pglazyfree: AtomicU64,
+    pub pglazyfreed: AtomicU64,
     /// Pages read in again that left a shadow when evicted, and those of
     /// them the refault distance put back in the working set.
     pub workingset_refault: AtomicU64,

@@ -88,6 +88,16 @@ pub(crate) fn remove_if(swap: &MemObject, phys: &PhysMem, pfn: Pfn, refs: u32, s
     true
 }
 
+/// Whether slot `e`'s page is in the cache and read in (not under
+/// `PG_IO`). Linux: `mincore_swap` (`swap_cache_get_folio`,
+/// `folio_test_uptodate`).
+pub(crate) fn is_uptodate(swap: &MemObject, phys: &PhysMem, e: SwapEntry) -> bool {
+    let c = swap.cache.lock();
+    c.get(&e.offset)
+        .and_then(|&pfn| phys.desc(pfn))
+        .is_some_and(|d| d.flags.load(Ordering::Acquire) & PG_IO == 0)
+}
+
 /// A page about to be stored to (`do_wp_page` reusing it, exclusive): if
 /// only this mapping and the cache hold it and no swap entry names its
 /// slot, its swap copy is useless: free the slot. Linux: `folio_free_swap`.
@@ -138,15 +148,16 @@ pub(crate) fn release_unmapped(swap: &MemObject, phys: &PhysMem, pfn: Pfn) {
 /// Read slot `e` into the cache, with no lock held (the fault retries
 /// after): a frame is inserted first, `PG_IO` set, with a slot reference
 /// for the cache, then filled from the device. Nothing to do if the slot
-/// is cached already or was freed meanwhile. Counts a major fault and
-/// `pswpin`. Returns the cached page with a reference for the caller
-/// (`PageRead::read`), if there is one. Linux: `__read_swap_cache_async` +
-/// `swap_read_folio`.
+/// is cached already or was freed meanwhile. Counts `pswpin`, and a major
+/// fault if `major` (a fault's read; MADV_WILLNEED's is not one). Returns
+/// the cached page with a reference for the caller (`PageRead::read`), if
+/// there is one. Linux: `__read_swap_cache_async` + `swap_read_folio`.
 pub(crate) fn read_in(
     swap: &MemObject,
     phys: &PhysMem,
     counters: &MmCounters,
     e: SwapEntry,
+    major: bool,
 ) -> Result<Option<Pfn>, PageError> {
     let Some(area) = swap.swap_area() else {
         return Err(PageError::Io);
@@ -173,7 +184,9 @@ pub(crate) fn read_in(
         mark_cached(phys, pfn, e);
         c.shadows.remove(&e.offset)
     };
-    MmCounters::bump(&counters.major_faults);
+    if major {
+        MmCounters::bump(&counters.major_faults);
+    }
     let mut buf = [0u8; PAGE_SIZE as usize];
     let ok = area.read(e, &mut buf).is_ok();
     if ok {

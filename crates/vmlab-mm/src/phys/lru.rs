@@ -199,6 +199,26 @@ impl Lru {
         }
         h.head = link(pfn);
         h.len += 1;
+        Self::mark_listed(d, list);
+    }
+
+    /// `pfn` (on no list) at the tail of `list`.
+    fn push_tail(h: &mut Head, descs: &[FrameDesc], pfn: Pfn, list: usize) {
+        let d = &descs[pfn.0];
+        d.lru_next.store(0, Ordering::Relaxed);
+        d.lru_prev.store(h.tail, Ordering::Relaxed);
+        if let Some(old) = unlink_of(h.tail) {
+            descs[old.0].lru_next.store(link(pfn), Ordering::Relaxed);
+        } else {
+            h.head = link(pfn);
+        }
+        h.tail = link(pfn);
+        h.len += 1;
+        Self::mark_listed(d, list);
+    }
+
+    /// `PG_LRU` and the list's number in the flags.
+    fn mark_listed(d: &FrameDesc, list: usize) {
         d.flags.fetch_and(!(LRU_LIST_MASK << LRU_LIST_SHIFT), Ordering::AcqRel);
         d.flags
             .fetch_or(PG_LRU | ((list as u32) << LRU_LIST_SHIFT), Ordering::AcqRel);
@@ -252,6 +272,17 @@ impl Lru {
     /// Move `pfn`, if it is on a list, to the head of `list`.
     /// Linux: `folio_activate` / `lru_note_cost`'s rotations.
     pub fn move_to(&self, descs: &[FrameDesc], pfn: Pfn, list: usize) -> bool {
+        self.relist(descs, pfn, list, false)
+    }
+
+    /// Move `pfn`, if it is on a list, to the tail of `list` (the end
+    /// reclaim takes from next). Linux: `lruvec_add_folio_tail`.
+    pub fn move_to_tail(&self, descs: &[FrameDesc], pfn: Pfn, list: usize) -> bool {
+        self.relist(descs, pfn, list, true)
+    }
+
+    /// `move_to` (head) or `move_to_tail`.
+    fn relist(&self, descs: &[FrameDesc], pfn: Pfn, list: usize, tail: bool) -> bool {
         if list >= self.lists {
             return false;
         }
@@ -259,8 +290,18 @@ impl Lru {
         if Self::remove(&mut h, descs, pfn).is_none() {
             return false;
         }
-        Self::push_head(&mut h.heads[list], descs, pfn, list);
+        if tail {
+            Self::push_tail(&mut h.heads[list], descs, pfn, list);
+        } else {
+            Self::push_head(&mut h.heads[list], descs, pfn, list);
+        }
         true
+    }
+
+    /// The list `pfn` is on, if any.
+    pub fn list_of(&self, descs: &[FrameDesc], pfn: Pfn) -> Option<usize> {
+        let f = descs[pfn.0].flags.load(Ordering::Acquire);
+        (self.lists > 0 && f & PG_LRU != 0).then_some(((f >> LRU_LIST_SHIFT) & LRU_LIST_MASK) as usize)
     }
 
     /// Take up to `n` frames from the tail of `list` off it, each with a

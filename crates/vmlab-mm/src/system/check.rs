@@ -42,6 +42,7 @@
 //!    one per shared anonymous object that keeps it, plus one if the swap
 //!    cache holds its page; a swap entry lies in a private VMA; each
 //!    swap-cache page is anonymous, has `PG_SWAPCACHE` and names its slot,
+//!    is not `PG_LAZYFREE` (lazily freed pages are dropped, never swapped),
 //!    and holds one reference more than its mappings; an address space's
 //!    `swapents` equals the entries of its own tables (not checked once it
 //!    shared tables by fork); every LRU list holds exactly its counted
@@ -58,7 +59,7 @@ use crate::frame::FrameAllocator;
 use crate::mm::reclaim::{Gens, MAX_NR_GENS, MIN_NR_GENS};
 use crate::mm::{VmFlags, Vma, VmaMap};
 use crate::pgtable::{LeafEntry, Level, Pte};
-use crate::phys::{FrameUse, Owner, PG_SWAPBACKED};
+use crate::phys::{FrameUse, Owner, PG_LAZYFREE, PG_SWAPBACKED};
 use crate::sync::{Arc, Ordering};
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -492,6 +493,14 @@ fn check_swap(m: &Machine, swap_ptes: &BTreeMap<usize, u64>) -> Result<(), Invar
                 pfn.0,
                 d.usage(),
                 d.swap_entry()
+            );
+            // A lazily freed page is dropped, never swapped: MADV_FREE
+            // frees its swap copy first, and eviction takes it before it
+            // could join the cache.
+            ensure!(
+                d.flags.load(Ordering::Relaxed) & PG_LAZYFREE == 0,
+                "frame {}: in the swap cache at slot {slot} and PG_LAZYFREE",
+                pfn.0
             );
         }
     }

@@ -309,6 +309,14 @@ impl<'m> Cpu<'m> {
         // the try, it would make the page look shared to that fault).
         let mut pinned = None;
         loop {
+            // kswapd's work, if an allocation asked for it, runs before the
+            // try and not after it: after a try that mapped the page, it
+            // could evict that very page before the access uses it, and the
+            // access would fault again, for ever (a MAP_DROPPABLE page as the
+            // only reclaimable one). A page read in is still pinned here.
+            if self.m.phys().take_kswapd_wanted() {
+                self.m.wake_kswapd(self.id);
+            }
             PageRead::release(self.m.phys(), pinned.take());
             // Every lock of the try is dropped whatever it returned.
             let tried = self.walk_or_fault_once(addr, kind);
@@ -323,9 +331,6 @@ impl<'m> Cpu<'m> {
                     }),
                 Err(f) => Err(f),
             };
-            if self.m.phys().take_kswapd_wanted() {
-                self.m.wake_kswapd(self.id);
-            }
             match r {
                 Ok(Some(t)) => return Ok(t),
                 Ok(None) => {}

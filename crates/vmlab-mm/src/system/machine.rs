@@ -405,6 +405,12 @@ impl Machine {
     /// Preconditions: the caller holds no map lock, page-table lock or
     /// claimed PTE (a fault dropped them all first).
     pub fn reclaim(&self, cpu: usize, kswapd: bool, want: usize) -> usize {
+        self.with_reclaim_cx(cpu, kswapd, |cx| self.reclaimer.shrink(cx, want))
+    }
+
+    /// Run `f` with what reclaim needs on CPU `cpu`; its time counts in
+    /// `reclaim_ns` when the host has a clock.
+    fn with_reclaim_cx<T>(&self, cpu: usize, kswapd: bool, f: impl FnOnce(&ReclaimCx<'_>) -> T) -> T {
         let counters = self.counters.get(cpu);
         let shootdown = |f: PendingFlush| self.shootdown_all(f);
         let cx = ReclaimCx {
@@ -422,7 +428,7 @@ impl Machine {
             }
         }
         let t0 = self.host.now_ns();
-        let n = self.reclaimer.shrink(&cx, want);
+        let n = f(&cx);
         if let (Some(a), Some(b)) = (t0, self.host.now_ns()) {
             counters.reclaim_ns.fetch_add(b.saturating_sub(a), Ordering::Relaxed);
         }
@@ -949,7 +955,7 @@ impl Machine {
     /// here only the errno is returned). ESRCH if there is no such process.
     pub fn mincore(&self, pid: Pid, addr: u64, len: u64) -> SysResult<Vec<u8>> {
         let p = self.process(pid)?;
-        p.mm.mincore(&self.phys, addr, len)
+        p.mm.mincore(&self.phys, self.objects.swap().map(|s| &**s), addr, len)
     }
 
     /// `mremap(old_addr, old_len, new_len, flags, new_addr)` in process
@@ -985,17 +991,64 @@ impl Machine {
     /// `madvise(addr, len, advice)` in process `pid`, with Linux's errno for
     /// every advice value (see `mm/madvise.rs` for what each does in vmlab).
     /// ESRCH if there is no such process.
-    /// MADV_REMOVE punches its holes once the map lock is released (Linux's
-    /// `madvise_remove` drops it for `vfs_fallocate`), in order; the first
-    /// error of a punch is returned, else the walk's.
+    /// What needs the map lock released is done after it is, and after
+    /// the walk's shootdown: MADV_FREE's, MADV_COLD's and MADV_PAGEOUT's
+    /// pages go to the reclaim design (`Reclaimer::lazyfree`, `deactivate`,
+    /// `pageout`: reclaim takes map locks itself), MADV_WILLNEED's reads
+    /// (swap slots into the swap cache, file pages into the page cache)
+    /// are done, and MADV_REMOVE punches its holes (Linux's
+    /// `madvise_remove` drops the lock for `vfs_fallocate`), in order; the
+    /// first error of a punch is returned, else the walk's.
     pub fn madvise(&self, pid: Pid, addr: u64, len: u64, advice: u32) -> SysResult<()> {
         let cx = self.fault_ctx();
-        let mut removes = Vec::new();
-        let r = self.with_mm(pid, |mm, fl| mm.madvise(&cx, addr, len, advice, fl, &mut removes))?;
-        for rm in removes {
+        let mut work = crate::mm::AdviceWork::default();
+        let r = self.with_mm(pid, |mm, fl| mm.madvise(&cx, addr, len, advice, fl, &mut work))?;
+        self.advice_work(&mut work);
+        for rm in work.removes {
             self.punch_hole(&rm.obj, rm.off, rm.len)?;
         }
         r
+    }
+
+    /// The pages and reads an advice queued (see `madvise`), with no map
+    /// lock held; every listed page's reference is dropped after (the
+    /// pageout's by `Reclaimer::pageout`).
+    fn advice_work(&self, work: &mut crate::mm::AdviceWork) {
+        let no_cpu = crate::mm::fault::NO_CPU;
+        if !(work.lazyfree.is_empty() && work.deactivate.is_empty() && work.pageout.is_empty()) {
+            self.with_reclaim_cx(no_cpu, false, |rcx| {
+                self.reclaimer.lazyfree(rcx, &work.lazyfree);
+                self.reclaimer.deactivate(rcx, &work.deactivate);
+                self.reclaimer.pageout(rcx, &work.pageout);
+            });
+            work.pageout.clear();
+            for pfn in work.lazyfree.drain(..).chain(work.deactivate.drain(..)) {
+                let _ = self.phys.put_frame(pfn);
+            }
+        }
+        let counters = self.counters.get(no_cpu);
+        if let Some(swap) = self.objects.swap() {
+            for e in work.swapin.drain(..) {
+                match crate::mm::swap_cache::read_in(swap, &self.phys, counters, e, false) {
+                    Ok(p) => crate::mm::fault::PageRead::release(&self.phys, p),
+                    // No memory or a read error: read-ahead is a hint.
+                    Err(_) => break,
+                }
+            }
+        }
+        for (obj, first, end) in work.readahead.drain(..) {
+            for pg in first..end.min(obj.size_pages()) {
+                if obj.is_cached(pg) {
+                    continue;
+                }
+                match obj.get_page(&self.phys, counters, pg) {
+                    Ok(pfn) => {
+                        self.phys.put_frame(pfn);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
     }
 
     /// Add an opened host file to the file table (Linux: the `open` that
@@ -1181,6 +1234,8 @@ impl Machine {
             pgsteal_direct: sum(|c| &c.pgsteal_direct),
             pgactivate: sum(|c| &c.pgactivate),
             pgdeactivate: sum(|c| &c.pgdeactivate),
+            pglazyfree: sum(|c| &c.pglazyfree),
+            pglazyfreed: sum(|c| &c.pglazyfreed),
             workingset_refault: sum(|c| &c.workingset_refault),
             workingset_activate: sum(|c| &c.workingset_activate),
             pswpin: sum(|c| &c.pswpin),

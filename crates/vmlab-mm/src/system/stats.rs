@@ -35,6 +35,8 @@ pub struct Stats {
     pub pgsteal_direct: u64,
     pub pgactivate: u64,
     pub pgdeactivate: u64,
+    pub pglazyfree: u64,
+    pub pglazyfreed: u64,
     pub workingset_refault: u64,
     pub workingset_activate: u64,
     pub pswpin: u64,

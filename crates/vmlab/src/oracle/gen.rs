@@ -645,6 +645,8 @@ impl Gen {
                     (MADV_DONTNEED, 30),
                     (MADV_FREE, 10),
                     (MADV_WILLNEED, 8),
+                    (MADV_COLD, 6),
+                    (MADV_PAGEOUT, 6),
                     (MADV_NORMAL, 8),
                     (MADV_RANDOM, 6),
                     (MADV_SEQUENTIAL, 6),

@@ -11,12 +11,9 @@
 //! and the window pages (`[pg, first_byte, hash]` or the fault of a page
 //! maps calls readable).
 //!
-//! MADV_FREE: Linux frees such pages lazily, only when memory runs short,
-//! so until then a read may return the old contents or zeros; vmlab (which
-//! has no reclaim) frees them at once. Unless `strict_free` is set, a load or
-//! a page hash that differs in a page a MADV_FREE covered (followed through
-//! later mremaps, also across holes, forgotten when the page is unmapped, mapped afresh or
-//! zapped by MADV_DONTNEED) is counted as tolerated, not as a divergence.
+//! MADV_FREE is compared strictly: vmlab, as Linux, keeps a lazily freed
+//! page's contents until reclaim wants the memory, and a replay machine
+//! with enough RAM never reclaims.
 //!
 //! vmlab's own checks count as divergences too: `Machine::check()` at the
 //! end of each sequence (and, with `check_each_op`, after every op) and
@@ -28,9 +25,8 @@ use super::format::{
 };
 use crate::host::HostFacts;
 use crate::mm::errno::{Errno, Fault, Signal};
-use crate::mm::mm::uapi::{MADV_DONTNEED, MADV_FREE};
 use crate::mm::system::{Cpu, Machine, Pid};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{BufRead, Write};
 
@@ -44,8 +40,6 @@ pub struct ReplayOptions {
     /// sequence and after its process exits. The checker walks every frame,
     /// so this costs time in proportion to the machine's RAM.
     pub check_each_op: bool,
-    /// Count differing contents of MADV_FREE'd pages as divergences.
-    pub strict_free: bool,
 }
 
 /// One difference between the host's answer and vmlab's.
@@ -77,82 +71,12 @@ pub struct Summary {
     pub divergences: u64,
     /// Error lines skipped.
     pub skipped: u64,
-    /// Differences in MADV_FREE'd pages not counted (see the module docs).
-    pub tolerated: u64,
 }
 
 /// What replaying one sequence found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub divergences: Vec<Divergence>,
-    /// Loads and page hashes that differ only in MADV_FREE'd pages.
-    pub tolerated: u64,
-}
-
-/// Window pages a MADV_FREE may have emptied on one side and not the other.
-#[derive(Default)]
-struct Freed(BTreeSet<i64>);
-
-impl Freed {
-    fn clear(&mut self, a: i64, n: i64) {
-        self.0.retain(|p| !(a..a + n).contains(p));
-    }
-
-    /// Follow what `call` did (its result `res`, as vmlab answered).
-    /// `holes`: for an mremap, the pages of the moved part of the old range
-    /// that were unmapped before the call. Linux (6.17 on) moves a range
-    /// that spans several VMAs and holes, and the target pages facing a hole
-    /// keep whatever they held, MADV_FREE'd or not.
-    fn after(&mut self, call: &Call, res: &Res, holes: &[i64]) {
-        let pages = |len: u64| len.div_ceil(PAGE_SIZE) as i64;
-        match *call {
-            Call::Mmap { len_b, .. } => {
-                if let Res::Int(r) = res {
-                    self.clear(*r, pages(len_b));
-                }
-            }
-            Call::Munmap {
-                addr_pg,
-                addr_b: 0,
-                len_b,
-            } if *res == Res::Int(0) => self.clear(addr_pg, pages(len_b)),
-            Call::Madvise {
-                addr_pg,
-                addr_b: 0,
-                len_b,
-                advice,
-            } => {
-                // An error may come after part of the range was advised.
-                if advice.0 == MADV_FREE {
-                    self.0.extend(addr_pg..addr_pg + pages(len_b));
-                } else if advice.0 == MADV_DONTNEED && *res == Res::Int(0) {
-                    self.clear(addr_pg, pages(len_b));
-                }
-            }
-            Call::Mremap {
-                addr_pg,
-                addr_b: 0,
-                old_len_b,
-                new_len_b,
-                ..
-            } => {
-                let (a, o, n) = (addr_pg, pages(old_len_b), pages(new_len_b));
-                match res {
-                    Res::Int(r) => {
-                        let moved: Vec<i64> = self.0.range(a..a + o.min(n)).map(|p| p - a + r).collect();
-                        let kept: Vec<i64> = holes.iter().map(|p| p - a + r).filter(|t| self.0.contains(t)).collect();
-                        self.clear(a, o);
-                        self.clear(*r, n);
-                        self.0.extend(moved);
-                        self.0.extend(kept);
-                    }
-                    Res::Text(t) if t == Res::OUTSIDE => self.clear(a, o),
-                    _ => {}
-                }
-            }
-            _ => {}
-        }
-    }
 }
 
 impl fmt::Display for Summary {
@@ -195,17 +119,6 @@ fn fault_name(f: Fault) -> &'static str {
         Signal::Bus => "BUS",
         Signal::Kill => "KILL",
     }
-}
-
-/// The pages of `[first, first + n)` (relative to `base`) that no VMA of
-/// `pid` covers.
-fn unmapped_pages(m: &Machine, pid: Pid, base: u64, first: i64, n: i64) -> Vec<i64> {
-    let Ok(maps) = vmlab_maps(m, pid, base) else {
-        return Vec::new();
-    };
-    (first..first.saturating_add(n.clamp(0, 1 << 20)))
-        .filter(|p| !maps.iter().any(|(s, e, _)| s <= p && p < e))
-        .collect()
 }
 
 /// Maps lines of `pid` in pages relative to `base`.
@@ -321,8 +234,6 @@ fn vmlab_pages(cpu: &mut Cpu<'_>, base: u64, w: i64, win: &[MapLine]) -> Vec<Pag
 /// process; the divergences found.
 pub fn replay_sequence(m: &Machine, s: &Sequence, opts: ReplayOptions) -> Outcome {
     let mut out = Vec::new();
-    let mut tolerated = 0;
-    let mut freed = Freed::default();
     let mut div = |what: String, host: String, vmlab: String| {
         out.push(Divergence {
             seed: s.seed,
@@ -340,10 +251,7 @@ pub fn replay_sequence(m: &Machine, s: &Sequence, opts: ReplayOptions) -> Outcom
         Ok(p) => p,
         Err(e) => {
             div("spawn".into(), "-".into(), format!("spawn failed: {e}"));
-            return Outcome {
-                divergences: out,
-                tolerated,
-            };
+            return Outcome { divergences: out };
         }
     };
     {
@@ -352,55 +260,26 @@ pub fn replay_sequence(m: &Machine, s: &Sequence, opts: ReplayOptions) -> Outcom
             Err(e) => {
                 div("cpu(0)".into(), "-".into(), format!("cannot take CPU 0: {e}"));
                 let _ = m.exit(pid);
-                return Outcome {
-                    divergences: out,
-                    tolerated,
-                };
+                return Outcome { divergences: out };
             }
         };
         if let Err(e) = cpu.switch_to(pid) {
             div("switch_to".into(), "-".into(), format!("{e}"));
             drop(cpu);
             let _ = m.exit(pid);
-            return Outcome {
-                divergences: out,
-                tolerated,
-            };
+            return Outcome { divergences: out };
         }
         let mut checking = opts.check_each_op;
         for op in &s.ops {
-            let holes = match op.call {
-                Call::Mremap {
-                    addr_pg,
-                    addr_b: 0,
-                    old_len_b,
-                    new_len_b,
-                    ..
-                } => unmapped_pages(
-                    m,
-                    pid,
-                    base,
-                    addr_pg,
-                    old_len_b.min(new_len_b).div_ceil(PAGE_SIZE) as i64,
-                ),
-                _ => Vec::new(),
-            };
             let (res, om) = run_call(m, &mut cpu, pid, base, w, &op.call);
             let what = || format!("op {} {}", op.i, op.call);
-            let free_load = match (&op.call, &op.res, &res) {
-                (Call::Load { pg, .. }, Res::Int(_), Res::Int(_)) => !opts.strict_free && freed.0.contains(pg),
-                _ => false,
-            };
-            if res != op.res && free_load {
-                tolerated += 1;
-            } else if res != op.res {
+            if res != op.res {
                 div(what(), op.res.to_string(), res.to_string());
             } else if let (Some(h), Some(v)) = (&op.outside_munmap, &om) {
                 if h != v {
                     div(format!("{} (outside_munmap)", what()), h.to_string(), v.to_string());
                 }
             }
-            freed.after(&op.call, &res, &holes);
             if checking {
                 if let Err(e) = m.check() {
                     div(format!("check() after {}", what()), "-".into(), e.to_string());
@@ -424,8 +303,7 @@ pub fn replay_sequence(m: &Machine, s: &Sequence, opts: ReplayOptions) -> Outcom
                     div("maps_ext".into(), show_maps(&s.maps_ext), show_maps(&ext));
                 }
                 let pages = vmlab_pages(&mut cpu, base, w, &win);
-                let free = if opts.strict_free { BTreeSet::new() } else { freed.0 };
-                tolerated += compare_pages(&s.pages, &pages, &free, &mut div);
+                compare_pages(&s.pages, &pages, &mut div);
             }
         }
     }
@@ -443,35 +321,19 @@ pub fn replay_sequence(m: &Machine, s: &Sequence, opts: ReplayOptions) -> Outcom
             format!("{used} frames used, {frames_before} before the process existed (a leak)"),
         );
     }
-    Outcome {
-        divergences: out,
-        tolerated,
-    }
+    Outcome { divergences: out }
 }
 
-/// One divergence for all the pages that differ, each with both answers,
-/// except readable pages in `freed` whose contents differ: their number is returned.
-fn compare_pages(
-    host: &[PageEntry],
-    vm: &[PageEntry],
-    freed: &BTreeSet<i64>,
-    div: &mut impl FnMut(String, String, String),
-) -> u64 {
+/// One divergence for all the pages that differ, each with both answers.
+fn compare_pages(host: &[PageEntry], vm: &[PageEntry], div: &mut impl FnMut(String, String, String)) {
     let h: BTreeMap<i64, &PageEntry> = host.iter().map(|p| (p.pg(), p)).collect();
     let v: BTreeMap<i64, &PageEntry> = vm.iter().map(|p| (p.pg(), p)).collect();
     let mut pgs: Vec<i64> = h.keys().chain(v.keys()).copied().collect();
     pgs.sort_unstable();
     pgs.dedup();
-    let (mut differ, mut tolerated) = (Vec::new(), 0);
-    for pg in pgs {
-        match (h.get(&pg), v.get(&pg)) {
-            (a, b) if a == b => {}
-            (Some(PageEntry::Sum(..)), Some(PageEntry::Sum(..))) if freed.contains(&pg) => tolerated += 1,
-            _ => differ.push(pg),
-        }
-    }
+    let differ: Vec<i64> = pgs.into_iter().filter(|pg| h.get(pg) != v.get(pg)).collect();
     if differ.is_empty() {
-        return tolerated;
+        return;
     }
     const SHOWN: usize = 8;
     let show = |m: &BTreeMap<i64, &PageEntry>| {
@@ -486,7 +348,6 @@ fn compare_pages(
         s.join(" ")
     };
     div(format!("pages ({} differ)", differ.len()), show(&h), show(&v));
-    tolerated
 }
 
 /// Check that every line of `input` parses; the number of lines. Stops at
@@ -550,10 +411,7 @@ pub fn replay(
         let (m, _) = machine.as_ref().expect("built above");
         let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| replay_sequence(m, &s, opts)));
         let divs = match got {
-            Ok(o) => {
-                sum.tolerated += o.tolerated;
-                o.divergences
-            }
+            Ok(o) => o.divergences,
             Err(p) => {
                 // The machine may be half-way through a change: start afresh.
                 machine = None;
@@ -574,15 +432,6 @@ pub fn replay(
         if !divs.is_empty() {
             out.flush().map_err(io)?;
         }
-    }
-    if sum.tolerated > 0 {
-        writeln!(
-            out,
-            "{} loads or pages differ only after MADV_FREE (tolerated: Linux frees such pages when memory is short, \
-             vmlab at once)",
-            sum.tolerated
-        )
-        .map_err(io)?;
     }
     writeln!(out, "{sum}").map_err(io)?;
     out.flush().map_err(io)?;
@@ -628,10 +477,7 @@ mod tests {
 
     fn run(text: &str) -> (Summary, String) {
         let mut out = Vec::new();
-        let opts = ReplayOptions {
-            check_each_op: true,
-            ..Default::default()
-        };
+        let opts = ReplayOptions { check_each_op: true };
         let s = replay(text.as_bytes(), &machine, opts, &mut out).unwrap();
         (s, String::from_utf8(out).unwrap())
     }
@@ -664,11 +510,12 @@ mod tests {
         }
     }
 
-    /// MADV_FREE then a load: Linux (no memory pressure) still has the
-    /// byte, vmlab frees at once. Tolerated unless strict, also after the
-    /// page moved; not tolerated once the page is mapped afresh.
+    /// MADV_FREE then a load: Linux without memory pressure still has the
+    /// byte, and so has vmlab, also after the page moved; compared strictly.
+    /// A vmlab that freed the pages at once would differ in the load and
+    /// in the page's hash.
     #[test]
-    fn madv_free_differences_are_tolerated_unless_strict() {
+    fn madv_free_keeps_contents_as_linux_does() {
         let ops = concat!(
             r#"{"i":0,"op":"mmap","addr_pg":0,"addr_b":0,"len_b":8192,"prot":"PROT_READ|PROT_WRITE","flags":"MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED","res":0},"#,
             r#"{"i":1,"op":"store","pg":1,"byte":5,"val":7,"res":"ok"},"#,
@@ -679,41 +526,26 @@ mod tests {
         let mut page = vec![0u8; 4096];
         page[5] = 7;
         let hash = super::super::format::fnv_hex(super::super::format::fnv1a64(&page));
+        let zero = super::super::format::fnv_hex(super::super::format::fnv1a64(&[0u8; 4096]));
         let line = |loaded: u8, hash: &str| {
             format!(
                 r#"{{"seed":1,"seq":0,"W":8,"page_size":4096,"ops":[{}],"maps":[[4,6,"rw-p"]],"maps_ext":[[4,6,"rw-p"]],"pages":[[4,0,"b93a0c83ce3b6325"],[5,0,"{hash}"]]}}"#,
                 ops.replace("LOADED", &loaded.to_string())
             )
         };
-        let linux = line(7, &hash);
         let mut out = Vec::new();
-        let s = replay(linux.as_bytes(), &machine, ReplayOptions::default(), &mut out).unwrap();
+        let s = replay(line(7, &hash).as_bytes(), &machine, ReplayOptions::default(), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        // If vmlab ever keeps the contents, as Linux without memory pressure does, nothing differs.
-        if s.tolerated > 0 {
-            assert_eq!((s.divergences, s.tolerated), (0, 2), "{text}");
-            assert!(text.contains("differ only after MADV_FREE"), "{text}");
-            let strict = ReplayOptions {
-                strict_free: true,
-                ..Default::default()
-            };
-            let s = replay(linux.as_bytes(), &machine, strict, &mut Vec::new()).unwrap();
-            assert_eq!((s.divergences, s.tolerated), (2, 0));
-        }
         assert_eq!(s.divergences, 0, "{text}");
-        // A fresh mapping over the freed pages is compared strictly again.
-        let refreshed = linux.replace(
-            r#"{"i":4,"op":"load""#,
-            r#"{"i":4,"op":"mmap","addr_pg":4,"addr_b":0,"len_b":8192,"prot":"PROT_READ|PROT_WRITE","flags":"MAP_PRIVATE|MAP_ANONYMOUS|MAP_FIXED","res":4},{"i":5,"op":"load""#,
-        );
+        // Had the pages been freed at once (what the host did not do), both differ.
         let s = replay(
-            refreshed.as_bytes(),
+            line(0, &zero).as_bytes(),
             &machine,
             ReplayOptions::default(),
             &mut Vec::new(),
         )
         .unwrap();
-        assert_eq!((s.divergences, s.tolerated), (2, 0));
+        assert_eq!(s.divergences, 2);
     }
 
     /// A line's `host` configures the machine: a load from PROT_EXEC memory

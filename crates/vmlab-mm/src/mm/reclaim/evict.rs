@@ -4,15 +4,24 @@
 //! and keep it if anything still holds it. Linux: `shrink_folio_list` with
 //! `add_to_swap`, `try_to_unmap`, `pageout` and `__remove_mapping`.
 //!
+//! A lazily freed page (`PG_LAZYFREE`: MADV_FREE, or any page of a
+//! MAP_DROPPABLE VMA) is neither swapped nor written: if no store dirtied
+//! it since the advice it is unmapped everywhere and dropped, so the next
+//! read sees zero (`pglazyfreed`); one stored to is kept and is an ordinary
+//! swap-backed page again (`PG_LAZYFREE` cleared). This needs no swap.
+//! Droppable pages are dropped dirty or not, and stay lazily freeable.
+//! Linux: `shrink_folio_list` with `try_to_unmap_one`'s MADV_FREE branch.
+//!
 //! The caller holds one reference (isolation); `evict` consumes it if the
 //! page was freed, and leaves it to the caller (to put the page back) if not.
 
 use super::ReclaimCx;
 use crate::addr::{Pfn, PAGE_SIZE};
+use crate::mm::rmap::UnmapMode;
 use crate::mm::swap_cache;
 use crate::mm::vma::ObjectId;
 use crate::pgtable::Pte;
-use crate::phys::{FrameUse, Owner, PG_DIRTY, PG_SWAPBACKED};
+use crate::phys::{FrameUse, Owner, PG_DIRTY, PG_LAZYFREE, PG_SWAPBACKED};
 use crate::sync::Ordering;
 
 /// What became of a page reclaim tried to evict.
@@ -36,6 +45,7 @@ pub(super) fn evict(cx: &ReclaimCx<'_>, pfn: Pfn) -> Evicted {
     }
     let shared = d.mapcount() > 1;
     let r = match d.usage() {
+        FrameUse::Anon if d.flags.load(Ordering::Acquire) & PG_LAZYFREE != 0 => evict_lazyfree(cx, pfn),
         FrameUse::Anon => evict_anon(cx, pfn),
         FrameUse::PageCache if d.flags.load(Ordering::Acquire) & PG_SWAPBACKED == 0 => evict_file(cx, pfn),
         FrameUse::PageCache => evict_shmem(cx, pfn),
@@ -76,7 +86,7 @@ fn evict_anon(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
     let Some(swp) = Pte::swap(entry) else { return false };
     let un = cx
         .rmap
-        .unmap_for_reclaim(&cx.rcx, pfn, Some(swp), &|| area.dup(entry).is_ok(), &|| {
+        .unmap_for_reclaim(&cx.rcx, pfn, UnmapMode::Swap(swp), &|| area.dup(entry).is_ok(), &|| {
             let _ = area.put(entry);
         });
     (cx.shootdown)(un.flush);
@@ -98,6 +108,28 @@ fn evict_anon(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
     swap_cache::remove_if(swap, phys, pfn, 2, Some(phys.lru().evicted()))
 }
 
+/// A lazily freed anonymous page: unmapped everywhere while clean, then
+/// dropped; kept (and swap-backed again) if a store dirtied it.
+fn evict_lazyfree(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
+    let phys = cx.rcx.phys;
+    let Some(d) = phys.desc(pfn) else { return false };
+    let un = cx
+        .rmap
+        .unmap_for_reclaim(&cx.rcx, pfn, UnmapMode::Lazyfree, &|| true, &|| {});
+    (cx.shootdown)(un.flush);
+    if un.redirtied {
+        // `folio_set_swapbacked`: reclaim swaps it from now on. A
+        // droppable VMA's page is never found redirtied.
+        d.flags.fetch_and(!PG_LAZYFREE, Ordering::AcqRel);
+        return false;
+    }
+    if d.mapcount() > 0 {
+        return false;
+    }
+    cx.counters.pglazyfreed.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
 /// A file page: unmapped everywhere, written back if dirty, dropped.
 fn evict_file(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
     let phys = cx.rcx.phys;
@@ -109,7 +141,9 @@ fn evict_file(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
         return false;
     };
     if d.mapcount() > 0 {
-        let un = cx.rmap.unmap_for_reclaim(&cx.rcx, pfn, None, &|| true, &|| {});
+        let un = cx
+            .rmap
+            .unmap_for_reclaim(&cx.rcx, pfn, UnmapMode::Clear, &|| true, &|| {});
         (cx.shootdown)(un.flush);
         if d.mapcount() > 0 {
             return false;
@@ -146,7 +180,7 @@ fn evict_shmem(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
         return false;
     };
     if d.mapcount() > 0 {
-        let un = cx.rmap.unmap_for_reclaim(&cx.rcx, pfn, None, &|| true, &|| {});
+        let un = cx.rmap.unmap_for_reclaim(&cx.rcx, pfn, UnmapMode::Clear, &|| true, &|| {});
         (cx.shootdown)(un.flush);
         if d.mapcount() > 0 {
             return false;

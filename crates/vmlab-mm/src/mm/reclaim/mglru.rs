@@ -151,6 +151,19 @@ impl Gens {
     }
 }
 
+/// MADV_COLD, MADV_FREE: move `pfn`, if it is listed, to the oldest
+/// generation (its tail, where eviction takes next, if `tail`). Whether it
+/// moved. Precondition: `r.busy` held (the generations hold still).
+pub(super) fn to_oldest(r: &Reclaimer, cx: &ReclaimCx<'_>, pfn: crate::addr::Pfn, tail: bool) -> bool {
+    let phys = cx.rcx.phys;
+    let oldest = Gens::list(r.gens.lock().min_seq);
+    if tail {
+        phys.lru().move_to_tail(phys.descs(), pfn, oldest)
+    } else {
+        phys.lru().move_to(phys.descs(), pfn, oldest)
+    }
+}
+
 /// Point the LRU's entry lists at the initial generations.
 pub(super) fn init(lru: &Lru) {
     lru.set_entry_lists(Gens::INITIAL.entry());

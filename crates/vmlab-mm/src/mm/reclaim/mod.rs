@@ -20,7 +20,10 @@
 //! Who runs it: kswapd's work (`Machine::kswapd`, after an allocation left
 //! fewer free frames than the low watermark, until the high one is free
 //! again) and direct reclaim (a fault that found no free frame, with every
-//! lock dropped). One reclaimer runs at a time (`Reclaimer::busy`); reclaim
+//! lock dropped), and MADV_PAGEOUT (`Reclaimer::pageout`, after the
+//! syscall dropped the map lock). MADV_COLD and MADV_FREE tell the design
+//! about pages (`Reclaimer::deactivate`, `Reclaimer::lazyfree`), each
+//! design answering in its own terms. One reclaimer runs at a time (`Reclaimer::busy`); reclaim
 //! never waits for a map lock (`try_read`), so it may run from any path
 //! that holds none.
 //!
@@ -195,6 +198,105 @@ impl Reclaimer {
             ReclaimPolicy::VmaScan => vma_scan::shrink(self, cx, want),
             ReclaimPolicy::Mglru => mglru::shrink(self, cx, want),
         }
+    }
+}
+
+impl Reclaimer {
+    /// MADV_COLD: the design's answer to "these pages are cold" for
+    /// `pfns` (each with a reference the caller keeps), whose mappings'
+    /// accessed bits madvise has cleared already. two_list moves active
+    /// pages to the inactive list (Linux `folio_deactivate` →
+    /// `lru_deactivate`, counting `pgdeactivate`); clock and vma_scan have
+    /// no active list, so their reference state is cleared and each page
+    /// counts (as Linux counts every folio under the multi-generation LRU).
+    /// mglru moves them to the oldest generation (Linux `lru_deactivate`
+    /// under `CONFIG_LRU_GEN`: `lru_gen_add_folio` with the folio's
+    /// generation reset to the oldest).
+    pub fn deactivate(&self, cx: &ReclaimCx<'_>, pfns: &[Pfn]) {
+        // The generations hold still while pages move between them.
+        let _one = (self.policy == ReclaimPolicy::Mglru).then(|| self.busy.lock());
+        for &pfn in pfns {
+            let Some(d) = cx.rcx.phys.desc(pfn) else { continue };
+            d.flags.fetch_and(!crate::phys::PG_REFERENCED, Ordering::AcqRel);
+            let moved = match self.policy {
+                ReclaimPolicy::TwoList => two_list::deactivate(cx, pfn),
+                ReclaimPolicy::Mglru => mglru::to_oldest(self, cx, pfn, false),
+                ReclaimPolicy::Clock | ReclaimPolicy::VmaScan => true,
+            };
+            if moved {
+                cx.counters.pgdeactivate.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// MADV_FREE made `pfns` lazily freeable (each with a reference the
+    /// caller keeps): put them where reclaim finds them soon. two_list:
+    /// the inactive tail (Linux `lru_lazyfree` puts them at the head of the
+    /// inactive file list, which reclaim scans before the anonymous lists
+    /// when it cannot or need not swap; vmlab has one pair of lists for
+    /// both, and the tail stands for that). clock, vma_scan: their accessed
+    /// bits are already clear, so the hand or the walk takes them the next
+    /// time it passes. mglru: the tail of the oldest generation.
+    pub fn lazyfree(&self, cx: &ReclaimCx<'_>, pfns: &[Pfn]) {
+        let _one = (self.policy == ReclaimPolicy::Mglru).then(|| self.busy.lock());
+        for &pfn in pfns {
+            let Some(d) = cx.rcx.phys.desc(pfn) else { continue };
+            d.flags.fetch_and(!crate::phys::PG_REFERENCED, Ordering::AcqRel);
+            match self.policy {
+                ReclaimPolicy::TwoList => two_list::to_inactive_tail(cx, pfn),
+                ReclaimPolicy::Mglru => {
+                    mglru::to_oldest(self, cx, pfn, true);
+                }
+                ReclaimPolicy::Clock | ReclaimPolicy::VmaScan => {}
+            }
+        }
+    }
+
+    /// MADV_PAGEOUT: evict `pfns` now, whatever their references say. Each
+    /// comes with a reference of the caller's, which this consumes (held
+    /// beside the isolation's, it would make the page look in use to
+    /// `evict`). Returns the pages freed.
+    /// An anonymous page stays without swap, as on Linux. Linux:
+    /// `reclaim_pages` → `reclaim_folio_list` → `shrink_folio_list`, which
+    /// counts no `pgscan`/`pgsteal` (those are `shrink_inactive_list`'s);
+    /// neither does this: `pswpout`, `pglazyfreed` count what it did.
+    ///
+    /// Preconditions: as `shrink`.
+    pub fn pageout(&self, cx: &ReclaimCx<'_>, pfns: &[Pfn]) -> usize {
+        let _one = self.busy.lock();
+        let phys = cx.rcx.phys;
+        let lru = phys.lru();
+        let mut freed = 0;
+        for &pfn in pfns {
+            if !pageable(cx, pfn) {
+                phys.put_frame(pfn);
+                continue;
+            }
+            // Isolate it as the designs do (`folio_isolate_lru`), then drop
+            // the caller's reference: a page on no list is being reclaimed
+            // or freed by someone else. vma_scan keeps no lists: the
+            // caller's reference is its isolation.
+            let list = if lru.lists() > 0 {
+                let l = lru.isolate(phys.descs(), pfn);
+                phys.put_frame(pfn);
+                match l {
+                    Some(l) => Some(l),
+                    None => continue,
+                }
+            } else {
+                None
+            };
+            match evict::evict(cx, pfn) {
+                evict::Evicted::Freed => freed += 1,
+                evict::Evicted::Kept => {
+                    if let Some(l) = list {
+                        lru.add(phys.descs(), pfn, l);
+                    }
+                    phys.put_frame(pfn);
+                }
+            }
+        }
+        freed
     }
 }
 

@@ -87,3 +87,16 @@ pub(super) fn shrink(cx: &ReclaimCx<'_>, want: usize) -> usize {
     cx.account(scanned, freed);
     freed
 }
+
+/// MADV_COLD on `pfn`: an active page goes to the inactive head; an
+/// inactive one stays. Returns whether it moved. Linux: `lru_deactivate`.
+pub(super) fn deactivate(cx: &ReclaimCx<'_>, pfn: crate::addr::Pfn) -> bool {
+    let phys = cx.rcx.phys;
+    phys.lru().list_of(phys.descs(), pfn) == Some(ACTIVE) && phys.lru().move_to(phys.descs(), pfn, INACTIVE)
+}
+
+/// MADV_FREE on `pfn`: to the inactive tail, where reclaim looks next.
+pub(super) fn to_inactive_tail(cx: &ReclaimCx<'_>, pfn: crate::addr::Pfn) {
+    let phys = cx.rcx.phys;
+    phys.lru().move_to_tail(phys.descs(), pfn, INACTIVE);
+}

@@ -53,7 +53,7 @@ use super::vma::Vma;
 use super::vma_map::VmaMap;
 use crate::addr::{vpn, Pfn, PAGE_SHIFT};
 use crate::pgtable::{LeafRef, Pte};
-use crate::phys::{PhysMem, PteLinkKind};
+use crate::phys::{PhysMem, PteLinkKind, PG_DIRTY};
 use crate::sync::Ordering;
 use crate::tlb::PendingFlush;
 use alloc::collections::BTreeMap;
@@ -147,6 +147,23 @@ pub struct Unmapped {
     /// Mappings left in place (`unmap_for_reclaim`: a locked VMA, a
     /// fork-shared table, a busy map lock, no slot reference).
     pub left: usize,
+    /// `UnmapMode::Lazyfree`: a mapping or the page was dirty (stored to
+    /// since MADV_FREE), so the page is kept.
+    pub redirtied: bool,
+}
+
+/// What `Rmap::unmap_for_reclaim` puts where a PTE mapped the page.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum UnmapMode {
+    /// This swap entry (an anonymous page going to swap).
+    Swap(Pte),
+    /// Nothing (a page-cache page, clean or written back).
+    Clear,
+    /// Nothing, if the page is still clean (a page MADV_FREE made lazily
+    /// freeable, dropped without being written; any page of a
+    /// `VM_DROPPABLE` VMA, dropped dirty or not). Linux:
+    /// `try_to_unmap_one`'s `!folio_test_swapbacked` branch.
+    Lazyfree,
 }
 
 impl Rmap {
@@ -321,9 +338,13 @@ impl Rmap {
         out
     }
 
-    /// Replace every PTE that maps `frame` by `with(...)`: a swap entry
-    /// for an anonymous page (`Some`, each taken only if `dup` gives it its
-    /// slot reference), or nothing (a page-cache page). Map locks by
+    /// Replace every PTE that maps `frame` as `mode` says: by a swap entry
+    /// for an anonymous page (`Swap`, each taken only if `dup` gives it its
+    /// slot reference), by nothing (`Clear`: a page-cache page), or by
+    /// nothing only while the lazily freed page is clean (`Lazyfree`: an
+    /// entry found dirty, or a page dirty or held by anyone but its mappings
+    /// and the caller, is left and `redirtied` / `left` say so; an entry
+    /// in a `VM_DROPPABLE` VMA is cleared dirty or not). Map locks by
     /// try-lock only; a mapping in a `VM_LOCKED` VMA is left. An entry of
     /// a fork-shared (`TABLE_COW`) or object table is changed in place,
     /// once for all its sharers, whose CPUs all drop the translation.
@@ -334,10 +355,14 @@ impl Rmap {
         &self,
         cx: &RmapCx<'_>,
         frame: Pfn,
-        swap: Option<Pte>,
+        mode: UnmapMode,
         dup: &dyn Fn() -> bool,
         undup: &dyn Fn(),
     ) -> Unmapped {
+        let swap = match mode {
+            UnmapMode::Swap(p) => Some(p),
+            UnmapMode::Clear | UnmapMode::Lazyfree => None,
+        };
         let mut out = Unmapped::default();
         let complete = self.visit_mappings(cx, frame, true, |m| {
             let Some(pe) = m.mm.page_table().pd_entry(cx.phys, m.va) else {
@@ -348,6 +373,10 @@ impl Rmap {
                 out.left += 1;
                 return;
             }
+            let droppable =
+                m.st.vmas
+                    .find(m.va)
+                    .is_some_and(|v| v.contains(m.va) && v.flags.has(super::vma::VmFlags::DROPPABLE));
             let obj_table = pd.0 & Pte::TABLE_OBJ != 0;
             let cow_table = pd.0 & Pte::TABLE_COW != 0;
             // A fork-shared table is changed in place, once for all its
@@ -379,6 +408,26 @@ impl Rmap {
                 if cur.locked() {
                     core::hint::spin_loop();
                     continue;
+                }
+                if mode == UnmapMode::Lazyfree && !droppable {
+                    // try_to_unmap_one's MADV_FREE check: a store since
+                    // the advice (through this entry or a kernel write that
+                    // marked the page) keeps the page, swap-backed again.
+                    let d = cx.phys.desc(frame);
+                    if cur.dirty() || d.is_some_and(|d| d.flags.load(Ordering::Acquire) & PG_DIRTY != 0) {
+                        out.redirtied = true;
+                        out.left += 1;
+                        break;
+                    }
+                    // Another holder (a pin, a read in progress) besides
+                    // the mappings, the caller's isolation and the entries
+                    // cleared so far (their references wait in the flush):
+                    // not now.
+                    let expect = 1 + out.ptes as i64;
+                    if d.is_some_and(|d| d.refcount.load(Ordering::Acquire) as i64 != expect + d.mapcount() as i64) {
+                        out.left += 1;
+                        break;
+                    }
                 }
                 let new = match swap {
                     Some(p) => {
