@@ -85,8 +85,25 @@ fn four_times_ram_reads_back() {
 /// each then writes its own half, and both read back what they should.
 #[test]
 fn fork_cow_mremap_under_pressure() {
+    fork_cow_mremap("");
+}
+
+/// The same with the child reaching the parent's leaf tables
+/// (`fork=shared_pt`), whatever `VMLAB_TEST_SET` says: after the child
+/// copies the tables it faults in, the parent's stay marked shared, and
+/// they map most of memory. Every design must reach their pages
+/// (`vma_scan` skipped shared tables: the OOM killer took the parent).
+#[test]
+fn fork_cow_mremap_under_pressure_with_shared_tables() {
+    fork_cow_mremap(",fork=shared_pt");
+}
+
+/// Fill 2x RAM, fork, verify from the child, the child rewrites half,
+/// mremap the parent's mapping, the child exits; for every reclaim design,
+/// `extra` added to each machine's keys.
+fn fork_cow_mremap(extra: &str) {
     for reclaim in RECLAIM {
-        let Some(m) = machine(&format!("reclaim={reclaim}")) else {
+        let Some(m) = machine(&format!("reclaim={reclaim}{extra}")) else {
             continue;
         };
         let pages = 2 * (4 << 20) / P;
@@ -97,6 +114,8 @@ fn fork_cow_mremap_under_pressure() {
         verify(&m, child, base, pages, parent, 1);
         // The child rewrites the first half: the parent keeps its bytes.
         fill(&m, child, base, pages / 2, 2);
+        let kills = m.oom_kills();
+        assert!(kills.is_empty(), "{reclaim}{extra}: {kills:?} {:?}", m.stats());
         verify(&m, parent, base, pages, parent, 1);
         verify(&m, child, base, pages / 2, child, 2);
         // Move the parent's mapping: swap entries move with it.

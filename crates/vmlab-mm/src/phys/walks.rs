@@ -17,7 +17,8 @@
 //!
 //! Walks that hold their address space's map lock for writing (syscalls)
 //! exclude every fault of that address space, so only walks under the read
-//! lock, which are CPUs', need a mark.
+//! lock need a mark: CPUs', and reclaim's (`begin_reclaim`, in the no-CPU
+//! slot).
 
 use crate::addr::Pfn;
 use crate::sync::{fence, AtomicU64, AtomicUsize, Mutex, Ordering, PerCpu};
@@ -63,6 +64,27 @@ impl WalkTracker {
             return;
         }
         let m = self.marks.get(cpu);
+        let v = m.load(Ordering::Relaxed);
+        if v & 1 == 1 {
+            m.store(v + 1, Ordering::Release);
+        }
+    }
+
+    /// Reclaim begins a walk: it reaches page tables under a map lock held
+    /// for reading only (the reverse map's walks, `vma_scan`'s), fork-shared
+    /// ones among them, which a fault of a sharer may unlink meanwhile. Its
+    /// mark is the no-CPU slot, which only the one reclaimer running
+    /// (`Reclaimer::busy`) writes. Fences (SeqCst) before returning, as a
+    /// CPU's walk does before its reads.
+    pub(crate) fn begin_reclaim(&self) {
+        let m = self.marks.get(usize::MAX);
+        m.store(m.load(Ordering::Relaxed) | 1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
+
+    /// Reclaim has left its walk (`begin_reclaim`).
+    pub(crate) fn end_reclaim(&self) {
+        let m = self.marks.get(usize::MAX);
         let v = m.load(Ordering::Relaxed);
         if v & 1 == 1 {
             m.store(v + 1, Ordering::Release);
@@ -145,5 +167,18 @@ mod tests {
         t.end(2);
         t.defer(Pfn(8));
         assert_eq!(t.ready(), [Pfn(8)], "nobody walking: free at once");
+    }
+
+    #[test]
+    fn a_table_waits_for_reclaims_walk() {
+        let t = WalkTracker::new(2);
+        t.begin_reclaim();
+        // A CPU's walks begin and end while reclaim's goes on.
+        t.begin(0);
+        t.defer(Pfn(3));
+        t.end(0);
+        assert!(t.ready().is_empty(), "reclaim may be inside the table");
+        t.end_reclaim();
+        assert_eq!(t.ready(), [Pfn(3)]);
     }
 }

@@ -46,10 +46,12 @@
 //!    and holds one reference more than its mappings; an address space's
 //!    `swapents` equals the entries of its own tables (not checked once it
 //!    shared tables by fork); every LRU list holds exactly its counted
-//!    pages, each pageable and marked with that list; under `mglru`,
-//!    `MIN_NR_GENS` to `MAX_NR_GENS` generations are alive and every
-//!    non-empty list is a live generation's (`seq % MAX_NR_GENS` for a
-//!    `seq` from `min_seq` to `max_seq`), as are the lists new pages go to.
+//!    pages, each pageable and marked with that list, and under a design
+//!    that keeps lists every pageable page not being read in is on one;
+//!    under `mglru`, `MIN_NR_GENS` to `MAX_NR_GENS` generations are alive
+//!    and every non-empty list is a live generation's (`seq % MAX_NR_GENS`
+//!    for a `seq` from `min_seq` to `max_seq`), as are the lists new pages
+//!    go to.
 //!
 //! The checker needs a quiescent machine: no CPU may be faulting while it runs.
 
@@ -59,7 +61,7 @@ use crate::frame::FrameAllocator;
 use crate::mm::reclaim::{Gens, MAX_NR_GENS, MIN_NR_GENS};
 use crate::mm::{VmFlags, Vma, VmaMap};
 use crate::pgtable::{LeafEntry, Level, Pte};
-use crate::phys::{FrameUse, Owner, PG_LAZYFREE, PG_SWAPBACKED};
+use crate::phys::{FrameUse, Owner, PG_IO, PG_LAZYFREE, PG_SWAPBACKED};
 use crate::sync::{Arc, Ordering};
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -463,6 +465,23 @@ fn check_swap(m: &Machine, swap_ptes: &BTreeMap<usize, u64>) -> Result<(), Invar
                 f.0,
                 d.usage(),
                 d.lru_list()
+            );
+        }
+    }
+    // A design that keeps lists finds every page it may reclaim on them
+    // (the clock isolates through the list): a pageable page on none, not
+    // being read in, is out of reclaim's reach for good (Linux: a folio
+    // that missed `folio_add_lru`).
+    if lru.lists() > 0 {
+        for (i, d) in phys.descs().iter().enumerate() {
+            let live = matches!(d.usage(), FrameUse::Anon | FrameUse::PageCache) && d.refcount() > 0;
+            ensure!(
+                !live || d.lru_list().is_some() || d.flags.load(Ordering::Acquire) & PG_IO != 0,
+                "frame {i}: a pageable page ({:?}, owner {:?}, refcount {}, mapcount {}) on no LRU list",
+                d.usage(),
+                d.owner(),
+                d.refcount(),
+                d.mapcount()
             );
         }
     }

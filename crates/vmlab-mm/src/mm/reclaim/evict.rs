@@ -180,7 +180,9 @@ fn evict_shmem(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
         return false;
     };
     if d.mapcount() > 0 {
-        let un = cx.rmap.unmap_for_reclaim(&cx.rcx, pfn, UnmapMode::Clear, &|| true, &|| {});
+        let un = cx
+            .rmap
+            .unmap_for_reclaim(&cx.rcx, pfn, UnmapMode::Clear, &|| true, &|| {});
         (cx.shootdown)(un.flush);
         if d.mapcount() > 0 {
             return false;

@@ -91,7 +91,6 @@
 use super::evict::{evict, Evicted};
 use super::vma_scan::walk;
 use super::{pageable, ReclaimCx, Reclaimer, SWAP_CLUSTER_MAX};
-use crate::addr::vpn;
 use crate::mm::pte_ops;
 use crate::pgtable::Pte;
 use crate::phys::{EntryLists, Lru};
@@ -274,7 +273,7 @@ fn age(r: &Reclaimer, cx: &ReclaimCx<'_>, g: Gens) -> bool {
         let mut from = 0;
         loop {
             let mut young = 0;
-            let walked = walk(cx, &mm, from, |va, e, b| {
+            let walked = walk(cx, &mm, from, |va, e, sharers, b| {
                 let p = e.load();
                 if p.locked() || !p.maps_frame() || p.special() || !p.accessed() {
                     return false;
@@ -288,7 +287,7 @@ fn age(r: &Reclaimer, cx: &ReclaimCx<'_>, g: Gens) -> bool {
                     return false;
                 };
                 if old.present() {
-                    b.young(mm.id, vpn(va));
+                    b.young_shared(mm.id, sharers, va);
                 }
                 young += 1;
                 // The entry mapped `pfn` when its bit was cleared; a frame

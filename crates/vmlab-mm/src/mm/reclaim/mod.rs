@@ -192,12 +192,22 @@ impl Reclaimer {
     /// claimed PTE.
     pub fn shrink(&self, cx: &ReclaimCx<'_>, want: usize) -> usize {
         let _one = self.busy.lock();
-        match self.policy {
+        let walks = cx.rcx.phys.walks();
+        // Every design reaches page tables under read locks (the reverse
+        // map's walks, `vma_scan`'s), fork-shared ones among them, which a
+        // sharer's fault may unlink and release meanwhile: their frames are
+        // freed only after this walk (Linux: reclaim's page-table walks
+        // under RCU, `pte_offset_map`).
+        walks.begin_reclaim();
+        let n = match self.policy {
             ReclaimPolicy::Clock => clock::shrink(self, cx, want),
             ReclaimPolicy::TwoList => two_list::shrink(cx, want),
             ReclaimPolicy::VmaScan => vma_scan::shrink(self, cx, want),
             ReclaimPolicy::Mglru => mglru::shrink(self, cx, want),
-        }
+        };
+        walks.end_reclaim();
+        cx.rcx.phys.reap_tables();
+        n
     }
 }
 

@@ -5,9 +5,8 @@
 //! where the last one stopped, leaf table by leaf table
 //! (`PageTable::for_each_leaf`), and looks at every PTE that maps a
 //! pageable frame (anonymous or page cache, not special, not in a
-//! `VM_LOCKED` VMA, not in a fork-shared `TABLE_COW` or object `TABLE_OBJ`
-//! table). A PTE whose accessed bit is set gets it cleared (a second
-//! chance); one whose bit is clear names a candidate. Up to
+//! `VM_LOCKED` VMA). A PTE whose accessed bit is set gets it cleared (a
+//! second chance); one whose bit is clear names a candidate. Up to
 //! `SWAP_CLUSTER_MAX` candidates are collected, the map lock is dropped,
 //! and each is evicted by the shared mechanism (`evict.rs`). Linux 2.4:
 //! `swap_out`, `swap_out_mm`, `swap_out_vma`/`_pgd`/`_pmd`,
@@ -17,6 +16,21 @@
 //! address space and the address to resume from), read and written only
 //! under `Reclaimer::busy`. No lists: `lru_lists` is 0, the page tables
 //! are the clock, and a page is aged once per PTE that maps it.
+//!
+//! Shared leaf tables (fork's `TABLE_COW`, an object's `TABLE_OBJ`,
+//! `mm/shared_pt.rs`) are walked too, from one of their sharers only (the
+//! one of lowest id), so that their entries age once per round as a
+//! private table's do. They may hold most of memory: after a fork every
+//! page the parent had is mapped from a shared table, and a table stays
+//! marked shared in the last sharer's PD entry after the others left with
+//! copies, until that sharer faults in its span. A shared table is frozen
+//! but for reclaim (`shared_pt.rs`), which may clear an accessed bit there
+//! for every sharer at once; each sharer's translation is then shot down.
+//! Its candidates are evicted as any (`unmap_for_reclaim` changes shared
+//! entries in place). A sharer's fault may unlink and release such a table
+//! while the walk holds only the read lock: reclaim's walk mark
+//! (`WalkTracker::begin_reclaim`, set by `Reclaimer::shrink`) keeps its
+//! frame until the walk is over.
 //!
 //! How it sees accesses: only as the accessed bits the hardware walk sets.
 //! A TLB hit sets nothing, so each cleared entry's translation is shot
@@ -63,19 +77,22 @@
 //!
 //! May call: `evict`, `registry` (through `RmapCx::mms`), `address_space`
 //! (map lock by `try_read`, page table), `vma_map`, `pgtable`, `pte_ops`,
-//! `swap_cache` (`lookup`), `phys`, `tlb`.
+//! `swap_cache` (`lookup`), `shared_pt` (`object_table_sharers`), `phys`,
+//! `tlb`.
 //!
 //! Lock order: one map lock at a time, for reading, by `try_read`; under
 //! it only PTE compare-and-swaps, descriptor atomics, the swap object's
-//! cache lock (a lookup) and, for a frame that turns out not to be worth
-//! keeping, `put_frame`. Shootdowns and evictions run after it is dropped.
+//! cache lock (a lookup), the leaf locks that list a shared table's
+//! sharers (`PhysMem::table_sharers`, an object's `shared_tables`) and,
+//! for a frame that turns out not to be worth keeping, `put_frame`.
+//! Shootdowns and evictions run after it is dropped.
 
 use super::evict::{evict, Evicted};
 use super::{pageable, ReclaimCx, Reclaimer, SWAP_CLUSTER_MAX};
 use crate::addr::{vpn, Pfn, PAGE_SIZE};
-use crate::mm::address_space::AddressSpace;
+use crate::mm::address_space::{AddressSpace, MapState};
 use crate::mm::pte_ops;
-use crate::mm::shared_pt::PD_SPAN;
+use crate::mm::shared_pt::{object_table_sharers, PD_SPAN};
 use crate::mm::swap_cache;
 use crate::mm::vma::VmFlags;
 use crate::mm::vma_map::VmaMap;
@@ -104,15 +121,28 @@ pub(super) struct Batch {
 
 impl Batch {
     /// Note that the translation of `vpn` in `mm` must be dropped
-    /// (contiguous pages make one range: the walk goes in address order).
+    /// (contiguous pages make one range: the walk goes in address order,
+    /// for each sharer of a shared table alike, so only `mm`'s latest range
+    /// may grow).
     pub(super) fn young(&mut self, mm: u64, vpn: u64) {
-        if let Some(last) = self.flush.remote.last_mut() {
-            if last.0 == mm && last.2 + 1 == vpn {
+        if let Some(last) = self.flush.remote.iter_mut().rev().find(|r| r.0 == mm) {
+            if last.2 + 1 == vpn {
                 last.2 = vpn;
                 return;
             }
         }
         self.flush.remote.push((mm, vpn, vpn));
+    }
+
+    /// `young` for the entry at `va` of `mm`'s table and for every other
+    /// address space that reaches the table (`sharers`, as `walk` gives
+    /// them: each one's id and the vpn its span starts at).
+    pub(super) fn young_shared(&mut self, mm: u64, sharers: &[(u64, u64)], va: u64) {
+        self.young(mm, vpn(va));
+        let off = vpn(va) - vpn(va & !(PD_SPAN - 1));
+        for &(id, first) in sharers {
+            self.young(id, first + off);
+        }
     }
 }
 
@@ -190,24 +220,24 @@ pub(super) fn shrink(r: &Reclaimer, cx: &ReclaimCx<'_>, want: usize) -> usize {
 /// `try_read`: `None` if it is busy) until `SWAP_CLUSTER_MAX` candidates
 /// are found or its VMAs end. Linux 2.4: `swap_out_mm`.
 fn scan(cx: &ReclaimCx<'_>, mm: &AddressSpace, from: u64) -> Option<Batch> {
-    walk(cx, mm, from, |va, e, b| {
-        look(cx, mm.id, va, e, b);
+    walk(cx, mm, from, |va, e, sharers, b| {
+        look(cx, (mm.id, sharers), va, e, b);
         b.cands.len() >= SWAP_CLUSTER_MAX
     })
 }
 
 /// Walk `mm`'s page tables from `from` with its map lock held for reading
 /// (taken by `try_read`: `None` if it is busy), calling `visit` on every
-/// leaf entry of its VMAs (not `VM_LOCKED` ones, not in `TABLE_COW` or
-/// `TABLE_OBJ` tables) in address order until it returns true (the batch
-/// is full: `Batch::next` says where to resume) or the VMAs end.
-/// `visit` runs under the map lock: PTE compare-and-swaps, descriptor
-/// atomics, LRU moves and lookups only.
+/// leaf entry of its VMAs (not `VM_LOCKED` ones; a shared table only from
+/// its sharer of lowest id, with the other sharers, `other_sharers`) in
+/// address order until it returns true (the batch is full: `Batch::next`
+/// says where to resume) or the VMAs end. `visit` runs under the map lock:
+/// PTE compare-and-swaps, descriptor atomics, LRU moves and lookups only.
 pub(super) fn walk(
     cx: &ReclaimCx<'_>,
     mm: &AddressSpace,
     from: u64,
-    mut visit: impl FnMut(u64, LeafRef<'_>, &mut Batch) -> bool,
+    mut visit: impl FnMut(u64, LeafRef<'_>, &[(u64, u64)], &mut Batch) -> bool,
 ) -> Option<Batch> {
     let phys = cx.rcx.phys;
     let st = mm.map.try_read()?;
@@ -233,18 +263,17 @@ pub(super) fn walk(
                 continue;
             };
             let pd = Pte(pe.load(Ordering::Acquire));
-            // A fork-shared table may be unshared and freed under the read
-            // lock, and both kinds are left by `unmap_for_reclaim`.
-            if !pd.present() || pd.0 & (Pte::TABLE_COW | Pte::TABLE_OBJ) != 0 {
+            let span = a & !(PD_SPAN - 1);
+            let Some(sharers) = pd.present().then(|| other_sharers(cx, &st, mm.id, span, pd)).flatten() else {
                 a = table_end;
                 continue;
-            }
+            };
             let mut stop = None;
             pt.for_each_leaf(phys, a, table_end, |va, e| {
                 if stop.is_some() {
                     return;
                 }
-                if visit(va, e, &mut b) {
+                if visit(va, e, &sharers, &mut b) {
                     stop = Some(va + PAGE_SIZE);
                 }
             });
@@ -258,9 +287,36 @@ pub(super) fn walk(
     Some(b)
 }
 
-/// Look at one leaf entry (2.4: `try_to_swap_out`): age it if it was
-/// accessed, else take its page as a candidate.
-fn look(cx: &ReclaimCx<'_>, mm: u64, va: u64, e: LeafRef<'_>, b: &mut Batch) {
+/// The other address spaces that reach the leaf table behind PD entry `pd`
+/// of `mm` (span `span`), as (id, the vpn their span starts at): none for
+/// a private table. `None` if a sharer of lower id walks the table instead.
+fn other_sharers(cx: &ReclaimCx<'_>, st: &MapState, mm: u64, span: u64, pd: Pte) -> Option<Vec<(u64, u64)>> {
+    let others: Vec<(u64, u64)> = if pd.0 & Pte::TABLE_COW != 0 {
+        // Every sharer reaches it at the same span.
+        let v = vpn(span);
+        cx.rcx
+            .phys
+            .table_sharers(pd.pfn())
+            .into_iter()
+            .filter(|&id| id != mm)
+            .map(|id| (id, v))
+            .collect()
+    } else if pd.0 & Pte::TABLE_OBJ != 0 {
+        let obj = st.vmas.find(span).and_then(|v| v.backing.object().cloned())?;
+        object_table_sharers(&obj, pd.pfn(), mm)
+            .into_iter()
+            .map(|(id, first, _)| (id, first))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    others.iter().all(|&(id, _)| id > mm).then_some(others)
+}
+
+/// Look at one leaf entry (2.4: `try_to_swap_out`) of `mm`'s table, which
+/// `sharers` (`other_sharers`) reach too: age it if it was accessed (for
+/// every sharer), else take its page as a candidate.
+fn look(cx: &ReclaimCx<'_>, (mm, sharers): (u64, &[(u64, u64)]), va: u64, e: LeafRef<'_>, b: &mut Batch) {
     let phys = cx.rcx.phys;
     let p = e.load();
     // A claimed entry is a fault's, about to change.
@@ -282,7 +338,7 @@ fn look(cx: &ReclaimCx<'_>, mm: u64, va: u64, e: LeafRef<'_>, b: &mut Batch) {
     if p.accessed() {
         if let Some((old, _)) = pte_ops::update(e, va, None, |q| q.accessed().then(|| q.without(Pte::ACCESSED))) {
             if old.present() {
-                b.young(mm, vpn(va));
+                b.young_shared(mm, sharers, va);
             }
         }
         return;
