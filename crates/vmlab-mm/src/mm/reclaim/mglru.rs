@@ -71,9 +71,9 @@
 //! - no timestamps, no `min_ttl_ms` thrashing protection, no
 //!   `lru_gen_age_node` for kswapd (kswapd and direct reclaim both age
 //!   when they need to, and both evict);
-//! - pages in fork-shared `TABLE_COW` or object `TABLE_OBJ` tables are not
-//!   aged by the walk (it skips those tables); eviction's reverse-map
-//!   check still promotes them if they were accessed;
+//! - pages in fork-shared `TABLE_COW` or object `TABLE_OBJ` tables are
+//!   aged from the table's sharer of lowest id only (`vma_scan::walk`), the
+//!   cleared bit shot down in every sharer, as for a private table;
 //! - an anonymous page an eager fork copies goes to the oldest generation
 //!   (Linux: `min_seq + 1` for an anonymous page outside the swap cache).
 //!
