@@ -61,6 +61,20 @@ fn verify(m: &Machine, pid: Pid, base: u64, pages: u64, want_pid: Pid, gen: u64)
     }
 }
 
+/// Pages `range` of the mapping at `base`, read by `pid`, hold what
+/// `fill(.., want_pid, .., 1)` wrote at `base`.
+fn verify_from(m: &Machine, pid: Pid, base: u64, range: core::ops::Range<u64>, want_pid: Pid) {
+    let mut cpu = m.cpu(0).unwrap();
+    cpu.switch_to(pid).unwrap();
+    for i in range {
+        assert_eq!(
+            cpu.load_u64(base + i * P).unwrap(),
+            word(want_pid, i, 1),
+            "pid {pid} page {i}"
+        );
+    }
+}
+
 /// 4x overcommit in one process: write every page, read every page back.
 #[test]
 fn four_times_ram_reads_back() {
@@ -161,6 +175,26 @@ fn shared_anonymous_memory_swaps_out_and_back() {
         verify(&m, child, base, pages / 2, parent, 1);
         verify(&m, parent, half, pages / 2, child, 1);
         m.check().unwrap();
+        // MADV_WILLNEED reads the swapped-out pages of 32 back into the
+        // object (resident at once; a hint only: reclaim may take them
+        // again before they are touched).
+        let w = base + pages / 4 * P;
+        let out = m
+            .mincore(child, w, 32 * P)
+            .unwrap()
+            .iter()
+            .filter(|&&r| r & 1 == 0)
+            .count() as u64;
+        assert!(out > 0, "{reclaim}: nothing out on swap to read back");
+        let pswpin = m.stats().pswpin;
+        m.madvise(child, w, 32 * P, MADV_WILLNEED).unwrap();
+        let back = m.mincore(child, w, 32 * P).unwrap();
+        assert!(
+            back.iter().all(|&r| r & 1 == 1),
+            "{reclaim}: MADV_WILLNEED left {back:?}"
+        );
+        assert_eq!(m.stats().pswpin - pswpin, out, "{reclaim}: pages read back");
+        verify_from(&m, child, base, pages / 4..pages / 4 + 32, parent);
         // Drop the first quarter, mostly out on swap by now.
         let used = m.swap().unwrap().used();
         m.madvise(parent, base, pages / 4 * P, MADV_REMOVE).unwrap();
@@ -174,14 +208,8 @@ fn shared_anonymous_memory_swaps_out_and_back() {
                 "{reclaim}: page {i} after MADV_REMOVE"
             );
         }
-        for i in pages / 4..pages / 2 {
-            assert_eq!(
-                cpu.load_u64(base + i * P).unwrap(),
-                word(parent, i, 1),
-                "{reclaim}: page {i}"
-            );
-        }
         drop(cpu);
+        verify_from(&m, child, base, pages / 4..pages / 2, parent);
         m.check().unwrap();
         common::finish(&m);
         assert_eq!(m.swap().unwrap().used(), 0, "{reclaim}: slots left after exit");

@@ -23,9 +23,9 @@
 //!   into the swap cache, not mapping them (a later access is a minor
 //!   fault; `madvise_willneed` → `read_swap_cache_async`); a file mapping
 //!   reads up to `READAHEAD_PAGES` of the range into the page cache
-//!   (`vfs_fadvise` → `force_page_cache_ra`); shared anonymous memory has
-//!   nothing to read (its pages are not swapped). Both after the map lock
-//!   is dropped.
+//!   (`vfs_fadvise` → `force_page_cache_ra`); shared anonymous memory
+//!   reads back the pages it has out on swap into its object's cache
+//!   (`shmem_swapin_range`). All after the map lock is dropped.
 //! - MADV_COLD, MADV_PAGEOUT (EINVAL on locked memory, `can_madv_lru_vma`):
 //!   the present pages on the LRU mapped only here, in tables of this
 //!   address space's own, are deactivated (COLD: accessed bits cleared and
@@ -397,8 +397,8 @@ impl AddressSpace {
     /// to be read into the page cache, at most `READAHEAD_PAGES` of them
     /// (Linux `vfs_fadvise(POSIX_FADV_WILLNEED)` →
     /// `force_page_cache_readahead`, capped at the read-ahead window).
-    /// Shared anonymous memory (shmem, whose pages vmlab's reclaim does not
-    /// swap) has nothing to read.
+    /// Shared anonymous memory queues the pages it has out on swap (Linux
+    /// `shmem_swapin_range`), which its object reads back into its cache.
     fn willneed_locked(&self, cx: &FaultCtx<'_>, v: &Vma, start: u64, end: u64, work: &mut AdviceWork) {
         match &v.backing {
             Backing::Anon => {
@@ -416,7 +416,16 @@ impl AddressSpace {
                 let pages = ((end - start) / PAGE_SIZE).min(READAHEAD_PAGES);
                 work.readahead.push((o.clone(), first, first + pages));
             }
-            Backing::Object(_) => {}
+            // Shared anonymous memory reads back the pages it has out on
+            // swap, and only those (Linux `shmem_swapin_range`): a hole
+            // stays a hole.
+            Backing::Object(o) => {
+                for pg in v.pgoff_of(start)..v.pgoff_of(end) {
+                    if o.is_swapped(pg) {
+                        work.readahead.push((o.clone(), pg, pg + 1));
+                    }
+                }
+            }
         }
     }
 
