@@ -123,6 +123,9 @@ fn table_output_and_bad_arguments() {
         &["exp", "reclaim", "--pages", "1000"][..],
         &["exp", "reclaim", "--pages", "512"][..],
         &["exp", "reclaim", "--accesses", "0"][..],
+        &["exp", "reclaim", "--pages", "17179869184"][..],
+        // Host fact: under 90 GiB of memory available (these machines have 24).
+        &["exp", "reclaim", "--pages", "16777216", "--no-linux"][..],
         &["exp", "reclaim", "--workloads", "zipf,nope"][..],
     ] {
         let o = vmlab(args);

@@ -78,6 +78,8 @@ pub const WORKLOADS: [&str; 5] = ["zipf", "loop", "shared_mix", "fork_mix", "fil
 pub const DEFAULT_PAGES: u64 = 8192;
 /// Default page references after setup.
 pub const DEFAULT_ACCESSES: u64 = 300_000;
+/// Largest footprint accepted, in pages (64 GiB).
+pub const MAX_PAGES: u64 = 1 << 24;
 /// `--quick`'s footprint and references (tests, debug builds).
 pub const QUICK_PAGES: u64 = 1024;
 pub const QUICK_ACCESSES: u64 = 20_000;
@@ -127,6 +129,11 @@ impl ReclaimParams {
         if pages < 1024 || !pages.is_multiple_of(32) {
             return Err(ExpError::Usage(format!(
                 "--pages {pages}: must be at least 1024 and a multiple of 32"
+            )));
+        }
+        if pages > MAX_PAGES {
+            return Err(ExpError::Usage(format!(
+                "--pages {pages}: at most {MAX_PAGES} (a 64 GiB footprint)"
             )));
         }
         if accesses == 0 {
@@ -240,6 +247,19 @@ pub fn run(
     build: &dyn Fn(&MachineConfig) -> Result<Machine, String>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Report, ExpError> {
+    // Host memory: the machine's RAM, and a file workload's bytes held by
+    // its in-memory file (the page cache is inside RAM).
+    let need = params.ram_pages() * PAGE_SIZE + params.pages * PAGE_SIZE;
+    if let Some(avail) = super::host_mem_available() {
+        if need + need / 8 > avail {
+            return Err(ExpError::Usage(format!(
+                "--pages {}: the experiment needs about {} of host memory, {} is available",
+                params.pages,
+                super::fmt_bytes(need + need / 8),
+                super::fmt_bytes(avail)
+            )));
+        }
+    }
     let mut used = base.clone();
     used.ram = ByteSize(params.ram_pages() * PAGE_SIZE);
     used.swap_size = ByteSize(2 * params.pages * PAGE_SIZE);
