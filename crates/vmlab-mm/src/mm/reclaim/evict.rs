@@ -17,12 +17,13 @@
 
 use super::ReclaimCx;
 use crate::addr::{Pfn, PAGE_SIZE};
+use crate::mm::object::MemObject;
 use crate::mm::rmap::UnmapMode;
 use crate::mm::swap_cache;
 use crate::mm::vma::ObjectId;
 use crate::pgtable::Pte;
-use crate::phys::{FrameUse, Owner, PG_DIRTY, PG_LAZYFREE, PG_SWAPBACKED};
-use crate::sync::Ordering;
+use crate::phys::{FrameDesc, FrameUse, Owner, PG_DIRTY, PG_LAZYFREE, PG_SWAPBACKED};
+use crate::sync::{Arc, Ordering};
 
 /// What became of a page reclaim tried to evict.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -130,24 +131,36 @@ fn evict_lazyfree(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
     true
 }
 
-/// A file page: unmapped everywhere, written back if dirty, dropped.
-fn evict_file(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
-    let phys = cx.rcx.phys;
-    let Some(d) = phys.desc(pfn) else { return false };
+/// The descriptor of page-cache page `pfn`, its object and its index there.
+fn object_page<'a>(cx: &ReclaimCx<'a>, pfn: Pfn) -> Option<(&'a FrameDesc, Arc<MemObject>, u64)> {
+    let d = cx.rcx.phys.desc(pfn)?;
     let Owner::Object { object, index } = d.owner() else {
-        return false;
+        return None;
     };
-    let Some(obj) = cx.rcx.objects.get(ObjectId(object)) else {
-        return false;
-    };
+    Some((d, cx.rcx.objects.get(ObjectId(object))?, index))
+}
+
+/// Clear every PTE that maps page-cache page `pfn` (and shoot them down);
+/// whether none maps it now.
+fn unmap_cleared(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
+    let Some(d) = cx.rcx.phys.desc(pfn) else { return false };
     if d.mapcount() > 0 {
         let un = cx
             .rmap
             .unmap_for_reclaim(&cx.rcx, pfn, UnmapMode::Clear, &|| true, &|| {});
         (cx.shootdown)(un.flush);
-        if d.mapcount() > 0 {
-            return false;
-        }
+    }
+    d.mapcount() == 0
+}
+
+/// A file page: unmapped everywhere, written back if dirty, dropped.
+fn evict_file(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
+    let phys = cx.rcx.phys;
+    let Some((d, obj, index)) = object_page(cx, pfn) else {
+        return false;
+    };
+    if !unmap_cleared(cx, pfn) {
+        return false;
     }
     if d.flags.load(Ordering::Acquire) & PG_DIRTY != 0 {
         match obj.writeback_page(phys, index, pfn, false) {
@@ -169,24 +182,14 @@ fn evict_file(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
 /// holds the entry at once, and a fault reads it back from the slot).
 fn evict_shmem(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
     let phys = cx.rcx.phys;
-    let Some(d) = phys.desc(pfn) else { return false };
-    let Owner::Object { object, index } = d.owner() else {
-        return false;
-    };
-    let Some(obj) = cx.rcx.objects.get(ObjectId(object)) else {
+    let Some((d, obj, index)) = object_page(cx, pfn) else {
         return false;
     };
     let Some(area) = obj.swap_object().and_then(|s| s.swap_area()) else {
         return false;
     };
-    if d.mapcount() > 0 {
-        let un = cx
-            .rmap
-            .unmap_for_reclaim(&cx.rcx, pfn, UnmapMode::Clear, &|| true, &|| {});
-        (cx.shootdown)(un.flush);
-        if d.mapcount() > 0 {
-            return false;
-        }
+    if !unmap_cleared(cx, pfn) {
+        return false;
     }
     let Ok(e) = area.alloc() else { return false };
     // Unmapped everywhere, its PTEs' dirty bits on the page: a store from
