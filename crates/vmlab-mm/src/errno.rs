@@ -154,8 +154,6 @@ impl Fault {
         }
     }
 
-    /// A fault at `addr` that found no free frame (SIGBUS with
-    /// `OutOfMemory`; Linux would invoke the OOM killer).
     /// The fault value of a process the OOM killer killed.
     pub const fn killed(addr: u64) -> Fault {
         Fault {
@@ -165,6 +163,8 @@ impl Fault {
         }
     }
 
+    /// A fault at `addr` that found no free frame (SIGBUS with
+    /// `OutOfMemory`; Linux would invoke the OOM killer).
     pub const fn oom(addr: u64) -> Fault {
         Fault {
             signal: Signal::Bus,

@@ -77,6 +77,19 @@ pub enum FaultError {
     /// again (else SIGSEGV `SEGV_MAPERR`). Linux 6.5+: `lock_mm_and_find_vma`
     /// upgrading the mmap lock for `expand_stack_locked`.
     ExpandStack,
+    /// No free frame (for a page, a copy or a table): the caller drops its
+    /// locks, runs direct reclaim and faults again. `keep` is the page the
+    /// fault was working from when the frame it needed was missing (the
+    /// source of a copy-on-write copy, a cache or swap-cache page to copy
+    /// privately), with a reference for the caller, who holds it over that
+    /// reclaim and drops it (`PageRead::release`) just before the next try:
+    /// else reclaim could take that page back, the retry read it in again
+    /// with the frame just freed, and the two would take turns for ever,
+    /// each round counting as progress. Linux holds the page the same way
+    /// over the direct reclaim of the copy's allocation (`wp_page_copy`
+    /// under `do_wp_page`'s `folio_get`). Every fault that finds no frame
+    /// returns this (`From<Fault>` turns `Fault::oom` into it).
+    NoMemory { addr: u64, keep: Option<Pfn> },
     /// The page must be read from its file first. No host I/O happens with
     /// a spin lock, a page-table lock or the map lock held: the caller drops
     /// its locks, reads the page into the cache (`PageRead::read`, a major
@@ -156,8 +169,16 @@ impl PageRead {
 }
 
 impl From<Fault> for FaultError {
+    /// An out-of-memory fault is not a signal yet (see `NoMemory`).
     fn from(f: Fault) -> FaultError {
-        FaultError::Signal(f)
+        if f.reason == FaultReason::OutOfMemory {
+            FaultError::NoMemory {
+                addr: f.addr,
+                keep: None,
+            }
+        } else {
+            FaultError::Signal(f)
+        }
     }
 }
 
@@ -185,7 +206,7 @@ pub fn handle_fault_locked(
     };
     match r {
         Ok(_) => MmCounters::bump(&cx.counters.minor_faults),
-        Err(FaultError::Signal(_)) => MmCounters::bump(&cx.counters.failed_faults),
+        Err(FaultError::Signal(_) | FaultError::NoMemory { .. }) => MmCounters::bump(&cx.counters.failed_faults),
         // Not over yet: the fault is retried once the stack has grown or
         // the page has been read.
         Err(FaultError::ExpandStack | FaultError::Retry(_)) => {}
@@ -294,7 +315,7 @@ fn handle_fault_inner(
                         // A shared page is written in place, never copied.
                         object::do_shared_wp(entry, addr, cur)
                     } else {
-                        do_wp_page(cx, mm, vma, addr, (table, entry), cur, base, oom, flush)?
+                        do_wp_page(cx, mm, vma, addr, (table, entry), cur, base, flush)?
                     };
                     match r {
                         Some(p) => return Ok(p),
@@ -342,7 +363,7 @@ fn handle_fault_inner(
         }
         // A file or shared anonymous memory: the page comes from the object.
         if let Backing::Object(obj) = &vma.backing {
-            match object::do_object_fault(cx, mm, vma, obj, (addr, access), entry, cur, base, oom, rss, flush)? {
+            match object::do_object_fault(cx, mm, vma, obj, (addr, access), entry, cur, base, rss, flush)? {
                 Some(p) => return Ok(p),
                 None => continue,
             }
@@ -429,9 +450,8 @@ fn do_wp_page(
     (table, entry): (Pfn, LeafRef<'_>),
     cur: Pte,
     base: u64,
-    oom: Fault,
     flush: &mut PendingFlush,
-) -> Result<Option<Pte>, Fault> {
+) -> Result<Option<Pte>, FaultError> {
     let old_pfn = cur.pfn();
     let rss = mm.counts_on(cx.cpu);
     if !cur.special() {
@@ -464,6 +484,31 @@ fn do_wp_page(
     {
         Install::Done(new) => Ok(Some(new)),
         Install::Retry => Ok(None),
-        Install::NoMemory => Err(oom),
+        Install::NoMemory => Err(FaultError::NoMemory {
+            addr,
+            keep: if cur.special() {
+                None
+            } else {
+                hold_mapped(cx, entry, cur)
+            },
+        }),
+    }
+}
+
+/// A reference on the frame `cur` maps through `entry`, if `entry` still
+/// maps it once the reference is taken (then it is the page `cur` named;
+/// else the reference, perhaps on a frame freed and reused since, is
+/// dropped and `None` returned: the retry sees the changed entry).
+fn hold_mapped(cx: &FaultCtx<'_>, entry: LeafRef<'_>, cur: Pte) -> Option<Pfn> {
+    let pfn = cur.pfn();
+    if !cx.phys.desc(pfn)?.try_get() {
+        return None;
+    }
+    let now = entry.load();
+    if now.maps_frame() && now.pfn() == pfn {
+        Some(pfn)
+    } else {
+        cx.phys.put_frame(pfn);
+        None
     }
 }

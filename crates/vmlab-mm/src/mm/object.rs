@@ -829,7 +829,6 @@ pub(super) fn do_object_fault(
     entry: LeafRef<'_>,
     cur: Pte,
     base: u64,
-    oom: Fault,
     rss: Rss<'_>,
     flush: &mut PendingFlush,
 ) -> Result<Option<Pte>, FaultError> {
@@ -857,8 +856,7 @@ pub(super) fn do_object_fault(
     if access == Access::Write && !shared {
         // A private copy of the page, mapped writable; the cache keeps its page.
         let Some(copy) = new_anon_frame(cx, vma, addr) else {
-            phys.put_frame(page);
-            return Err(oom.into());
+            return Err(FaultError::NoMemory { addr, keep: Some(page) });
         };
         phys.ram().copy_frame(copy, page);
         phys.put_frame(page);

@@ -50,8 +50,9 @@ enum Stop {
     Errno(Errno, u64),
     Read(PageRead, u64),
     /// No free frame at the first address (the end of its VMA second):
-    /// reclaim with the map lock dropped, then go on from there.
-    NoMemory(u64, u64),
+    /// reclaim with the map lock dropped, holding the page the fault kept
+    /// (`FaultError::NoMemory`), then go on from there.
+    NoMemory(u64, u64, Option<crate::addr::Pfn>),
 }
 
 impl AddressSpace {
@@ -75,9 +76,10 @@ impl AddressSpace {
                 Ok(()) => return Ok(()),
                 Err(Stop::Errno(_, vma_end)) if mode == (Gup::Mm { ignore_errors: true }) => at = vma_end,
                 Err(Stop::Errno(e, _)) => return Err(e),
-                Err(Stop::NoMemory(resume, vma_end)) => {
+                Err(Stop::NoMemory(resume, vma_end, keep)) => {
                     drop(st);
                     let freed = cx.reclaim.direct_reclaim(cx.cpu);
+                    PageRead::release(cx.phys, keep);
                     st = self.map.write();
                     match Self::after_reclaim(&st, &mut no_progress, freed, resume, Some(vma_end), mode) {
                         Ok(next) => at = next,
@@ -186,7 +188,7 @@ impl AddressSpace {
             let vma_end = v.end;
             while at < stop {
                 handle_fault_locked(cx, self, st, at, access, flush).map_err(|f| match f {
-                    FaultError::Signal(f) if f.reason == FaultReason::OutOfMemory => Stop::NoMemory(at, vma_end),
+                    FaultError::NoMemory { keep, .. } => Stop::NoMemory(at, vma_end, keep),
                     FaultError::Retry(read) => Stop::Read(read, at),
                     // `at` lies inside a VMA, so the stack never needs to
                     // grow (and since 6.5 GUP never grows one anyway).

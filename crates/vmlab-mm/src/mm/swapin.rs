@@ -81,8 +81,7 @@ pub(super) fn do_swap_page(
         // `private_vma`: one identity per address space, so a page shared
         // by fork cannot be; this address space gets its own copy.
         let Some(copy) = new_anon_frame(cx, vma, addr) else {
-            phys.put_frame(pfn);
-            return Err(Fault::oom(addr).into());
+            return Err(FaultError::NoMemory { addr, keep: Some(pfn) });
         };
         phys.ram().copy_frame(copy, pfn);
         phys.put_frame(pfn);

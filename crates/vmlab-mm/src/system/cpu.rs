@@ -283,6 +283,17 @@ impl<'m> Cpu<'m> {
             self.publish();
         }
         loop {
+            // kswapd's work, if an allocation asked for it, runs here: before
+            // the walk, not after a try that mapped the page (it could evict
+            // that very page before the access uses it, and the access would
+            // fault again, for ever: a MAP_DROPPABLE page as the only
+            // reclaimable one), and before `gen` is read (its shootdowns
+            // would fail the fill, and the walk again after it would wake it
+            // again, for ever: each round's fault allocates below the low
+            // watermark).
+            if self.m.phys().take_kswapd_wanted() {
+                self.m.wake_kswapd(self.id);
+            }
             let gen = self.tlb.generation();
             let (pfn, writable, cacheable) = self.walk_or_fault(addr, kind)?;
             if !cacheable {
@@ -304,70 +315,64 @@ impl<'m> Cpu<'m> {
     /// by an instruction fetch) is never cached.
     fn walk_or_fault(&mut self, addr: u64, kind: Access) -> Result<(Pfn, bool, bool), Fault> {
         let mut no_progress = 0;
-        // The page the last read brought in, held across kswapd's work
-        // below and dropped just before the try that maps it (held during
-        // the try, it would make the page look shared to that fault).
+        // A page held over the work between two tries and dropped just
+        // before the next try (held during the try, it would make the page
+        // look shared to that fault): the page the last read brought in, or
+        // the page a fault that found no frame was working from
+        // (`FaultError::NoMemory`). Reclaim cannot take it meanwhile.
         let mut pinned = None;
         loop {
-            // kswapd's work, if an allocation asked for it, runs before the
-            // try and not after it: after a try that mapped the page, it
-            // could evict that very page before the access uses it, and the
-            // access would fault again, for ever (a MAP_DROPPABLE page as the
-            // only reclaimable one). A page read in is still pinned here.
-            if self.m.phys().take_kswapd_wanted() {
-                self.m.wake_kswapd(self.id);
-            }
             PageRead::release(self.m.phys(), pinned.take());
             // Every lock of the try is dropped whatever it returned.
-            let tried = self.walk_or_fault_once(addr, kind);
-            let r = match tried {
-                Ok(Ok(t)) => Ok(Some(t)),
-                // Read the page, try again.
-                Ok(Err(read)) => read
-                    .read(self.m.phys(), self.m.counters.get(self.id), &*self.m.host)
-                    .map(|p| {
-                        pinned = p;
-                        None
-                    }),
-                Err(f) => Err(f),
-            };
-            match r {
-                Ok(Some(t)) => return Ok(t),
-                Ok(None) => {}
-                // No frame: direct reclaim, then try again, until
-                // `MAX_RECLAIM_RETRIES` rounds in a row free nothing.
-                // No frame: direct reclaim, then try again; after
-                // `MAX_RECLAIM_RETRIES` rounds in a row that freed nothing,
-                // the OOM killer, then try again unless it chose us.
-                Err(f) if f.reason == FaultReason::OutOfMemory => {
-                    if self.m.reclaim(self.id, false, crate::mm::reclaim::SWAP_CLUSTER_MAX) > 0 {
-                        no_progress = 0;
-                    } else {
-                        no_progress += 1;
-                        if no_progress >= crate::mm::reclaim::MAX_RECLAIM_RETRIES {
-                            let me = self.proc.as_ref().map_or(0, |p| p.pid);
-                            match self.m.out_of_memory(me) {
-                                Some(v) if v == me => return Err(Fault::killed(addr)),
-                                Some(_) => no_progress = 0,
-                                None => return Err(f),
-                            }
+            match self.walk_or_fault_once(addr, kind) {
+                Ok(t) => return Ok(t),
+                Err(Again::Read(read)) => {
+                    match read.read(self.m.phys(), self.m.counters.get(self.id), &*self.m.host) {
+                        Ok(p) => {
+                            pinned = p;
+                            continue;
                         }
+                        // The read found no frame: reclaim below.
+                        Err(f) if f.reason == FaultReason::OutOfMemory => {}
+                        Err(f) => return Err(f),
                     }
                 }
-                Err(f) => return Err(f),
+                Err(Again::NoMemory(keep)) => pinned = keep,
+                Err(Again::Signal(f)) => return Err(f),
+            }
+            // No frame: direct reclaim, then try again; after
+            // `MAX_RECLAIM_RETRIES` rounds in a row that freed nothing, the
+            // OOM killer, then try again unless it chose us.
+            if self.m.reclaim(self.id, false, crate::mm::reclaim::SWAP_CLUSTER_MAX) > 0 {
+                no_progress = 0;
+                continue;
+            }
+            no_progress += 1;
+            if no_progress < crate::mm::reclaim::MAX_RECLAIM_RETRIES {
+                continue;
+            }
+            let me = self.proc.as_ref().map_or(0, |p| p.pid);
+            match self.m.out_of_memory(me) {
+                Some(v) if v != me => no_progress = 0,
+                chosen => {
+                    PageRead::release(self.m.phys(), pinned.take());
+                    return Err(if chosen.is_some() {
+                        Fault::killed(addr)
+                    } else {
+                        Fault::oom(addr)
+                    });
+                }
             }
         }
     }
 
-    /// One try of `walk_or_fault`; `Err(read)` if the fault needs a page
-    /// read first (returned with every lock of the try released).
-    #[allow(clippy::type_complexity)]
-    fn walk_or_fault_once(&mut self, addr: u64, kind: Access) -> Result<Result<(Pfn, bool, bool), PageRead>, Fault> {
+    /// One try of `walk_or_fault` (see `Again`).
+    fn walk_or_fault_once(&mut self, addr: u64, kind: Access) -> Result<(Pfn, bool, bool), Again> {
         let Some(p) = self.proc.as_ref() else {
-            return Err(Fault::segv(addr, FaultReason::BadAddress));
+            return Err(Fault::segv(addr, FaultReason::BadAddress).into());
         };
         if addr >= TASK_SIZE {
-            return Err(Fault::segv(addr, FaultReason::BadAddress));
+            return Err(Fault::segv(addr, FaultReason::BadAddress).into());
         }
         let mm = &p.mm;
         let phys = self.m.phys();
@@ -376,9 +381,9 @@ impl<'m> Cpu<'m> {
         let st = mm.map.read_on(self.id);
         if st.dead {
             if p.killed.load(Ordering::Acquire) {
-                return Err(Fault::killed(addr));
+                return Err(Fault::killed(addr).into());
             }
-            return Err(Fault::segv(addr, FaultReason::BadAddress));
+            return Err(Fault::segv(addr, FaultReason::BadAddress).into());
         }
         // Only a table shared by fork can be freed while the read lock is
         // held (a fault unsharing it): in an address space that has such
@@ -452,21 +457,24 @@ impl<'m> Cpu<'m> {
                 match r {
                     // The fault left the page's table private to this address space.
                     Ok(pte) => (pte, true),
-                    Err(FaultError::Signal(f)) => return Err(f),
-                    Err(FaultError::Retry(read)) => return Ok(Err(read)),
+                    Err(FaultError::Signal(f)) => return Err(Again::Signal(f)),
+                    Err(FaultError::Retry(read)) => return Err(Again::Read(read)),
+                    Err(FaultError::NoMemory { keep, .. }) => return Err(Again::NoMemory(keep)),
                     // Only after a growth that just succeeded under the write
                     // lock, which cannot happen; never loop on it.
-                    Err(FaultError::ExpandStack) => return Err(Fault::segv(addr, FaultReason::NotMapped)),
+                    Err(FaultError::ExpandStack) => {
+                        return Err(Again::Signal(Fault::segv(addr, FaultReason::NotMapped)))
+                    }
                 }
             }
         };
         // Cache writable only once dirty, so the first store through a clean
         // entry comes back here to set the dirty bit.
-        Ok(Ok((
+        Ok((
             pte.pfn(),
             pte.writable() && pte.dirty() && upper_writable,
             !pte.pkey_denies_data(),
-        )))
+        ))
     }
 }
 
@@ -523,5 +531,23 @@ impl Machine {
     /// The first CPU whose handle is free. EBUSY if all are taken.
     pub fn any_cpu(&self) -> SysResult<Cpu<'_>> {
         (0..self.cpus()).find_map(|i| self.cpu(i).ok()).ok_or(Errno::EBUSY)
+    }
+}
+
+/// Why a try of `Cpu::walk_or_fault` did not give a translation, with every
+/// lock of the try dropped.
+enum Again {
+    /// The access fails with this signal.
+    Signal(Fault),
+    /// Read this page, then try again.
+    Read(PageRead),
+    /// No free frame: reclaim, holding this page over it (see
+    /// `FaultError::NoMemory`), then try again.
+    NoMemory(Option<Pfn>),
+}
+
+impl From<Fault> for Again {
+    fn from(f: Fault) -> Again {
+        Again::Signal(f)
     }
 }
