@@ -7,4 +7,5 @@ pub mod config;
 pub mod exp;
 pub mod host;
 pub mod oracle;
+pub mod trace;
 pub mod workload;

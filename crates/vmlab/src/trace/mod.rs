@@ -1,0 +1,393 @@
+//! Traces in: the records every reader gives (`Record`: a page reference,
+//! or an address-space event of a recorded program), the formats
+//! (`Format`, one file per reader), transparent decompression
+//! (`open_bytes`: gzip and zstd by their magic numbers), sniffing a format
+//! from a file's first bytes (`sniff`) and the errors a bad file gets
+//! (`TraceError`: the file, the line or byte offset, what was expected).
+//!
+//! Readers stream: `TraceReader::read_batch` fills a caller's buffer, so a
+//! trace of any length is read in constant memory and the per-record cost
+//! is a loop over a slice, not a virtual call per reference.
+//!
+//! Owns: nothing but the formats' decoding. May call: `std::io`, `flate2`,
+//! `zstd`. Used by `replay` (full and cache mode) and the CLI's `trace`.
+
+pub mod trc;
+
+use std::fmt;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// The page size page numbers count in (vmlab's, x86's base page).
+pub const PAGE_SHIFT: u32 = 12;
+
+/// How a reference used its page. Page-number traces say nothing of it:
+/// `Access`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RefKind {
+    /// An instruction fetch (lackey `I`).
+    Instr,
+    /// A load (lackey `L`).
+    Load,
+    /// A store (lackey `S`).
+    Store,
+    /// A load and a store of the same bytes (lackey `M`, read-modify-write).
+    Modify,
+    /// A reference of unknown kind (a page-number trace).
+    Access,
+}
+
+/// One reference to one page. A lackey access that spans two pages gives
+/// two `Ref`s.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ref {
+    /// The page number: a virtual address `>> PAGE_SHIFT` in a program's
+    /// trace, the object id in a page-number trace (which may be any u64,
+    /// libCacheSim's ids often being hashes).
+    pub page: u64,
+    pub kind: RefKind,
+}
+
+/// What backs a mapping of a recorded program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapBacking {
+    Anon,
+    /// A file: its path as recorded, its size then, and the page offset
+    /// the mapping starts at.
+    File {
+        path: String,
+        size: u64,
+        pgoff: u64,
+    },
+}
+
+/// An address-space event of a recorded program, in stream order with its
+/// references. Arguments and the result are as the program's syscall saw
+/// them (`result` is the return value, negative errno on failure).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A mapping that existed before the first traced syscall (the
+    /// executable, the loader, the stack, valgrind's preloads), from the
+    /// process's maps when tracing started. `prot` as mmap's PROT_*.
+    Initial {
+        start: u64,
+        end: u64,
+        prot: u32,
+        backing: MapBacking,
+    },
+    /// The brk base (the start and current end of the heap) at the start.
+    BrkBase {
+        start: u64,
+        end: u64,
+    },
+    Mmap {
+        addr: u64,
+        len: u64,
+        prot: u32,
+        flags: u32,
+        fd: i64,
+        offset: u64,
+        backing: MapBacking,
+        result: i64,
+    },
+    Munmap {
+        addr: u64,
+        len: u64,
+        result: i64,
+    },
+    Mprotect {
+        addr: u64,
+        len: u64,
+        prot: u32,
+        result: i64,
+    },
+    Mremap {
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u32,
+        new_addr: u64,
+        result: i64,
+    },
+    Brk {
+        addr: u64,
+        result: i64,
+    },
+}
+
+/// One record of a trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    Ref(Ref),
+    Event(Event),
+}
+
+/// A trace format (`--format`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// valgrind lackey output, with its SYSCALL lines if traced.
+    Lackey,
+    /// Big-endian u32 page numbers (the LIRS/CLOCK-Pro papers' traces).
+    Trc,
+    /// libCacheSim's csv reader, with its `-t` parameters.
+    Csv(CsvParams),
+    /// libCacheSim's oracleGeneral binary records.
+    OracleGeneral,
+    /// libCacheSim's lcs binary format.
+    Lcs,
+    /// vmlab's own binary format: references and address-space events.
+    Vmlab,
+}
+
+impl Format {
+    /// The names `--format` takes (csv's parameters go in `--trace-params`).
+    pub const NAMES: &'static [&'static str] = &["lackey", "trc", "csv", "oracle_general", "lcs", "vmlab"];
+
+    /// The format named `name`; a csv with `params` (libCacheSim's `-t`
+    /// string, e.g. `obj-id-col=2,delimiter=,,has-header=true`).
+    pub fn parse(name: &str, params: Option<&str>) -> Result<Format, String> {
+        Ok(match name {
+            "lackey" => Format::Lackey,
+            "trc" => Format::Trc,
+            "csv" => Format::Csv(CsvParams::parse(params.unwrap_or(""))?),
+            "oracle_general" | "oracleGeneral" => Format::OracleGeneral,
+            "lcs" => Format::Lcs,
+            "vmlab" => Format::Vmlab,
+            other => {
+                return Err(format!(
+                    "unknown trace format `{other}` (one of: {})",
+                    Format::NAMES.join(", ")
+                ))
+            }
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Format::Lackey => "lackey",
+            Format::Trc => "trc",
+            Format::Csv(_) => "csv",
+            Format::OracleGeneral => "oracle_general",
+            Format::Lcs => "lcs",
+            Format::Vmlab => "vmlab",
+        }
+    }
+}
+
+/// libCacheSim's csv parameters (`-t "obj-id-col=2,delimiter=,,has-header=true"`):
+/// columns count from 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsvParams {
+    pub obj_id_col: usize,
+    pub delimiter: u8,
+    pub has_header: bool,
+    /// Whether the id column holds numbers (else its text is hashed, as
+    /// libCacheSim's `obj-id-is-num=false`).
+    pub obj_id_is_num: bool,
+}
+
+impl Default for CsvParams {
+    fn default() -> CsvParams {
+        CsvParams {
+            obj_id_col: 1,
+            delimiter: b',',
+            has_header: false,
+            obj_id_is_num: true,
+        }
+    }
+}
+
+impl CsvParams {
+    /// Parse libCacheSim's `-t` string. Keys it has that vmlab does not use
+    /// (`time-col`, `obj-size-col`, `op-col`, ...) are accepted and ignored.
+    pub fn parse(s: &str) -> Result<CsvParams, String> {
+        let mut p = CsvParams::default();
+        // "delimiter=," is followed by the separator ',' itself: split by
+        // hand so that `delimiter=,,has-header=true` reads as libCacheSim does.
+        let mut rest = s.trim();
+        while !rest.is_empty() {
+            let Some(eq) = rest.find('=') else {
+                return Err(format!("csv parameter `{rest}`: expected key=value"));
+            };
+            let key = rest[..eq].trim();
+            let after = &rest[eq + 1..];
+            let (value, next) = if key == "delimiter" {
+                let mut chars = after.chars();
+                let d = chars.next().ok_or("csv parameter delimiter: no character given")?;
+                let tail = chars.as_str();
+                (d.to_string(), tail.strip_prefix(',').unwrap_or(tail))
+            } else {
+                match after.find(',') {
+                    Some(c) => (after[..c].to_string(), &after[c + 1..]),
+                    None => (after.to_string(), ""),
+                }
+            };
+            let value = value.as_str();
+            let bool_of = |v: &str| match v.trim() {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                other => Err(format!("csv parameter {key}: `{other}` is not true or false")),
+            };
+            match key {
+                "obj-id-col" => {
+                    p.obj_id_col = value
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|&c: &usize| c >= 1)
+                        .ok_or_else(|| format!("csv parameter obj-id-col: `{value}` is not a column (1, 2, ...)"))?
+                }
+                "delimiter" => {
+                    let d = if value == "\\t" { "\t" } else { value };
+                    if d.len() != 1 {
+                        return Err(format!("csv parameter delimiter: `{value}` is not one byte"));
+                    }
+                    p.delimiter = d.as_bytes()[0];
+                }
+                "has-header" => p.has_header = bool_of(value)?,
+                "obj-id-is-num" => p.obj_id_is_num = bool_of(value)?,
+                "time-col" | "obj-size-col" | "op-col" | "ttl-col" | "next-access-col" | "cnt-col" | "tenant-col"
+                | "feature-cols" | "block-size" => {}
+                other => return Err(format!("unknown csv parameter `{other}`")),
+            }
+            rest = next.trim_start();
+        }
+        Ok(p)
+    }
+}
+
+/// Where in a file a problem is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum At {
+    /// A line of a text format (from 1).
+    Line(u64),
+    /// A byte offset of a binary format (after decompression).
+    Offset(u64),
+    /// The file as a whole.
+    File,
+}
+
+/// A trace that cannot be read: the file, where, and what was expected.
+#[derive(Debug)]
+pub struct TraceError {
+    pub file: PathBuf,
+    pub at: At,
+    pub what: String,
+}
+
+impl TraceError {
+    pub fn new(file: &Path, at: At, what: impl Into<String>) -> TraceError {
+        TraceError {
+            file: file.to_path_buf(),
+            at,
+            what: what.into(),
+        }
+    }
+
+    pub fn io(file: &Path, e: &io::Error) -> TraceError {
+        TraceError::new(file, At::File, format!("cannot read: {e}"))
+    }
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.at {
+            At::Line(n) => write!(f, "{}: line {n}: {}", self.file.display(), self.what),
+            At::Offset(n) => write!(f, "{}: byte {n}: {}", self.file.display(), self.what),
+            At::File => write!(f, "{}: {}", self.file.display(), self.what),
+        }
+    }
+}
+
+impl std::error::Error for TraceError {}
+
+/// A streaming reader of one trace.
+pub trait TraceReader {
+    /// Clear `out` and fill it with the next records, at most `max`;
+    /// an empty `out` is the end of the trace.
+    fn read_batch(&mut self, out: &mut Vec<Record>, max: usize) -> Result<(), TraceError>;
+}
+
+/// Records a batch holds by default (a few hundred KiB of `Record`s).
+pub const BATCH: usize = 4096;
+
+/// Compression, by magic number.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// The file's bytes, decompressed if it is gzip or zstd.
+pub fn open_bytes(path: &Path) -> Result<Box<dyn BufRead>, TraceError> {
+    let f = std::fs::File::open(path).map_err(|e| TraceError::io(path, &e))?;
+    let mut r = BufReader::with_capacity(1 << 16, f);
+    let head = r.fill_buf().map_err(|e| TraceError::io(path, &e))?;
+    if head.starts_with(&GZIP_MAGIC) {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            flate2::bufread::MultiGzDecoder::new(r),
+        )))
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        let d = zstd::stream::read::Decoder::with_buffer(r)
+            .map_err(|e| TraceError::new(path, At::File, format!("not a zstd stream: {e}")))?;
+        Ok(Box::new(BufReader::with_capacity(1 << 16, d)))
+    } else {
+        Ok(Box::new(r))
+    }
+}
+
+/// Read up to `n` bytes from the start of `r` without consuming them
+/// beyond its buffer: `r` must be a fresh `BufReader` of capacity ≥ `n`
+/// or the bytes are read into a copy. Returns the bytes and a reader that
+/// still yields them first.
+pub fn peek(mut r: Box<dyn BufRead>, n: usize, path: &Path) -> Result<(Vec<u8>, Box<dyn BufRead>), TraceError> {
+    let mut head = Vec::with_capacity(n);
+    (&mut r)
+        .take(n as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| TraceError::io(path, &e))?;
+    let again: Box<dyn BufRead> = Box::new(BufReader::new(io::Cursor::new(head.clone()).chain(r)));
+    Ok((head, again))
+}
+
+/// Open `path` as `format`, or as the format its content shows if `None`.
+pub fn open(path: &Path, format: Option<Format>) -> Result<(Format, Box<dyn TraceReader>), TraceError> {
+    let bytes = open_bytes(path)?;
+    let (head, bytes) = peek(bytes, SNIFF_BYTES, path)?;
+    let format = match format {
+        Some(f) => f,
+        None => sniff(&head).ok_or_else(|| {
+            TraceError::new(
+                path,
+                At::File,
+                format!(
+                    "matches no trace format (one of: {}); name one with --format",
+                    Format::NAMES.join(", ")
+                ),
+            )
+        })?,
+    };
+    let reader: Box<dyn TraceReader> = match &format {
+        Format::Trc => Box::new(trc::TrcReader::new(bytes, path)),
+        other => {
+            return Err(TraceError::new(
+                path,
+                At::File,
+                format!("the {} reader is not built yet", other.name()),
+            ))
+        }
+    };
+    Ok((format, reader))
+}
+
+/// Bytes `sniff` looks at.
+pub const SNIFF_BYTES: usize = 4096;
+
+/// The format `head` (a file's first bytes, decompressed) is in, if any
+/// format's test accepts it. Binary formats with a magic number first,
+/// then text (lackey's line shapes, else a csv), then the binary formats
+/// without one, by their record structure.
+pub fn sniff(head: &[u8]) -> Option<Format> {
+    if head.is_empty() {
+        return None;
+    }
+    trc::sniff(head).then_some(Format::Trc)
+}
