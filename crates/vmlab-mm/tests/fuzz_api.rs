@@ -272,3 +272,12 @@ fn regress_kswapd_shootdown_fails_the_fill_for_ever() {
 fn regress_droppable_write_drops_its_own_pages() {
     replay_within("regress-droppable-write-drops-its-own-pages", Duration::from_secs(20));
 }
+
+/// rmap = private_vma, reclaim = vma_scan: CPU 1 stored to a MAP_DROPPABLE page, and CPU
+/// 0's TLB miss on it ran kswapd's work inline, which dropped the page (as Linux may): both
+/// then read zero. The interpreter took it for two CPUs seeing different memory; it now
+/// accepts a droppable page read back as zero by both, and nothing else.
+#[test]
+fn regress_droppable_dropped_between_two_cpus() {
+    replay("regress-droppable-dropped-between-two-cpus");
+}
