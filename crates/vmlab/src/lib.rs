@@ -7,5 +7,6 @@ pub mod config;
 pub mod exp;
 pub mod host;
 pub mod oracle;
+pub mod replay;
 pub mod trace;
 pub mod workload;

@@ -1,0 +1,263 @@
+//! Full-machine replay of a page-number trace: every reference is a store
+//! through a CPU's TLB, the page tables, the fault handler, reclaim and
+//! swap of a machine whose usable frames are exactly `frames`.
+//!
+//! The trace's pages (any u64 ids) are renumbered densely in order of
+//! first use, and page `i` is the `i`th page of one anonymous mapping
+//! (`MAP_NORESERVE`: the trace's footprint may exceed RAM and swap
+//! reservations). References replay as stores: a load of untouched
+//! anonymous memory maps the zero page and would create no pressure.
+//!
+//! Sizing, so that exactly `frames` data pages fit: the machine has one
+//! CPU, synchronous reclaim (no kswapd thread, `watermarks = none`: every
+//! frame is used before reclaim runs, on the allocation that fails) and
+//! swap for the whole footprint. Before the first reference the mapping is
+//! read once from end to end, which maps the zero page everywhere and so
+//! builds every page table the run needs (a leaf table per 512 pages, the
+//! upper levels) without a data frame; then a second process, the balloon,
+//! locks (`mlock`) enough pages that exactly `frames` frames stay free.
+//! Page tables therefore cost no data frame during the run, and the free
+//! frames the replayed process can use are exactly `frames`. The count is
+//! checked, not assumed (`FullError::Sizing` if the balloon misses it).
+//!
+//! `misses` = faults that brought a page into memory: first touches (the
+//! replayer knows them: a page seen for the first time) plus major faults
+//! (`pgmajfault`, swap-ins). A page found in the swap cache is a minor
+//! fault, not a miss: it was in memory.
+//!
+//! May call: `vmlab_mm::system` (Machine, Cpu), `trace`.
+
+use crate::mm::addr::PAGE_SIZE;
+use crate::mm::mm::uapi::{MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE};
+use crate::mm::system::{ByteSize, Machine, MachineConfig, Stats};
+use crate::trace::{Record, TraceError, TraceReader, BATCH};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Where the replayed mapping starts (any free, aligned address works).
+const BASE: u64 = 0x1000_0000_0000;
+
+/// Why a full replay failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FullError {
+    #[error("{0}")]
+    Trace(#[from] TraceError),
+    #[error("bad parameters: {0}")]
+    Usage(String),
+    #[error("cannot build the machine: {0}")]
+    Machine(String),
+    #[error("machine sizing: {0}")]
+    Sizing(String),
+    #[error("replay: {0}")]
+    Run(String),
+}
+
+/// What a full replay measured.
+#[derive(Clone, Debug)]
+pub struct FullResult {
+    pub references: u64,
+    pub distinct: u64,
+    /// First touches plus major faults.
+    pub misses: u64,
+    pub first_touches: u64,
+    pub major_faults: u64,
+    /// The references' replay alone (not the setup).
+    pub elapsed: Duration,
+    /// The machine's counters at the end (setup included).
+    pub stats: Stats,
+}
+
+/// The distinct pages of a trace (a first pass: memory in proportion to
+/// them, not to the references).
+pub fn distinct_pages(reader: &mut dyn TraceReader) -> Result<(u64, u64), TraceError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut refs = 0u64;
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        reader.read_batch(&mut batch, BATCH)?;
+        if batch.is_empty() {
+            return Ok((refs, seen.len() as u64));
+        }
+        for r in &batch {
+            if let Record::Ref(r) = r {
+                refs += 1;
+                seen.insert(r.page);
+            }
+        }
+    }
+}
+
+/// The machine config a replay of `distinct` pages in `frames` frames
+/// runs with: `base` (its `reclaim` and the rest) with one CPU, no
+/// watermarks, swap for the whole footprint, and RAM for `frames`, the
+/// page tables and the machine's own frames with room to spare (the
+/// balloon takes the spare).
+pub fn machine_config(base: &MachineConfig, frames: u64, distinct: u64) -> Result<MachineConfig, FullError> {
+    if frames == 0 {
+        return Err(FullError::Usage("--frames must be at least 1".into()));
+    }
+    let mut c = base.clone();
+    c.cpus = 1;
+    c.apply_pairs("watermarks=none")
+        .map_err(|e| FullError::Usage(format!("config: {e}")))?;
+    // Leaf tables, upper levels, and the balloon's own tables and rmap
+    // links: generous, since the balloon takes whatever is left.
+    let tables = distinct / 512 + 64;
+    let ram_pages = frames + tables + 1024;
+    c.ram = ByteSize(ram_pages * PAGE_SIZE);
+    c.swap_size = ByteSize((distinct + 64) * PAGE_SIZE);
+    Ok(c)
+}
+
+/// Replay `reader` (a page-number trace of `distinct` pages) on `m`, built
+/// from `machine_config`. `progress` gets the references done so far every
+/// batch.
+pub fn replay(
+    m: &Machine,
+    frames: u64,
+    distinct: u64,
+    reader: &mut dyn TraceReader,
+    progress: &mut dyn FnMut(u64),
+) -> Result<FullResult, FullError> {
+    let run = |what: &str, e: &dyn std::fmt::Debug| FullError::Run(format!("{what}: {e:?}"));
+    let len = distinct.max(1) * PAGE_SIZE;
+    let pid = m.spawn().map_err(|e| run("spawn", &e))?;
+    m.mmap(
+        pid,
+        BASE,
+        len,
+        PROT_READ | PROT_WRITE,
+        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | crate::mm::mm::uapi::MAP_FIXED,
+    )
+    .map_err(|e| run("mmap", &e))?;
+    let mut cpu = m.cpu(0).map_err(|e| run("take CPU 0", &e))?;
+    cpu.switch_to(pid).map_err(|e| run("switch", &e))?;
+    // Every page table, no data frame: reads map the zero page.
+    for i in 0..distinct {
+        cpu.load_u64(BASE + i * PAGE_SIZE)
+            .map_err(|f| run("pre-map the page tables", &f))?;
+    }
+    drop(cpu);
+    balloon(m, frames)?;
+    let before = m.stats();
+    let mut cpu = m.cpu(0).map_err(|e| run("take CPU 0", &e))?;
+    cpu.switch_to(pid).map_err(|e| run("switch", &e))?;
+    let mut dense: HashMap<u64, u64> = HashMap::with_capacity(distinct as usize);
+    let mut batch = Vec::with_capacity(BATCH);
+    let (mut refs, mut first) = (0u64, 0u64);
+    // The value each page's last store wrote, by dense index.
+    let mut last: Vec<u64> = Vec::with_capacity(distinct as usize);
+    let t0 = Instant::now();
+    loop {
+        reader.read_batch(&mut batch, BATCH)?;
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            let Record::Ref(r) = r else { continue };
+            let next = dense.len() as u64;
+            let i = *dense.entry(r.page).or_insert(next);
+            if i == next {
+                first += 1;
+                if i >= distinct {
+                    return Err(FullError::Run(format!(
+                        "the trace has more than the {distinct} distinct pages its first pass counted"
+                    )));
+                }
+            }
+            refs += 1;
+            // Each reference checks what the last one left (swap must
+            // keep every byte), then stores its own number.
+            let addr = BASE + i * PAGE_SIZE;
+            let at = |refs: u64, f: &dyn std::fmt::Debug| run(&format!("reference {refs} (page {})", r.page), f);
+            let got = cpu.load_u64(addr).map_err(|f| at(refs, &f))?;
+            let want = last.get(i as usize).copied().unwrap_or(0);
+            if got != want {
+                return Err(FullError::Run(format!(
+                    "reference {refs} (page {}) read {got}, the last store there wrote {want}",
+                    r.page
+                )));
+            }
+            cpu.store_u64(addr, refs).map_err(|f| at(refs, &f))?;
+            if i as usize == last.len() {
+                last.push(refs);
+            } else {
+                last[i as usize] = refs;
+            }
+        }
+        progress(refs);
+    }
+    let elapsed = t0.elapsed();
+    drop(cpu);
+    let stats = m.stats();
+    let major = stats.major_faults - before.major_faults;
+    Ok(FullResult {
+        references: refs,
+        distinct,
+        misses: first + major,
+        first_touches: first,
+        major_faults: major,
+        elapsed,
+        stats,
+    })
+}
+
+/// Spawn processes that lock pages until exactly `frames` frames are free
+/// (several if need be: each may lock only RLIMIT_MEMLOCK's worth). Each
+/// balloon's range is read first, which builds its page tables with the
+/// zero page; then locking one page costs exactly one frame, so a balloon
+/// grows in big steps first and single pages last, measuring the free
+/// count after each step.
+fn balloon(m: &Machine, frames: u64) -> Result<(), FullError> {
+    let sizing = |what: &str, e: &dyn std::fmt::Debug| FullError::Sizing(format!("{what}: {e:?}"));
+    let free = |m: &Machine| m.phys().free_frames_count() as u64;
+    let have = free(m);
+    if have < frames {
+        return Err(FullError::Sizing(format!(
+            "{have} frames free after setup, fewer than --frames {frames}"
+        )));
+    }
+    while free(m) > frames {
+        let pid = m.spawn().map_err(|e| sizing("spawn a balloon", &e))?;
+        let limit = m.memlock_rlimit(pid).map_err(|e| sizing("RLIMIT_MEMLOCK", &e))?.cur / PAGE_SIZE;
+        if limit == 0 {
+            return Err(FullError::Sizing("RLIMIT_MEMLOCK is 0: no balloon can lock".into()));
+        }
+        let span = limit * PAGE_SIZE;
+        let at = m
+            .mmap(
+                pid,
+                0,
+                span,
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+            )
+            .map_err(|e| sizing("map a balloon", &e))?;
+        {
+            let mut cpu = m.cpu(0).map_err(|e| sizing("take CPU 0", &e))?;
+            cpu.switch_to(pid).map_err(|e| sizing("switch", &e))?;
+            for i in 0..limit {
+                cpu.load_u64(at + i * PAGE_SIZE)
+                    .map_err(|f| sizing("pre-map a balloon's tables", &f))?;
+            }
+        }
+        let mut locked = 0u64;
+        while locked < limit {
+            let left = free(m).saturating_sub(frames);
+            if left == 0 {
+                break;
+            }
+            let step = left.min(limit - locked);
+            m.mlock(pid, at + locked * PAGE_SIZE, step * PAGE_SIZE)
+                .map_err(|e| sizing("lock a balloon", &e))?;
+            locked += step;
+        }
+    }
+    let now = free(m);
+    if now != frames {
+        return Err(FullError::Sizing(format!(
+            "{now} frames free after the balloon, not {frames}"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Replaying traces: through the whole machine (`full`) or through a
+//! replacement policy alone (`cache`).
+
+pub mod full;

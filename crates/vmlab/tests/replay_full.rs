@@ -1,0 +1,71 @@
+//! Full-machine replay of page-number traces (`vmlab::replay::full`): the
+//! machine holds exactly `--frames` data pages, every reference's bytes
+//! survive reclaim and swap, and misses are first touches plus major faults.
+//! Host facts: builds machines with a real swap file in the host's
+//! temporary directory (`vmlab::host::build_machine`).
+
+use std::io::Write;
+use std::path::Path;
+use vmlab::mm::system::MachineConfig;
+use vmlab::replay::full;
+use vmlab::trace;
+
+fn write_trc(dir: &Path, pages: &[u32]) -> std::path::PathBuf {
+    let p = dir.join("t.trc");
+    let mut f = std::fs::File::create(&p).unwrap();
+    for &x in pages {
+        f.write_all(&x.to_be_bytes()).unwrap();
+    }
+    p
+}
+
+fn replay(path: &Path, reclaim: &str, frames: u64) -> full::FullResult {
+    let (_, mut r) = trace::open(path, None).unwrap();
+    let (_, distinct) = full::distinct_pages(&mut *r).unwrap();
+    let mut base = MachineConfig::default();
+    base.apply_pairs(&format!("reclaim={reclaim}")).unwrap();
+    let cfg = full::machine_config(&base, frames, distinct).unwrap();
+    let m = vmlab::host::build_machine(&cfg).unwrap();
+    let (_, mut r) = trace::open(path, None).unwrap();
+    full::replay(&m, frames, distinct, &mut *r, &mut |_| {}).unwrap()
+}
+
+/// Pages `0..n`, `rounds` times over.
+fn cyclic(n: u32, rounds: u32) -> Vec<u32> {
+    (0..rounds).flat_map(|_| 0..n).collect()
+}
+
+#[test]
+fn exactly_frames_pages_fit_and_one_more_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    for reclaim in ["clock", "two_list", "vma_scan", "mglru"] {
+        // 300 pages in 300 frames: only first touches, no reclaim.
+        let fits = replay(&write_trc(dir.path(), &cyclic(300, 3)), reclaim, 300);
+        assert_eq!((fits.references, fits.distinct), (900, 300));
+        assert_eq!(fits.first_touches, 300, "{reclaim}");
+        assert_eq!(fits.misses, 300, "{reclaim}: {fits:?}");
+        assert_eq!(fits.stats.pgsteal_direct + fits.stats.pgsteal_kswapd, 0, "{reclaim}");
+        // 301 pages: the machine must evict, and a loop over them misses again.
+        let over = replay(&write_trc(dir.path(), &cyclic(301, 3)), reclaim, 300);
+        assert!(over.stats.pgsteal_direct > 0, "{reclaim}: {over:?}");
+        assert!(over.major_faults > 0 && over.misses > 301, "{reclaim}: {over:?}");
+        assert!(over.stats.pswpout > 0, "{reclaim}: pages went to swap");
+    }
+}
+
+#[test]
+fn ids_are_renumbered_and_a_sparse_trace_replays() {
+    // Ids far apart (as oracleGeneral's hashes are) map to one dense mapping.
+    let dir = tempfile::tempdir().unwrap();
+    let pages: Vec<u32> = (0..2000u32).map(|i| (i % 97).wrapping_mul(0x0101_0101)).collect();
+    let r = replay(&write_trc(dir.path(), &pages), "two_list", 50);
+    assert_eq!((r.references, r.distinct), (2000, 97));
+    assert_eq!(r.first_touches, 97);
+    assert!(r.misses > 97, "97 pages in 50 frames, cyclic: {r:?}");
+}
+
+#[test]
+fn zero_frames_is_a_usage_error() {
+    let e = full::machine_config(&MachineConfig::default(), 0, 10).unwrap_err();
+    assert!(e.to_string().contains("--frames"), "{e}");
+}
