@@ -410,6 +410,13 @@ impl Machine {
 
     /// Run `f` with what reclaim needs on CPU `cpu`; its time counts in
     /// `reclaim_ns` when the host has a clock.
+    /// Let `oracle` name the pages reclaim evicts, one per round, instead
+    /// of the `reclaim` design (`None`: the design again): the exact LRU
+    /// and OPT bounds of a trace replay, which see every reference.
+    pub fn set_victim_oracle(&self, oracle: Option<alloc::boxed::Box<dyn crate::mm::reclaim::VictimOracle>>) {
+        self.reclaimer.set_oracle(oracle);
+    }
+
     fn with_reclaim_cx<T>(&self, cpu: usize, kswapd: bool, f: impl FnOnce(&ReclaimCx<'_>) -> T) -> T {
         let counters = self.counters.get(cpu);
         let shootdown = |f: PendingFlush| self.shootdown_all(f);
@@ -547,13 +554,15 @@ impl Machine {
 
     /// kswapd's work: reclaim until the high watermark's frames are free,
     /// or no progress. Run where an allocation left fewer than the low
-    /// watermark free (`PhysMem::take_kswapd_wanted`): inline on the CPU
-    /// that noticed (a machine on `SpinHost` stays deterministic).
-    /// Linux: `balance_pgdat`.
+    /// watermark free or failed (`PhysMem::take_kswapd_wanted`): inline on
+    /// the CPU that noticed (a machine on `SpinHost` stays deterministic).
+    /// With `watermarks = none` (high 0) it has nothing to do: reclaim
+    /// runs only on the allocation that fails, as CONFIG.md says (a trace
+    /// replay's exact sizing depends on it). Linux: `balance_pgdat`.
     pub fn kswapd(&self, cpu: usize) -> usize {
         let high = self.phys.watermarks().high as usize;
         let mut freed = 0;
-        while self.phys.free_frames_fast() < high.max(1) {
+        while self.phys.free_frames_fast() < high {
             let n = self.reclaim(cpu, true, crate::mm::reclaim::SWAP_CLUSTER_MAX);
             if n == 0 {
                 break;

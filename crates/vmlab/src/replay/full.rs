@@ -20,6 +20,13 @@
 //! frames the replayed process can use are exactly `frames`. The count is
 //! checked, not assumed (`FullError::Sizing` if the balloon misses it).
 //!
+//! Policies: the machine's own `reclaim` designs, which see references
+//! only as accessed bits, or a bound the replayer computes from every
+//! reference and names the victims of (`Bound`, through
+//! `Machine::set_victim_oracle`; one page evicted per failed allocation):
+//! `lru`, exact least-recently-used, which on a page-number trace misses
+//! exactly as cache-mode `lru` at the same frames.
+//!
 //! `misses` = faults that brought a page into memory: first touches (the
 //! replayer knows them: a page seen for the first time) plus major faults
 //! (`pgmajfault`, swap-ins). A page found in the swap cache is a minor
@@ -32,6 +39,7 @@ use crate::mm::mm::uapi::{MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, 
 use crate::mm::system::{ByteSize, Machine, MachineConfig, Stats};
 use crate::trace::{Record, TraceError, TraceReader, BATCH};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where the replayed mapping starts (any free, aligned address works).
@@ -50,6 +58,88 @@ pub enum FullError {
     Sizing(String),
     #[error("replay: {0}")]
     Run(String),
+}
+
+/// A policy the replayer computes from every reference and names the
+/// victims of, instead of the machine's design.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Bound {
+    /// Exact LRU: evict the resident page referenced longest ago.
+    Lru,
+}
+
+impl Bound {
+    pub const NAMES: &'static [&'static str] = &["lru"];
+
+    pub fn parse(name: &str) -> Option<Bound> {
+        match name {
+            "lru" => Some(Bound::Lru),
+            _ => None,
+        }
+    }
+}
+
+/// The resident pages (dense indices) in order of last reference, most
+/// recent first: intrusive links in two arrays, O(1) per reference.
+struct LruOrder {
+    /// Links by dense index; `NIL` ends the list. `head` is the most recent.
+    prev: Vec<u32>,
+    next: Vec<u32>,
+    listed: Vec<bool>,
+    head: u32,
+    tail: u32,
+    /// The replayed address space (`AddressSpace::id`).
+    mm: u64,
+}
+
+const NIL: u32 = u32::MAX;
+
+impl LruOrder {
+    fn unlink(&mut self, i: u32) {
+        let (p, n) = (self.prev[i as usize], self.next[i as usize]);
+        if p == NIL {
+            self.head = n;
+        } else {
+            self.next[p as usize] = n;
+        }
+        if n == NIL {
+            self.tail = p;
+        } else {
+            self.prev[n as usize] = p;
+        }
+        self.listed[i as usize] = false;
+    }
+
+    /// Page `i` is referenced: it is (or is about to be) resident, and the
+    /// most recent.
+    fn touch(&mut self, i: u32) {
+        if self.listed[i as usize] {
+            self.unlink(i);
+        }
+        self.prev[i as usize] = NIL;
+        self.next[i as usize] = self.head;
+        if self.head != NIL {
+            self.prev[self.head as usize] = i;
+        } else {
+            self.tail = i;
+        }
+        self.head = i;
+        self.listed[i as usize] = true;
+    }
+}
+
+struct LruOracle(Arc<Mutex<LruOrder>>);
+
+impl crate::mm::mm::reclaim::VictimOracle for LruOracle {
+    fn victim(&mut self) -> Option<(u64, u64)> {
+        let mut o = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let t = o.tail;
+        if t == NIL {
+            return None;
+        }
+        o.unlink(t);
+        Some((o.mm, BASE + t as u64 * PAGE_SIZE))
+    }
 }
 
 /// What a full replay measured.
@@ -116,9 +206,15 @@ pub fn replay(
     m: &Machine,
     frames: u64,
     distinct: u64,
+    bound: Option<Bound>,
     reader: &mut dyn TraceReader,
     progress: &mut dyn FnMut(u64),
 ) -> Result<FullResult, FullError> {
+    if distinct > u32::MAX as u64 - 1 {
+        return Err(FullError::Usage(format!(
+            "{distinct} distinct pages: at most 2^32 - 2 replay"
+        )));
+    }
     let run = |what: &str, e: &dyn std::fmt::Debug| FullError::Run(format!("{what}: {e:?}"));
     let len = distinct.max(1) * PAGE_SIZE;
     let pid = m.spawn().map_err(|e| run("spawn", &e))?;
@@ -139,6 +235,23 @@ pub fn replay(
     }
     drop(cpu);
     balloon(m, frames)?;
+    let lru = match bound {
+        Some(Bound::Lru) => {
+            let mm = m.process(pid).map_err(|e| run("look up the process", &e))?.mm.id;
+            let n = distinct as usize;
+            let o = Arc::new(Mutex::new(LruOrder {
+                prev: vec![NIL; n],
+                next: vec![NIL; n],
+                listed: vec![false; n],
+                head: NIL,
+                tail: NIL,
+                mm,
+            }));
+            m.set_victim_oracle(Some(Box::new(LruOracle(o.clone()))));
+            Some(o)
+        }
+        None => None,
+    };
     let before = m.stats();
     let mut cpu = m.cpu(0).map_err(|e| run("take CPU 0", &e))?;
     cpu.switch_to(pid).map_err(|e| run("switch", &e))?;
@@ -166,6 +279,9 @@ pub fn replay(
                 }
             }
             refs += 1;
+            if let Some(o) = &lru {
+                o.lock().unwrap_or_else(|e| e.into_inner()).touch(i as u32);
+            }
             // Each reference checks what the last one left (swap must
             // keep every byte), then stores its own number.
             let addr = BASE + i * PAGE_SIZE;
@@ -189,6 +305,7 @@ pub fn replay(
     }
     let elapsed = t0.elapsed();
     drop(cpu);
+    m.set_victim_oracle(None);
     let stats = m.stats();
     let major = stats.major_faults - before.major_faults;
     Ok(FullResult {

@@ -16,6 +16,8 @@
 //! - `mglru.rs`: Linux 6.1's multi-generation LRU: four lists as
 //!   generations, aged by a walk of the page tables (`vma_scan`'s), evicted
 //!   from the oldest.
+//! - `external.rs`: not a design but a bound: while a `VictimOracle` is set
+//!   (a trace replayer's exact LRU or OPT), it names the victims instead.
 //!
 //! Who runs it: kswapd's work (`Machine::kswapd`, after an allocation left
 //! fewer free frames than the low watermark, until the high one is free
@@ -33,10 +35,12 @@
 
 mod clock;
 mod evict;
+mod external;
 mod mglru;
 mod two_list;
 mod vma_scan;
 
+pub use external::VictimOracle;
 pub(crate) use mglru::{Gens, MAX_NR_GENS, MIN_NR_GENS};
 
 use super::object::MemObject;
@@ -157,6 +161,9 @@ pub struct Reclaimer {
     scan_addr: AtomicU64,
     /// `mglru`: the live generations (changed under `busy`).
     gens: Mutex<Gens>,
+    /// The oracle that names victims instead of the design, if one is set
+    /// (`external.rs`); taken under `busy`.
+    oracle: Mutex<Option<alloc::boxed::Box<dyn VictimOracle>>>,
 }
 
 impl Reclaimer {
@@ -173,6 +180,7 @@ impl Reclaimer {
             scan_mm: AtomicU64::new(0),
             scan_addr: AtomicU64::new(0),
             gens: Mutex::new(Gens::INITIAL),
+            oracle: Mutex::new(None),
         }
     }
 
@@ -199,12 +207,18 @@ impl Reclaimer {
         // freed only after this walk (Linux: reclaim's page-table walks
         // under RCU, `pte_offset_map`).
         walks.begin_reclaim();
-        let n = match self.policy {
-            ReclaimPolicy::Clock => clock::shrink(self, cx, want),
-            ReclaimPolicy::TwoList => two_list::shrink(cx, want),
-            ReclaimPolicy::VmaScan => vma_scan::shrink(self, cx, want),
-            ReclaimPolicy::Mglru => mglru::shrink(self, cx, want),
+        let mut oracle = self.oracle.lock();
+        let n = if let Some(o) = oracle.as_mut() {
+            external::shrink(self, cx, &mut **o)
+        } else {
+            match self.policy {
+                ReclaimPolicy::Clock => clock::shrink(self, cx, want),
+                ReclaimPolicy::TwoList => two_list::shrink(cx, want),
+                ReclaimPolicy::VmaScan => vma_scan::shrink(self, cx, want),
+                ReclaimPolicy::Mglru => mglru::shrink(self, cx, want),
+            }
         };
+        drop(oracle);
         walks.end_reclaim();
         cx.rcx.phys.reap_tables();
         n
@@ -212,6 +226,13 @@ impl Reclaimer {
 }
 
 impl Reclaimer {
+    /// Let `oracle` name the victims from now on (`external.rs`), or the
+    /// design again (`None`).
+    pub fn set_oracle(&self, oracle: Option<alloc::boxed::Box<dyn VictimOracle>>) {
+        let _one = self.busy.lock();
+        *self.oracle.lock() = oracle;
+    }
+
     /// MADV_COLD: the design's answer to "these pages are cold" for
     /// `pfns` (each with a reference the caller keeps), whose mappings'
     /// accessed bits madvise has cleared already. two_list moves active
@@ -274,6 +295,11 @@ impl Reclaimer {
     /// Preconditions: as `shrink`.
     pub fn pageout(&self, cx: &ReclaimCx<'_>, pfns: &[Pfn]) -> usize {
         let _one = self.busy.lock();
+        self.pageout_locked(cx, pfns)
+    }
+
+    /// `pageout` with `busy` held.
+    fn pageout_locked(&self, cx: &ReclaimCx<'_>, pfns: &[Pfn]) -> usize {
         let phys = cx.rcx.phys;
         let lru = phys.lru();
         let mut freed = 0;
