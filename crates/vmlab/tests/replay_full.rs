@@ -30,6 +30,13 @@ fn replay_with(path: &Path, reclaim: &str, bound: Option<full::Bound>, frames: u
     base.apply_pairs(&format!("reclaim={reclaim}")).unwrap();
     let cfg = full::machine_config(&base, frames, distinct).unwrap();
     let m = vmlab::host::build_machine(&cfg).unwrap();
+    let bound = bound.map(|b| {
+        let next = (b == full::Bound::Opt).then(|| {
+            let (_, mut r) = trace::open(path, None).unwrap();
+            full::next_uses(&mut *r).unwrap()
+        });
+        (b, next)
+    });
     let (_, mut r) = trace::open(path, None).unwrap();
     full::replay(&m, frames, distinct, bound, &mut *r, &mut |_| {}).unwrap()
 }
@@ -136,5 +143,73 @@ fn the_lru_bound_misses_exactly_as_lru_by_the_book() {
                 "a loop one page larger than LRU's frames misses always"
             );
         }
+    }
+}
+
+/// Belady's OPT by the book: on a miss with the frames full, evict the
+/// resident page used again farthest ahead (never again: farthest; ties to
+/// the lower page number, as `full::Bound::Opt` breaks them).
+fn naive_opt_misses(pages: &[u32], frames: usize) -> u64 {
+    let mut resident: Vec<u32> = Vec::new();
+    let mut misses = 0;
+    for (k, &p) in pages.iter().enumerate() {
+        if resident.contains(&p) {
+            continue;
+        }
+        misses += 1;
+        if resident.len() == frames {
+            let next = |q: u32| pages[k + 1..].iter().position(|&x| x == q).unwrap_or(usize::MAX);
+            let victim = *resident
+                .iter()
+                .max_by_key(|&&q| (next(q), std::cmp::Reverse(q)))
+                .unwrap();
+            resident.retain(|&q| q != victim);
+        }
+        resident.push(p);
+    }
+    misses
+}
+
+#[test]
+fn the_opt_bound_misses_exactly_as_belady_by_the_book_and_least_of_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    // Dense page numbers in order of first use, so the tie-break by page is the same.
+    let raw: Vec<u32> = (0..3000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let r = (x % 1000) as u32;
+            if r < 600 {
+                r % 30
+            } else {
+                r % 300
+            }
+        })
+        .collect();
+    let mut dense = std::collections::HashMap::new();
+    let pages: Vec<u32> = raw
+        .iter()
+        .map(|&p| {
+            let n = dense.len() as u32;
+            *dense.entry(p).or_insert(n)
+        })
+        .collect();
+    let path = write_trc(dir.path(), &pages);
+    let frames = 60;
+    let want = naive_opt_misses(&pages, frames as usize);
+    let opt = replay_with(&path, "two_list", Some(full::Bound::Opt), frames);
+    assert_eq!(opt.misses, want, "{opt:?}");
+    let lru = replay_with(&path, "two_list", Some(full::Bound::Lru), frames);
+    assert!(opt.misses < lru.misses, "opt {} lru {}", opt.misses, lru.misses);
+    for design in ["clock", "two_list", "vma_scan", "mglru"] {
+        let d = replay(&path, design, frames);
+        assert!(
+            opt.misses <= d.misses,
+            "{design} misses {} < opt {}",
+            d.misses,
+            opt.misses
+        );
     }
 }

@@ -25,7 +25,12 @@
 //! reference and names the victims of (`Bound`, through
 //! `Machine::set_victim_oracle`; one page evicted per failed allocation):
 //! `lru`, exact least-recently-used, which on a page-number trace misses
-//! exactly as cache-mode `lru` at the same frames.
+//! exactly as cache-mode `lru` at the same frames; `opt`, Belady's: evict
+//! the resident page whose next reference is farthest (never referenced
+//! again counts as farthest; ties go to the lower page index). `opt` needs
+//! the future: a first pass keeps every reference's page (4 bytes each)
+//! and computes each one's next use backwards, so its memory is in
+//! proportion to the references.
 //!
 //! `misses` = faults that brought a page into memory: first touches (the
 //! replayer knows them: a page seen for the first time) plus major faults
@@ -66,16 +71,89 @@ pub enum FullError {
 pub enum Bound {
     /// Exact LRU: evict the resident page referenced longest ago.
     Lru,
+    /// Belady's OPT: evict the resident page referenced again farthest ahead.
+    Opt,
 }
 
 impl Bound {
-    pub const NAMES: &'static [&'static str] = &["lru"];
+    pub const NAMES: &'static [&'static str] = &["lru", "opt"];
 
     pub fn parse(name: &str) -> Option<Bound> {
         match name {
             "lru" => Some(Bound::Lru),
+            "opt" => Some(Bound::Opt),
             _ => None,
         }
+    }
+}
+
+/// Every reference's next use, by reference number: the number of the next
+/// reference to the same page, `u32::MAX` (never) for the last. Pages are
+/// dense indices in order of first use, as `replay` numbers them.
+pub fn next_uses(reader: &mut dyn TraceReader) -> Result<Vec<u32>, FullError> {
+    let mut dense: HashMap<u64, u32> = HashMap::new();
+    let mut seq: Vec<u32> = Vec::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        reader.read_batch(&mut batch, BATCH)?;
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            if let Record::Ref(r) = r {
+                let next = dense.len() as u32;
+                seq.push(*dense.entry(r.page).or_insert(next));
+            }
+        }
+        if seq.len() >= u32::MAX as usize {
+            return Err(FullError::Usage("opt replays at most 2^32 - 1 references".into()));
+        }
+    }
+    let mut last = vec![u32::MAX; dense.len()];
+    let mut next = vec![u32::MAX; seq.len()];
+    for k in (0..seq.len()).rev() {
+        let p = seq[k] as usize;
+        next[k] = last[p];
+        last[p] = k as u32;
+    }
+    Ok(next)
+}
+
+/// The resident pages keyed by their next use (`opt`): the victim is the
+/// greatest key.
+struct OptOrder {
+    /// (next use, page) of each resident page.
+    by_next: std::collections::BTreeSet<(u32, std::cmp::Reverse<u32>)>,
+    /// Each page's key in `by_next`, if resident.
+    key: Vec<Option<u32>>,
+    /// The page being referenced: listed before its fault, which is what
+    /// asks for a victim, and never that victim (it is not resident yet).
+    current: u32,
+    mm: u64,
+}
+
+impl OptOrder {
+    /// Page `i` is referenced and will next be at `next`.
+    fn touch(&mut self, i: u32, next: u32) {
+        if let Some(k) = self.key[i as usize].take() {
+            self.by_next.remove(&(k, std::cmp::Reverse(i)));
+        }
+        self.by_next.insert((next, std::cmp::Reverse(i)));
+        self.key[i as usize] = Some(next);
+        self.current = i;
+    }
+}
+
+struct OptOracle(Arc<Mutex<OptOrder>>);
+
+impl crate::mm::mm::reclaim::VictimOracle for OptOracle {
+    fn victim(&mut self) -> Option<(u64, u64)> {
+        let mut o = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let cur = o.current;
+        let &(k, std::cmp::Reverse(i)) = o.by_next.iter().rev().find(|(_, p)| p.0 != cur)?;
+        o.by_next.remove(&(k, std::cmp::Reverse(i)));
+        o.key[i as usize] = None;
+        Some((o.mm, BASE + i as u64 * PAGE_SIZE))
     }
 }
 
@@ -206,7 +284,7 @@ pub fn replay(
     m: &Machine,
     frames: u64,
     distinct: u64,
-    bound: Option<Bound>,
+    bound: Option<(Bound, Option<Vec<u32>>)>,
     reader: &mut dyn TraceReader,
     progress: &mut dyn FnMut(u64),
 ) -> Result<FullResult, FullError> {
@@ -235,10 +313,12 @@ pub fn replay(
     }
     drop(cpu);
     balloon(m, frames)?;
-    let lru = match bound {
-        Some(Bound::Lru) => {
-            let mm = m.process(pid).map_err(|e| run("look up the process", &e))?.mm.id;
-            let n = distinct as usize;
+    let mm = m.process(pid).map_err(|e| run("look up the process", &e))?.mm.id;
+    let n = distinct as usize;
+    let mut lru = None;
+    let mut opt = None;
+    match bound {
+        Some((Bound::Lru, _)) => {
             let o = Arc::new(Mutex::new(LruOrder {
                 prev: vec![NIL; n],
                 next: vec![NIL; n],
@@ -248,10 +328,21 @@ pub fn replay(
                 mm,
             }));
             m.set_victim_oracle(Some(Box::new(LruOracle(o.clone()))));
-            Some(o)
+            lru = Some(o);
         }
-        None => None,
-    };
+        Some((Bound::Opt, next)) => {
+            let next = next.ok_or_else(|| FullError::Usage("opt needs the trace's next uses (`next_uses`)".into()))?;
+            let o = Arc::new(Mutex::new(OptOrder {
+                by_next: Default::default(),
+                key: vec![None; n],
+                current: NIL,
+                mm,
+            }));
+            m.set_victim_oracle(Some(Box::new(OptOracle(o.clone()))));
+            opt = Some((o, next));
+        }
+        None => {}
+    }
     let before = m.stats();
     let mut cpu = m.cpu(0).map_err(|e| run("take CPU 0", &e))?;
     cpu.switch_to(pid).map_err(|e| run("switch", &e))?;
@@ -282,6 +373,15 @@ pub fn replay(
             if let Some(o) = &lru {
                 o.lock().unwrap_or_else(|e| e.into_inner()).touch(i as u32);
             }
+            if let Some((o, next)) = &opt {
+                let k = refs as usize - 1;
+                let Some(&nu) = next.get(k) else {
+                    return Err(FullError::Run(format!(
+                        "reference {refs}: past the references `next_uses` counted"
+                    )));
+                };
+                o.lock().unwrap_or_else(|e| e.into_inner()).touch(i as u32, nu);
+            }
             // Each reference checks what the last one left (swap must
             // keep every byte), then stores its own number.
             let addr = BASE + i * PAGE_SIZE;
@@ -307,6 +407,13 @@ pub fn replay(
     drop(cpu);
     m.set_victim_oracle(None);
     let stats = m.stats();
+    if stats.oom_kill != before.oom_kill {
+        // A balloon killed leaves more frames than `frames`: no result.
+        return Err(FullError::Run(format!(
+            "the OOM killer ran during the replay ({:?}): the policy named no page to evict",
+            m.oom_kills()
+        )));
+    }
     let major = stats.major_faults - before.major_faults;
     Ok(FullResult {
         references: refs,
