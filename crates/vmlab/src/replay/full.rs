@@ -358,7 +358,13 @@ pub fn replay(
             break;
         }
         for r in &batch {
-            let Record::Ref(r) = r else { continue };
+            let Record::Ref(r) = r else {
+                return Err(FullError::Usage(
+                    "the trace holds address-space events (a recorded program): full mode replays \
+                     page-number traces only so far; use --mode cache, or convert it to a page-number format"
+                        .into(),
+                ));
+            };
             let next = dense.len() as u64;
             let i = *dense.entry(r.page).or_insert(next);
             if i == next {
@@ -484,4 +490,80 @@ fn balloon(m: &Machine, frames: u64) -> Result<(), FullError> {
         )));
     }
     Ok(())
+}
+
+/// What `--set reclaim=NAME` means in full mode: one of the machine's
+/// designs, or a bound.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum FullPolicy {
+    /// A `reclaim` design of the machine (it sees accessed bits only).
+    Design(crate::mm::system::config::ReclaimName),
+    Bound(Bound),
+}
+
+/// Policies that only cache mode has.
+pub const CACHE_ONLY: &[&str] = &["fifo", "arc", "lirs", "clock_pro"];
+
+impl FullPolicy {
+    /// Every name full mode takes.
+    pub fn names() -> Vec<&'static str> {
+        let mut v: Vec<&str> = crate::mm::system::config::ReclaimName::ALL.to_vec();
+        v.extend_from_slice(Bound::NAMES);
+        v
+    }
+
+    /// The policy `name`; a usage error naming the valid ones otherwise
+    /// (and saying so when `name` is a cache-only policy).
+    pub fn parse(name: &str) -> Result<FullPolicy, FullError> {
+        if let Some(b) = Bound::parse(name) {
+            return Ok(FullPolicy::Bound(b));
+        }
+        let mut c = MachineConfig::default();
+        if c.apply_pairs(&format!("reclaim={name}")).is_ok() {
+            return Ok(FullPolicy::Design(c.reclaim));
+        }
+        let why = if CACHE_ONLY.contains(&name) {
+            format!("`{name}` is a cache-mode policy (--mode cache)")
+        } else {
+            format!("unknown policy `{name}`")
+        };
+        Err(FullError::Usage(format!(
+            "{why}; full mode takes: {}",
+            FullPolicy::names().join(", ")
+        )))
+    }
+}
+
+/// Replay the page-number trace at `path` (in `format`, or sniffed) in
+/// full mode: a first pass counts its pages (and, for `opt`, its next
+/// uses), then a machine built by `build` from `base` as `machine_config`
+/// sizes it replays it under `policy`.
+pub fn run_file(
+    path: &std::path::Path,
+    format: Option<crate::trace::Format>,
+    base: &MachineConfig,
+    frames: u64,
+    policy: FullPolicy,
+    build: &dyn Fn(&MachineConfig) -> Result<Machine, String>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<FullResult, FullError> {
+    let open = || crate::trace::open(path, format.clone()).map(|(_, r)| r);
+    let (_, distinct) = distinct_pages(&mut *open()?)?;
+    let mut cfg_base = base.clone();
+    let bound = match policy {
+        FullPolicy::Design(d) => {
+            cfg_base.reclaim = d;
+            None
+        }
+        FullPolicy::Bound(b) => {
+            let next = match b {
+                Bound::Opt => Some(next_uses(&mut *open()?)?),
+                Bound::Lru => None,
+            };
+            Some((b, next))
+        }
+    };
+    let cfg = machine_config(&cfg_base, frames, distinct)?;
+    let m = build(&cfg).map_err(FullError::Machine)?;
+    replay(&m, frames, distinct, bound, &mut *open()?, progress)
 }
