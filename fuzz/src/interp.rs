@@ -45,6 +45,12 @@ const MAX_FILE_PAGES: u64 = 48;
 /// droppable mapping larger than RAM drops its pages as it goes and so succeeds, as on Linux, in
 /// time in proportion to its length: a 4 GiB one would take minutes, a hang to the fuzzer.
 const MAX_DROPPABLE_BYTES: u64 = 16 << 20;
+/// Longest range MAP_POPULATE or MADV_POPULATE_* populates (the length is cut to it).
+/// Populating gigabytes for read maps the zero page everywhere and fills RAM with page
+/// tables, which no reclaim can take; each round of reclaim that finds nothing then costs
+/// a walk of every page table under `rmap = none`: seconds for one op. (mlock is bounded
+/// by RLIMIT_MEMLOCK already.)
+const MAX_POPULATE_BYTES: u64 = 64 << 20;
 /// A pid no process ever has.
 const NO_PID: Pid = 999_999;
 /// x86 `MAP_32BIT`, `MAP_ABOVE4G`, `MAP_HUGE_2MB` (not all in `uapi`).
@@ -1200,6 +1206,8 @@ impl<'m> State<'m> {
                 };
                 let l = if fl & MAP_TYPE == MAP_DROPPABLE {
                     l.min(MAX_DROPPABLE_BYTES)
+                } else if fl & MAP_POPULATE != 0 {
+                    l.min(MAX_POPULATE_BYTES)
                 } else {
                     l
                 };
@@ -1466,6 +1474,11 @@ impl<'m> State<'m> {
                     ][advice as usize % 29],
                     200..=219 => MADV_HWPOISON + (advice as u32 & 1),
                     _ => advice as u32,
+                };
+                let l = if matches!(adv, MADV_POPULATE_READ | MADV_POPULATE_WRITE) {
+                    l.min(MAX_POPULATE_BYTES)
+                } else {
+                    l
                 };
                 // The first and last page of the range that are guard pages before a GUARD_REMOVE.
                 let edges = if l != 0 && a % PAGE_SIZE == 0 {
