@@ -75,6 +75,18 @@ fn open(path: &Path, f: &FormatArgs) -> Result<(Format, Box<dyn TraceReader>), F
     trace::open(path, format).map_err(bad)
 }
 
+/// Call `f` on every record of `r`.
+fn each(r: &mut dyn TraceReader, mut f: impl FnMut(&Record) -> Result<(), Failure>) -> Result<(), Failure> {
+    let mut batch = Vec::with_capacity(trace::BATCH);
+    loop {
+        r.read_batch(&mut batch, trace::BATCH).map_err(bad)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        batch.iter().try_for_each(&mut f)?;
+    }
+}
+
 /// LRU stack distances: for each reference, how many distinct pages were
 /// referenced since this page's last reference, plus one (the smallest
 /// LRU cache, in pages, that hits it). A Fenwick tree over access times
@@ -181,31 +193,25 @@ fn info(a: &InfoArgs) -> Result<(), Failure> {
     let (format, mut r) = open(&a.file, &a.format)?;
     let mut s = Summary::default();
     let mut sd = StackDistance::default();
-    let mut batch = Vec::with_capacity(trace::BATCH);
-    loop {
-        r.read_batch(&mut batch, trace::BATCH).map_err(bad)?;
-        if batch.is_empty() {
-            break;
-        }
-        for rec in &batch {
-            match rec {
-                Record::Ref(x) => {
-                    s.references += 1;
-                    match sd.reference(x.page) {
-                        None => s.cold += 1,
-                        Some(d) => {
-                            let b = bucket(d);
-                            if s.buckets.len() <= b {
-                                s.buckets.resize(b + 1, 0);
-                            }
-                            s.buckets[b] += 1;
+    each(&mut *r, |rec| {
+        match rec {
+            Record::Ref(x) => {
+                s.references += 1;
+                match sd.reference(x.page) {
+                    None => s.cold += 1,
+                    Some(d) => {
+                        let b = bucket(d);
+                        if s.buckets.len() <= b {
+                            s.buckets.resize(b + 1, 0);
                         }
+                        s.buckets[b] += 1;
                     }
                 }
-                Record::Event(e) => s.events[event_index(e)] += 1,
             }
+            Record::Event(e) => s.events[event_index(e)] += 1,
         }
-    }
+        Ok(())
+    })?;
     let distinct = sd.last.len() as u64;
     let footprint = distinct << trace::PAGE_SHIFT;
     let buckets: Vec<(u64, u64, u64)> = s
@@ -305,6 +311,18 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
     let out_name = a.output.display().to_string();
     let file =
         std::fs::File::create(&a.output).map_err(|e| Failure::Runtime(format!("{out_name}: cannot create: {e}")))?;
+    let r = write_out(a, &mut *r, file);
+    // A bad input leaves no half-written output that looks like a trace.
+    if let Err(Failure::Usage(_)) = r {
+        let _ = std::fs::remove_file(&a.output);
+    }
+    r
+}
+
+/// Read `r` and write it to `file` as `a.to`.
+fn write_out(a: &ConvertArgs, r: &mut dyn TraceReader, file: std::fs::File) -> Result<(), Failure> {
+    let to = a.to.as_str();
+    let out_name = a.output.display().to_string();
     let werr = |e: std::io::Error| Failure::Runtime(format!("{out_name}: cannot write: {e}"));
     // Spill and output write errors surface as TraceErrors of the output file.
     let spill_err = |e: std::io::Error| TraceError::new(&a.output, trace::At::File, format!("cannot write: {e}"));
@@ -315,22 +333,13 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
     let mut file = std::io::BufWriter::with_capacity(1 << 16, file);
     if to == "vmlab" {
         let mut w = trace::vmlab_fmt::VmlabWriter::new(&mut file).map_err(werr)?;
-        let mut batch = Vec::with_capacity(trace::BATCH);
-        loop {
-            r.read_batch(&mut batch, trace::BATCH).map_err(bad)?;
-            if batch.is_empty() {
-                break;
-            }
-            for rec in &batch {
-                w.write(rec).map_err(werr)?;
-            }
-        }
+        each(r, |rec| w.write(rec).map_err(werr))?;
         w.finish().map_err(werr)?;
         file.flush().map_err(werr)?;
         return Ok(());
     }
     let mut pages = Pages {
-        r: &mut *r,
+        r,
         batch: Vec::new(),
         at: 0,
         dropped: 0,

@@ -143,6 +143,13 @@ fn bad_and_unknown_traces_exit_2_naming_file_and_place() {
         &[s(&csv), "line 3", "column 2"],
     );
     bad_trace(&["trace", "info", "/nonexistent/trace"], &["/nonexistent/trace"]);
+    // A conversion of a bad input leaves no output behind.
+    let out = scratch("bad.og");
+    bad_trace(
+        &["trace", "convert", s(&lk2), "-o", s(&out), "--to", "oracle_general"],
+        &[s(&lk2), "line 502"],
+    );
+    assert!(!out.exists(), "{} left behind", out.display());
     bad_trace(
         &["trace", "convert", s(&csv), "-o", s(&scratch("x")), "--to", "nope"],
         &["--to nope"],

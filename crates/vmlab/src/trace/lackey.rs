@@ -29,8 +29,11 @@
 //! - Lackey gives no `Initial` mappings or `BrkBase` (the process's maps
 //!   at the start): a replay must set them up from the first events.
 //!
-//! A line of none of these shapes, or a memory or syscall line that does
-//! not parse, is an error naming its line and what was expected.
+//! A memory, syscall or ` --> ` line that does not parse is an error
+//! naming its line and what was expected. Lines of other shapes are the
+//! traced program's own output when it shares lackey's stderr (no
+//! `--log-file`) and are skipped, but a file with no lackey line at all
+//! is an error naming its first line of other text.
 //!
 //! Owns: lackey decoding and its sniff. May call: `super`, `std`.
 
@@ -71,6 +74,9 @@ pub struct LackeyReader {
     queued: VecDeque<Record>,
     pending: Vec<Pending>,
     fds: HashMap<i64, String>,
+    /// The first line of no lackey shape (line, its start), and whether any has one.
+    foreign: Option<(u64, String)>,
+    seen_lackey: bool,
 }
 
 impl LackeyReader {
@@ -83,6 +89,8 @@ impl LackeyReader {
             queued: VecDeque::new(),
             pending: Vec::new(),
             fds: HashMap::new(),
+            foreign: None,
+            seen_lackey: false,
         }
     }
 
@@ -249,19 +257,39 @@ impl LackeyReader {
     }
 
     fn line(&mut self) -> Result<bool, TraceError> {
-        self.line.clear();
+        let mut buf = std::mem::take(&mut self.line);
+        buf.clear();
         let n = self
             .r
-            .read_until(b'\n', &mut self.line)
-            .map_err(|e| TraceError::io(&self.path, &e))?;
-        if n == 0 {
-            return Ok(false);
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| TraceError::io(&self.path, &e));
+        let more = match n {
+            Ok(0) => self.at_end().map(|()| false),
+            Ok(_) => {
+                self.line_no += 1;
+                let text = String::from_utf8_lossy(&buf);
+                self.parse(text.trim_end_matches(['\n', '\r'])).map(|()| true)
+            }
+            Err(e) => Err(e),
+        };
+        self.line = buf;
+        more
+    }
+
+    fn at_end(&self) -> Result<(), TraceError> {
+        match &self.foreign {
+            Some((line, text)) if !self.seen_lackey => Err(TraceError::new(
+                &self.path,
+                At::Line(*line),
+                format!("lackey lines (`I  addr,size`, ` L|S|M addr,size`, `SYSCALL[..]`), but the file has none: its first line of other text is `{text}`"),
+            )),
+            _ => Ok(()),
         }
-        self.line_no += 1;
-        let text = String::from_utf8_lossy(&self.line).into_owned();
-        let l = text.trim_end_matches(['\n', '\r']);
+    }
+
+    fn parse(&mut self, l: &str) -> Result<(), TraceError> {
         if l.trim().is_empty() || l.starts_with("==") || l.starts_with("--") {
-            return Ok(true);
+            return Ok(());
         }
         if let Some(rest) = l.strip_prefix("I  ") {
             self.access(RefKind::Instr, rest)?;
@@ -280,12 +308,15 @@ impl LackeyReader {
                 self.complete(&p.name, &p.args, result, p.line)?;
             }
         } else {
-            let shown: String = l.chars().take(40).collect();
-            return Err(self.err(format!(
-                "a lackey line (`I  addr,size`, ` L|S|M addr,size`, `SYSCALL[..]` or `==pid==`), not `{shown}`"
-            )));
+            // The traced program's own output, when it shares lackey's
+            // stderr (no --log-file): not lackey's, skipped.
+            if self.foreign.is_none() {
+                self.foreign = Some((self.line_no, l.chars().take(40).collect()));
+            }
+            return Ok(());
         }
-        Ok(true)
+        self.seen_lackey = true;
+        Ok(())
     }
 }
 
@@ -467,8 +498,14 @@ SYSCALL[7,1](11) sys_munmap ( 0x4800000, 4096 )[sync] --> Failure(0x16) \n";
             e.to_string(),
             "t.lackey: line 2: `addr,size` (hex address, decimal size): `0000zz00` is not a hex address"
         );
-        let e = read("I  00001000,4\nhello\n").unwrap_err();
+        // The program's own output between lackey's lines is skipped...
+        assert_eq!(read("hello\nI  00001000,4\n").unwrap().len(), 1);
+        // ...but a file of nothing else is not lackey.
+        let e = read("\nhello\nworld\n").unwrap_err();
         assert_eq!(e.at, At::Line(2));
+        assert!(e.to_string().contains("first line of other text is `hello`"), "{e}");
+        let e = read(" S 1000\n").unwrap_err();
+        assert!(e.to_string().contains("line 1: `addr,size`"), "{e}");
         assert!(!sniff("I  00001000,4\nhello\n"));
     }
 }

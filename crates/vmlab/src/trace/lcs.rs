@@ -32,7 +32,7 @@
 //! Owns: the format's decoding and encoding. May call: `super`,
 //! `oracle_general` (next access), `std`.
 
-use super::oracle_general::{self, Never, Totals, PAGE_BYTES};
+use super::oracle_general::{self, Never, OgRecord, Totals, PAGE_BYTES};
 use super::{read_record, At, Record, Ref, RefKind, TraceError, TraceReader};
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -166,15 +166,7 @@ pub fn write_v1(
         pages,
         Never::Max,
         &mut |t| w.borrow_mut().write_all(&header_v1(t)),
-        &mut |i, page, next| {
-            let r = oracle_general::OgRecord {
-                clock_time: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                obj_id: page,
-                obj_size: PAGE_BYTES,
-                next_access_vtime: next,
-            };
-            w.borrow_mut().write_all(&r.encode())
-        },
+        &mut |i, page, next| w.borrow_mut().write_all(&OgRecord::of_page(i, page, next).encode()),
         spill_err,
     )?;
     w.into_inner().flush().map_err(spill_err)?;

@@ -55,6 +55,17 @@ impl OgRecord {
         }
     }
 
+    /// The record a converter writes for the reference at `index` (from
+    /// 0): clock_time its vtime (saturating at u32::MAX), a page's size.
+    pub fn of_page(index: u64, page: u64, next_access_vtime: i64) -> OgRecord {
+        OgRecord {
+            clock_time: u32::try_from(index + 1).unwrap_or(u32::MAX),
+            obj_id: page,
+            obj_size: PAGE_BYTES,
+            next_access_vtime,
+        }
+    }
+
     pub fn encode(&self) -> [u8; RECORD] {
         let mut b = [0u8; RECORD];
         b[0..4].copy_from_slice(&self.clock_time.to_le_bytes());
@@ -240,15 +251,7 @@ pub fn write(
         pages,
         Never::MinusOne,
         &mut |_| Ok(()),
-        &mut |i, page, next| {
-            let r = OgRecord {
-                clock_time: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                obj_id: page,
-                obj_size: PAGE_BYTES,
-                next_access_vtime: next,
-            };
-            w.write_all(&r.encode())
-        },
+        &mut |i, page, next| w.write_all(&OgRecord::of_page(i, page, next).encode()),
         spill_err,
     )?;
     w.flush().map_err(spill_err)?;
