@@ -9,8 +9,15 @@
 //! trace of any length is read in constant memory and the per-record cost
 //! is a loop over a slice, not a virtual call per reference.
 //!
-//! Owns: nothing but the formats' decoding. May call: `std::io`, `flate2`,
-//! `zstd`. Used by `replay` (full and cache mode) and the CLI's `trace`.
+//! One file per format, each with its spec: `lackey.rs` (valgrind lackey,
+//! with its SYSCALL lines as events), `trc.rs`, `csv.rs` (libCacheSim's
+//! csv), `oracle_general.rs` and `lcs.rs` (libCacheSim's binaries, with
+//! writers), `vmlab_fmt.rs` (vmlab's own, with events; reader and writer).
+//! docs/TRACES.md has them all and the sniffing order.
+//!
+//! Owns: nothing but the formats' decoding and encoding. May call:
+//! `std::io`, `flate2`, `zstd`, `tempfile` (the writers' spill files).
+//! Used by `replay` (full and cache mode) and the CLI's `trace`.
 
 pub mod csv;
 pub mod lackey;
