@@ -218,7 +218,7 @@ fn info(a: &InfoArgs) -> Result<(), Failure> {
         .buckets
         .iter()
         .enumerate()
-        .map(|(k, &n)| (1u64 << k, (1u64 << (k + 1)) - 1, n))
+        .map(|(k, &n)| (1u64 << k, u64::MAX >> (63 - k), n))
         .collect();
     let text = if a.json {
         let events: serde_json::Map<String, serde_json::Value> = EVENT_NAMES

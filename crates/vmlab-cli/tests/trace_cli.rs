@@ -157,29 +157,24 @@ fn bad_and_unknown_traces_exit_2_naming_file_and_place() {
 }
 
 #[test]
-fn trc_to_vmlab_keeps_the_counts() {
+fn trc_to_vmlab_and_csv_keep_the_counts() {
     let pages = sample_pages();
     let p = trc("rt.trc", &pages);
-    let out = scratch("rt.vmlab");
-    let o = vmlab(&[
-        "trace",
-        "convert",
-        s(&p),
-        "-o",
-        s(&out),
-        "--to",
-        "vmlab",
-        "--format",
-        "trc",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     let a = info_json(&p, &["--format", "trc"]);
-    let b = info_json(&out, &[]);
-    assert_eq!(b["format"], "vmlab");
-    for k in ["references", "distinct_pages", "reuse_distance"] {
-        assert_eq!(a[k], b[k], "{k}");
-    }
     assert_eq!(a["references"], 5000);
+    for to in ["vmlab", "csv"] {
+        let out = scratch(&format!("rt.{to}"));
+        let o = vmlab(&["trace", "convert", s(&p), "-o", s(&out), "--to", to, "--format", "trc"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let b = info_json(&out, &[]);
+        assert_eq!(b["format"], to);
+        for k in ["references", "distinct_pages", "reuse_distance"] {
+            assert_eq!(a[k], b[k], "{to}: {k}");
+        }
+    }
+    let csv = std::fs::read_to_string(scratch("rt.csv")).unwrap();
+    let want: Vec<String> = pages.iter().map(|p| p.to_string()).collect();
+    assert_eq!(csv.lines().collect::<Vec<_>>(), want);
 }
 
 #[test]

@@ -113,6 +113,13 @@ impl TraceReader for CsvReader {
                 continue;
             }
             let col = self.p.obj_id_col;
+            if col == 0 {
+                return Err(TraceError::new(
+                    &self.path,
+                    At::File,
+                    "obj-id-col counts columns from 1, not 0",
+                ));
+            }
             let f = field(&self.line, self.p.delimiter, col - 1).ok_or_else(|| {
                 TraceError::new(
                     &self.path,
