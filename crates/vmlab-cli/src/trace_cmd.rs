@@ -68,6 +68,11 @@ fn bad(e: TraceError) -> Failure {
 
 fn open(path: &Path, f: &FormatArgs) -> Result<(Format, Box<dyn TraceReader>), Failure> {
     let format = match (&f.format, &f.trace_params) {
+        (Some(name), Some(_)) if name != "csv" => {
+            return Err(Failure::Usage(format!(
+                "--trace-params are csv parameters: not for --format {name}"
+            )))
+        }
         (Some(name), p) => Some(Format::parse(name, p.as_deref()).map_err(Failure::Usage)?),
         (None, Some(p)) => Some(Format::parse("csv", Some(p)).map_err(Failure::Usage)?),
         (None, None) => None,

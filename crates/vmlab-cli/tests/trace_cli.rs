@@ -143,6 +143,18 @@ fn bad_and_unknown_traces_exit_2_naming_file_and_place() {
         &[s(&csv), "line 3", "column 2"],
     );
     bad_trace(&["trace", "info", "/nonexistent/trace"], &["/nonexistent/trace"]);
+    bad_trace(
+        &[
+            "trace",
+            "info",
+            s(&csv),
+            "--format",
+            "trc",
+            "--trace-params",
+            "obj-id-col=2",
+        ],
+        &["--trace-params are csv parameters"],
+    );
     // A conversion of a bad input leaves no output behind.
     let out = scratch("bad.og");
     bad_trace(

@@ -461,3 +461,35 @@ fn read_record(r: &mut dyn BufRead, buf: &mut [u8], path: &Path, offset: u64, wh
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn og(n: usize) -> Vec<u8> {
+        (0..n as u64)
+            .flat_map(|i| oracle_general::OgRecord::of_page(i, i % 3, -1).encode())
+            .collect()
+    }
+
+    #[test]
+    fn sniff_takes_each_format_in_its_order() {
+        assert_eq!(sniff(b""), None);
+        assert_eq!(sniff(b"VMLABTR\x01\x04"), Some(Format::Vmlab));
+        assert_eq!(sniff(&lcs::MAGIC.to_le_bytes()), Some(Format::Lcs));
+        assert_eq!(
+            sniff(b"==1== Lackey\nI  0040a000,3\n L 1ffefff000,8\n"),
+            Some(Format::Lackey)
+        );
+        assert_eq!(sniff(b"12\n13\n12\n"), Some(Format::Csv(CsvParams::default())));
+        // oracleGeneral records are whole 4-byte words too: tried before trc.
+        assert_eq!(sniff(&og(3)), Some(Format::OracleGeneral));
+        // A window cut inside a record is not the whole file.
+        assert_eq!(sniff(&og(200)[..SNIFF_BYTES]), Some(Format::OracleGeneral));
+        assert_eq!(sniff(&og(3)[..70]), None);
+        let trc: Vec<u8> = [0u32, 1, 2, 0, 3, 1].iter().flat_map(|p| p.to_be_bytes()).collect();
+        assert_eq!(sniff(&trc), Some(Format::Trc));
+        assert_eq!(sniff(b"just some words\nand more words\n"), None);
+        assert_eq!(sniff(&[0xff; 64]), None);
+    }
+}
