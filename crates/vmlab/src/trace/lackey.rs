@@ -16,6 +16,10 @@
 //!   then later (memory lines may come between) `SYSCALL[pid,tid](nr) ...
 //!   [async] --> Success(0xN)`. One with no result on its line gets it on a
 //!   following line starting ` --> `. Split syscalls are joined by thread.
+//!   A syscall whose result never comes (the process ended inside it), or
+//!   a result with no syscall waiting for it, is dropped. The pid is not
+//!   looked at: a log of several processes (`--trace-children=yes`) reads
+//!   as one address space.
 //! - Events are made of `sys_mmap` (addr, len, prot, flags, fd, offset),
 //!   `sys_munmap` (addr, len), `sys_mprotect` (addr, len, prot),
 //!   `sys_mremap` (old addr, old len, new len, flags, and new addr if
