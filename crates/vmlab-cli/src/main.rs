@@ -3,6 +3,7 @@
 //! fault, broken invariant), 2 a bad command line or config.
 
 mod fork_anchor;
+mod trace_cmd;
 
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
@@ -44,6 +45,9 @@ enum Command {
     /// sequences, and replay a recording on vmlab (docs/SEMANTICS.md).
     #[command(subcommand)]
     Oracle(OracleCommand),
+    /// Traces: summarise one (info) or convert it to another format (docs/TRACES.md).
+    #[command(subcommand)]
+    Trace(trace_cmd::TraceCommand),
 }
 
 /// `vmlab oracle record|replay`.
@@ -322,6 +326,7 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Run(args) => run(&cfg, args),
         Command::Exp(cmd) => exp(&cfg, cmd),
         Command::Oracle(cmd) => oracle(&cfg, cmd),
+        Command::Trace(cmd) => trace_cmd::run(cmd),
     }
 }
 
