@@ -833,6 +833,9 @@ struct State<'m> {
     known: Vec<Pid>,
     /// Processes whose fork copies are not byte-for-byte (madvise DONTFORK/WIPEONFORK).
     fork_differs: Vec<Pid>,
+    /// Processes that called MADV_FREE (or were forked from one): any of their
+    /// pages may read zero after a reclaim.
+    lazy_freed: Vec<Pid>,
     /// Files opened: fd and the host side.
     files: Vec<(i32, MemFile)>,
     /// Addresses mmap/mremap/brk returned, newest last (at most 16).
@@ -1020,6 +1023,9 @@ impl<'m> State<'m> {
                     Ok(child) => {
                         assert!(!self.known.contains(&child), "fork reused pid {child}");
                         self.known.push(child);
+                        if self.lazy_freed.contains(&pid) {
+                            self.lazy_freed.push(child);
+                        }
                         if self.fork_differs.contains(&pid) {
                             self.fork_differs.push(child);
                         }
@@ -1507,6 +1513,13 @@ impl<'m> State<'m> {
                 if adv == MADV_DONTFORK || adv == MADV_WIPEONFORK {
                     self.fork_differs.push(pid);
                 }
+                if adv == MADV_FREE {
+                    // Lazily freed pages not written since may read zero from any
+                    // reclaim on: in the child of a fork too (Linux discards a clean
+                    // lazyfree page from every mapping), so copies stop being exact.
+                    self.fork_differs.push(pid);
+                    self.lazy_freed.push(pid);
+                }
                 match r {
                     // Every page of the range is a guard page now: no CPU
                     // of the process may still reach one of its frames.
@@ -1710,8 +1723,9 @@ impl<'m> State<'m> {
                 };
                 if let Ok(v) = first {
                     // y's TLB miss may run kswapd's work inline, which may drop a
-                    // MAP_DROPPABLE page (then both read zero from then on).
-                    let droppable = self.droppable_in(pid, a, a + 8);
+                    // MAP_DROPPABLE or a lazily freed page (then both read zero from
+                    // then on).
+                    let droppable = self.droppable_in(pid, a, a + 8) || self.lazy_freed.contains(&pid);
                     let seen = self.cpu(y).load_u64(a);
                     let again = self.cpu(x).load_u64(a);
                     let dropped = droppable && seen == Ok(0) && again == Ok(0);
@@ -2198,6 +2212,7 @@ fn run_inner(s: &Scenario, trace: bool) {
             cpus: [None, None],
             known: Vec::new(),
             fork_differs: Vec::new(),
+            lazy_freed: Vec::new(),
             files: Vec::new(),
             recent: Vec::new(),
             trace,

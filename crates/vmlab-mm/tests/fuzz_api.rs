@@ -281,3 +281,13 @@ fn regress_droppable_write_drops_its_own_pages() {
 fn regress_droppable_dropped_between_two_cpus() {
     replay("regress-droppable-dropped-between-two-cpus");
 }
+
+/// rmap = none, no swap: MADV_FREE on brk pages (ENOMEM for the hole after them, applied
+/// to the mapped part first, as Linux does), then fork: reclaim dropped a clean lazyfree
+/// page from both mappings and the child read zero (Linux discards it too). The
+/// interpreter took it for a fork copy that went wrong; a process that called MADV_FREE,
+/// and its children, no longer get exact fork comparisons.
+#[test]
+fn regress_lazyfree_page_dropped_after_fork() {
+    replay("regress-lazyfree-page-dropped-after-fork");
+}
