@@ -3,9 +3,11 @@
 
 pub use vmlab_mm as mm;
 
+pub mod cache;
 pub mod config;
 pub mod exp;
 pub mod host;
 pub mod oracle;
+pub mod replay;
 pub mod trace;
 pub mod workload;
