@@ -1,23 +1,29 @@
 //! CLOCK-Pro (Jiang, Chen & Zhang, USENIX 2005): LIRS's idea on a clock.
 //! One ring holds hot pages, resident cold pages and non-resident cold
-//! pages still in their test period; three hands sweep it:
-//! - hand-cold finds a victim among the resident cold pages: a referenced
-//!   cold page in its test period becomes hot; an unreferenced one is
-//!   evicted and stays in the ring, non-resident, for its test period;
+//! pages still in their test period; a cold page's test period starts when
+//! it comes in (or is re-used after its period ended) and ends when
+//! hand-hot passes it — so a re-use within it means a reuse distance
+//! shorter than the hot pages' recency. Three hands sweep the ring:
+//! - hand-cold finds a victim among the resident cold pages: referenced and
+//!   in its test period → hot; referenced after it → a new test period,
+//!   still cold; unreferenced → evicted, staying in the ring non-resident
+//!   if in its test period (else leaving it);
 //! - hand-hot turns unreferenced hot pages cold (clearing the bits of the
-//!   referenced ones), run when there are more hot pages than
-//!   `frames - cold_target`; it ends the test periods it passes;
-//! - hand-test ends test periods (dropping non-resident pages), run when
-//!   more than `frames` non-resident pages are kept; each test period that
-//!   ends without a reference shrinks the cold target by one.
+//!   referenced ones) while there are more hot pages than
+//!   `frames - cold_target`; it ends the test periods it passes (a
+//!   non-resident page leaves the ring and the cold target shrinks by one);
+//! - hand-test drops non-resident pages while more than `frames` are kept,
+//!   each shrinking the cold target by one.
 //! A miss on a page in its test period grows the cold target by one and
-//! brings the page back hot (its reuse distance was short); a miss on a
-//! page not in the ring brings it in cold.
+//! brings the page back hot; a miss on a page not in the ring brings it in
+//! cold (hot while the cache fills, up to `frames - cold_target`). The
+//! cold target adapts between 1% of the frames (at least 1) and all of
+//! them, starting at the least, as the authors' simulator starts.
 //!
-//! This follows the structure of the authors' reference simulator as
-//! widely ported (cold target starting at `frames`, hands moved by
-//! `run_hand_cold`/`run_hand_hot`/`run_hand_test`), not libCacheSim's
-//! ClockPro, which behaves differently (docs/REPLAY.md). Amortised O(1): a
+//! The hand mechanics follow the paper, not libCacheSim's ClockPro (which
+//! behaves differently: docs/REPLAY.md), nor exactly the authors'
+//! simulator (which also moves the pages hand-hot passes to the clock's
+//! head and credits the cold target through a counter). Amortised O(1): a
 //! hand's step either changes a page's state, which needs a reference or a
 //! miss to undo, or moves past a page another hand's work put there.
 
@@ -36,6 +42,8 @@ struct Entry {
     page: u64,
     kind: Kind,
     referenced: bool,
+    /// A resident cold page in its test period (always true of `Test`).
+    in_test: bool,
     prev: u32,
     next: u32,
 }
@@ -54,11 +62,22 @@ pub struct ClockPro {
     hand_test: u32,
 }
 
+/// The least cold target: 1% of the frames, at least 1 (the original
+/// simulator's MIN_COLD_ALLOC band, LIRS's HIR share).
+fn min_cold(frames: usize) -> usize {
+    (frames / 100).max(1)
+}
+
+/// The most cold target: every frame.
+fn max_cold(frames: usize) -> usize {
+    frames
+}
+
 impl ClockPro {
     pub fn new(frames: usize) -> ClockPro {
         ClockPro {
             frames,
-            cold_target: frames,
+            cold_target: min_cold(frames),
             hot: 0,
             cold: 0,
             test: 0,
@@ -81,6 +100,7 @@ impl ClockPro {
             page,
             kind,
             referenced: false,
+            in_test: true,
             prev: NIL,
             next: NIL,
         };
@@ -148,24 +168,38 @@ impl ClockPro {
         }
         let e = &mut self.ring[i as usize];
         if e.kind == Kind::Cold {
-            if e.referenced {
+            if e.referenced && e.in_test {
+                // Re-used within its test period: hot.
                 e.referenced = false;
                 e.kind = Kind::Hot;
                 self.cold -= 1;
                 self.hot += 1;
-            } else {
+            } else if e.referenced {
+                // Re-used, but later than hand-hot's sweep: a new test period.
+                e.referenced = false;
+                e.in_test = true;
+            } else if e.in_test {
                 e.kind = Kind::Test;
                 self.cold -= 1;
                 self.test += 1;
                 while self.test > self.frames {
                     self.run_hand_test();
                 }
+            } else {
+                self.hand_cold = self.next(i);
+                self.remove(i);
+                self.balance_hot();
+                return;
             }
         }
         // The entry may have gone (hand-test ran): the hand moved with it.
         if self.hand_cold == i {
             self.hand_cold = self.next(i);
         }
+        self.balance_hot();
+    }
+
+    fn balance_hot(&mut self) {
         while self.hot > self.frames - self.cold_target.min(self.frames) {
             if !self.run_hand_hot() {
                 break;
@@ -183,13 +217,25 @@ impl ClockPro {
             return false;
         }
         let e = &mut self.ring[i as usize];
-        if e.kind == Kind::Hot {
-            if e.referenced {
-                e.referenced = false;
-            } else {
-                e.kind = Kind::Cold;
-                self.hot -= 1;
-                self.cold += 1;
+        match e.kind {
+            Kind::Hot => {
+                if e.referenced {
+                    e.referenced = false;
+                } else {
+                    e.kind = Kind::Cold;
+                    e.in_test = false;
+                    self.hot -= 1;
+                    self.cold += 1;
+                }
+            }
+            // Hand-hot ends the test periods it passes.
+            Kind::Cold => e.in_test = false,
+            Kind::Test => {
+                self.remove(i);
+                if self.cold_target > min_cold(self.frames) {
+                    self.cold_target -= 1;
+                }
+                return true;
             }
         }
         if self.hand_hot == i {
@@ -209,7 +255,7 @@ impl ClockPro {
         if self.ring[i as usize].kind == Kind::Test {
             // remove() moves the hand on.
             self.remove(i);
-            if self.cold_target > 1 {
+            if self.cold_target > min_cold(self.frames) {
                 self.cold_target -= 1;
             }
         } else {
@@ -265,7 +311,7 @@ impl CachePolicy for ClockPro {
             }
             // A miss in its test period: its reuse distance beat the cold
             // pages', so the cold target grows and the page comes back hot.
-            if self.cold_target < self.frames {
+            if self.cold_target < max_cold(self.frames) {
                 self.cold_target += 1;
             }
             self.remove(i);
@@ -274,7 +320,14 @@ impl CachePolicy for ClockPro {
             return false;
         }
         self.make_room();
-        self.add(page, Kind::Cold);
+        // While the cache fills, pages come in hot up to the frames the
+        // cold target leaves them (the original simulator's start).
+        let kind = if self.hot + self.cold < self.frames && self.hot < self.frames - self.cold_target.min(self.frames) {
+            Kind::Hot
+        } else {
+            Kind::Cold
+        };
+        self.add(page, kind);
         false
     }
     fn name(&self) -> &'static str {

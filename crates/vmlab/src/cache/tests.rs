@@ -85,9 +85,9 @@ fn mglru_by_hand() {
 
 #[test]
 fn clock_pro_by_hand() {
-    // 3: hand-cold promotes 1 (referenced cold) to hot; hand-hot, with a
-    // cold target of 2, demotes it again; hand-cold makes 2 a test page.
-    // 1 hits (resident cold); 2 is a miss in its test period: back hot.
+    // c=2, cold target 1: 1 comes in hot, 2 cold. 3: hand-cold passes hot
+    // 1 and evicts cold 2, keeping it as a test page; 3 comes in cold.
+    // 1 hits (hot). 2 is a miss in its test period: it comes back hot.
     assert_eq!(named("clock_pro", 2, &[1, 2, 1, 3, 1, 2]), "mmhmhm");
 }
 
