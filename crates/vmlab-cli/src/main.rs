@@ -3,6 +3,7 @@
 //! fault, broken invariant), 2 a bad command line or config.
 
 mod fork_anchor;
+mod replay_cmd;
 
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
@@ -44,6 +45,8 @@ enum Command {
     /// sequences, and replay a recording on vmlab (docs/SEMANTICS.md).
     #[command(subcommand)]
     Oracle(OracleCommand),
+    /// Replay a trace: --mode cache runs its references through a cache policy (--set reclaim=NAME).
+    Replay(replay_cmd::ReplayArgs),
 }
 
 /// `vmlab oracle record|replay`.
@@ -312,6 +315,10 @@ fn out(text: &str) -> Result<(), Failure> {
 }
 
 fn dispatch(cli: &Cli) -> Result<(), Failure> {
+    // Replay takes its own keys out of --set before loading the config.
+    if let Command::Replay(a) = &cli.command {
+        return replay_cmd::run(cli.config.as_deref(), &cli.set, a);
+    }
     let cfg = config::load(cli.config.as_deref(), &cli.set)?;
     match &cli.command {
         Command::Config => {
@@ -322,6 +329,8 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Run(args) => run(&cfg, args),
         Command::Exp(cmd) => exp(&cfg, cmd),
         Command::Oracle(cmd) => oracle(&cfg, cmd),
+        // Run above, before the config is loaded.
+        Command::Replay(_) => Ok(()),
     }
 }
 

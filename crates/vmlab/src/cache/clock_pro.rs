@@ -14,6 +14,7 @@
 //!   non-resident page leaves the ring and the cold target shrinks by one);
 //! - hand-test drops non-resident pages while more than `frames` are kept,
 //!   each shrinking the cold target by one.
+//!
 //! A miss on a page in its test period grows the cold target by one and
 //! brings the page back hot; a miss on a page not in the ring brings it in
 //! cold (hot while the cache fills, up to `frames - cold_target`). The

@@ -305,7 +305,7 @@ impl Lirs {
             self.lirs_count = self.lirs_count.wrapping_add(1);
             self.occupied += 1;
         } else if self.s.find(page).is_none() && self.q.find(page).is_none() {
-            if self.lirs_count + 1 <= self.lirs_limit {
+            if self.lirs_count < self.lirs_limit {
                 self.s.insert(&mut self.a, page, LIR | IN_CACHE);
                 self.lirs_count = self.lirs_count.wrapping_add(1);
             } else {

@@ -68,7 +68,7 @@ impl Mglru {
             let Some(t) = self.arena.pop_tail(&mut self.gens[(oldest % MAX_GENS) as usize]) else {
                 // Oldest generation empty: retire it, aging first if that
                 // would leave fewer than MIN_GENS.
-                if self.max_seq - self.min_seq + 1 <= MIN_GENS {
+                if self.max_seq - self.min_seq < MIN_GENS {
                     self.age();
                 }
                 if self.max_seq > self.min_seq {

@@ -63,12 +63,9 @@ impl TwoList {
             self.balance();
             let Some(t) = self.arena.pop_tail(&mut self.inactive) else {
                 // All active (frames == 1): the balance left none inactive.
-                match self.arena.pop_tail(&mut self.active) {
-                    Some(t) => {
-                        self.map.remove(&self.arena.node(t).page);
-                        self.arena.release(t);
-                    }
-                    None => {}
+                if let Some(t) = self.arena.pop_tail(&mut self.active) {
+                    self.map.remove(&self.arena.node(t).page);
+                    self.arena.release(t);
                 }
                 return;
             };

@@ -22,6 +22,9 @@ pub struct CacheRun {
     pub misses: u64,
     pub miss_ratio: f64,
     pub refs_per_s: f64,
+    /// The trace's format (as given, or sniffed).
+    #[serde(skip)]
+    pub format: Format,
 }
 
 /// Replay the trace at `path` (in `format`, or sniffed) through `policy`
@@ -42,7 +45,7 @@ pub fn run(
     } else {
         cache::build(policy, frames, opts).map_err(|e| ReplayError::Usage(e.to_string()))?
     };
-    let (_, mut reader) = trace::open(path, format)?;
+    let (format, mut reader) = trace::open(path, format)?;
     let mut batch = Vec::with_capacity(trace::BATCH);
     let (mut refs, mut misses) = (0u64, 0u64);
     let start = Instant::now();
@@ -67,6 +70,7 @@ pub fn run(
         misses,
         miss_ratio: if refs == 0 { 0.0 } else { misses as f64 / refs as f64 },
         refs_per_s: if secs > 0.0 { refs as f64 / secs } else { 0.0 },
+        format,
     })
 }
 
