@@ -1,4 +1,6 @@
-//! Each policy on a tiny trace worked by hand (the hit/miss sequence), and
+//! Each policy on a tiny trace worked by hand (the hit/miss sequence; for
+//! lru, fifo, clock in both insert modes, arc and lirs the same sequence
+//! libCacheSim 0.3.5's `cache.get()` gives on those requests), and
 //! properties on random traces: lru against a naive O(n) LRU, opt against
 //! every other policy.
 
