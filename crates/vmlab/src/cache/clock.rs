@@ -12,17 +12,15 @@
 //! miss sequence. Amortised O(1): every bit the hand clears was set by one
 //! hit.
 
-use super::list::{Arena, List};
-use super::{page_map, CachePolicy, PageMap};
+use super::list::PageQueue;
+use super::CachePolicy;
 
 const REF: u8 = 1;
 
 pub struct Clock {
     frames: usize,
     init_ref: bool,
-    arena: Arena,
-    q: List,
-    map: PageMap<u32>,
+    pq: PageQueue,
 }
 
 impl Clock {
@@ -30,25 +28,21 @@ impl Clock {
         Clock {
             frames,
             init_ref,
-            arena: Arena::with_capacity(frames),
-            q: List::new(),
-            map: page_map(frames),
+            pq: PageQueue::new(frames),
         }
     }
 
     fn evict(&mut self) {
         // Terminates: each turn clears a bit, and cleared bits stay clear
         // until the next hit, which cannot happen inside this loop.
-        while let Some(t) = self.arena.pop_tail(&mut self.q) {
-            let n = self.arena.node_mut(t);
-            if n.flags & REF != 0 {
-                n.flags &= !REF;
-                self.arena.push_head(&mut self.q, t);
-            } else {
-                self.map.remove(&self.arena.node(t).page);
-                self.arena.release(t);
+        while let Some(t) = self.pq.q.tail_slot() {
+            let n = self.pq.arena.node_mut(t);
+            if n.flags & REF == 0 {
+                self.pq.evict_tail();
                 return;
             }
+            n.flags &= !REF;
+            self.pq.arena.move_head(&mut self.pq.q, t);
         }
     }
 }
@@ -56,25 +50,20 @@ impl Clock {
 impl CachePolicy for Clock {
     #[inline]
     fn access(&mut self, page: u64) -> bool {
-        if let Some(&i) = self.map.get(&page) {
-            self.arena.node_mut(i).flags |= REF;
+        if let Some(i) = self.pq.find(page) {
+            self.pq.arena.node_mut(i).flags |= REF;
             return true;
         }
-        if self.q.len >= self.frames {
+        if self.pq.q.len >= self.frames {
             self.evict();
         }
-        let i = self.arena.alloc(page, 0);
-        if self.init_ref {
-            self.arena.node_mut(i).flags = REF;
-        }
-        self.arena.push_head(&mut self.q, i);
-        self.map.insert(page, i);
+        self.pq.push_new(page, if self.init_ref { REF } else { 0 });
         false
     }
     fn name(&self) -> &'static str {
         "clock"
     }
     fn resident(&self) -> usize {
-        self.q.len
+        self.pq.q.len
     }
 }

@@ -37,6 +37,12 @@ impl List {
             len: 0,
         }
     }
+
+    /// The tail's slot, if the list is not empty.
+    #[inline]
+    pub fn tail_slot(&self) -> Option<u32> {
+        (self.tail != NIL).then_some(self.tail)
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -146,5 +152,64 @@ impl Arena {
         }
         self.unlink(l, t);
         Some(t)
+    }
+}
+
+/// One queue of resident pages with its page→slot map: what FIFO, LRU and
+/// Clock are made of.
+pub(crate) struct PageQueue {
+    pub arena: Arena,
+    pub q: List,
+    pub map: super::PageMap<u32>,
+}
+
+impl PageQueue {
+    pub fn new(frames: usize) -> PageQueue {
+        PageQueue {
+            arena: Arena::with_capacity(frames),
+            q: List::new(),
+            map: super::page_map(frames),
+        }
+    }
+
+    #[inline]
+    pub fn find(&self, page: u64) -> Option<u32> {
+        self.map.get(&page).copied()
+    }
+
+    /// Drop the page at the tail.
+    #[inline]
+    pub fn evict_tail(&mut self) {
+        if let Some(t) = self.arena.pop_tail(&mut self.q) {
+            self.map.remove(&self.arena.node(t).page);
+            self.arena.release(t);
+        }
+    }
+
+    /// A new page at the head, with `flags`.
+    #[inline]
+    pub fn push_new(&mut self, page: u64, flags: u8) {
+        let i = self.arena.alloc(page, 0);
+        self.arena.node_mut(i).flags = flags;
+        self.arena.push_head(&mut self.q, i);
+        self.map.insert(page, i);
+    }
+
+    /// A reference in a queue that evicts its tail when `frames` are full:
+    /// a hit moves the page to the head if `promote` (LRU) or leaves it
+    /// (FIFO). True on a hit.
+    #[inline]
+    pub fn access(&mut self, page: u64, frames: usize, promote: bool) -> bool {
+        if let Some(i) = self.find(page) {
+            if promote {
+                self.arena.move_head(&mut self.q, i);
+            }
+            return true;
+        }
+        if self.q.len >= frames {
+            self.evict_tail();
+        }
+        self.push_new(page, 0);
+        false
     }
 }

@@ -61,6 +61,10 @@ impl Mglru {
     }
 
     fn evict(&mut self) {
+        if self.resident == 0 {
+            // Nothing to evict (a cache of no frames: `build` refuses one).
+            return;
+        }
         // Each promotion clears a bit, so after every resident page has
         // been looked at once the oldest generation's tail is evictable.
         loop {
