@@ -14,22 +14,35 @@
 //! goes changes no later hit or miss, so the miss count is libCacheSim's.
 //! O(log n) per reference (an ordered set of (next use, page)).
 //!
-//! Memory: the next-use indices are 8 bytes a reference, held in memory by
-//! the caller (`replay::cache` computes them from the trace in one extra
-//! pass) — acceptable for the traces a cache replay takes; the other
-//! policies stream.
+//! The next uses come from memory ([`Opt::new`], for tests and small
+//! traces) or stream from a reader ([`Opt::streaming`]): `replay::cache`
+//! spills them to a temporary file, so a replay holds in memory only the
+//! resident pages and, while computing next uses, one entry per distinct
+//! page.
 
 use super::{page_map, CachePolicy, PageMap};
 use std::collections::BTreeSet;
+use std::io::{self, BufReader, Read};
 
 /// The next use of a page never referenced again.
 pub const NEVER: u64 = u64::MAX;
 
+/// Where the next uses come from.
+enum Future {
+    Mem {
+        next_use: Vec<u64>,
+        t: usize,
+    },
+    /// Little-endian u64s, one per reference in order.
+    Stream(BufReader<Box<dyn Read>>),
+}
+
 pub struct Opt {
     frames: usize,
-    next_use: Vec<u64>,
-    /// References seen so far: the index of the next one.
-    t: usize,
+    future: Future,
+    /// The first read error of a streamed future (later references count
+    /// as never used again); the caller asks [`Opt::error`].
+    error: Option<io::Error>,
     /// Resident pages by (next use, page): the last is the victim.
     order: BTreeSet<(u64, u64)>,
     /// Resident page → its next use.
@@ -54,20 +67,56 @@ impl Opt {
     /// next uses are `next_use`. References past its end count as never
     /// used again.
     pub fn new(frames: usize, next_use: Vec<u64>) -> Opt {
+        Opt::with(frames, Future::Mem { next_use, t: 0 })
+    }
+
+    /// OPT reading each reference's next use as a little-endian u64 from
+    /// `r`, in trace order.
+    pub fn streaming(frames: usize, r: Box<dyn Read>) -> Opt {
+        Opt::with(frames, Future::Stream(BufReader::with_capacity(1 << 16, r)))
+    }
+
+    fn with(frames: usize, future: Future) -> Opt {
         Opt {
             frames: frames.max(1),
-            next_use,
-            t: 0,
+            future,
+            error: None,
             order: BTreeSet::new(),
             map: page_map(frames),
         }
     }
 }
 
+impl Opt {
+    /// The error that cut a streamed future short, if any.
+    pub fn error(&mut self) -> Option<io::Error> {
+        self.error.take()
+    }
+
+    fn next(&mut self) -> u64 {
+        match &mut self.future {
+            Future::Mem { next_use, t } => {
+                let n = next_use.get(*t).copied().unwrap_or(NEVER);
+                *t += 1;
+                n
+            }
+            Future::Stream(r) => {
+                let mut b = [0u8; 8];
+                match r.read_exact(&mut b) {
+                    Ok(()) => u64::from_le_bytes(b),
+                    Err(e) => {
+                        self.error.get_or_insert(e);
+                        NEVER
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl CachePolicy for Opt {
     fn access(&mut self, page: u64) -> bool {
-        let next = self.next_use.get(self.t).copied().unwrap_or(NEVER);
-        self.t += 1;
+        let next = self.next();
         if let Some(n) = self.map.get_mut(&page) {
             self.order.remove(&(*n, page));
             *n = next;
