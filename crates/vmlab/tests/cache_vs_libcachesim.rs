@@ -56,9 +56,10 @@ fn theirs() -> Option<(Table, BTreeMap<String, u64>)> {
         Ok(o) if o.status.success() => o,
         other => {
             let why = match &other {
-                Ok(o) if o.status.code() == Some(3) => {
-                    "libcachesim is not importable: pip install libcachesim==0.3.5".to_string()
-                }
+                Ok(o) if o.status.code() == Some(3) => format!(
+                    "libcachesim 0.3.5 is not importable: pip install libcachesim==0.3.5 ({})",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
                 Ok(o) => format!(
                     "{} failed ({}): {}\n(needs libCacheSim: pip install libcachesim==0.3.5)",
                     script.display(),

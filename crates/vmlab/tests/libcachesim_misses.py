@@ -12,7 +12,7 @@ each request's next access, what Belady needs), and every cache reads the
 oracleGeneral file. (Not the plain-text reader: 0.3.5's converter, which
 reads backwards, drops sprite's last request, a one-digit line.) The script
 checks that the oracleGeneral file holds the trace's ids in order.
-Exit 3 if libcachesim cannot be imported.
+Exit 3 if libcachesim 0.3.5 cannot be imported.
 """
 import gzip
 import json
@@ -25,6 +25,12 @@ try:
     import libcachesim as lcs
 except ImportError as e:  # the Rust test turns this into its message
     print(f"cannot import libcachesim: {e}", file=sys.stderr)
+    sys.exit(3)
+
+# The numbers compared are this version's (docs/REPLAY.md).
+if getattr(lcs, "__version__", None) != "0.3.5":
+    print(f"libcachesim {getattr(lcs, '__version__', '?')} is installed, the cross-check needs 0.3.5: "
+          "pip install libcachesim==0.3.5", file=sys.stderr)
     sys.exit(3)
 
 POLICIES = {
