@@ -82,7 +82,7 @@ impl ClockPro {
             hot: 0,
             cold: 0,
             test: 0,
-            ring: Vec::with_capacity(2 * frames),
+            ring: Vec::with_capacity((2 * frames).min(super::PREALLOC_MAX)),
             free: Vec::new(),
             map: page_map(2 * frames),
             hand_hot: NIL,

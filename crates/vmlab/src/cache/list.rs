@@ -54,7 +54,7 @@ pub(crate) struct Arena {
 impl Arena {
     pub fn with_capacity(n: usize) -> Arena {
         Arena {
-            nodes: Vec::with_capacity(n),
+            nodes: Vec::with_capacity(n.min(super::PREALLOC_MAX)),
             free: Vec::new(),
         }
     }

@@ -137,9 +137,14 @@ impl Hasher for PageHasher {
 /// A map from page id to slot with [`PageHasher`].
 pub type PageMap<V> = std::collections::HashMap<u64, V, BuildHasherDefault<PageHasher>>;
 
-/// A [`PageMap`] with room for `n` pages.
+/// Most entries a policy reserves room for up front: beyond, its maps and
+/// arenas grow as pages come (a cache of a billion frames over a small
+/// trace must not allocate for a billion).
+pub const PREALLOC_MAX: usize = 1 << 16;
+
+/// A [`PageMap`] with room for `n` pages (at most [`PREALLOC_MAX`]).
 pub fn page_map<V>(n: usize) -> PageMap<V> {
-    PageMap::with_capacity_and_hasher(n, Default::default())
+    PageMap::with_capacity_and_hasher(n.min(PREALLOC_MAX), Default::default())
 }
 
 #[cfg(test)]

@@ -131,6 +131,36 @@ fn residency_bounded() {
     }
 }
 
+/// The policies' own constructors take any frame count (`build` refuses
+/// 0): none panics or hangs, and a billion frames allocate nothing up front.
+#[test]
+fn any_frames_no_panic() {
+    let trace: Vec<u64> = (0..3000u64).map(|i| (i * 31) % 37 ^ (i % 5)).collect();
+    for frames in [0usize, 1, 2] {
+        let mut ps: Vec<Box<dyn CachePolicy>> = vec![
+            Box::new(fifo::Fifo::new(frames)),
+            Box::new(lru::Lru::new(frames)),
+            Box::new(clock::Clock::new(frames, true)),
+            Box::new(two_list::TwoList::new(frames)),
+            Box::new(mglru::Mglru::new(frames)),
+            Box::new(arc::Arc::new(frames)),
+            Box::new(lirs::Lirs::new(frames)),
+            Box::new(clock_pro::ClockPro::new(frames)),
+            Box::new(Opt::new(frames, opt::next_uses(&trace))),
+        ];
+        for p in &mut ps {
+            let hits = trace.iter().filter(|&&x| p.access(x)).count();
+            assert!(hits < trace.len(), "{} {frames}", p.name());
+        }
+    }
+    for &name in NAMES {
+        if name != "opt" {
+            let mut p = build(name, 1 << 29, &Options::default()).unwrap();
+            assert!(!p.access(7) && p.access(7), "{name}");
+        }
+    }
+}
+
 fn naive_lru_misses(trace: &[u64], frames: usize) -> u64 {
     let mut stack: Vec<u64> = Vec::new();
     let mut misses = 0;
