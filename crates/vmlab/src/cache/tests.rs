@@ -135,7 +135,7 @@ fn residency_bounded() {
 /// 0): none panics or hangs, and a billion frames allocate nothing up front.
 #[test]
 fn any_frames_no_panic() {
-    let trace: Vec<u64> = (0..3000u64).map(|i| (i * 31) % 37 ^ (i % 5)).collect();
+    let trace: Vec<u64> = (0..3000u64).map(|i| ((i * 31) % 37) ^ (i % 5)).collect();
     for frames in [0usize, 1, 2] {
         let mut ps: Vec<Box<dyn CachePolicy>> = vec![
             Box::new(fifo::Fifo::new(frames)),
