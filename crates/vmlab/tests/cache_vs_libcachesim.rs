@@ -36,17 +36,34 @@ fn trace(name: &str) -> PathBuf {
 type Table = BTreeMap<(String, String, u64), u64>;
 
 fn ours(policy: &str, name: &str, frames: u64) -> u64 {
-    let r = run(&trace(name), None, policy, frames, &Options::default(), &mut |_| {})
-        .unwrap_or_else(|e| panic!("{name} {policy} {frames}: {e}"));
+    ours_at(&trace(name), policy, frames)
+}
+
+fn ours_at(path: &std::path::Path, policy: &str, frames: u64) -> u64 {
+    let r = run(
+        path,
+        Some(vmlab::trace::Format::Trc),
+        policy,
+        frames,
+        &Options::default(),
+        &mut |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{} {policy} {frames}: {e}", path.display()));
     r.misses
 }
 
 /// libCacheSim's numbers, or None if the test is told to skip.
 fn theirs() -> Option<(Table, BTreeMap<String, u64>)> {
+    let sizes: Vec<(String, Vec<u64>)> = SIZES.iter().map(|(n, s)| (n.to_string(), s.to_vec())).collect();
+    theirs_in(&traces(), &sizes)
+}
+
+/// libCacheSim's numbers for the traces `dir/trace-NAME.trc.bin[.gz]`.
+fn theirs_in(dir: &std::path::Path, sizes_of: &[(String, Vec<u64>)]) -> Option<(Table, BTreeMap<String, u64>)> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/libcachesim_misses.py");
     let mut cmd = Command::new("python3");
-    cmd.arg(&script).arg(traces());
-    for (name, sizes) in SIZES {
+    cmd.arg(&script).arg(dir);
+    for (name, sizes) in sizes_of {
         let s: Vec<String> = sizes.iter().map(u64::to_string).collect();
         cmd.arg(format!("{name}:{}", s.join(",")));
     }
@@ -82,10 +99,10 @@ fn theirs() -> Option<(Table, BTreeMap<String, u64>)> {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
     let mut t = Table::new();
     let mut refs = BTreeMap::new();
-    for (name, sizes) in SIZES {
+    for (name, sizes) in sizes_of {
         refs.insert(name.to_string(), v[name]["references"].as_u64().expect("references"));
         for &p in POLICIES {
-            for &s in *sizes {
+            for &s in sizes {
                 let m = v[name]["misses"][p][s.to_string()]
                     .as_u64()
                     .unwrap_or_else(|| panic!("no libCacheSim number for {name} {p} {s}"));
@@ -161,6 +178,63 @@ fn comparison_detects_a_different_policy() {
         assert!(d.iter().any(|x| x.0 == *name), "fifo vs lru: no difference on {name}");
         assert!(e.iter().any(|x| x.0 == *name), "lru vs fifo: no difference on {name}");
     }
+}
+
+/// Random traces (uniform and heavy-tailed ids, 50 to 2000 references,
+/// 5 to 400 pages) at small and odd sizes, down to 1 frame: the corners the
+/// paper traces may miss (LIRS's one-frame HIR queue, ARC's p at its
+/// bounds, Belady's never-again ties).
+#[test]
+fn random_traces_equal_libcachesim() {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut sizes_of = Vec::new();
+    for seed in 0..12u64 {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+        let n = [50, 300, 2000][seed as usize % 3];
+        let u = [5u64, 20, 100, 400][(seed / 3) as usize % 4];
+        let mut bytes = Vec::with_capacity(n * 4);
+        for _ in 0..n {
+            let id = if seed % 2 == 0 {
+                rng.gen_range(0..u)
+            } else {
+                // Heavy-tailed: small ids far more often.
+                ((1.0 / (1.0 - rng.gen::<f64>())) as u64) % u
+            };
+            bytes.extend_from_slice(&(id as u32).to_be_bytes());
+        }
+        let name = format!("rand{seed}");
+        std::fs::write(dir.path().join(format!("trace-{name}.trc.bin")), bytes).expect("write trace");
+        let mut sizes = vec![1, 2, 3, 5, rng.gen_range(1..60), rng.gen_range(1..200)];
+        sizes.sort();
+        sizes.dedup();
+        sizes_of.push((name, sizes));
+    }
+    let Some((theirs_t, _)) = theirs_in(dir.path(), &sizes_of) else {
+        return;
+    };
+    let mut bad = Vec::new();
+    let mut n = 0;
+    for (name, sizes) in &sizes_of {
+        let path = dir.path().join(format!("trace-{name}.trc.bin"));
+        for &p in POLICIES {
+            for &s in sizes {
+                let o = ours_at(&path, p, s);
+                let t = theirs_t[&(name.clone(), p.to_string(), s)];
+                n += 1;
+                if o != t {
+                    bad.push(format!("{name} {p} {s}: ours {o}, libCacheSim {t}"));
+                }
+            }
+        }
+    }
+    println!("{n} random-trace numbers compared, {} differ", bad.len());
+    assert!(
+        bad.is_empty(),
+        "{} differences from libCacheSim:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 /// CLOCK-Pro's claim (Jiang, Chen & Zhang 2005): on glimpse (loop-like)
