@@ -129,6 +129,16 @@ fn differences(ours_t: &Table, ours_as: &str, theirs_t: &Table, theirs_as: &str)
     d
 }
 
+/// Fail listing every difference, if there is one.
+fn assert_none(bad: &[String]) {
+    assert!(
+        bad.is_empty(),
+        "{} differences from libCacheSim:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
 fn our_table() -> Table {
     let mut t = Table::new();
     for (name, sizes) in SIZES {
@@ -158,12 +168,7 @@ fn misses_equal_libcachesim() {
             bad.push(format!("{name} {p} {s}: ours {o}, libCacheSim {t}"));
         }
     }
-    assert!(
-        bad.is_empty(),
-        "{} differences from libCacheSim:\n{}",
-        bad.len(),
-        bad.join("\n")
-    );
+    assert_none(&bad);
 }
 
 /// The comparison can fail: our fifo is not libCacheSim's lru, nor our
@@ -229,12 +234,7 @@ fn random_traces_equal_libcachesim() {
         }
     }
     println!("{n} random-trace numbers compared, {} differ", bad.len());
-    assert!(
-        bad.is_empty(),
-        "{} differences from libCacheSim:\n{}",
-        bad.len(),
-        bad.join("\n")
-    );
+    assert_none(&bad);
 }
 
 /// CLOCK-Pro's claim (Jiang, Chen & Zhang 2005): on glimpse (loop-like)
