@@ -4,6 +4,7 @@
 
 mod fork_anchor;
 mod trace_cmd;
+mod replay_cmd;
 
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
@@ -48,6 +49,8 @@ enum Command {
     /// Traces: summarise one (info) or convert it to another format (docs/TRACES.md).
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
+    /// Replay a trace: --mode cache runs its references through a cache policy (--set reclaim=NAME).
+    Replay(replay_cmd::ReplayArgs),
 }
 
 /// `vmlab oracle record|replay`.
@@ -316,6 +319,10 @@ fn out(text: &str) -> Result<(), Failure> {
 }
 
 fn dispatch(cli: &Cli) -> Result<(), Failure> {
+    // Replay takes its own keys out of --set before loading the config.
+    if let Command::Replay(a) = &cli.command {
+        return replay_cmd::run(cli.config.as_deref(), &cli.set, a);
+    }
     let cfg = config::load(cli.config.as_deref(), &cli.set)?;
     match &cli.command {
         Command::Config => {
@@ -327,6 +334,8 @@ fn dispatch(cli: &Cli) -> Result<(), Failure> {
         Command::Exp(cmd) => exp(&cfg, cmd),
         Command::Oracle(cmd) => oracle(&cfg, cmd),
         Command::Trace(cmd) => trace_cmd::run(cmd),
+        // Run above, before the config is loaded.
+        Command::Replay(_) => Ok(()),
     }
 }
 

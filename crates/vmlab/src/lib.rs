@@ -3,6 +3,7 @@
 
 pub use vmlab_mm as mm;
 
+pub mod cache;
 pub mod config;
 pub mod exp;
 pub mod host;

@@ -1,0 +1,113 @@
+//! `vmlab replay --mode cache` end to end: rows per --frames value with
+//! libCacheSim's numbers (docs/REPLAY.md), the policy from --set reclaim,
+//! and exit 2 for what is not a run.
+
+use serde_json::Value;
+use std::process::{Command, Output};
+
+fn vmlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vmlab"))
+        .args(args)
+        .output()
+        .expect("the vmlab binary runs")
+}
+
+fn cpp() -> String {
+    format!(
+        "{}/../../../shared/traces/trace-cpp.trc.bin.gz",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn json_rows_per_frames() {
+    let t = cpp();
+    let o = vmlab(&[
+        "replay",
+        &t,
+        "--mode",
+        "cache",
+        "--frames",
+        "20,35,50",
+        "--json",
+        "--set",
+        "reclaim=arc",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(v["experiment"], "replay");
+    assert_eq!(v["config"]["reclaim"], "arc");
+    assert_eq!(v["config"]["format"], "trc");
+    let rows = v["rows"].as_array().unwrap();
+    let got: Vec<(u64, u64, u64)> = rows
+        .iter()
+        .map(|r| {
+            assert_eq!(r["policy"], "arc");
+            (
+                r["frames"].as_u64().unwrap(),
+                r["references"].as_u64().unwrap(),
+                r["misses"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // libCacheSim 0.3.5's ARC on cpp (docs/REPLAY.md).
+    assert_eq!(got, vec![(20, 9047, 7447), (35, 9047, 6817), (50, 9047, 5987)]);
+    let r = &rows[0];
+    assert!((r["miss_ratio"].as_f64().unwrap() - 7447.0 / 9047.0).abs() < 1e-12);
+}
+
+#[test]
+fn table_default_lru_and_clock_option() {
+    let t = cpp();
+    let o = vmlab(&["replay", &t, "--frames", "50", "--quiet"]);
+    assert_eq!(o.status.code(), Some(0));
+    let s = String::from_utf8_lossy(&o.stdout);
+    // lru by default: 8209 misses at 50 frames.
+    assert!(s.lines().any(|l| l.starts_with("lru") && l.contains(" 8209 ")), "{s}");
+    let clear = vmlab(&["replay", &t, "--frames", "80", "--json", "--set", "reclaim=clock"]);
+    let set = vmlab(&[
+        "replay",
+        &t,
+        "--frames",
+        "80",
+        "--json",
+        "--set",
+        "reclaim=clock",
+        "--set",
+        "clock_init_ref=true",
+    ]);
+    let m = |o: &Output| {
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["rows"][0]["misses"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(m(&clear), 4283);
+    assert_ne!(m(&set), 4283, "the reference bit set at insert changes the misses");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let t = cpp();
+    for (args, needle) in [
+        (
+            vec!["replay", &t, "--frames", "20", "--set", "reclaim=nope"],
+            "clock_pro",
+        ),
+        (
+            vec!["replay", &t, "--frames", "20", "--mode", "full"],
+            "full mode is not built yet",
+        ),
+        (vec!["replay", &t], "--frames"),
+        (vec!["replay", "/nonexistent.trc", "--frames", "20"], "/nonexistent.trc"),
+        (vec!["replay", &t, "--frames", "20", "--set", "ram=bad"], "ram"),
+        (
+            vec!["replay", &t, "--frames", "20", "--set", "clock_init_ref=maybe"],
+            "clock_init_ref",
+        ),
+    ] {
+        let o = vmlab(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
