@@ -3,8 +3,8 @@
 //! fault, broken invariant), 2 a bad command line or config.
 
 mod fork_anchor;
-mod trace_cmd;
 mod replay_cmd;
+mod trace_cmd;
 
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};

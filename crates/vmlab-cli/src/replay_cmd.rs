@@ -1,5 +1,6 @@
-//! `vmlab replay FILE --mode cache`: a trace's page references through one
-//! cache-only replacement policy per run (`vmlab::replay::cache`), one row
+//! `vmlab replay FILE --mode cache|full`: a trace's page references through
+//! one cache-only replacement policy per run (`vmlab::replay::cache`) or
+//! through the whole simulated machine (`vmlab::replay::full`), one row
 //! per `--frames` value, as a table or one JSON object
 //! `{"experiment": "replay", "config", "rows"}`.
 //!
@@ -25,7 +26,8 @@ pub struct ReplayArgs {
     file: PathBuf,
 
     /// cache: references only, through the `--set reclaim=NAME` policy (default lru).
-    /// full: the recorded program on the simulated machine (not built yet).
+    /// full: every reference through the simulated machine with exactly --frames usable
+    /// frames, under the machine's reclaim design or the lru/opt bounds (default: the config's reclaim).
     #[arg(long, default_value = "cache", value_parser = clap::builder::PossibleValuesParser::new(Mode::NAMES))]
     mode: String,
 
@@ -71,11 +73,11 @@ pub fn run(config: Option<&Path>, sets: &[String], a: &ReplayArgs) -> Result<(),
     // The machine config is checked as for every command, even if cache
     // mode does not use it.
     let cfg = vmlab::config::load(config, &machine_sets)?;
-    let mut policy = "lru".to_string();
+    let mut policy: Option<String> = None;
     let mut opts = Options::default();
     for (k, v) in &own {
         match k.as_str() {
-            "reclaim" => policy = v.clone(),
+            "reclaim" => policy = Some(v.clone()),
             _ => {
                 opts.clock_init_ref = match v.as_str() {
                     "true" | "1" => true,
@@ -89,52 +91,28 @@ pub fn run(config: Option<&Path>, sets: &[String], a: &ReplayArgs) -> Result<(),
             }
         }
     }
-    match Mode::parse(&a.mode).map_err(Failure::Usage)? {
-        Mode::Full => return Err(Failure::Usage("replay: full mode is not built yet".into())),
-        Mode::Cache => {}
+    let mode = Mode::parse(&a.mode).map_err(Failure::Usage)?;
+    if a.frames.is_empty() {
+        return Err(Failure::Usage(format!(
+            "replay --mode {} needs --frames N[,N...]",
+            a.mode
+        )));
     }
+    let format = trace_format(a)?;
+    if mode == Mode::Full {
+        return full(&cfg, policy.as_deref(), format, a);
+    }
+    let policy = policy.unwrap_or_else(|| "lru".to_string());
     if !cache::NAMES.contains(&policy.as_str()) {
         return Err(Failure::Usage(format!(
             "--set reclaim={policy}: not a cache policy (one of: {})",
             cache::NAMES.join(", ")
         )));
     }
-    if a.frames.is_empty() {
-        return Err(Failure::Usage("replay --mode cache needs --frames N[,N...]".into()));
-    }
-    let format = match &a.format {
-        Some(f) => {
-            Some(Format::parse(f, a.trace_params.as_deref()).map_err(|e| Failure::Usage(format!("--format: {e}")))?)
-        }
-        None if a.trace_params.is_some() => Some(
-            Format::parse("csv", a.trace_params.as_deref())
-                .map_err(|e| Failure::Usage(format!("--trace-params: {e}")))?,
-        ),
-        None => None,
-    };
-    let show = !a.quiet && !a.json;
-    let start = Instant::now();
-    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut bar = Progress::new(!a.quiet && !a.json);
     let mut rows = Vec::new();
     for (n, &frames) in a.frames.iter().enumerate() {
-        let mut progress = |refs: u64| {
-            if !show {
-                return;
-            }
-            // Only runs longer than a second get a bar.
-            if bar.is_none() && start.elapsed() > Duration::from_secs(1) {
-                let b = indicatif::ProgressBar::new_spinner();
-                b.enable_steady_tick(Duration::from_millis(200));
-                bar = Some(b);
-            }
-            if let Some(b) = &bar {
-                b.set_message(format!(
-                    "{policy} {frames} frames (run {}/{}): {refs} references",
-                    n + 1,
-                    a.frames.len()
-                ));
-            }
-        };
+        let mut progress = |refs: u64| bar.tick(&policy, frames, n, a.frames.len(), refs);
         let r = replay::cache::run(&a.file, format.clone(), &policy, frames, &opts, &mut progress).map_err(
             |e| match e {
                 ReplayError::Usage(m) => Failure::Usage(m),
@@ -143,9 +121,7 @@ pub fn run(config: Option<&Path>, sets: &[String], a: &ReplayArgs) -> Result<(),
         )?;
         rows.push(r);
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    bar.finish();
     if a.json {
         let doc = json!({
             "experiment": "replay",
@@ -176,6 +152,146 @@ pub fn run(config: Option<&Path>, sets: &[String], a: &ReplayArgs) -> Result<(),
             o,
             "{:<10} {:>10} {:>12} {:>12} {:>10.4} {:>14.0}",
             r.policy, r.frames, r.references, r.misses, r.miss_ratio, r.refs_per_s
+        );
+    }
+    out(&o)
+}
+
+/// `--format` (with `--trace-params`), or a csv if only `--trace-params` is given.
+fn trace_format(a: &ReplayArgs) -> Result<Option<Format>, Failure> {
+    Ok(match &a.format {
+        Some(f) => {
+            Some(Format::parse(f, a.trace_params.as_deref()).map_err(|e| Failure::Usage(format!("--format: {e}")))?)
+        }
+        None if a.trace_params.is_some() => Some(
+            Format::parse("csv", a.trace_params.as_deref())
+                .map_err(|e| Failure::Usage(format!("--trace-params: {e}")))?,
+        ),
+        None => None,
+    })
+}
+
+/// A progress bar on stderr for runs longer than a second (none when hidden).
+struct Progress {
+    show: bool,
+    start: Instant,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(show: bool) -> Progress {
+        Progress {
+            show,
+            start: Instant::now(),
+            bar: None,
+        }
+    }
+
+    fn tick(&mut self, policy: &str, frames: u64, run: usize, runs: usize, refs: u64) {
+        if !self.show {
+            return;
+        }
+        if self.bar.is_none() && self.start.elapsed() > Duration::from_secs(1) {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.enable_steady_tick(Duration::from_millis(200));
+            self.bar = Some(b);
+        }
+        if let Some(b) = &self.bar {
+            let rate = refs as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+            b.set_message(format!(
+                "{policy} {frames} frames (run {}/{runs}): {refs} references, {rate:.0}/s",
+                run + 1
+            ));
+        }
+    }
+
+    fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// `--mode full`: each `--frames` value on a fresh machine (`vmlab::replay::full`).
+fn full(
+    cfg: &vmlab::mm::system::MachineConfig,
+    policy: Option<&str>,
+    format: Option<Format>,
+    a: &ReplayArgs,
+) -> Result<(), Failure> {
+    use vmlab::replay::full::{self, FullError, FullPolicy};
+    let policy = match policy {
+        Some(p) => FullPolicy::parse(p),
+        None => Ok(FullPolicy::Design(cfg.reclaim)),
+    }
+    .map_err(|e| Failure::Usage(e.to_string()))?;
+    let name = match policy {
+        FullPolicy::Design(d) => d.as_str().to_string(),
+        FullPolicy::Bound(b) => b.name().to_string(),
+    };
+    let build = |c: &vmlab::mm::system::MachineConfig| vmlab::host::build_machine(c).map_err(|e| e.to_string());
+    let mut bar = Progress::new(!a.quiet && !a.json);
+    let mut rows = Vec::new();
+    for (n, &frames) in a.frames.iter().enumerate() {
+        let mut progress = |refs: u64| bar.tick(&name, frames, n, a.frames.len(), refs);
+        let r = full::run_file(&a.file, format.clone(), cfg, frames, policy, &build, &mut progress).map_err(
+            |e| match e {
+                FullError::Trace(t) => Failure::Usage(t.to_string()),
+                FullError::Usage(m) => Failure::Usage(m),
+                other => Failure::Runtime(other.to_string()),
+            },
+        )?;
+        let secs = r.elapsed.as_secs_f64().max(1e-9);
+        rows.push(json!({
+            "policy": name,
+            "frames": frames,
+            "references": r.references,
+            "distinct": r.distinct,
+            "misses": r.misses,
+            "miss_ratio": if r.references == 0 { 0.0 } else { r.misses as f64 / r.references as f64 },
+            "first_touches": r.first_touches,
+            "major_faults": r.major_faults,
+            "refs_per_s": r.references as f64 / secs,
+            "pgscan": r.stats.pgscan_direct + r.stats.pgscan_kswapd,
+            "pgsteal": r.stats.pgsteal_direct + r.stats.pgsteal_kswapd,
+            "pswpout": r.stats.pswpout,
+        }));
+    }
+    bar.finish();
+    if a.json {
+        let doc = json!({
+            "experiment": "replay",
+            "config": {
+                "mode": "full",
+                "trace": a.file.display().to_string(),
+                "reclaim": name,
+                "frames": a.frames,
+                "machine": cfg,
+            },
+            "rows": rows,
+        });
+        let text =
+            serde_json::to_string_pretty(&doc).map_err(|e| Failure::Runtime(format!("cannot write JSON: {e}")))?;
+        return out(&(text + "\n"));
+    }
+    let mut o = String::new();
+    let _ = writeln!(o, "vmlab replay --mode full {}", a.file.display());
+    let _ = writeln!(
+        o,
+        "{:<10} {:>10} {:>12} {:>12} {:>10} {:>12} {:>14}",
+        "policy", "frames", "references", "misses", "miss_ratio", "major", "refs_per_s"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            o,
+            "{:<10} {:>10} {:>12} {:>12} {:>10.4} {:>12} {:>14.0}",
+            r["policy"].as_str().unwrap_or(""),
+            r["frames"].as_u64().unwrap_or(0),
+            r["references"].as_u64().unwrap_or(0),
+            r["misses"].as_u64().unwrap_or(0),
+            r["miss_ratio"].as_f64().unwrap_or(0.0),
+            r["major_faults"].as_u64().unwrap_or(0),
+            r["refs_per_s"].as_f64().unwrap_or(0.0)
         );
     }
     out(&o)

@@ -78,6 +78,13 @@ pub enum Bound {
 impl Bound {
     pub const NAMES: &'static [&'static str] = &["lru", "opt"];
 
+    pub fn name(self) -> &'static str {
+        match self {
+            Bound::Lru => "lru",
+            Bound::Opt => "opt",
+        }
+    }
+
     pub fn parse(name: &str) -> Option<Bound> {
         match name {
             "lru" => Some(Bound::Lru),
