@@ -438,7 +438,7 @@ pub fn replay(
 /// zero page; then locking one page costs exactly one frame, so a balloon
 /// grows in big steps first and single pages last, measuring the free
 /// count after each step.
-fn balloon(m: &Machine, frames: u64) -> Result<(), FullError> {
+pub(crate) fn balloon(m: &Machine, frames: u64) -> Result<(), FullError> {
     let sizing = |what: &str, e: &dyn std::fmt::Debug| FullError::Sizing(format!("{what}: {e:?}"));
     let free = |m: &Machine| m.phys().free_frames_count() as u64;
     let have = free(m);

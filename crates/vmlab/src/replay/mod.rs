@@ -2,3 +2,4 @@
 //! replacement policy alone (`cache`).
 
 pub mod full;
+pub mod program;
