@@ -3,6 +3,7 @@
 //! fault, broken invariant), 2 a bad command line or config.
 
 mod fork_anchor;
+mod record;
 mod trace_cmd;
 
 use clap::builder::PossibleValuesParser;
