@@ -3,6 +3,7 @@
 //! fault, broken invariant), 2 a bad command line or config.
 
 mod fork_anchor;
+mod record;
 mod replay_cmd;
 mod trace_cmd;
 

@@ -232,30 +232,60 @@ fn full(
     let build = |c: &vmlab::mm::system::MachineConfig| vmlab::host::build_machine(c).map_err(|e| e.to_string());
     let mut bar = Progress::new(!a.quiet && !a.json);
     let mut rows = Vec::new();
+    // A recorded program's faults outside its mappings, and its syscalls that
+    // did not do on replay what they did when recorded.
+    let mut unexpected: Vec<String> = Vec::new();
     for (n, &frames) in a.frames.iter().enumerate() {
         let mut progress = |refs: u64| bar.tick(&name, frames, n, a.frames.len(), refs);
-        let r = full::run_file(&a.file, format.clone(), cfg, frames, policy, &build, &mut progress).map_err(
+        let r = full::run_any_file(&a.file, format.clone(), cfg, frames, policy, &build, &mut progress).map_err(
             |e| match e {
                 FullError::Trace(t) => Failure::Usage(t.to_string()),
                 FullError::Usage(m) => Failure::Usage(m),
                 other => Failure::Runtime(other.to_string()),
             },
         )?;
-        let secs = r.elapsed.as_secs_f64().max(1e-9);
-        rows.push(json!({
-            "policy": name,
-            "frames": frames,
-            "references": r.references,
-            "distinct": r.distinct,
-            "misses": r.misses,
-            "miss_ratio": if r.references == 0 { 0.0 } else { r.misses as f64 / r.references as f64 },
-            "first_touches": r.first_touches,
-            "major_faults": r.major_faults,
-            "refs_per_s": r.references as f64 / secs,
-            "pgscan": r.stats.pgscan_direct + r.stats.pgscan_kswapd,
-            "pgsteal": r.stats.pgsteal_direct + r.stats.pgsteal_kswapd,
-            "pswpout": r.stats.pswpout,
-        }));
+        let row = |references: u64, misses: u64, elapsed: Duration, stats: &vmlab::mm::system::Stats| {
+            json!({
+                "policy": name,
+                "frames": frames,
+                "references": references,
+                "misses": misses,
+                "miss_ratio": if references == 0 { 0.0 } else { misses as f64 / references as f64 },
+                "refs_per_s": references as f64 / elapsed.as_secs_f64().max(1e-9),
+                "pgscan": stats.pgscan_direct + stats.pgscan_kswapd,
+                "pgsteal": stats.pgsteal_direct + stats.pgsteal_kswapd,
+                "pswpout": stats.pswpout,
+            })
+        };
+        let v = match &r {
+            full::Replayed::Pages(p) => {
+                let mut v = row(p.references, p.misses, p.elapsed, &p.stats);
+                v["distinct"] = json!(p.distinct);
+                v["first_touches"] = json!(p.first_touches);
+                v["major_faults"] = json!(p.major_faults);
+                v
+            }
+            full::Replayed::Program(p) => {
+                let mut v = row(p.references, p.misses, p.elapsed, &p.stats);
+                v["distinct"] = json!(p.distinct);
+                v["first_touches"] = json!(p.first_touches);
+                v["major_faults"] = json!(p.major_faults);
+                v["events"] = json!(p.events);
+                v["outside"] = json!(p.outside);
+                v["protection"] = json!(p.protection);
+                v["other_faults"] = json!(p.other_faults);
+                v["divergences"] = json!(p.divergences);
+                for f in &p.reported {
+                    unexpected.push(format!(
+                        "{frames} frames: reference {} ({:?} of page {:#x}): {}",
+                        f.reference, f.kind, f.page, f.why
+                    ));
+                }
+                unexpected.extend(p.divergence_list.iter().map(|d| format!("{frames} frames: {d}")));
+                v
+            }
+        };
+        rows.push(v);
     }
     bar.finish();
     if a.json {
@@ -272,7 +302,8 @@ fn full(
         });
         let text =
             serde_json::to_string_pretty(&doc).map_err(|e| Failure::Runtime(format!("cannot write JSON: {e}")))?;
-        return out(&(text + "\n"));
+        out(&(text + "\n"))?;
+        return unexpected_faults(&unexpected);
     }
     let mut o = String::new();
     let _ = writeln!(o, "vmlab replay --mode full {}", a.file.display());
@@ -294,5 +325,21 @@ fn full(
             r["refs_per_s"].as_f64().unwrap_or(0.0)
         );
     }
-    out(&o)
+    out(&o)?;
+    unexpected_faults(&unexpected)
+}
+
+/// A recorded program that faulted outside its mappings or whose syscalls
+/// diverged did not replay as it ran: list the first ones, exit 1.
+fn unexpected_faults(list: &[String]) -> Result<(), Failure> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    for l in list.iter().take(20) {
+        eprintln!("vmlab replay: {l}");
+    }
+    Err(Failure::Runtime(format!(
+        "the recorded program did not replay as it ran: {} unexpected faults or divergences (first ones above)",
+        list.len()
+    )))
 }

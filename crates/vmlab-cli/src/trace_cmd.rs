@@ -19,6 +19,21 @@ pub enum TraceCommand {
     Info(InfoArgs),
     /// Convert a trace to another format (events are kept only by --to vmlab).
     Convert(ConvertArgs),
+    /// Run CMD under valgrind lackey and write its references and address-space events in vmlab's format.
+    Record(RecordArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// The file to write (vmlab format).
+    #[arg(short = 'o', long = "output", default_value = "vmlab.trace")]
+    pub output: PathBuf,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// The program and its arguments (after `--`). Single-threaded programs that do not fork.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -58,6 +73,7 @@ pub fn run(cmd: &TraceCommand) -> Result<(), Failure> {
     match cmd {
         TraceCommand::Info(a) => info(a),
         TraceCommand::Convert(a) => convert(a),
+        TraceCommand::Record(a) => crate::record::record(a),
     }
 }
 

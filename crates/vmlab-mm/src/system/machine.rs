@@ -1122,6 +1122,21 @@ impl Machine {
         self.with_mm(pid, |mm, fl| mm.brk(&cx, addr, fl))
     }
 
+    /// Place process `pid`'s heap at `addr` (`mm->start_brk` and `brk`),
+    /// as the ELF loader does: for replaying a recorded program at its
+    /// recorded break. EINVAL past TASK_SIZE, or once the heap has grown
+    /// (the break is off its start); ESRCH if there is no such process.
+    pub fn set_brk_base(&self, pid: Pid, addr: u64) -> SysResult<()> {
+        let p = self.process(pid)?;
+        let mut st = p.mm.map.write();
+        if addr > TASK_SIZE || st.brk != st.start_brk {
+            return Err(Errno::EINVAL);
+        }
+        st.start_brk = addr;
+        st.brk = addr;
+        Ok(())
+    }
+
     /// `mlock(addr, len)` in process `pid` (see `mm/mlock.rs`): lock the
     /// range's VMAs and fault every page in. Linux's errno: ENOMEM for an
     /// unmapped page or more than RLIMIT_MEMLOCK, EPERM if the limit is 0,

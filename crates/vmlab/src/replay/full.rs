@@ -367,8 +367,8 @@ pub fn replay(
         for r in &batch {
             let Record::Ref(r) = r else {
                 return Err(FullError::Usage(
-                    "the trace holds address-space events (a recorded program): full mode replays \
-                     page-number traces only so far; use --mode cache, or convert it to a page-number format"
+                    "the trace holds address-space events (a recorded program): replay it with \
+                     `replay::program` (`run_any_file` picks it), or convert it to a page-number format"
                         .into(),
                 ));
             };
@@ -445,7 +445,7 @@ pub fn replay(
 /// zero page; then locking one page costs exactly one frame, so a balloon
 /// grows in big steps first and single pages last, measuring the free
 /// count after each step.
-fn balloon(m: &Machine, frames: u64) -> Result<(), FullError> {
+pub(crate) fn balloon(m: &Machine, frames: u64) -> Result<(), FullError> {
     let sizing = |what: &str, e: &dyn std::fmt::Debug| FullError::Sizing(format!("{what}: {e:?}"));
     let free = |m: &Machine| m.phys().free_frames_count() as u64;
     let have = free(m);
@@ -573,4 +573,46 @@ pub fn run_file(
     let cfg = machine_config(&cfg_base, frames, distinct)?;
     let m = build(&cfg).map_err(FullError::Machine)?;
     replay(&m, frames, distinct, bound, &mut *open()?, progress)
+}
+
+/// What `run_any_file` replayed.
+#[derive(Clone, Debug)]
+pub enum Replayed {
+    /// A page-number trace (`run_file`).
+    Pages(FullResult),
+    /// A recorded program (`replay::program::run_program_file`).
+    Program(super::program::ProgramResult),
+}
+
+/// Replay `path` in full mode: a recorded program (a trace whose first
+/// batch holds an address-space event, as `vmlab trace record` writes
+/// them: its `Initial` events come first) through `replay::program`, a
+/// page-number trace through `run_file`. Program replay takes the
+/// machine's designs only: `lru`/`opt` bounds are for page-number traces.
+pub fn run_any_file(
+    path: &std::path::Path,
+    format: Option<crate::trace::Format>,
+    base: &MachineConfig,
+    frames: u64,
+    policy: FullPolicy,
+    build: &dyn Fn(&MachineConfig) -> Result<Machine, String>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Replayed, FullError> {
+    let (_, mut r) = crate::trace::open(path, format.clone())?;
+    let mut batch = Vec::with_capacity(BATCH);
+    r.read_batch(&mut batch, BATCH)?;
+    if !batch.iter().any(|r| matches!(r, Record::Event(_))) {
+        return run_file(path, format, base, frames, policy, build, progress).map(Replayed::Pages);
+    }
+    let mut cfg = base.clone();
+    match policy {
+        FullPolicy::Design(d) => cfg.reclaim = d,
+        FullPolicy::Bound(_) => {
+            return Err(FullError::Usage(
+                "lru and opt bounds replay page-number traces; a recorded program takes the machine's reclaim designs"
+                    .into(),
+            ))
+        }
+    }
+    super::program::run_program_file(path, format, &cfg, frames, build, progress).map(Replayed::Program)
 }

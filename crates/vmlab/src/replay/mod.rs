@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod full;
+pub mod program;
 
 /// How a trace is replayed (`--mode`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -30,8 +30,31 @@
 //!   is `File { path, size: 0, pgoff: offset >> 12 }` with the path that
 //!   table has for its fd, `""` if none (an fd from dup, a socket, or
 //!   opened before tracing). The file's size is not in the trace: 0.
-//! - Lackey gives no `Initial` mappings or `BrkBase` (the process's maps
-//!   at the start): a replay must set them up from the first events.
+//! - With valgrind's `-d`, its debug lines (`--PID:1: ...`) come too. Of
+//!   those only the first segment listing "at client startup" is read
+//!   (`--PID:1: aspacem <<< SHOW_SEGMENTS: Memory layout at client startup
+//!   (N segments)`, then `--PID:1: aspacem (i,j,k) /path` name-table lines
+//!   and segment lines `--PID:1: aspacem   2: file 000010a000-000010dfff
+//!   16384 r-x-- d=0xfe00 i=247857  o=8192    (1,49)`, up to `aspacem >>>`).
+//!   Lowercase `file`/`anon` segments are the client's: each is an
+//!   `Initial` (end exclusive, prot from `rwx`, a file's path from the name
+//!   table by the first number of the closing `(i,j)`, size 0: the reader
+//!   does not look at the host; pgoff = `o` >> 12). Uppercase `FILE`/`ANON`
+//!   are valgrind's own, `RSVN` reservations and blank ones free: skipped.
+//!   Two client segments are told by their neighbours: the anon segment
+//!   just below an `RSVN ... SmLower` reservation is valgrind's data (brk)
+//!   segment: it is the `BrkBase` (start = end = its start, which is what
+//!   the program's first `brk(0)` returns), not an `Initial`; the anon
+//!   segment just above an `RSVN ... SmUpper` is the stack: its prot gets
+//!   `PROT_GROWSDOWN` (a replay maps it `MAP_GROWSDOWN`). Without an
+//!   SmLower segment the `BrkBase` is the first `brk(0)`'s result, just
+//!   before its `Brk` event (only in a log with the startup listing).
+//!   Other debug lines are skipped.
+//! - Without `-d`, lackey gives no `Initial` mappings or `BrkBase`: a
+//!   replay must set them up from the first events.
+//! - `process_creation()` names the first clone/fork/vfork/clone3 seen
+//!   (the recorder refuses such programs: lackey gives no thread or
+//!   process ids a replay could use).
 //!
 //! A memory, syscall or ` --> ` line that does not parse is an error
 //! naming its line and what was expected. Lines of other shapes are the
@@ -81,7 +104,38 @@ pub struct LackeyReader {
     /// The first line of no lackey shape (line, its start), and whether any has one.
     foreign: Option<(u64, String)>,
     seen_lackey: bool,
+    /// Where the startup segment listing is (`Listing`).
+    listing: Listing,
+    /// The listing's name table (index → path) and its client segments so far.
+    names: HashMap<u64, String>,
+    segs: Vec<Seg>,
+    brk_base_sent: bool,
+    forked: Option<String>,
 }
+
+/// Reading valgrind's `-d` segment listing at client startup.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum Listing {
+    Before,
+    In,
+    Done,
+}
+
+/// One segment line of the listing.
+struct Seg {
+    kind: String,
+    start: u64,
+    end: u64,
+    prot: u32,
+    /// `o=`, and the name-table index of `(i,j)`.
+    offset: u64,
+    name: Option<u64>,
+    /// The word after the size for RSVN lines (`SmLower`, `SmUpper`, `SmFixed`).
+    tail: String,
+}
+
+/// PROT_GROWSDOWN: marks the stack's `Initial`.
+pub const PROT_GROWSDOWN: u32 = 0x0100_0000;
 
 impl LackeyReader {
     pub fn new(r: Box<dyn BufRead>, path: &Path) -> LackeyReader {
@@ -95,6 +149,137 @@ impl LackeyReader {
             fds: HashMap::new(),
             foreign: None,
             seen_lackey: false,
+            listing: Listing::Before,
+            names: HashMap::new(),
+            segs: Vec::new(),
+            brk_base_sent: false,
+            forked: None,
+        }
+    }
+
+    /// The first process-creating syscall seen (`sys_clone`, `sys_fork`,
+    /// `sys_vfork`, `sys_clone3`, or their amd64 numbers 56, 57, 58, 435),
+    /// with its line: a trace of it mixes address spaces.
+    pub fn process_creation(&self) -> Option<&str> {
+        self.forked.as_deref()
+    }
+
+    /// A `--PID:N: ...` debug line of `-d`.
+    fn debug_line(&mut self, l: &str) -> Result<(), TraceError> {
+        if self.listing == Listing::Done {
+            return Ok(());
+        }
+        let Some(body) = l.split_once(": aspacem ").map(|(_, b)| b) else {
+            return Ok(());
+        };
+        match self.listing {
+            Listing::Before => {
+                if body.starts_with("<<< SHOW_SEGMENTS: Memory layout at client startup") {
+                    self.listing = Listing::In;
+                }
+                Ok(())
+            }
+            Listing::In if body.starts_with(">>>") => {
+                self.listing = Listing::Done;
+                self.end_listing();
+                Ok(())
+            }
+            _ => self.listing_line(body),
+        }
+    }
+
+    fn listing_line(&mut self, body: &str) -> Result<(), TraceError> {
+        let t = body.trim_start();
+        if let Some(rest) = t.strip_prefix('(') {
+            // `(i,j,k) /path`: the name table.
+            if let Some((ids, path)) = rest.split_once(") ") {
+                if let Some(i) = ids.split(',').next().and_then(|i| i.trim().parse().ok()) {
+                    self.names.insert(i, path.to_string());
+                }
+            }
+            return Ok(());
+        }
+        // `N: kind lo-hi size prot ...`; other lines ("3 segment names in
+        // 3 slots", "freelist ...") have no `N:`.
+        let Some((n, rest)) = t.split_once(':') else {
+            return Ok(());
+        };
+        if n.trim().parse::<u64>().is_err() {
+            return Ok(());
+        }
+        let shape = "a segment line `N: kind lo-hi size prot ...`";
+        let mut w = rest.split_whitespace().peekable();
+        // A free segment has no kind word: its first word is the range.
+        let kind = match w.peek() {
+            Some(k) if !k.contains('-') => w.next().unwrap_or("").to_string(),
+            _ => String::new(),
+        };
+        let range = w.next().ok_or_else(|| self.err(shape))?;
+        let (lo, hi) = range.split_once('-').ok_or_else(|| self.err(shape))?;
+        let (Ok(start), Ok(last)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16)) else {
+            return Err(self.err(format!("{shape}: `{range}` is not a hex range")));
+        };
+        let _size = w.next();
+        let perms = w.next().unwrap_or("");
+        let mut prot = 0;
+        for (c, bit) in perms.chars().zip([1u32, 2, 4]) {
+            if c != '-' {
+                prot |= bit;
+            }
+        }
+        let mut seg = Seg {
+            kind,
+            start,
+            end: last.saturating_add(1),
+            prot,
+            offset: 0,
+            name: None,
+            tail: String::new(),
+        };
+        for word in w {
+            if let Some(o) = word.strip_prefix("o=") {
+                seg.offset = number(o).unwrap_or(0);
+            } else if let Some(ids) = word.strip_prefix('(') {
+                seg.name = ids.split(',').next().and_then(|i| i.trim().parse().ok());
+            } else if seg.tail.is_empty() && !word.contains('=') {
+                seg.tail = word.to_string();
+            }
+        }
+        self.segs.push(seg);
+        Ok(())
+    }
+
+    /// The listing is whole: its client segments become events.
+    fn end_listing(&mut self) {
+        let segs = std::mem::take(&mut self.segs);
+        for (k, s) in segs.iter().enumerate() {
+            let backing = match s.kind.as_str() {
+                "anon" => MapBacking::Anon,
+                "file" => MapBacking::File {
+                    path: s.name.and_then(|n| self.names.get(&n).cloned()).unwrap_or_default(),
+                    size: 0,
+                    pgoff: s.offset >> PAGE_SHIFT,
+                },
+                _ => continue,
+            };
+            let next_is = |tail: &str| segs.get(k + 1).is_some_and(|n| n.kind == "RSVN" && n.tail == tail);
+            let prev_is = |tail: &str| k > 0 && segs[k - 1].kind == "RSVN" && segs[k - 1].tail == tail;
+            let anon = backing == MapBacking::Anon;
+            if anon && next_is("SmLower") && !self.brk_base_sent {
+                self.brk_base_sent = true;
+                self.queued.push_back(Record::Event(Event::BrkBase {
+                    start: s.start,
+                    end: s.start,
+                }));
+                continue;
+            }
+            let grows = if anon && prev_is("SmUpper") { PROT_GROWSDOWN } else { 0 };
+            self.queued.push_back(Record::Event(Event::Initial {
+                start: s.start,
+                end: s.end,
+                prot: s.prot | grows,
+                backing,
+            }));
         }
     }
 
@@ -133,8 +318,20 @@ impl LackeyReader {
             .split_once(',')
             .and_then(|(_, t)| t.trim().parse().ok())
             .ok_or_else(|| self.err(format!("{shape}: `{ids}` is not pid,tid")))?;
-        let (_nr, rest) = rest.split_once(')').ok_or_else(|| self.err(shape))?;
+        let (nr, rest) = rest.split_once(')').ok_or_else(|| self.err(shape))?;
         let rest = rest.trim_start();
+        if self.forked.is_none() {
+            let name = rest.split(|c: char| c.is_whitespace() || c == '(').next().unwrap_or("");
+            let creates = matches!(name, "sys_clone" | "sys_clone3" | "sys_fork" | "sys_vfork")
+                || (!rest.starts_with("...") && matches!(nr.trim(), "56" | "57" | "58" | "435"));
+            if creates {
+                self.forked = Some(format!(
+                    "line {}: {}",
+                    self.line_no,
+                    l.chars().take(100).collect::<String>()
+                ));
+            }
+        }
         if let Some(after) = rest.strip_prefix("...") {
             // The second half of an `[async]` syscall.
             let result = after.split_once("-->").and_then(|(_, r)| result_of(r));
@@ -241,6 +438,15 @@ impl LackeyReader {
             }
             "sys_brk" => {
                 need(1)?;
+                if v(0) == 0 && result >= 0 && self.listing == Listing::Done && !self.brk_base_sent {
+                    // No SmLower segment in the listing: the first brk(0)
+                    // tells the base.
+                    self.brk_base_sent = true;
+                    self.queued.push_back(Record::Event(Event::BrkBase {
+                        start: result as u64,
+                        end: result as u64,
+                    }));
+                }
                 Event::Brk { addr: v(0), result }
             }
             "sys_open" | "sys_openat" => {
@@ -292,7 +498,10 @@ impl LackeyReader {
     }
 
     fn parse(&mut self, l: &str) -> Result<(), TraceError> {
-        if l.trim().is_empty() || l.starts_with("==") || l.starts_with("--") {
+        if l.starts_with("--") {
+            return self.debug_line(l);
+        }
+        if l.trim().is_empty() || l.starts_with("==") {
             return Ok(());
         }
         if let Some(rest) = l.strip_prefix("I  ") {
@@ -426,6 +635,7 @@ pub fn sniff(text: &str) -> bool {
             refs += 1;
         } else if !(l.trim().is_empty()
             || l.starts_with("==")
+            || l.starts_with("--")
             || l.starts_with("SYSCALL[")
             || l.trim_start().starts_with("-->"))
         {
@@ -511,5 +721,74 @@ SYSCALL[7,1](11) sys_munmap ( 0x4800000, 4096 )[sync] --> Failure(0x16) \n";
         let e = read(" S 1000\n").unwrap_err();
         assert!(e.to_string().contains("line 1: `addr,size`"), "{e}");
         assert!(!sniff("I  00001000,4\nhello\n"));
+    }
+
+    #[test]
+    fn startup_segments_become_initial_events_and_forks_are_noted() {
+        // Cut from valgrind 3.19's `-d` output for /bin/true.
+        let t = "--9:1:    main Finalise initial image\n\
+--9:1: aspacem <<< SHOW_SEGMENTS: Memory layout at client startup (9 segments)\n\
+--9:1: aspacem 3 segment names in 3 slots\n\
+--9:1: aspacem (1,49,7) /usr/bin/true\n\
+--9:1: aspacem   0: RSVN 0000000000-0000107fff 1081344 ----- SmFixed\n\
+--9:1: aspacem   2: file 000010a000-000010dfff   16384 r-x-- d=0xfe00 i=247857  o=8192    (1,49)\n\
+--9:1: aspacem  10: anon 0004035000-0004035fff    4096 rwx--\n\
+--9:1: aspacem  11: RSVN 0004036000-0004834fff 8384512 ----- SmLower\n\
+--9:1: aspacem  12:      0004835000-0057ffffff   1335m\n\
+--9:1: aspacem  13: FILE 0058000000-0058000fff    4096 r---- d=0xfe00 i=328516  o=0       (0,4)\n\
+--9:1: aspacem  24: RSVN 1ffe801000-1ffeffefff 8380416 ----- SmUpper\n\
+--9:1: aspacem  25: anon 1ffefff000-1fff000fff    8192 rw---\n\
+--9:1: aspacem >>>\n\
+--9:1: aspacem <<< SHOW_SEGMENTS: Memory layout at client shutdown (1 segments)\n\
+--9:1: aspacem   1: anon 0000108000-0000109fff    8192 r----\n\
+--9:1: aspacem >>>\n\
+I  0010a000,4\n\
+SYSCALL[9,1](12) sys_brk ( 0x0 ) --> [pre-success] Success(0x4035000) \n\
+SYSCALL[9,1](56) sys_clone ( 0x1200011, 0x0 ) --> [pre-success] Success(0x0) \n";
+        let mut r = LackeyReader::new(Box::new(Cursor::new(t.as_bytes().to_vec())), Path::new("t"));
+        let mut out = Vec::new();
+        let mut all = Vec::new();
+        loop {
+            r.read_batch(&mut out, 2).unwrap();
+            if out.is_empty() {
+                break;
+            }
+            all.append(&mut out);
+        }
+        assert_eq!(
+            all,
+            vec![
+                Record::Event(Event::Initial {
+                    start: 0x10a000,
+                    end: 0x10e000,
+                    prot: 5,
+                    backing: MapBacking::File {
+                        path: "/usr/bin/true".into(),
+                        size: 0,
+                        pgoff: 2
+                    }
+                }),
+                Record::Event(Event::BrkBase {
+                    start: 0x403_5000,
+                    end: 0x403_5000
+                }),
+                Record::Event(Event::Initial {
+                    start: 0x1f_feff_f000,
+                    end: 0x1f_ff00_1000,
+                    prot: 3 | PROT_GROWSDOWN,
+                    backing: MapBacking::Anon
+                }),
+                Record::Ref(Ref {
+                    page: 0x10a,
+                    kind: RefKind::Instr
+                }),
+                Record::Event(Event::Brk {
+                    addr: 0,
+                    result: 0x403_5000
+                }),
+            ]
+        );
+        assert!(r.process_creation().is_some_and(|l| l.contains("sys_clone")));
+        assert!(sniff(t));
     }
 }

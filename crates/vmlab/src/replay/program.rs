@@ -1,0 +1,572 @@
+//! Full-machine replay of a recorded program (a trace with address-space
+//! events: `vmlab trace record`, or a lackey log with its SYSCALL lines):
+//! its mappings at their recorded addresses, its syscalls at their place
+//! in the stream, every reference through CPU 0's TLB, the page tables,
+//! faults, reclaim and swap of a machine of `frames` usable frames.
+//!
+//! - `Initial` → `mmap(MAP_FIXED)` with the recorded prot: anonymous
+//!   `MAP_PRIVATE|MAP_ANONYMOUS`, a file `MAP_PRIVATE` of an in-memory file
+//!   (`MemFile`) of zeros as long as the recorded size (or, if that is 0,
+//!   unknown, the furthest extent any mapping of the path reaches; at most
+//!   `MemFile::MAX_LEN`). An `Initial` whose prot has `PROT_GROWSDOWN` is
+//!   the stack: mapped `MAP_GROWSDOWN`, so a reference below it grows it
+//!   as Linux does (within RLIMIT_STACK and the guard gap), and is not
+//!   reported.
+//! - `BrkBase` → `Machine::set_brk_base` (vmlab's processes start with
+//!   a fixed `START_BRK`; the recorded base replaces it), then `brk(end)`
+//!   if the heap was not empty.
+//! - `Mmap` that succeeded → `MAP_FIXED` at the recorded result (the
+//!   recorded flags otherwise); `Mremap` → `MREMAP_MAYMOVE|MREMAP_FIXED` to
+//!   the recorded result (a plain resize if it stayed in place);
+//!   `Munmap`, `Mprotect`, `Brk` as recorded. Every replayed mapping also
+//!   gets `MAP_NORESERVE`: the machine is sized for the references, not
+//!   for the program's commit charge. A syscall that failed in the
+//!   recording is replayed as recorded and must fail (a mapping it makes
+//!   anyway is unmapped again); success where the recording failed, or
+//!   the reverse, or another address or break, is a divergence (counted,
+//!   the first few described). Errno values are not compared.
+//! - References: `I` and `L` are loads, `S` (and a page-number trace's
+//!   `Access`) stores, `M` a load then a store. A reference that faults
+//!   because no mapping covers it, or its mapping forbids it (PROT_NONE,
+//!   a store to read-only memory), is reported (counted by why, the first
+//!   few listed), never mapped.
+//!
+//! Sizing reuses full mode's (`full::machine_config`, `full::balloon`),
+//! but a program's mappings change during the run, so its page tables
+//! cannot be built before it as full mode does. A first pass bounds them:
+//! `tables` = the distinct leaf, PMD and PUD tables of the referenced
+//! pages; the balloon leaves `frames + tables` frames free. Until every
+//! table is built the program has up to `tables` frames more than
+//! `frames`; a table freed by munmap and built again costs the same frame.
+//!
+//! `misses` = first touches (the first successful reference to a page)
+//! plus major faults on pages touched before (a first touch of a file
+//! page reads it from the file, a major fault that is not counted twice).
+//!
+//! May call: `vmlab_mm::system` (Machine, Cpu), `trace`, `replay::full`.
+
+use super::full::{balloon, machine_config, FullError};
+use crate::mm::addr::PAGE_SIZE;
+use crate::mm::errno::FaultReason;
+use crate::mm::mm::fault::Access;
+use crate::mm::mm::uapi::{
+    MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE,
+};
+use crate::mm::mm::MemFile;
+use crate::mm::system::{Machine, MachineConfig, Pid, Stats};
+use crate::trace::lackey::PROT_GROWSDOWN;
+use crate::trace::{Event, MapBacking, Record, RefKind, TraceError, TraceReader, BATCH, PAGE_SHIFT};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// How many reported references and divergences are described.
+const LISTED: usize = 10;
+
+/// What a first pass learns of a recorded program's trace.
+#[derive(Clone, Debug, Default)]
+pub struct Survey {
+    pub references: u64,
+    pub distinct: u64,
+    pub events: u64,
+    /// Page-table pages the referenced pages need at most.
+    pub tables: u64,
+    /// Each mapped file's length in the replay: its recorded size, or the
+    /// furthest extent mapped if that is unknown (0).
+    pub files: HashMap<String, u64>,
+}
+
+/// Read `reader` once: pages, events, tables, files.
+pub fn survey(reader: &mut dyn TraceReader) -> Result<Survey, TraceError> {
+    let mut s = Survey::default();
+    let (mut pages, mut pmds, mut puds, mut p4ds) = (HashSet::new(), HashSet::new(), HashSet::new(), HashSet::new());
+    let mut sizes: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut file = |b: &MapBacking, len: u64| {
+        if let MapBacking::File { path, size, pgoff } = b {
+            if !path.is_empty() {
+                let e = sizes.entry(path.clone()).or_default();
+                e.0 = e.0.max(*size);
+                e.1 = e.1.max(pgoff.saturating_mul(PAGE_SIZE).saturating_add(len));
+            }
+        }
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        reader.read_batch(&mut batch, BATCH)?;
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            match r {
+                Record::Ref(r) => {
+                    s.references += 1;
+                    if pages.insert(r.page) {
+                        pmds.insert(r.page >> 9);
+                        puds.insert(r.page >> 18);
+                        p4ds.insert(r.page >> 27);
+                    }
+                }
+                Record::Event(e) => {
+                    s.events += 1;
+                    match e {
+                        Event::Initial {
+                            start, end, backing, ..
+                        } => file(backing, end.saturating_sub(*start)),
+                        Event::Mmap { len, backing, .. } => file(backing, *len),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    s.distinct = pages.len() as u64;
+    s.tables = (pmds.len() + puds.len() + p4ds.len()) as u64;
+    s.files = sizes
+        .into_iter()
+        .map(|(p, (size, extent))| {
+            let len = if size > 0 { size } else { extent };
+            (p, len.min(MemFile::MAX_LEN))
+        })
+        .collect();
+    Ok(s)
+}
+
+/// A reference that faulted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reported {
+    /// The reference's number, from 1.
+    pub reference: u64,
+    pub page: u64,
+    pub kind: RefKind,
+    pub why: String,
+}
+
+/// What a program replay measured.
+#[derive(Clone, Debug, Default)]
+pub struct ProgramResult {
+    pub references: u64,
+    pub distinct: u64,
+    pub events: u64,
+    /// First touches plus major faults on pages touched before.
+    pub misses: u64,
+    pub first_touches: u64,
+    /// Every major fault of the run (file reads and swap-ins).
+    pub major_faults: u64,
+    pub minor_faults: u64,
+    /// References outside every mapping.
+    pub outside: u64,
+    /// References a mapping's protection forbids.
+    pub protection: u64,
+    /// References that faulted for another reason (out of memory, SIGBUS).
+    pub other_faults: u64,
+    /// The first faulting references.
+    pub reported: Vec<Reported>,
+    pub divergences: u64,
+    /// The first divergences, described.
+    pub divergence_list: Vec<String>,
+    /// The page-table bound the balloon left room for.
+    pub tables: u64,
+    pub elapsed: Duration,
+    pub stats: Stats,
+}
+
+impl ProgramResult {
+    fn diverge(&mut self, what: String) {
+        self.divergences += 1;
+        if self.divergence_list.len() < LISTED {
+            self.divergence_list.push(what);
+        }
+    }
+}
+
+/// Replays events on the program's process.
+struct Player<'m> {
+    m: &'m Machine,
+    pid: Pid,
+    fds: HashMap<String, i32>,
+}
+
+impl Player<'_> {
+    /// `mmap` of `backing`: an in-memory file if its path is known, else
+    /// anonymous (an fd the recording could not name).
+    fn map(&self, addr: u64, len: u64, prot: u32, flags: u32, backing: &MapBacking) -> Result<u64, String> {
+        let r = match backing {
+            MapBacking::File { path, pgoff, .. } if self.fds.contains_key(path) => self.m.mmap_fd(
+                self.pid,
+                addr,
+                len,
+                prot,
+                flags & !MAP_ANONYMOUS,
+                self.fds[path],
+                pgoff.saturating_mul(PAGE_SIZE),
+            ),
+            _ => self.m.mmap(self.pid, addr, len, prot, flags | MAP_ANONYMOUS),
+        };
+        r.map_err(|e| format!("{e:?}"))
+    }
+
+    fn event(&self, e: &Event, out: &mut ProgramResult) {
+        let at = out.references;
+        let ok_of = |r: i64| r >= 0;
+        match e {
+            Event::Initial {
+                start,
+                end,
+                prot,
+                backing,
+            } => {
+                let grows = if prot & PROT_GROWSDOWN != 0 { MAP_GROWSDOWN } else { 0 };
+                let flags = MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE | grows;
+                let len = end.saturating_sub(*start);
+                match self.map(*start, len, prot & !PROT_GROWSDOWN, flags, backing) {
+                    Ok(a) if a == *start => {}
+                    r => out.diverge(format!("initial mapping {start:#x}-{end:#x}: {r:?}")),
+                }
+            }
+            Event::BrkBase { start, end } => {
+                if let Err(e) = self.m.set_brk_base(self.pid, *start) {
+                    out.diverge(format!("brk base {start:#x}: {e:?}"));
+                } else if end > start {
+                    match self.m.brk(self.pid, *end) {
+                        Ok(b) if b == *end => {}
+                        r => out.diverge(format!("brk base {start:#x}: initial heap to {end:#x}: {r:?}")),
+                    }
+                }
+            }
+            Event::Mmap {
+                addr,
+                len,
+                prot,
+                flags,
+                backing,
+                result,
+                ..
+            } => {
+                if ok_of(*result) {
+                    let want = *result as u64;
+                    match self.map(want, *len, *prot, flags | MAP_FIXED | MAP_NORESERVE, backing) {
+                        Ok(a) if a == want => {}
+                        r => out.diverge(format!("after reference {at}: mmap at {want:#x} (len {len}): {r:?}")),
+                    }
+                } else if let Ok(a) = self.map(*addr, *len, *prot, flags | MAP_NORESERVE, backing) {
+                    out.diverge(format!(
+                        "after reference {at}: mmap({addr:#x}, {len}) failed in the recording ({result}), gave {a:#x}"
+                    ));
+                    let _ = self.m.munmap(self.pid, a, *len);
+                }
+            }
+            Event::Munmap { addr, len, result } => {
+                let r = self.m.munmap(self.pid, *addr, *len);
+                if r.is_ok() != ok_of(*result) {
+                    out.diverge(format!(
+                        "after reference {at}: munmap({addr:#x}, {len}): recorded {result}, replayed {r:?}"
+                    ));
+                }
+            }
+            Event::Mprotect {
+                addr,
+                len,
+                prot,
+                result,
+            } => {
+                let r = self.m.mprotect(self.pid, *addr, *len, *prot);
+                if r.is_ok() != ok_of(*result) {
+                    out.diverge(format!(
+                        "after reference {at}: mprotect({addr:#x}, {len}, {prot}): recorded {result}, replayed {r:?}"
+                    ));
+                }
+            }
+            Event::Mremap {
+                old_addr,
+                old_len,
+                new_len,
+                flags,
+                new_addr,
+                result,
+            } => {
+                let r = if !ok_of(*result) {
+                    self.m
+                        .mremap(self.pid, *old_addr, *old_len, *new_len, *flags, *new_addr)
+                } else if *result as u64 == *old_addr {
+                    self.m.mremap(self.pid, *old_addr, *old_len, *new_len, 0, 0)
+                } else {
+                    let f = MREMAP_MAYMOVE | MREMAP_FIXED | (flags & MREMAP_DONTUNMAP);
+                    self.m
+                        .mremap(self.pid, *old_addr, *old_len, *new_len, f, *result as u64)
+                };
+                let same = match r {
+                    Ok(a) => ok_of(*result) && a == *result as u64,
+                    Err(_) => !ok_of(*result),
+                };
+                if !same {
+                    out.diverge(format!(
+                        "after reference {at}: mremap({old_addr:#x}, {old_len}, {new_len}): recorded {result:#x}, replayed {r:?}"
+                    ));
+                    if let (Ok(a), false) = (r, ok_of(*result)) {
+                        let _ = self.m.munmap(self.pid, a, *new_len);
+                    }
+                }
+            }
+            Event::Brk { addr, result } => {
+                let r = self.m.brk(self.pid, *addr);
+                if r != Ok(*result as u64) {
+                    out.diverge(format!(
+                        "after reference {at}: brk({addr:#x}): recorded {result:#x}, replayed {r:?}"
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Replay `reader` (the trace `s` surveyed) on `m`, built from
+/// `program_config`. `progress` gets the references done every batch.
+pub fn replay(
+    m: &Machine,
+    frames: u64,
+    s: &Survey,
+    reader: &mut dyn TraceReader,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ProgramResult, FullError> {
+    let run = |what: &str, e: &dyn std::fmt::Debug| FullError::Run(format!("{what}: {e:?}"));
+    let pid = m.spawn().map_err(|e| run("spawn", &e))?;
+    let mut fds = HashMap::new();
+    for (path, &len) in &s.files {
+        let bytes = vec![0u8; len as usize];
+        fds.insert(path.clone(), m.open_file(Box::new(MemFile::new(&bytes, true))));
+    }
+    balloon(m, frames + s.tables)?;
+    let player = Player { m, pid, fds };
+    let mut out = ProgramResult {
+        distinct: s.distinct,
+        tables: s.tables,
+        ..ProgramResult::default()
+    };
+    let before = m.stats();
+    let mut seen: HashSet<u64> = HashSet::with_capacity(s.distinct as usize);
+    let mut first_majors = 0u64;
+    let mut batch = Vec::with_capacity(BATCH);
+    let t0 = Instant::now();
+    let mut cpu = None;
+    loop {
+        reader.read_batch(&mut batch, BATCH)?;
+        if batch.is_empty() {
+            break;
+        }
+        for r in &batch {
+            let r = match r {
+                Record::Event(e) => {
+                    // Syscalls shoot down CPU 0's TLB: not from inside its use.
+                    cpu = None;
+                    out.events += 1;
+                    player.event(e, &mut out);
+                    continue;
+                }
+                Record::Ref(r) => r,
+            };
+            if cpu.is_none() {
+                let mut c = m.cpu(0).map_err(|e| run("take CPU 0", &e))?;
+                c.switch_to(pid).map_err(|e| run("switch", &e))?;
+                cpu = Some(c);
+            }
+            let Some(c) = cpu.as_mut() else { continue };
+            out.references += 1;
+            let addr = r.page.checked_shl(PAGE_SHIFT).filter(|a| a >> PAGE_SHIFT == r.page);
+            let first = !seen.contains(&r.page);
+            let majors = if first { m.stats().major_faults } else { 0 };
+            let res = match addr {
+                None => Err(None),
+                Some(a) => match r.kind {
+                    RefKind::Instr | RefKind::Load => c.access(a, Access::Read),
+                    RefKind::Store | RefKind::Access => c.access(a, Access::Write),
+                    RefKind::Modify => c.access(a, Access::Read).and_then(|()| c.access(a, Access::Write)),
+                }
+                .map_err(Some),
+            };
+            match res {
+                Ok(()) => {
+                    if first {
+                        seen.insert(r.page);
+                        out.first_touches += 1;
+                        first_majors += m.stats().major_faults - majors;
+                    }
+                }
+                Err(f) => {
+                    let why = match f {
+                        None => {
+                            out.outside += 1;
+                            "page number past the address space".to_string()
+                        }
+                        Some(f) => {
+                            match f.reason {
+                                FaultReason::NotMapped => out.outside += 1,
+                                FaultReason::Protection | FaultReason::ProtectionKey => out.protection += 1,
+                                _ => out.other_faults += 1,
+                            }
+                            format!("{:?} {:?} at {:#x}", f.signal, f.reason, f.addr)
+                        }
+                    };
+                    if out.reported.len() < LISTED {
+                        out.reported.push(Reported {
+                            reference: out.references,
+                            page: r.page,
+                            kind: r.kind,
+                            why,
+                        });
+                    }
+                }
+            }
+        }
+        progress(out.references);
+    }
+    out.elapsed = t0.elapsed();
+    drop(cpu);
+    let stats = m.stats();
+    if stats.oom_kill != before.oom_kill {
+        return Err(FullError::Run(format!(
+            "the OOM killer ran during the replay ({:?}): too few frames for what the program locks or pins",
+            m.oom_kills()
+        )));
+    }
+    out.major_faults = stats.major_faults - before.major_faults;
+    out.minor_faults = stats.minor_faults - before.minor_faults;
+    out.misses = out.first_touches + out.major_faults.saturating_sub(first_majors);
+    out.stats = stats;
+    Ok(out)
+}
+
+/// The machine config a replay of `s` in `frames` frames runs with: full
+/// mode's, with room for the page tables the balloon leaves free.
+pub fn program_config(base: &MachineConfig, frames: u64, s: &Survey) -> Result<MachineConfig, FullError> {
+    if frames == 0 {
+        return Err(FullError::Usage("--frames must be at least 1".into()));
+    }
+    machine_config(base, frames + s.tables, s.distinct)
+}
+
+/// Replay the recorded program at `path` in full mode: a survey pass, then
+/// a machine built by `build` from `base` (its `reclaim` design) as
+/// `program_config` sizes it.
+pub fn run_program_file(
+    path: &std::path::Path,
+    format: Option<crate::trace::Format>,
+    base: &MachineConfig,
+    frames: u64,
+    build: &dyn Fn(&MachineConfig) -> Result<Machine, String>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ProgramResult, FullError> {
+    let open = || crate::trace::open(path, format.clone()).map(|(_, r)| r);
+    let s = survey(&mut *open()?)?;
+    let cfg = program_config(base, frames, &s)?;
+    let m = build(&cfg).map_err(FullError::Machine)?;
+    replay(&m, frames, &s, &mut *open()?, progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mm::mm::uapi::{PROT_READ, PROT_WRITE};
+    use crate::trace::Ref;
+
+    struct Vec1(std::vec::IntoIter<Record>);
+
+    impl TraceReader for Vec1 {
+        fn read_batch(&mut self, out: &mut Vec<Record>, max: usize) -> Result<(), TraceError> {
+            out.clear();
+            out.extend(self.0.by_ref().take(max));
+            Ok(())
+        }
+    }
+
+    fn play(recs: Vec<Record>, frames: u64) -> ProgramResult {
+        let s = survey(&mut Vec1(recs.clone().into_iter())).unwrap();
+        let cfg = program_config(&MachineConfig::default(), frames, &s).unwrap();
+        let m = Machine::new(&cfg).unwrap();
+        replay(&m, frames, &s, &mut Vec1(recs.into_iter()), &mut |_| {}).unwrap()
+    }
+
+    fn r(page: u64, kind: RefKind) -> Record {
+        Record::Ref(Ref { page, kind })
+    }
+
+    const A: u64 = 0x40_0000;
+
+    #[test]
+    fn references_outside_mappings_and_failing_syscalls_that_succeed_are_reported() {
+        let recs = vec![
+            Record::Event(Event::Initial {
+                start: A,
+                end: A + 4 * PAGE_SIZE,
+                prot: PROT_READ | PROT_WRITE,
+                backing: MapBacking::Anon,
+            }),
+            r(A >> 12, RefKind::Store),
+            r((A >> 12) + 1, RefKind::Load),
+            // Nothing maps this page.
+            r((A >> 12) + 100, RefKind::Load),
+            // munmap of a mapped range "failed" in the recording: replay succeeds.
+            Record::Event(Event::Munmap {
+                addr: A + 3 * PAGE_SIZE,
+                len: PAGE_SIZE,
+                result: -22,
+            }),
+            r(A >> 12, RefKind::Modify),
+        ];
+        let out = play(recs, 64);
+        assert_eq!(out.references, 4);
+        assert_eq!(out.first_touches, 2);
+        assert_eq!(out.outside, 1);
+        assert_eq!(out.reported.len(), 1);
+        assert_eq!(out.reported[0].reference, 3);
+        assert_eq!(out.reported[0].page, (A >> 12) + 100);
+        assert_eq!(out.divergences, 1, "{:?}", out.divergence_list);
+        assert!(out.divergence_list[0].contains("munmap"), "{:?}", out.divergence_list);
+        assert_eq!(out.misses, 2);
+    }
+
+    #[test]
+    fn prot_none_is_reported_the_stack_grows_and_few_frames_swap() {
+        let stack = 0x7000_0000u64;
+        let mut recs = vec![
+            Record::Event(Event::Initial {
+                start: A,
+                end: A + PAGE_SIZE,
+                prot: 0,
+                backing: MapBacking::Anon,
+            }),
+            Record::Event(Event::Initial {
+                start: stack,
+                end: stack + 2 * PAGE_SIZE,
+                prot: PROT_READ | PROT_WRITE | PROT_GROWSDOWN,
+                backing: MapBacking::Anon,
+            }),
+            Record::Event(Event::BrkBase {
+                start: 0x100_0000,
+                end: 0x100_0000,
+            }),
+            Record::Event(Event::Brk {
+                addr: 0x100_0000 + 64 * PAGE_SIZE,
+                result: (0x100_0000 + 64 * PAGE_SIZE) as i64,
+            }),
+            r(A >> 12, RefKind::Load),
+            // Two pages below the stack: it grows.
+            r((stack >> 12) - 2, RefKind::Store),
+        ];
+        for round in 0..3 {
+            for p in 0..64 {
+                let _ = round;
+                recs.push(r((0x100_0000 >> 12) + p, RefKind::Store));
+            }
+        }
+        let out = play(recs.clone(), 16);
+        assert_eq!(out.protection, 1, "{:?}", out.reported);
+        assert_eq!(out.outside, 0, "{:?}", out.reported);
+        assert_eq!(out.other_faults, 0, "{:?}", out.reported);
+        assert_eq!(out.divergences, 0, "{:?}", out.divergence_list);
+        assert_eq!(out.first_touches, 65);
+        assert!(out.major_faults > 0);
+        assert!(out.misses > 65);
+        let big = play(recs, 512);
+        assert_eq!(big.major_faults, 0);
+        assert_eq!(big.misses, 65);
+    }
+}
