@@ -94,9 +94,10 @@ fn usage_errors_exit_2() {
             "clock_pro",
         ),
         (
-            vec!["replay", &t, "--frames", "20", "--mode", "full"],
-            "full mode is not built yet",
+            vec!["replay", &t, "--frames", "20", "--mode", "full", "--set", "reclaim=arc"],
+            "`arc` is a cache-mode policy",
         ),
+        (vec!["replay", &t, "--mode", "full"], "--frames"),
         (vec!["replay", &t], "--frames"),
         (vec!["replay", "/nonexistent.trc", "--frames", "20"], "/nonexistent.trc"),
         (vec!["replay", &t, "--frames", "20", "--set", "ram=bad"], "ram"),
@@ -110,4 +111,37 @@ fn usage_errors_exit_2() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+/// Full mode with the exact-LRU bound misses exactly as cache mode's lru at
+/// the same frames (the machine is sized so that exactly --frames data pages
+/// fit), and the machine's own two_list design, which sees accessed bits
+/// only, does not.
+#[test]
+fn full_mode_lru_equals_cache_mode_lru() {
+    let t = cpp();
+    let misses = |mode: &str, policy: &str| -> Vec<u64> {
+        let o = vmlab(&[
+            "replay",
+            &t,
+            "--mode",
+            mode,
+            "--set",
+            &format!("reclaim={policy}"),
+            "--frames",
+            "35,100",
+            "--json",
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["misses"].as_u64().unwrap())
+            .collect()
+    };
+    let cache = misses("cache", "lru");
+    assert_eq!(misses("full", "lru"), cache);
+    assert_ne!(misses("full", "two_list"), cache);
 }
