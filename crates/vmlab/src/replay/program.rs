@@ -78,7 +78,10 @@ pub struct Survey {
 /// Read `reader` once: pages, events, tables, files.
 pub fn survey(reader: &mut dyn TraceReader) -> Result<Survey, TraceError> {
     let mut s = Survey::default();
-    let (mut pages, mut pmds, mut puds, mut p4ds) = (HashSet::new(), HashSet::new(), HashSet::new(), HashSet::new());
+    let mut pages: HashSet<u64, std::hash::BuildHasherDefault<crate::cache::PageHasher>> = HashSet::default();
+    let (mut pmds, mut puds, mut p4ds) = (HashSet::new(), HashSet::new(), HashSet::new());
+    // Most references are to the page of the one before: skip the set.
+    let mut last = u64::MAX;
     let mut sizes: HashMap<String, (u64, u64)> = HashMap::new();
     let mut file = |b: &MapBacking, len: u64| {
         if let MapBacking::File { path, size, pgoff } = b {
@@ -99,6 +102,10 @@ pub fn survey(reader: &mut dyn TraceReader) -> Result<Survey, TraceError> {
             match r {
                 Record::Ref(r) => {
                     s.references += 1;
+                    if r.page == last {
+                        continue;
+                    }
+                    last = r.page;
                     if pages.insert(r.page) {
                         pmds.insert(r.page >> 9);
                         puds.insert(r.page >> 18);
@@ -342,7 +349,11 @@ pub fn replay(
         ..ProgramResult::default()
     };
     let before = m.stats();
-    let mut seen: HashSet<u64> = HashSet::with_capacity(s.distinct as usize);
+    let mut seen: HashSet<u64, std::hash::BuildHasherDefault<crate::cache::PageHasher>> =
+        HashSet::with_capacity_and_hasher(s.distinct as usize, Default::default());
+    // The last page referenced and found touched before: most references
+    // are to the page of the one before (LRU stack depth 1), and skip the set.
+    let mut last_seen = u64::MAX;
     let mut first_majors = 0u64;
     let mut batch = Vec::with_capacity(BATCH);
     let t0 = Instant::now();
@@ -371,7 +382,7 @@ pub fn replay(
             let Some(c) = cpu.as_mut() else { continue };
             out.references += 1;
             let addr = r.page.checked_shl(PAGE_SHIFT).filter(|a| a >> PAGE_SHIFT == r.page);
-            let first = !seen.contains(&r.page);
+            let first = r.page != last_seen && !seen.contains(&r.page);
             let majors = if first { m.stats().major_faults } else { 0 };
             let res = match addr {
                 None => Err(None),
@@ -389,6 +400,7 @@ pub fn replay(
                         out.first_touches += 1;
                         first_majors += m.stats().major_faults - majors;
                     }
+                    last_seen = r.page;
                 }
                 Err(f) => {
                     let why = match f {
