@@ -106,6 +106,29 @@ impl TraceReader for OracleGeneralReader {
     fn read_batch(&mut self, out: &mut Vec<Record>, max: usize) -> Result<(), TraceError> {
         out.clear();
         while out.len() < max {
+            // Whole records straight from the reader's buffer; one cut by
+            // its end (or the file's) goes through `next_record`.
+            let buf = loop {
+                match self.r.fill_buf() {
+                    Ok(b) => break b,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(TraceError::io(&self.path, &e)),
+                }
+            };
+            let whole = (buf.len() / RECORD).min(max - out.len());
+            for c in buf[..whole * RECORD].chunks_exact(RECORD) {
+                let mut id = [0u8; 8];
+                id.copy_from_slice(&c[4..12]);
+                out.push(Record::Ref(Ref {
+                    page: u64::from_le_bytes(id),
+                    kind: RefKind::Access,
+                }));
+            }
+            self.r.consume(whole * RECORD);
+            self.offset += (whole * RECORD) as u64;
+            if out.len() >= max {
+                break;
+            }
             match self.next_record()? {
                 Some(r) => out.push(Record::Ref(Ref {
                     page: r.obj_id,

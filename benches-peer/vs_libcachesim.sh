@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# vmlab beside libCacheSim (PyPI libcachesim 0.3.5), in one run, as ratios:
+#  1. cache mode: lru and clock over a 10 M-reference zipf(1.0) trace of 1 M
+#     pages, written once as uncompressed oracleGeneral (object size 4096:
+#     libCacheSim's cache gets frames x 4096 bytes), at 100,000 frames;
+#  2. full mode: two_list on a recorded `sort -n` (hit-heavy), against
+#     libCacheSim's cache-only LRU on the same references.
+# Needs: a release build (cargo build --release), python3 with numpy and
+# libcachesim, valgrind. Usage: bash benches-peer/vs_libcachesim.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VMLAB=${VMLAB:-target/release/vmlab}
+RUNS=${1:-3}
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+
+python3 - "$W" <<'PY'
+import numpy as np, sys
+n_pages, n_refs = 1_000_000, 10_000_000
+rng = np.random.default_rng(42)
+cdf = np.cumsum(1.0 / np.arange(1, n_pages + 1)); cdf /= cdf[-1]
+perm = rng.permutation(n_pages)
+perm[np.searchsorted(cdf, rng.random(n_refs))].astype('>u4').tofile(sys.argv[1] + '/zipf.trc')
+PY
+"$VMLAB" trace convert "$W/zipf.trc" -o "$W/zipf.og" --to oracle_general --format trc
+
+seq 1 3000 | shuf --random-source=<(yes) > "$W/in.txt"
+"$VMLAB" trace record -o "$W/sort.trace" --quiet -- sort -n "$W/in.txt" -o "$W/out.txt"
+"$VMLAB" trace convert "$W/sort.trace" -o "$W/sort.og" --to oracle_general 2>/dev/null
+
+lcs() { # trace frames policy -> references per second
+    python3 - "$@" <<'PY'
+import libcachesim as lcs, sys, time
+path, n, pol = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+r = lcs.TraceReader(path, lcs.TraceType.ORACLE_GENERAL_TRACE)
+total = r.get_num_of_req()
+c = lcs.LRU(n * 4096) if pol == "lru" else lcs.Clock(n * 4096, init_freq=0, n_bit_counter=1)
+t = time.perf_counter(); c.process_trace(r); dt = time.perf_counter() - t
+print(total / dt)
+PY
+}
+ours() { # trace mode policy frames -> references per second
+    "$VMLAB" replay "$1" --mode "$2" --set reclaim="$3" --frames "$4" --json |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["rows"][0]["refs_per_s"])'
+}
+for i in $(seq "$RUNS"); do
+    for p in lru clock; do
+        a=$(ours "$W/zipf.og" cache $p 100000); b=$(lcs "$W/zipf.og" 100000 $p 2>/dev/null | tail -n 1)
+        python3 -c "print('run $i cache $p: vmlab/libCacheSim = %.2f' % ($a / $b))"
+    done
+    a=$(ours "$W/sort.trace" full two_list 200); b=$(lcs "$W/sort.og" 200 lru 2>/dev/null | tail -n 1)
+    python3 -c "print('run $i full two_list / libCacheSim cache lru = %.2f' % ($a / $b))"
+done
