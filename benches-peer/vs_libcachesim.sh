@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # vmlab beside libCacheSim (PyPI libcachesim 0.3.5), in one run, as ratios:
 #  1. cache mode: lru and clock over a 10 M-reference zipf(1.0) trace of 1 M
-#     pages, written once as uncompressed oracleGeneral (object size 4096:
-#     libCacheSim's cache gets frames x 4096 bytes), at 100,000 frames;
+#     pages, written once as uncompressed oracleGeneral with object size 1
+#     (libCacheSim's cache size then counts objects), at 100,000 frames;
 #  2. full mode: two_list on a recorded `sort -n` (hit-heavy), against
 #     libCacheSim's cache-only LRU on the same references.
 # Needs: a release build (cargo build --release), python3 with numpy and
@@ -22,11 +22,11 @@ cdf = np.cumsum(1.0 / np.arange(1, n_pages + 1)); cdf /= cdf[-1]
 perm = rng.permutation(n_pages)
 perm[np.searchsorted(cdf, rng.random(n_refs))].astype('>u4').tofile(sys.argv[1] + '/zipf.trc')
 PY
-"$VMLAB" trace convert "$W/zipf.trc" -o "$W/zipf.og" --to oracle_general --format trc
+"$VMLAB" trace convert "$W/zipf.trc" -o "$W/zipf.og" --to oracle_general --format trc --obj-size 1
 
 seq 1 3000 | shuf --random-source=<(yes) > "$W/in.txt"
 "$VMLAB" trace record -o "$W/sort.trace" --quiet -- sort -n "$W/in.txt" -o "$W/out.txt"
-"$VMLAB" trace convert "$W/sort.trace" -o "$W/sort.og" --to oracle_general 2>/dev/null
+"$VMLAB" trace convert "$W/sort.trace" -o "$W/sort.og" --to oracle_general --obj-size 1 2>/dev/null
 
 lcs() { # trace frames policy -> references per second
     python3 - "$@" <<'PY'
@@ -34,7 +34,7 @@ import libcachesim as lcs, sys, time
 path, n, pol = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 r = lcs.TraceReader(path, lcs.TraceType.ORACLE_GENERAL_TRACE)
 total = r.get_num_of_req()
-c = lcs.LRU(n * 4096) if pol == "lru" else lcs.Clock(n * 4096, init_freq=0, n_bit_counter=1)
+c = lcs.LRU(n) if pol == "lru" else lcs.Clock(n, init_freq=0, n_bit_counter=1)
 t = time.perf_counter(); c.process_trace(r); dt = time.perf_counter() - t
 print(total / dt)
 PY

@@ -65,6 +65,10 @@ pub struct ConvertArgs {
     /// vmlab, oracle_general, lcs (v1) or csv (one page number a line).
     #[arg(long)]
     to: String,
+    /// oracle_general: every object's size in bytes (default a page, 4096; 1 makes
+    /// libCacheSim's cache size count objects, as vmlab's --frames does).
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..))]
+    obj_size: Option<u32>,
     #[command(flatten)]
     format: FormatArgs,
 }
@@ -328,6 +332,11 @@ fn convert(a: &ConvertArgs) -> Result<(), Failure> {
             "--to {to}: one of vmlab, oracle_general, lcs, csv"
         )));
     }
+    if a.obj_size.is_some() && !matches!(to, "oracle_general" | "oracleGeneral") {
+        return Err(Failure::Usage(format!(
+            "--obj-size: only --to oracle_general has object sizes, not --to {to}"
+        )));
+    }
     let (_, mut r) = open(&a.input, &a.format)?;
     let out_name = a.output.display().to_string();
     let file =
@@ -377,7 +386,8 @@ fn write_out(a: &ConvertArgs, r: &mut dyn TraceReader, file: std::fs::File) -> R
             }
         }
         _ => {
-            trace::oracle_general::write(&mut pages, &mut file, &spill_err).map_err(run_err)?;
+            let size = a.obj_size.unwrap_or(trace::oracle_general::PAGE_BYTES);
+            trace::oracle_general::write_sized(&mut pages, &mut file, size, &spill_err).map_err(run_err)?;
         }
     }
     file.flush().map_err(werr)?;

@@ -237,3 +237,61 @@ fn lackey_to_oracle_general_keeps_page_numbers_and_says_events_are_dropped() {
         .chunks_exact(24)
         .any(|r| u64::from_le_bytes(r[4..12].try_into().unwrap()) == 0x4800));
 }
+
+/// `--obj-size 1` writes size 1 into every oracleGeneral record (libCacheSim's
+/// cache size then counts objects); the default is a page; other targets refuse it.
+#[test]
+fn convert_obj_size() {
+    let dir = scratch("obj-size");
+    std::fs::create_dir_all(&dir).unwrap();
+    let trc = dir.join("t.trc");
+    std::fs::write(
+        &trc,
+        [0u32, 1, 0, 2]
+            .iter()
+            .flat_map(|p| p.to_be_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    for (size, want) in [(None, 4096u32), (Some("1"), 1)] {
+        let og = dir.join("t.og");
+        let mut args = vec![
+            "trace",
+            "convert",
+            trc.to_str().unwrap(),
+            "-o",
+            og.to_str().unwrap(),
+            "--to",
+            "oracle_general",
+        ];
+        if let Some(s) = size {
+            args.extend(["--obj-size", s]);
+        }
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_vmlab"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        let b = std::fs::read(&og).unwrap();
+        assert_eq!(b.len(), 4 * 24);
+        for r in b.chunks_exact(24) {
+            assert_eq!(u32::from_le_bytes([r[12], r[13], r[14], r[15]]), want);
+        }
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_vmlab"))
+        .args([
+            "trace",
+            "convert",
+            trc.to_str().unwrap(),
+            "-o",
+            "/tmp/x.vmlab",
+            "--to",
+            "vmlab",
+            "--obj-size",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--obj-size"));
+}

@@ -262,11 +262,22 @@ fn le_u64(b: &[u8]) -> u64 {
 pub const PAGE_BYTES: u32 = 4096;
 
 /// Write `pages` to `out` as oracleGeneral: clock_time the vtime (from 1,
-/// saturating at u32::MAX), size a page, next access as libCacheSim's
-/// converter writes it (-1 for never).
+/// saturating at u32::MAX), size a page (`PAGE_BYTES`), next access as
+/// libCacheSim's converter writes it (-1 for never).
 pub fn write(
     pages: &mut dyn Iterator<Item = Result<u64, TraceError>>,
     out: &mut dyn Write,
+    spill_err: &dyn Fn(io::Error) -> TraceError,
+) -> Result<Totals, TraceError> {
+    write_sized(pages, out, PAGE_BYTES, spill_err)
+}
+
+/// `write` with every object `obj_size` bytes (1: libCacheSim's cache size
+/// is then in objects, as vmlab's frames are).
+pub fn write_sized(
+    pages: &mut dyn Iterator<Item = Result<u64, TraceError>>,
+    out: &mut dyn Write,
+    obj_size: u32,
     spill_err: &dyn Fn(io::Error) -> TraceError,
 ) -> Result<Totals, TraceError> {
     let mut w = BufWriter::with_capacity(1 << 16, out);
@@ -274,7 +285,11 @@ pub fn write(
         pages,
         Never::MinusOne,
         &mut |_| Ok(()),
-        &mut |i, page, next| w.write_all(&OgRecord::of_page(i, page, next).encode()),
+        &mut |i, page, next| {
+            let mut r = OgRecord::of_page(i, page, next);
+            r.obj_size = obj_size;
+            w.write_all(&r.encode())
+        },
         spill_err,
     )?;
     w.flush().map_err(spill_err)?;
