@@ -31,10 +31,7 @@ fn replay_with(path: &Path, reclaim: &str, bound: Option<full::Bound>, frames: u
     let cfg = full::machine_config(&base, frames, distinct).unwrap();
     let m = vmlab::host::build_machine(&cfg).unwrap();
     let bound = bound.map(|b| {
-        let next = (b == full::Bound::Opt).then(|| {
-            let (_, mut r) = trace::open(path, None).unwrap();
-            full::next_uses(&mut *r).unwrap()
-        });
+        let next = (b == full::Bound::Opt).then(|| vmlab::replay::cache::spill_next_uses(path, None).unwrap());
         (b, next)
     });
     let (_, mut r) = trace::open(path, None).unwrap();

@@ -28,9 +28,10 @@
 //! exactly as cache-mode `lru` at the same frames; `opt`, Belady's: evict
 //! the resident page whose next reference is farthest (never referenced
 //! again counts as farthest; ties go to the lower page index). `opt` needs
-//! the future: a first pass keeps every reference's page (4 bytes each)
-//! and computes each one's next use backwards, so its memory is in
-//! proportion to the references.
+//! the future: the next use of every reference, computed by cache mode's
+//! backward pass into a temporary file (`replay::cache::spill_next_uses`,
+//! memory in proportion to the distinct pages) and read along with the
+//! references.
 //!
 //! `misses` = faults that brought a page into memory: first touches (the
 //! replayer knows them: a page seen for the first time) plus major faults
@@ -94,45 +95,13 @@ impl Bound {
     }
 }
 
-/// Every reference's next use, by reference number: the number of the next
-/// reference to the same page, `u32::MAX` (never) for the last. Pages are
-/// dense indices in order of first use, as `replay` numbers them.
-pub fn next_uses(reader: &mut dyn TraceReader) -> Result<Vec<u32>, FullError> {
-    let mut dense: HashMap<u64, u32> = HashMap::new();
-    let mut seq: Vec<u32> = Vec::new();
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        reader.read_batch(&mut batch, BATCH)?;
-        if batch.is_empty() {
-            break;
-        }
-        for r in &batch {
-            if let Record::Ref(r) = r {
-                let next = dense.len() as u32;
-                seq.push(*dense.entry(r.page).or_insert(next));
-            }
-        }
-        if seq.len() >= u32::MAX as usize {
-            return Err(FullError::Usage("opt replays at most 2^32 - 1 references".into()));
-        }
-    }
-    let mut last = vec![u32::MAX; dense.len()];
-    let mut next = vec![u32::MAX; seq.len()];
-    for k in (0..seq.len()).rev() {
-        let p = seq[k] as usize;
-        next[k] = last[p];
-        last[p] = k as u32;
-    }
-    Ok(next)
-}
-
 /// The resident pages keyed by their next use (`opt`): the victim is the
 /// greatest key.
 struct OptOrder {
     /// (next use, page) of each resident page.
-    by_next: std::collections::BTreeSet<(u32, std::cmp::Reverse<u32>)>,
+    by_next: std::collections::BTreeSet<(u64, std::cmp::Reverse<u32>)>,
     /// Each page's key in `by_next`, if resident.
-    key: Vec<Option<u32>>,
+    key: Vec<Option<u64>>,
     /// The page being referenced: listed before its fault, which is what
     /// asks for a victim, and never that victim (it is not resident yet).
     current: u32,
@@ -141,7 +110,7 @@ struct OptOrder {
 
 impl OptOrder {
     /// Page `i` is referenced and will next be at `next`.
-    fn touch(&mut self, i: u32, next: u32) {
+    fn touch(&mut self, i: u32, next: u64) {
         if let Some(k) = self.key[i as usize].take() {
             self.by_next.remove(&(k, std::cmp::Reverse(i)));
         }
@@ -291,7 +260,7 @@ pub fn replay(
     m: &Machine,
     frames: u64,
     distinct: u64,
-    bound: Option<(Bound, Option<Vec<u32>>)>,
+    bound: Option<(Bound, Option<std::fs::File>)>,
     reader: &mut dyn TraceReader,
     progress: &mut dyn FnMut(u64),
 ) -> Result<FullResult, FullError> {
@@ -338,7 +307,9 @@ pub fn replay(
             lru = Some(o);
         }
         Some((Bound::Opt, next)) => {
-            let next = next.ok_or_else(|| FullError::Usage("opt needs the trace's next uses (`next_uses`)".into()))?;
+            let next = next.ok_or_else(|| {
+                FullError::Usage("opt needs the trace's next uses (`replay::cache::spill_next_uses`)".into())
+            })?;
             let o = Arc::new(Mutex::new(OptOrder {
                 by_next: Default::default(),
                 key: vec![None; n],
@@ -346,7 +317,7 @@ pub fn replay(
                 mm,
             }));
             m.set_victim_oracle(Some(Box::new(OptOracle(o.clone()))));
-            opt = Some((o, next));
+            opt = Some((o, std::io::BufReader::new(next)));
         }
         None => {}
     }
@@ -386,14 +357,13 @@ pub fn replay(
             if let Some(o) = &lru {
                 o.lock().unwrap_or_else(|e| e.into_inner()).touch(i as u32);
             }
-            if let Some((o, next)) = &opt {
-                let k = refs as usize - 1;
-                let Some(&nu) = next.get(k) else {
-                    return Err(FullError::Run(format!(
-                        "reference {refs}: past the references `next_uses` counted"
-                    )));
-                };
-                o.lock().unwrap_or_else(|e| e.into_inner()).touch(i as u32, nu);
+            if let Some((o, next)) = &mut opt {
+                let mut b = [0u8; 8];
+                std::io::Read::read_exact(next, &mut b)
+                    .map_err(|e| FullError::Run(format!("reference {refs}: its next use: {e}")))?;
+                o.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .touch(i as u32, u64::from_le_bytes(b));
             }
             // Each reference checks what the last one left (swap must
             // keep every byte), then stores its own number.
@@ -564,7 +534,12 @@ pub fn run_file(
         }
         FullPolicy::Bound(b) => {
             let next = match b {
-                Bound::Opt => Some(next_uses(&mut *open()?)?),
+                Bound::Opt => Some(
+                    super::cache::spill_next_uses(path, format.clone()).map_err(|e| match e {
+                        super::ReplayError::Trace(t) => FullError::Trace(t),
+                        super::ReplayError::Usage(m) => FullError::Usage(m),
+                    })?,
+                ),
                 Bound::Lru => None,
             };
             Some((b, next))
