@@ -214,7 +214,8 @@ pub struct FullResult {
 /// The distinct pages of a trace (a first pass: memory in proportion to
 /// them, not to the references).
 pub fn distinct_pages(reader: &mut dyn TraceReader) -> Result<(u64, u64), TraceError> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen: std::collections::HashSet<u64, std::hash::BuildHasherDefault<crate::cache::PageHasher>> =
+        Default::default();
     let mut refs = 0u64;
     let mut batch = Vec::with_capacity(BATCH);
     loop {
@@ -469,6 +470,21 @@ pub(crate) fn balloon(m: &Machine, frames: u64) -> Result<(), FullError> {
     Ok(())
 }
 
+/// Whether the trace holds an address-space event (a pass that stops at
+/// the first one: at once for a recording, a whole pass for a page trace).
+fn has_events(reader: &mut dyn TraceReader) -> Result<bool, TraceError> {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        reader.read_batch(&mut batch, BATCH)?;
+        if batch.is_empty() {
+            return Ok(false);
+        }
+        if batch.iter().any(|r| matches!(r, Record::Event(_))) {
+            return Ok(true);
+        }
+    }
+}
+
 /// What `--set reclaim=NAME` means in full mode: one of the machine's
 /// designs, or a bound.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -559,10 +575,10 @@ pub enum Replayed {
     Program(super::program::ProgramResult),
 }
 
-/// Replay `path` in full mode: a recorded program (a trace whose first
-/// batch holds an address-space event, as `vmlab trace record` writes
-/// them: its `Initial` events come first) through `replay::program`, a
-/// page-number trace through `run_file`. Program replay takes the
+/// Replay `path` in full mode: a recorded program (a trace with
+/// address-space events; `vmlab trace record` writes its `Initial` events
+/// first) through `replay::program`, a page-number trace through
+/// `run_file`. Program replay takes the
 /// machine's designs only: `lru`/`opt` bounds are for page-number traces.
 pub fn run_any_file(
     path: &std::path::Path,
@@ -574,9 +590,7 @@ pub fn run_any_file(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Replayed, FullError> {
     let (_, mut r) = crate::trace::open(path, format.clone())?;
-    let mut batch = Vec::with_capacity(BATCH);
-    r.read_batch(&mut batch, BATCH)?;
-    if !batch.iter().any(|r| matches!(r, Record::Event(_))) {
+    if !has_events(&mut *r)? {
         return run_file(path, format, base, frames, policy, build, progress).map(Replayed::Pages);
     }
     let mut cfg = base.clone();

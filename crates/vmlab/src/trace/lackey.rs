@@ -524,7 +524,7 @@ impl LackeyReader {
             // The traced program's own output, when it shares lackey's
             // stderr (no --log-file): not lackey's, skipped.
             if self.foreign.is_none() {
-                self.foreign = Some((self.line_no, l.chars().take(40).collect()));
+                self.foreign = Some((self.line_no, l.chars().take(160).collect()));
             }
             return Ok(());
         }
