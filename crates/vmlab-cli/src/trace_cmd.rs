@@ -289,42 +289,6 @@ fn info(a: &InfoArgs) -> Result<(), Failure> {
 }
 
 /// The pages of a reader, events counted and dropped.
-struct Pages<'a> {
-    r: &'a mut dyn TraceReader,
-    batch: Vec<Record>,
-    at: usize,
-    dropped: u64,
-    failed: bool,
-}
-
-impl Iterator for Pages<'_> {
-    type Item = Result<u64, TraceError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.failed {
-                return None;
-            }
-            if self.at == self.batch.len() {
-                if let Err(e) = self.r.read_batch(&mut self.batch, trace::BATCH) {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
-                self.at = 0;
-                if self.batch.is_empty() {
-                    return None;
-                }
-            }
-            let rec = &self.batch[self.at];
-            self.at += 1;
-            match rec {
-                Record::Ref(x) => return Some(Ok(x.page)),
-                Record::Event(_) => self.dropped += 1,
-            }
-        }
-    }
-}
-
 fn convert(a: &ConvertArgs) -> Result<(), Failure> {
     let to = a.to.as_str();
     if !matches!(to, "vmlab" | "oracle_general" | "oracleGeneral" | "lcs" | "csv") {
@@ -368,13 +332,7 @@ fn write_out(a: &ConvertArgs, r: &mut dyn TraceReader, file: std::fs::File) -> R
         file.flush().map_err(werr)?;
         return Ok(());
     }
-    let mut pages = Pages {
-        r,
-        batch: Vec::new(),
-        at: 0,
-        dropped: 0,
-        failed: false,
-    };
+    let mut pages = trace::Pages::new(r);
     match to {
         "lcs" => {
             trace::lcs::write_v1(&mut pages, &mut file, &spill_err).map_err(run_err)?;

@@ -13,7 +13,7 @@ use super::ReplayError;
 use crate::cache::{self, CachePolicy, Options};
 use crate::trace::{self, Format, Record};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Instant;
 
@@ -97,64 +97,38 @@ fn replay<P: CachePolicy + ?Sized>(
     }
 }
 
-/// References a chunk of the backward pass holds.
-const CHUNK: usize = 1 << 16;
-
 /// Each reference's next use ([`cache::opt::next_uses`]'s numbers), as
 /// little-endian u64s in trace order in an unlinked temporary file, read
-/// from its start.
+/// from its start. The backward pass is the oracleGeneral writer's
+/// (`trace::oracle_general::for_each_with_next`: memory in proportion to
+/// the distinct pages), its vtimes (the next reference's number from 1)
+/// turned into indices.
 pub fn spill_next_uses(path: &Path, format: Option<Format>) -> Result<File, ReplayError> {
-    let tmp_err = |e: io::Error| ReplayError::Usage(format!("{}: opt: temporary file: {e}", path.display()));
-    // Forward: the pages.
-    let mut pages = BufWriter::new(tempfile::tempfile().map_err(tmp_err)?);
+    let spill_err = |e: io::Error| trace::TraceError::new(path, trace::At::File, format!("opt: temporary file: {e}"));
     let (_, mut reader) = trace::open(path, format)?;
-    let mut batch = Vec::with_capacity(trace::BATCH);
-    let mut n = 0u64;
-    loop {
-        reader.read_batch(&mut batch, trace::BATCH)?;
-        if batch.is_empty() {
-            break;
-        }
-        for r in &batch {
-            if let Record::Ref(r) = r {
-                pages.write_all(&r.page.to_le_bytes()).map_err(tmp_err)?;
-                n += 1;
-            }
-        }
+    let next = tempfile::tempfile().map_err(spill_err)?;
+    {
+        let mut w = BufWriter::with_capacity(1 << 16, &next);
+        trace::oracle_general::for_each_with_next(
+            &mut trace::Pages::new(&mut *reader),
+            trace::oracle_general::Never::MinusOne,
+            &mut |_| Ok(()),
+            &mut |_, _, vtime| {
+                let nu = if vtime < 1 { cache::opt::NEVER } else { vtime as u64 - 1 };
+                w.write_all(&nu.to_le_bytes())
+            },
+            &spill_err,
+        )?;
+        w.flush().map_err(spill_err)?;
     }
-    let mut pages = pages.into_inner().map_err(|e| tmp_err(e.into_error()))?;
-    // Backward, a chunk at a time: each page's last use seen so far is the
-    // next use of the reference before it.
-    let mut next = tempfile::tempfile().map_err(tmp_err)?;
-    next.set_len(n * 8).map_err(tmp_err)?;
-    let mut last: cache::PageMap<u64> = cache::page_map(1024);
-    let mut buf = vec![0u8; CHUNK * 8];
-    let mut out = vec![0u8; CHUNK * 8];
-    let mut end = n;
-    while end > 0 {
-        let begin = end.saturating_sub(CHUNK as u64);
-        let len = ((end - begin) * 8) as usize;
-        pages.seek(SeekFrom::Start(begin * 8)).map_err(tmp_err)?;
-        pages.read_exact(&mut buf[..len]).map_err(tmp_err)?;
-        for k in (0..(end - begin) as usize).rev() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&buf[k * 8..k * 8 + 8]);
-            let page = u64::from_le_bytes(b);
-            let i = begin + k as u64;
-            let nu = last.insert(page, i).unwrap_or(cache::opt::NEVER);
-            out[k * 8..k * 8 + 8].copy_from_slice(&nu.to_le_bytes());
-        }
-        next.seek(SeekFrom::Start(begin * 8)).map_err(tmp_err)?;
-        next.write_all(&out[..len]).map_err(tmp_err)?;
-        end = begin;
-    }
-    next.seek(SeekFrom::Start(0)).map_err(tmp_err)?;
+    (&next).seek(SeekFrom::Start(0)).map_err(spill_err)?;
     Ok(next)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     /// A trc file of `pages` (big-endian u32s).
     fn trc(pages: &[u64]) -> tempfile::NamedTempFile {
@@ -168,10 +142,9 @@ mod tests {
 
     #[test]
     fn spilled_next_uses_equal_in_memory() {
-        // Longer than a chunk, so the backward pass crosses chunk edges.
-        let pages: Vec<u64> = (0..(CHUNK as u64 * 2 + 123))
-            .map(|i| (i * 7919 + i / 3) % 5003)
-            .collect();
+        // Longer than two of the backward pass's blocks (2^16 references),
+        // so it crosses block edges.
+        let pages: Vec<u64> = (0..((1u64 << 17) + 123)).map(|i| (i * 7919 + i / 3) % 5003).collect();
         let f = trc(&pages);
         let mut spilled = Vec::new();
         spill_next_uses(f.path(), Some(Format::Trc))

@@ -320,6 +320,58 @@ pub trait TraceReader {
     fn read_batch(&mut self, out: &mut Vec<Record>, max: usize) -> Result<(), TraceError>;
 }
 
+/// The page numbers of a trace's references, in order (its events skipped
+/// and counted in `dropped`): for writers that take references only.
+pub struct Pages<'a> {
+    r: &'a mut dyn TraceReader,
+    batch: Vec<Record>,
+    at: usize,
+    /// Events skipped so far.
+    pub dropped: u64,
+    failed: bool,
+}
+
+impl<'a> Pages<'a> {
+    pub fn new(r: &'a mut dyn TraceReader) -> Pages<'a> {
+        Pages {
+            r,
+            batch: Vec::new(),
+            at: 0,
+            dropped: 0,
+            failed: false,
+        }
+    }
+}
+
+impl Iterator for Pages<'_> {
+    type Item = Result<u64, TraceError>;
+
+    /// The next reference's page; an error ends the iteration after it.
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.failed {
+                return None;
+            }
+            if self.at == self.batch.len() {
+                if let Err(e) = self.r.read_batch(&mut self.batch, BATCH) {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+                self.at = 0;
+                if self.batch.is_empty() {
+                    return None;
+                }
+            }
+            let rec = &self.batch[self.at];
+            self.at += 1;
+            match rec {
+                Record::Ref(x) => return Some(Ok(x.page)),
+                Record::Event(_) => self.dropped += 1,
+            }
+        }
+    }
+}
+
 /// Records a batch holds by default (a few hundred KiB of `Record`s).
 pub const BATCH: usize = 4096;
 
