@@ -274,6 +274,13 @@ impl From<vmlab::exp::ExpError> for Failure {
     }
 }
 
+/// A bad or unknown trace file is the user's to fix: exit 2.
+impl From<vmlab::trace::TraceError> for Failure {
+    fn from(e: vmlab::trace::TraceError) -> Failure {
+        Failure::Usage(e.to_string())
+    }
+}
+
 impl From<ConfigError> for Failure {
     fn from(e: ConfigError) -> Failure {
         Failure::Usage(format!("config error: {e}"))

@@ -83,7 +83,7 @@ pub fn run(cmd: &TraceCommand) -> Result<(), Failure> {
 
 /// A bad or unknown trace file is the user's to fix: exit 2.
 fn bad(e: TraceError) -> Failure {
-    Failure::Usage(e.to_string())
+    e.into()
 }
 
 fn open(path: &Path, f: &FormatArgs) -> Result<(Format, Box<dyn TraceReader>), Failure> {
@@ -102,14 +102,7 @@ fn open(path: &Path, f: &FormatArgs) -> Result<(Format, Box<dyn TraceReader>), F
 
 /// Call `f` on every record of `r`.
 fn each(r: &mut dyn TraceReader, mut f: impl FnMut(&Record) -> Result<(), Failure>) -> Result<(), Failure> {
-    let mut batch = Vec::with_capacity(trace::BATCH);
-    loop {
-        r.read_batch(&mut batch, trace::BATCH).map_err(bad)?;
-        if batch.is_empty() {
-            return Ok(());
-        }
-        batch.iter().try_for_each(&mut f)?;
-    }
+    trace::for_each_batch(r, |batch| batch.iter().try_for_each(&mut f))
 }
 
 /// LRU stack distances: for each reference, how many distinct pages were

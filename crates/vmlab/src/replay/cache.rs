@@ -80,21 +80,18 @@ fn replay<P: CachePolicy + ?Sized>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(Format, u64, u64), ReplayError> {
     let (format, mut reader) = trace::open(path, format)?;
-    let mut batch = Vec::with_capacity(trace::BATCH);
     let (mut refs, mut misses) = (0u64, 0u64);
-    loop {
-        reader.read_batch(&mut batch, trace::BATCH)?;
-        if batch.is_empty() {
-            return Ok((format, refs, misses));
-        }
-        for r in &batch {
+    trace::for_each_batch(&mut *reader, |batch| {
+        for r in batch {
             if let Record::Ref(r) = r {
                 refs += 1;
                 misses += u64::from(!p.access(r.page));
             }
         }
         progress(refs);
-    }
+        Ok::<(), ReplayError>(())
+    })?;
+    Ok((format, refs, misses))
 }
 
 /// Each reference's next use ([`cache::opt::next_uses`]'s numbers), as

@@ -217,19 +217,16 @@ pub fn distinct_pages(reader: &mut dyn TraceReader) -> Result<(u64, u64), TraceE
     let mut seen: std::collections::HashSet<u64, std::hash::BuildHasherDefault<crate::cache::PageHasher>> =
         Default::default();
     let mut refs = 0u64;
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        reader.read_batch(&mut batch, BATCH)?;
-        if batch.is_empty() {
-            return Ok((refs, seen.len() as u64));
-        }
-        for r in &batch {
+    crate::trace::for_each_batch(reader, |batch| {
+        for r in batch {
             if let Record::Ref(r) = r {
                 refs += 1;
                 seen.insert(r.page);
             }
         }
-    }
+        Ok::<(), TraceError>(())
+    })?;
+    Ok((refs, seen.len() as u64))
 }
 
 /// The machine config a replay of `distinct` pages in `frames` frames

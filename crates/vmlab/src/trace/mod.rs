@@ -320,6 +320,23 @@ pub trait TraceReader {
     fn read_batch(&mut self, out: &mut Vec<Record>, max: usize) -> Result<(), TraceError>;
 }
 
+/// Call `f` on each batch of `reader`'s records until the trace ends: the
+/// one loop every pass over a trace runs (the hot loop is `f`'s, over a
+/// slice).
+pub fn for_each_batch<E: From<TraceError>>(
+    reader: &mut dyn TraceReader,
+    mut f: impl FnMut(&[Record]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        reader.read_batch(&mut batch, BATCH)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        f(&batch)?;
+    }
+}
+
 /// The page numbers of a trace's references, in order (its events skipped
 /// and counted in `dropped`): for writers that take references only.
 pub struct Pages<'a> {
