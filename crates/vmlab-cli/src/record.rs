@@ -136,7 +136,7 @@ fn stream(a: &RecordArgs, log: std::io::PipeReader, file: std::fs::File) -> Resu
                 Record::Ref(_) => refs += 1,
                 Record::Event(e) => {
                     events += 1;
-                    match e {
+                    match &mut **e {
                         Event::Initial { backing, .. } | Event::Mmap { backing, .. } => sized(backing, &mut sizes),
                         _ => {}
                     }

@@ -48,7 +48,7 @@ fn events(path: &Path) -> Vec<Event> {
             return out;
         }
         out.extend(batch.drain(..).filter_map(|r| match r {
-            Record::Event(e) => Some(e),
+            Record::Event(e) => Some(*e),
             Record::Ref(_) => None,
         }));
     }

@@ -88,7 +88,7 @@ fn lackey_log_of_a_real_valgrind_run_gives_its_syscalls_and_page_crossing_store(
     let events: Vec<&Event> = recs
         .iter()
         .filter_map(|r| match r {
-            Record::Event(e) => Some(e),
+            Record::Event(e) => Some(&**e),
             Record::Ref(_) => None,
         })
         .collect();

@@ -114,7 +114,7 @@ pub fn survey(reader: &mut dyn TraceReader) -> Result<Survey, TraceError> {
                 }
                 Record::Event(e) => {
                     s.events += 1;
-                    match e {
+                    match &**e {
                         Event::Initial {
                             start, end, backing, ..
                         } => file(backing, end.saturating_sub(*start)),
@@ -505,7 +505,7 @@ mod tests {
     #[test]
     fn references_outside_mappings_and_failing_syscalls_that_succeed_are_reported() {
         let recs = vec![
-            Record::Event(Event::Initial {
+            Record::event(Event::Initial {
                 start: A,
                 end: A + 4 * PAGE_SIZE,
                 prot: PROT_READ | PROT_WRITE,
@@ -516,7 +516,7 @@ mod tests {
             // Nothing maps this page.
             r((A >> 12) + 100, RefKind::Load),
             // munmap of a mapped range "failed" in the recording: replay succeeds.
-            Record::Event(Event::Munmap {
+            Record::event(Event::Munmap {
                 addr: A + 3 * PAGE_SIZE,
                 len: PAGE_SIZE,
                 result: -22,
@@ -539,23 +539,23 @@ mod tests {
     fn prot_none_is_reported_the_stack_grows_and_few_frames_swap() {
         let stack = 0x7000_0000u64;
         let mut recs = vec![
-            Record::Event(Event::Initial {
+            Record::event(Event::Initial {
                 start: A,
                 end: A + PAGE_SIZE,
                 prot: 0,
                 backing: MapBacking::Anon,
             }),
-            Record::Event(Event::Initial {
+            Record::event(Event::Initial {
                 start: stack,
                 end: stack + 2 * PAGE_SIZE,
                 prot: PROT_READ | PROT_WRITE | PROT_GROWSDOWN,
                 backing: MapBacking::Anon,
             }),
-            Record::Event(Event::BrkBase {
+            Record::event(Event::BrkBase {
                 start: 0x100_0000,
                 end: 0x100_0000,
             }),
-            Record::Event(Event::Brk {
+            Record::event(Event::Brk {
                 addr: 0x100_0000 + 64 * PAGE_SIZE,
                 result: (0x100_0000 + 64 * PAGE_SIZE) as i64,
             }),

@@ -267,14 +267,14 @@ impl LackeyReader {
             let anon = backing == MapBacking::Anon;
             if anon && next_is("SmLower") && !self.brk_base_sent {
                 self.brk_base_sent = true;
-                self.queued.push_back(Record::Event(Event::BrkBase {
+                self.queued.push_back(Record::event(Event::BrkBase {
                     start: s.start,
                     end: s.start,
                 }));
                 continue;
             }
             let grows = if anon && prev_is("SmUpper") { PROT_GROWSDOWN } else { 0 };
-            self.queued.push_back(Record::Event(Event::Initial {
+            self.queued.push_back(Record::event(Event::Initial {
                 start: s.start,
                 end: s.end,
                 prot: s.prot | grows,
@@ -442,7 +442,7 @@ impl LackeyReader {
                     // No SmLower segment in the listing: the first brk(0)
                     // tells the base.
                     self.brk_base_sent = true;
-                    self.queued.push_back(Record::Event(Event::BrkBase {
+                    self.queued.push_back(Record::event(Event::BrkBase {
                         start: result as u64,
                         end: result as u64,
                     }));
@@ -462,7 +462,7 @@ impl LackeyReader {
             }
             _ => return Ok(()),
         };
-        self.queued.push_back(Record::Event(ev));
+        self.queued.push_back(Record::event(ev));
         Ok(())
     }
 
@@ -681,7 +681,7 @@ SYSCALL[7,1](11) sys_munmap ( 0x4800000, 4096 )[sync] --> Failure(0x16) \n";
                 page(2, RefKind::Instr),
                 page(3, RefKind::Store),
                 page(4, RefKind::Instr),
-                Record::Event(Event::Mmap {
+                Record::event(Event::Mmap {
                     addr: 0,
                     len: 4096,
                     prot: 1,
@@ -695,7 +695,7 @@ SYSCALL[7,1](11) sys_munmap ( 0x4800000, 4096 )[sync] --> Failure(0x16) \n";
                     },
                     result: 0x480_0000
                 }),
-                Record::Event(Event::Munmap {
+                Record::event(Event::Munmap {
                     addr: 0x480_0000,
                     len: 4096,
                     result: -22
@@ -758,7 +758,7 @@ SYSCALL[9,1](56) sys_clone ( 0x1200011, 0x0 ) --> [pre-success] Success(0x0) \n"
         assert_eq!(
             all,
             vec![
-                Record::Event(Event::Initial {
+                Record::event(Event::Initial {
                     start: 0x10a000,
                     end: 0x10e000,
                     prot: 5,
@@ -768,11 +768,11 @@ SYSCALL[9,1](56) sys_clone ( 0x1200011, 0x0 ) --> [pre-success] Success(0x0) \n"
                         pgoff: 2
                     }
                 }),
-                Record::Event(Event::BrkBase {
+                Record::event(Event::BrkBase {
                     start: 0x403_5000,
                     end: 0x403_5000
                 }),
-                Record::Event(Event::Initial {
+                Record::event(Event::Initial {
                     start: 0x1f_feff_f000,
                     end: 0x1f_ff00_1000,
                     prot: 3 | PROT_GROWSDOWN,
@@ -782,7 +782,7 @@ SYSCALL[9,1](56) sys_clone ( 0x1200011, 0x0 ) --> [pre-success] Success(0x0) \n"
                     page: 0x10a,
                     kind: RefKind::Instr
                 }),
-                Record::Event(Event::Brk {
+                Record::event(Event::Brk {
                     addr: 0,
                     result: 0x403_5000
                 }),

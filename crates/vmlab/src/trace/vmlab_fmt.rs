@@ -130,7 +130,7 @@ impl<W: Write> VmlabWriter<W> {
                 *prev = *page;
                 self.varint(((d as u128) << 3) | kind_code(*kind) as u128);
             }
-            Record::Event(e) => match e {
+            Record::Event(e) => match &**e {
                 Event::Initial {
                     start,
                     end,
@@ -388,7 +388,7 @@ impl VmlabReader {
             2 => RefKind::Store,
             3 => RefKind::Modify,
             4 => RefKind::Access,
-            7 => return self.event((v >> 3) as u64).map(|e| Some(Record::Event(e))),
+            7 => return self.event((v >> 3) as u64).map(|e| Some(Record::event(e))),
             _ => return Err(self.err(format!("a reference kind 0 to 4 or an event (7), not {low}"))),
         };
         let d = u64::try_from(v >> 3).map_err(|_| self.err("a page delta below 2^64"))?;
@@ -568,7 +568,7 @@ mod tests {
                 }),
             (any::<u64>(), any::<i64>()).prop_map(|(addr, result)| Event::Brk { addr, result }),
         ]
-        .prop_map(Record::Event);
+        .prop_map(Record::event);
         prop_oneof![3 => r, 1 => e]
     }
 
