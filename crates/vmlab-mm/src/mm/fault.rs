@@ -489,26 +489,8 @@ fn do_wp_page(
             keep: if cur.special() {
                 None
             } else {
-                hold_mapped(cx, entry, cur)
+                pte_ops::hold_mapped(cx.phys, entry, cur)
             },
         }),
-    }
-}
-
-/// A reference on the frame `cur` maps through `entry`, if `entry` still
-/// maps it once the reference is taken (then it is the page `cur` named;
-/// else the reference, perhaps on a frame freed and reused since, is
-/// dropped and `None` returned: the retry sees the changed entry).
-fn hold_mapped(cx: &FaultCtx<'_>, entry: LeafRef<'_>, cur: Pte) -> Option<Pfn> {
-    let pfn = cur.pfn();
-    if !cx.phys.desc(pfn)?.try_get() {
-        return None;
-    }
-    let now = entry.load();
-    if now.maps_frame() && now.pfn() == pfn {
-        Some(pfn)
-    } else {
-        cx.phys.put_frame(pfn);
-        None
     }
 }

@@ -417,3 +417,23 @@ pub(crate) fn move_to(phys: &PhysMem, src: LeafRef<'_>, va: u64, dst: LeafRef<'_
     }
     flush.add_page(vpn(va));
 }
+
+/// A reference on the frame `cur` maps through `entry`, if `entry` still
+/// maps it once the reference is taken (then it is the page `cur` named;
+/// else the reference, perhaps on a frame freed and reused since, is
+/// dropped and `None` returned). For a caller that read `cur` without a
+/// lock that keeps the entry still: a fault's `FaultError::NoMemory`, an
+/// oracle's victim.
+pub(crate) fn hold_mapped(phys: &PhysMem, entry: LeafRef<'_>, cur: Pte) -> Option<Pfn> {
+    let pfn = cur.pfn();
+    if !phys.desc(pfn)?.try_get() {
+        return None;
+    }
+    let now = entry.load();
+    if now.maps_frame() && now.pfn() == pfn {
+        Some(pfn)
+    } else {
+        phys.put_frame(pfn);
+        None
+    }
+}

@@ -8,7 +8,7 @@
 //! eviction (`Reclaimer::pageout_locked`), as MADV_PAGEOUT's do.
 //!
 //! May call: `registry`, `address_space`, `pgtable` (to turn a named page
-//! into its frame), `phys`, and the shared eviction.
+//! into its frame), `pte_ops` (to hold it), `phys`, and the shared eviction.
 
 use super::{ReclaimCx, Reclaimer};
 use crate::addr::Pfn;
@@ -54,16 +54,5 @@ fn frame_of(cx: &ReclaimCx<'_>, mm: u64, va: u64) -> Option<Pfn> {
     if !p.maps_frame() || p.special() || p.locked() {
         return None;
     }
-    let pfn = p.pfn();
-    if !phys.desc(pfn)?.try_get() {
-        return None;
-    }
-    // Still the page the entry maps, now that it is held.
-    let now = e.load();
-    if now.maps_frame() && now.pfn() == pfn {
-        Some(pfn)
-    } else {
-        phys.put_frame(pfn);
-        None
-    }
+    crate::mm::pte_ops::hold_mapped(phys, e, p)
 }
