@@ -18,7 +18,7 @@ pub mod clock;
 pub mod clock_pro;
 pub mod fifo;
 pub mod lirs;
-mod list;
+pub(crate) mod list;
 pub mod lru;
 pub mod mglru;
 pub mod opt;

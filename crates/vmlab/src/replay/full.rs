@@ -38,7 +38,8 @@
 //! (`pgmajfault`, swap-ins). A page found in the swap cache is a minor
 //! fault, not a miss: it was in memory.
 //!
-//! May call: `vmlab_mm::system` (Machine, Cpu), `trace`.
+//! May call: `vmlab_mm::system` (Machine, Cpu), `trace`, `cache::list` (the
+//! `lru` bound's order), `replay::cache` (`opt`'s next uses).
 
 use crate::mm::addr::PAGE_SIZE;
 use crate::mm::mm::uapi::{MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE};
@@ -134,51 +135,47 @@ impl crate::mm::mm::reclaim::VictimOracle for OptOracle {
 }
 
 /// The resident pages (dense indices) in order of last reference, most
-/// recent first: intrusive links in two arrays, O(1) per reference.
+/// recent first, on cache mode's intrusive list (`cache::list`): one node
+/// per page, its slot its dense index, O(1) per reference.
 struct LruOrder {
-    /// Links by dense index; `NIL` ends the list. `head` is the most recent.
-    prev: Vec<u32>,
-    next: Vec<u32>,
-    listed: Vec<bool>,
-    head: u32,
-    tail: u32,
+    nodes: crate::cache::list::Arena,
+    order: crate::cache::list::List,
     /// The replayed address space (`AddressSpace::id`).
     mm: u64,
 }
 
-const NIL: u32 = u32::MAX;
+/// `Node::flags` bit: the page is on `order` (resident, or being faulted in).
+const LISTED: u8 = 1;
 
 impl LruOrder {
-    fn unlink(&mut self, i: u32) {
-        let (p, n) = (self.prev[i as usize], self.next[i as usize]);
-        if p == NIL {
-            self.head = n;
-        } else {
-            self.next[p as usize] = n;
+    fn new(pages: usize, mm: u64) -> LruOrder {
+        let mut nodes = crate::cache::list::Arena::with_capacity(pages);
+        for i in 0..pages {
+            nodes.alloc(i as u64, 0);
         }
-        if n == NIL {
-            self.tail = p;
-        } else {
-            self.prev[n as usize] = p;
+        LruOrder {
+            nodes,
+            order: crate::cache::list::List::new(),
+            mm,
         }
-        self.listed[i as usize] = false;
     }
 
     /// Page `i` is referenced: it is (or is about to be) resident, and the
     /// most recent.
     fn touch(&mut self, i: u32) {
-        if self.listed[i as usize] {
-            self.unlink(i);
-        }
-        self.prev[i as usize] = NIL;
-        self.next[i as usize] = self.head;
-        if self.head != NIL {
-            self.prev[self.head as usize] = i;
+        if self.nodes.node(i).flags & LISTED != 0 {
+            self.nodes.move_head(&mut self.order, i);
         } else {
-            self.tail = i;
+            self.nodes.push_head(&mut self.order, i);
+            self.nodes.node_mut(i).flags |= LISTED;
         }
-        self.head = i;
-        self.listed[i as usize] = true;
+    }
+
+    /// Take the page referenced longest ago off the list.
+    fn pop_oldest(&mut self) -> Option<u32> {
+        let t = self.nodes.pop_tail(&mut self.order)?;
+        self.nodes.node_mut(t).flags &= !LISTED;
+        Some(t)
     }
 }
 
@@ -187,11 +184,7 @@ struct LruOracle(Arc<Mutex<LruOrder>>);
 impl crate::mm::mm::reclaim::VictimOracle for LruOracle {
     fn victim(&mut self) -> Option<(u64, u64)> {
         let mut o = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let t = o.tail;
-        if t == NIL {
-            return None;
-        }
-        o.unlink(t);
+        let t = o.pop_oldest()?;
         Some((o.mm, BASE + t as u64 * PAGE_SIZE))
     }
 }
@@ -293,14 +286,7 @@ pub fn replay(
     let mut opt = None;
     match bound {
         Some((Bound::Lru, _)) => {
-            let o = Arc::new(Mutex::new(LruOrder {
-                prev: vec![NIL; n],
-                next: vec![NIL; n],
-                listed: vec![false; n],
-                head: NIL,
-                tail: NIL,
-                mm,
-            }));
+            let o = Arc::new(Mutex::new(LruOrder::new(n, mm)));
             m.set_victim_oracle(Some(Box::new(LruOracle(o.clone()))));
             lru = Some(o);
         }
@@ -311,7 +297,7 @@ pub fn replay(
             let o = Arc::new(Mutex::new(OptOrder {
                 by_next: Default::default(),
                 key: vec![None; n],
-                current: NIL,
+                current: crate::cache::list::NIL,
                 mm,
             }));
             m.set_victim_oracle(Some(Box::new(OptOracle(o.clone()))));
