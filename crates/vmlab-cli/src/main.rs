@@ -50,7 +50,7 @@ enum Command {
     /// Traces: summarise one (info) or convert it to another format (docs/TRACES.md).
     #[command(subcommand)]
     Trace(trace_cmd::TraceCommand),
-    /// Replay a trace: --mode cache runs its references through a cache policy (--set reclaim=NAME).
+    /// Replay a trace: --mode cache through a cache policy, --mode full through the machine (--set reclaim=NAME).
     Replay(replay_cmd::ReplayArgs),
 }
 
