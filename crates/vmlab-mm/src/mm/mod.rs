@@ -45,7 +45,7 @@ pub use memfile::MemFile;
 pub use mmap::MmapRequest;
 pub use msync::SyncWork;
 pub use object::{AccessMode, BackingFile, MemObject, ObjectTable, MAX_LFS_FILESIZE};
-pub use reclaim::ReclaimPolicy;
+pub use reclaim::{ClockProState, ReclaimPolicy};
 pub use registry::MmRegistry;
 pub use rmap::{Rmap, RmapCx, RmapPolicy};
 pub use stack::Rlimit;

@@ -19,6 +19,9 @@
 use super::desc::{FrameDesc, LRU_LIST_MASK, LRU_LIST_SHIFT, PG_LRU};
 use crate::addr::Pfn;
 use crate::sync::{AtomicU64, Mutex, Ordering};
+// Not loom's: a shared pointer to the design's state, no synchronisation
+// of its own to model (and loom's cannot hold a trait object).
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 /// The most lists a design may keep.
@@ -57,9 +60,28 @@ pub struct EntryLists {
     pub refault: usize,
 }
 
+/// What a shadow means, for a design that gives it its own meaning
+/// instead of the refault distance (`clock_pro`'s test periods). Called
+/// under the list lock: an implementation takes no lock but its own
+/// leaf locks.
+pub trait Workingset: Send + Sync {
+    /// The shadow to leave where `pfn` is being evicted (no side effect:
+    /// the eviction may still fail).
+    fn shadow(&self, pfn: Pfn) -> u64;
+    /// A page enters memory, `shadow` what its eviction left (`None`: a
+    /// first use), `listed` the pages on each list now: whether it goes to
+    /// the refault list (a refault the design counts as the working set,
+    /// or whatever else the design puts there first).
+    fn admit(&self, shadow: Option<u64>, listed: &[usize]) -> bool;
+    /// `pfn` entered memory and was put at the head of a list.
+    fn placed(&self, pfn: Pfn);
+}
+
 struct Lists {
     heads: [Head; MAX_LRU_LISTS],
     entry: EntryLists,
+    /// The design's meaning of shadows, if it has its own.
+    workingset: Option<Arc<dyn Workingset>>,
 }
 
 /// The lists of one machine.
@@ -107,15 +129,21 @@ impl Lru {
                     other: 0,
                     refault: lists.saturating_sub(1).min(1),
                 },
+                workingset: None,
             }),
             evictions: AtomicU64::new(0),
         }
     }
 
-    /// Note one eviction; returns the shadow to leave where the page was.
-    /// Linux: `workingset_eviction`.
-    pub fn evicted(&self) -> u64 {
-        self.evictions.fetch_add(1, Ordering::Relaxed) + 1
+    /// Note one eviction of `pfn`; returns the shadow to leave where the
+    /// page was: the eviction count (Linux `workingset_eviction`), or what
+    /// the design's `Workingset` says.
+    pub fn evicted(&self, pfn: Pfn) -> u64 {
+        let n = self.evictions.fetch_add(1, Ordering::Relaxed) + 1;
+        match &self.heads.lock().workingset {
+            Some(w) => w.shadow(pfn),
+            None => n,
+        }
     }
 
     /// Evictions so far.
@@ -123,39 +151,64 @@ impl Lru {
         self.evictions.load(Ordering::Relaxed)
     }
 
+    /// Let `w` say what shadows mean from now on (set by the design before
+    /// any page is evicted).
+    pub fn set_workingset(&self, w: Arc<dyn Workingset>) {
+        self.heads.lock().workingset = Some(w);
+    }
+
     /// List `pfn` (on no list) as a page entering memory by `entry`,
-    /// `shadow` what its eviction left (if it was evicted before). A
-    /// refault whose distance (evictions since) is at most the pages listed
-    /// now would have stayed had memory held them all: it goes to the
-    /// refault list. Linux: `workingset_refault` (the distance against the
-    /// LRU sizes).
+    /// `shadow` what its eviction left (if it was evicted before). By
+    /// default a refault whose distance (evictions since) is at most the
+    /// pages listed now would have stayed had memory held them all: it
+    /// goes to the refault list (Linux `workingset_refault`, the distance
+    /// against the LRU sizes); a design's `Workingset` decides instead.
     pub fn place(&self, descs: &[FrameDesc], pfn: Pfn, shadow: Option<u64>, entry: Entry) -> Placed {
-        let placed = match shadow {
-            None => Placed::New,
-            Some(s) => {
-                let distance = self.evictions().saturating_sub(s);
-                if distance <= self.total() as u64 {
-                    Placed::Activated
-                } else {
-                    Placed::Refault
-                }
-            }
-        };
         if self.lists == 0 {
-            return match placed {
-                Placed::New => Placed::New,
-                _ => Placed::Refault,
+            return match shadow {
+                None => Placed::New,
+                Some(_) => Placed::Refault,
             };
         }
         let mut h = self.heads.lock();
+        let (placed, refault_list) = match &h.workingset {
+            Some(w) => {
+                let lens: [usize; MAX_LRU_LISTS] = core::array::from_fn(|i| h.heads[i].len);
+                let admit = w.admit(shadow, &lens[..self.lists]);
+                let placed = match (shadow, admit) {
+                    (None, _) => Placed::New,
+                    (Some(_), true) => Placed::Activated,
+                    (Some(_), false) => Placed::Refault,
+                };
+                (placed, admit)
+            }
+            None => {
+                let placed = match shadow {
+                    None => Placed::New,
+                    Some(s) => {
+                        let distance = self.evictions().saturating_sub(s);
+                        let listed: usize = h.heads[..self.lists].iter().map(|x| x.len).sum();
+                        if distance <= listed as u64 {
+                            Placed::Activated
+                        } else {
+                            Placed::Refault
+                        }
+                    }
+                };
+                (placed, placed == Placed::Activated)
+            }
+        };
         let e = h.entry;
-        let list = match (placed, entry) {
-            (Placed::Activated, _) => e.refault,
-            (_, Entry::Fault) => e.fault,
-            (_, Entry::Other) => e.other,
+        let list = match (refault_list, entry) {
+            (true, _) => e.refault,
+            (false, Entry::Fault) => e.fault,
+            (false, Entry::Other) => e.other,
         };
         if list < self.lists && descs[pfn.0].flags.load(Ordering::Acquire) & PG_LRU == 0 {
             Self::push_head(&mut h.heads[list], descs, pfn, list);
+            if let Some(w) = &h.workingset {
+                w.placed(pfn);
+            }
         }
         placed
     }
@@ -259,6 +312,19 @@ impl Lru {
             return;
         }
         Self::push_head(&mut h.heads[list], descs, pfn, list);
+    }
+
+    /// Put `pfn` (on no list) at the tail of `list` (the end reclaim takes
+    /// from next).
+    pub fn add_tail(&self, descs: &[FrameDesc], pfn: Pfn, list: usize) {
+        if list >= self.lists {
+            return;
+        }
+        let mut h = self.heads.lock();
+        if descs[pfn.0].flags.load(Ordering::Acquire) & PG_LRU != 0 {
+            return;
+        }
+        Self::push_tail(&mut h.heads[list], descs, pfn, list);
     }
 
     /// Take `pfn` off its list, if it is on one; returns the list.

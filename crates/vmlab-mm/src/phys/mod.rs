@@ -65,7 +65,7 @@ mod watermarks;
 
 pub use backing::{GlobalBacking, RamBacking, Zeroable, ZeroedArray, ZeroedWords};
 pub use desc::*;
-pub use lru::{Entry, EntryLists, Lru, Placed, MAX_LRU_LISTS};
+pub use lru::{Entry, EntryLists, Lru, Placed, Workingset, MAX_LRU_LISTS};
 pub use pte_links::{PteLinkKind, POOL_SLOTS};
 pub use ram::Ram;
 pub use walks::WalkTracker;

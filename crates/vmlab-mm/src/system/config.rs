@@ -281,16 +281,18 @@ pub enum ReclaimName {
     TwoList,
     VmaScan,
     Mglru,
+    ClockPro,
 }
 
 impl ReclaimName {
-    pub const ALL: &'static [&'static str] = &["clock", "two_list", "vma_scan", "mglru"];
+    pub const ALL: &'static [&'static str] = &["clock", "two_list", "vma_scan", "mglru", "clock_pro"];
     pub fn policy(self) -> ReclaimPolicy {
         match self {
             ReclaimName::Clock => ReclaimPolicy::Clock,
             ReclaimName::TwoList => ReclaimPolicy::TwoList,
             ReclaimName::VmaScan => ReclaimPolicy::VmaScan,
             ReclaimName::Mglru => ReclaimPolicy::Mglru,
+            ReclaimName::ClockPro => ReclaimPolicy::ClockPro,
         }
     }
     pub fn as_str(self) -> &'static str {

@@ -231,7 +231,7 @@ impl Machine {
                 })?)
             }
         };
-        let reclaimer = Reclaimer::new(config.reclaim.policy(), phys.lru());
+        let reclaimer = Reclaimer::new(config.reclaim.policy(), &phys);
         Ok(Machine {
             config: config.clone(),
             phys,
@@ -396,6 +396,12 @@ impl Machine {
     /// (`min_seq`, `max_seq`); `None` under another design.
     pub fn lru_generations(&self) -> Option<(u64, u64)> {
         self.reclaimer.generations().map(|g| (g.min_seq, g.max_seq))
+    }
+
+    /// `reclaim = clock_pro`'s cold target and remembered non-resident
+    /// pages; `None` under another design.
+    pub fn clock_pro_state(&self) -> Option<crate::mm::ClockProState> {
+        self.reclaimer.clock_pro()
     }
 
     /// Run reclaim for `want` frames, as kswapd (`kswapd`) or as direct

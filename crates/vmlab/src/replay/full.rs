@@ -478,7 +478,7 @@ pub enum FullPolicy {
 }
 
 /// Policies that only cache mode has.
-pub const CACHE_ONLY: &[&str] = &["fifo", "arc", "lirs", "clock_pro"];
+pub const CACHE_ONLY: &[&str] = &["fifo", "arc", "lirs"];
 
 impl FullPolicy {
     /// Every name full mode takes.

@@ -106,7 +106,7 @@ fn evict_anon(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
         cx.counters.pswpout.fetch_add(1, Ordering::Relaxed);
     }
     // Ours and the cache's: a fault that found it meanwhile keeps it.
-    swap_cache::remove_if(swap, phys, pfn, 2, Some(phys.lru().evicted()))
+    swap_cache::remove_if(swap, phys, pfn, 2, Some(phys.lru().evicted(pfn)))
 }
 
 /// A lazily freed anonymous page: unmapped everywhere while clean, then
@@ -172,7 +172,7 @@ fn evict_file(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
         }
     }
     // Ours and the cache's.
-    obj.remove_page_if(phys, index, pfn, 2, phys.lru().evicted(), None)
+    obj.remove_page_if(phys, index, pfn, 2, phys.lru().evicted(pfn), None)
 }
 
 /// A page of shared anonymous memory: unmapped everywhere, copied to a
@@ -204,7 +204,7 @@ fn evict_shmem(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
         return false;
     }
     cx.counters.pswpout.fetch_add(1, Ordering::Relaxed);
-    if obj.remove_page_if(phys, index, pfn, 2, phys.lru().evicted(), Some(e)) {
+    if obj.remove_page_if(phys, index, pfn, 2, phys.lru().evicted(pfn), Some(e)) {
         true
     } else {
         d.flags.fetch_or(PG_DIRTY, Ordering::AcqRel);

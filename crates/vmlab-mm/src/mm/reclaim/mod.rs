@@ -16,6 +16,10 @@
 //! - `mglru.rs`: Linux 6.1's multi-generation LRU: four lists as
 //!   generations, aged by a walk of the page tables (`vma_scan`'s), evicted
 //!   from the oldest.
+//! - `clock_pro.rs`: CLOCK-Pro (Jiang, Chen & Zhang 2005, proposed for
+//!   Linux): hot and cold pages, a cold page's test period, non-resident
+//!   pages remembered through their shadows (`phys::Workingset`), an
+//!   adaptive cold target.
 //! - `external.rs`: not a design but a bound: while a `VictimOracle` is set
 //!   (a trace replayer's exact LRU or OPT), it names the victims instead.
 //!
@@ -34,6 +38,7 @@
 //! `pgtable` (the page-table walk, `vma_scan::walk`).
 
 mod clock;
+mod clock_pro;
 mod evict;
 mod external;
 mod mglru;
@@ -47,7 +52,7 @@ use super::object::MemObject;
 use super::rmap::{Rmap, RmapCx};
 use super::stats::MmCounters;
 use crate::addr::Pfn;
-use crate::phys::Lru;
+use crate::phys::PhysMem;
 use crate::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::tlb::PendingFlush;
 
@@ -67,6 +72,10 @@ pub enum ReclaimPolicy {
     /// Linux 6.1+: the multi-generation LRU, 2 to 4 generations on four
     /// lists, aged by a page-table walk, evicted from the oldest.
     Mglru,
+    /// CLOCK-Pro: hot and cold pages, a re-use in a cold page's test
+    /// period (or a refault while it is remembered non-resident) making
+    /// it hot, the cold share adapting to those.
+    ClockPro,
 }
 
 impl ReclaimPolicy {
@@ -76,6 +85,7 @@ impl ReclaimPolicy {
             ReclaimPolicy::TwoList => "two_list",
             ReclaimPolicy::VmaScan => "vma_scan",
             ReclaimPolicy::Mglru => "mglru",
+            ReclaimPolicy::ClockPro => "clock_pro",
         }
     }
 
@@ -88,6 +98,8 @@ impl ReclaimPolicy {
             ReclaimPolicy::TwoList => 2,
             ReclaimPolicy::VmaScan => 0,
             ReclaimPolicy::Mglru => MAX_NR_GENS as usize,
+            // Cold, hot, and mlocked pages parked.
+            ReclaimPolicy::ClockPro => clock_pro::LISTS,
         }
     }
 }
@@ -147,6 +159,16 @@ impl ReclaimCx<'_> {
     }
 }
 
+/// What `clock_pro` has adapted to (`Reclaimer::clock_pro`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ClockProState {
+    /// Resident pages the cold ones may fill (the rest may be hot).
+    pub cold_target: usize,
+    /// Cold pages evicted in their test period and not yet refaulted or
+    /// forgotten.
+    pub nonresident: usize,
+}
+
 /// The design's state, one per machine.
 pub struct Reclaimer {
     policy: ReclaimPolicy,
@@ -164,15 +186,24 @@ pub struct Reclaimer {
     /// The oracle that names victims instead of the design, if one is set
     /// (`external.rs`); taken under `busy`.
     oracle: Mutex<Option<alloc::boxed::Box<dyn VictimOracle>>>,
+    /// `clock_pro`: ring positions, hand-hot, the cold target and the
+    /// non-resident pages (also the lists' `Workingset`).
+    clock_pro: Option<alloc::sync::Arc<clock_pro::State>>,
 }
 
 impl Reclaimer {
-    /// The design `policy`, reclaiming from `lru` (whose entry lists it
-    /// sets).
-    pub fn new(policy: ReclaimPolicy, lru: &Lru) -> Reclaimer {
+    /// The design `policy`, reclaiming from `phys`'s lists (whose entry
+    /// lists, and meaning of shadows, it sets).
+    pub fn new(policy: ReclaimPolicy, phys: &PhysMem) -> Reclaimer {
+        let lru = phys.lru();
         if policy == ReclaimPolicy::Mglru {
             mglru::init(lru);
         }
+        let clock_pro = (policy == ReclaimPolicy::ClockPro).then(|| {
+            let s = alloc::sync::Arc::new(clock_pro::State::new(phys.descs().len()));
+            lru.set_workingset(s.clone());
+            s
+        });
         Reclaimer {
             policy,
             busy: Mutex::new(()),
@@ -181,6 +212,7 @@ impl Reclaimer {
             scan_addr: AtomicU64::new(0),
             gens: Mutex::new(Gens::INITIAL),
             oracle: Mutex::new(None),
+            clock_pro,
         }
     }
 
@@ -191,6 +223,11 @@ impl Reclaimer {
     /// `mglru`'s live generations; `None` under another design.
     pub fn generations(&self) -> Option<Gens> {
         (self.policy == ReclaimPolicy::Mglru).then(|| *self.gens.lock())
+    }
+
+    /// `clock_pro`'s adaptive state; `None` under another design.
+    pub fn clock_pro(&self) -> Option<ClockProState> {
+        self.clock_pro.as_ref().map(|s| s.snapshot())
     }
 
     /// Try to free `want` frames; returns how many were freed. Linux:
@@ -216,6 +253,10 @@ impl Reclaimer {
                 ReclaimPolicy::TwoList => two_list::shrink(cx, want),
                 ReclaimPolicy::VmaScan => vma_scan::shrink(self, cx, want),
                 ReclaimPolicy::Mglru => mglru::shrink(self, cx, want),
+                ReclaimPolicy::ClockPro => match &self.clock_pro {
+                    Some(s) => clock_pro::shrink(s, cx, want),
+                    None => 0,
+                },
             }
         };
         drop(oracle);
@@ -250,7 +291,9 @@ impl Reclaimer {
             let Some(d) = cx.rcx.phys.desc(pfn) else { continue };
             d.flags.fetch_and(!crate::phys::PG_REFERENCED, Ordering::AcqRel);
             let moved = match self.policy {
-                ReclaimPolicy::TwoList => two_list::deactivate(cx, pfn),
+                // Hot pages turn cold (at the cold head, as Linux's
+                // inactive head), cold ones stay.
+                ReclaimPolicy::TwoList | ReclaimPolicy::ClockPro => two_list::deactivate(cx, pfn),
                 ReclaimPolicy::Mglru => mglru::to_oldest(self, cx, pfn, false),
                 ReclaimPolicy::Clock | ReclaimPolicy::VmaScan => true,
             };
@@ -274,7 +317,7 @@ impl Reclaimer {
             let Some(d) = cx.rcx.phys.desc(pfn) else { continue };
             d.flags.fetch_and(!crate::phys::PG_REFERENCED, Ordering::AcqRel);
             match self.policy {
-                ReclaimPolicy::TwoList => two_list::to_inactive_tail(cx, pfn),
+                ReclaimPolicy::TwoList | ReclaimPolicy::ClockPro => two_list::to_inactive_tail(cx, pfn),
                 ReclaimPolicy::Mglru => {
                     mglru::to_oldest(self, cx, pfn, true);
                 }

@@ -15,8 +15,8 @@ use super::{ReclaimCx, SWAP_CLUSTER_MAX};
 use crate::phys::PG_REFERENCED;
 use crate::sync::Ordering;
 
-const INACTIVE: usize = 0;
-const ACTIVE: usize = 1;
+pub(super) const INACTIVE: usize = 0;
+pub(super) const ACTIVE: usize = 1;
 
 pub(super) fn shrink(cx: &ReclaimCx<'_>, want: usize) -> usize {
     let phys = cx.rcx.phys;
