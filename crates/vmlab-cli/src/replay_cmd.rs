@@ -5,7 +5,7 @@
 //! `{"experiment": "replay", "config", "rows"}`.
 //!
 //! The policy is `--set reclaim=NAME` (default `lru`), which the machine
-//! config does not know (its `reclaim` is clock|two_list|vma_scan|mglru):
+//! config does not know (its `reclaim` is clock|two_list|vma_scan|mglru|clock_pro):
 //! this module takes `reclaim` and the cache-only keys (`clock_init_ref`)
 //! out of `--set` before the machine config is loaded, so the rest of
 //! `--set` and `--config` are still checked as for every command.

@@ -520,7 +520,9 @@ fn verify_from_gen(m: &Machine, pid: Pid, base: u64, pages: u64, gen: u64) {
 /// outnumber the resident ones (hand-test), and the machine is consistent.
 #[test]
 fn clock_pro_keeps_part_of_a_loop_larger_than_memory() {
-    let Some((cp, stores, m)) = loop_faults("clock_pro", 4) else { return };
+    let Some((cp, stores, m)) = loop_faults("clock_pro", 4) else {
+        return;
+    };
     let st = m.clock_pro_state().expect("clock_pro's state");
     let resident = m.stats();
     let what = format!("clock_pro: {cp} major faults over {stores} stores, {st:?}, {resident:?}");
@@ -529,8 +531,13 @@ fn clock_pro_keeps_part_of_a_loop_larger_than_memory() {
     m.check().unwrap();
     common::finish(&m);
     drop(m);
-    let Some((clock, stores, m)) = loop_faults("clock", 4) else { return };
-    assert!(clock * 10 > stores * 9, "clock: {clock} major faults over {stores} stores");
+    let Some((clock, stores, m)) = loop_faults("clock", 4) else {
+        return;
+    };
+    assert!(
+        clock * 10 > stores * 9,
+        "clock: {clock} major faults over {stores} stores"
+    );
     assert_eq!(m.clock_pro_state(), None);
     common::finish(&m);
 }

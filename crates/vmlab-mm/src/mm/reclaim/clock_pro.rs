@@ -100,7 +100,10 @@ impl State {
     /// or not.
     fn stamp_as(&self, pfn: Pfn, fresh: u64) {
         if let Some(s) = self.stamps.get(pfn.0) {
-            s.store((self.seq.fetch_add(1, Ordering::Relaxed) + 1) | fresh, Ordering::Relaxed);
+            s.store(
+                (self.seq.fetch_add(1, Ordering::Relaxed) + 1) | fresh,
+                Ordering::Relaxed,
+            );
         }
     }
 
@@ -128,7 +131,9 @@ impl State {
         let floor = min_cold(self.resident.load(Ordering::Relaxed));
         let _ = self
             .cold_target
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some(t.saturating_sub(by).max(floor)));
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_sub(by).max(floor))
+            });
     }
 
     /// Hand-hot passed ring position `at`: the test periods behind it end.
@@ -220,9 +225,9 @@ pub(super) fn shrink(s: &State, cx: &ReclaimCx<'_>, want: usize) -> usize {
     s.resident.store(m, Ordering::Relaxed);
     s.reclaimed.store(true, Ordering::Relaxed);
     let floor = min_cold(m);
-    let _ = s
-        .cold_target
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some(t.clamp(floor, m.max(floor))));
+    let _ = s.cold_target.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+        Some(t.clamp(floor, m.max(floor)))
+    });
     // Enough rounds for hand-cold to look at every resident page twice.
     let rounds = 2 * (m / SWAP_CLUSTER_MAX + 1);
     for _ in 0..rounds {
