@@ -10,9 +10,8 @@
 //! the bit again.
 
 use super::evict::{evict, Evicted};
-use super::{pageable, ReclaimCx, Reclaimer};
+use super::{pageable, used_since, ReclaimCx, Reclaimer};
 use crate::addr::Pfn;
-use crate::phys::PG_REFERENCED;
 use crate::sync::Ordering;
 
 /// Sweep until `want` frames are freed or the hand went twice round.
@@ -30,14 +29,8 @@ pub(super) fn shrink(r: &Reclaimer, cx: &ReclaimCx<'_>, want: usize) -> usize {
         if !pageable(cx, pfn) || phys.lru().isolate(phys.descs(), pfn).is_none() {
             continue;
         }
-        let Some(d) = phys.desc(pfn) else { continue };
         scanned += 1;
-        let refs = cx.rmap.referenced(&cx.rcx, pfn);
-        let young = refs.young > 0 || d.flags.fetch_and(!PG_REFERENCED, Ordering::AcqRel) & PG_REFERENCED != 0;
-        let locked = refs.locked;
-        if !refs.flush.remote.is_empty() {
-            (cx.shootdown)(refs.flush);
-        }
+        let (young, locked) = used_since(cx, pfn);
         if young || locked {
             putback(cx, pfn);
             continue;

@@ -35,9 +35,9 @@
 //! hot-while-filling start). docs/REPLAY.md compares the two.
 
 use super::evict::{evict, Evicted};
-use super::{ReclaimCx, SWAP_CLUSTER_MAX};
+use super::{used_since, ReclaimCx, SWAP_CLUSTER_MAX};
 use crate::addr::Pfn;
-use crate::phys::{Workingset, PG_REFERENCED};
+use crate::phys::Workingset;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
@@ -48,8 +48,8 @@ pub(super) const HOT: usize = 1;
 const LOCKED: usize = 2;
 /// Lists the design keeps.
 pub(super) const LISTS: usize = 3;
-// MADV_COLD and MADV_FREE move pages with two_list's functions.
-const _: () = assert!(COLD == super::two_list::INACTIVE && HOT == super::two_list::ACTIVE);
+// MADV_FREE moves pages with two_list's function.
+const _: () = assert!(COLD == super::two_list::INACTIVE);
 
 /// The design's state beside the lists: ring positions, hand-hot's, the
 /// cold target and the non-resident pages in their test period. Each
@@ -214,6 +214,22 @@ impl Workingset for State {
     }
 }
 
+/// MADV_COLD on `pfn`: a cold page out of its test period at the cold
+/// tail, hand-cold's next candidate, whether it was hot or cold (every
+/// page counts, as under Linux's multi-generation LRU). Returns whether it
+/// was on one of the hands' lists.
+pub(super) fn deactivate(s: &State, cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
+    let phys = cx.rcx.phys;
+    let lru = phys.lru();
+    if !matches!(lru.list_of(phys.descs(), pfn), Some(COLD | HOT)) {
+        return false;
+    }
+    if let Some(at) = s.stamps.get(pfn.0) {
+        at.store(0, Ordering::Relaxed);
+    }
+    lru.move_to_tail(phys.descs(), pfn, COLD)
+}
+
 pub(super) fn shrink(s: &State, cx: &ReclaimCx<'_>, want: usize) -> usize {
     let phys = cx.rcx.phys;
     let lru = phys.lru();
@@ -251,15 +267,10 @@ pub(super) fn shrink(s: &State, cx: &ReclaimCx<'_>, want: usize) -> usize {
         }
         for pfn in batch {
             scanned += 1;
-            let Some(d) = phys.desc(pfn) else { continue };
-            let refs = cx.rmap.referenced(&cx.rcx, pfn);
-            if !refs.flush.remote.is_empty() {
-                (cx.shootdown)(refs.flush);
-            }
-            let young = refs.young > 0 || d.flags.fetch_and(!PG_REFERENCED, Ordering::AcqRel) & PG_REFERENCED != 0;
+            let (young, locked) = used_since(cx, pfn);
             let at = s.position(pfn);
             let fresh = s.take_fresh(pfn);
-            if refs.locked {
+            if locked {
                 lru.add(descs, pfn, LOCKED);
             } else if young && fresh {
                 // The bit may be the fault's own: no re-use proven yet.
@@ -324,15 +335,8 @@ fn run_hand_hot(s: &State, cx: &ReclaimCx<'_>, n: usize, force: bool) -> usize {
         for pfn in batch {
             looked += 1;
             s.pass_hot(s.position(pfn));
-            let refs = cx.rmap.referenced(&cx.rcx, pfn);
-            if !refs.flush.remote.is_empty() {
-                (cx.shootdown)(refs.flush);
-            }
-            let young = refs.young > 0
-                || phys
-                    .desc(pfn)
-                    .is_some_and(|d| d.flags.fetch_and(!PG_REFERENCED, Ordering::AcqRel) & PG_REFERENCED != 0);
-            if refs.locked {
+            let (young, locked) = used_since(cx, pfn);
+            if locked {
                 lru.add(descs, pfn, LOCKED);
             } else if young {
                 s.stamp(pfn);
@@ -369,11 +373,7 @@ fn unpark(cx: &ReclaimCx<'_>) -> usize {
         }
         for pfn in batch {
             looked += 1;
-            let refs = cx.rmap.referenced(&cx.rcx, pfn);
-            if !refs.flush.remote.is_empty() {
-                (cx.shootdown)(refs.flush);
-            }
-            if refs.locked {
+            if used_since(cx, pfn).1 {
                 still.push(pfn);
             } else {
                 lru.add_tail(descs, pfn, COLD);

@@ -281,7 +281,8 @@ impl Reclaimer {
     /// `lru_deactivate`, counting `pgdeactivate`); clock and vma_scan have
     /// no active list, so their reference state is cleared and each page
     /// counts (as Linux counts every folio under the multi-generation LRU).
-    /// mglru moves them to the oldest generation (Linux `lru_deactivate`
+    /// clock_pro makes each a cold page out of its test period at the cold
+    /// tail. mglru moves them to the oldest generation (Linux `lru_deactivate`
     /// under `CONFIG_LRU_GEN`: `lru_gen_add_folio` with the folio's
     /// generation reset to the oldest).
     pub fn deactivate(&self, cx: &ReclaimCx<'_>, pfns: &[Pfn]) {
@@ -291,9 +292,11 @@ impl Reclaimer {
             let Some(d) = cx.rcx.phys.desc(pfn) else { continue };
             d.flags.fetch_and(!crate::phys::PG_REFERENCED, Ordering::AcqRel);
             let moved = match self.policy {
-                // Hot pages turn cold (at the cold head, as Linux's
-                // inactive head), cold ones stay.
-                ReclaimPolicy::TwoList | ReclaimPolicy::ClockPro => two_list::deactivate(cx, pfn),
+                ReclaimPolicy::TwoList => two_list::deactivate(cx, pfn),
+                ReclaimPolicy::ClockPro => match &self.clock_pro {
+                    Some(s) => clock_pro::deactivate(s, cx, pfn),
+                    None => false,
+                },
                 ReclaimPolicy::Mglru => mglru::to_oldest(self, cx, pfn, false),
                 ReclaimPolicy::Clock | ReclaimPolicy::VmaScan => true,
             };
@@ -377,6 +380,24 @@ impl Reclaimer {
         }
         freed
     }
+}
+
+/// Whether `pfn` was used since reclaim last looked: an accessed bit on one
+/// of its mappings (cleared, and the cleared remote translations shot
+/// down, so the next access walks and sets it again) or else
+/// `PG_REFERENCED` (cleared); with whether a mapping is mlocked. Linux:
+/// `folio_referenced` + `folio_test_clear_referenced`.
+fn used_since(cx: &ReclaimCx<'_>, pfn: Pfn) -> (bool, bool) {
+    let refs = cx.rmap.referenced(&cx.rcx, pfn);
+    if !refs.flush.remote.is_empty() {
+        (cx.shootdown)(refs.flush);
+    }
+    // A page found accessed keeps its mark for the next look.
+    let used = refs.young > 0
+        || cx.rcx.phys.desc(pfn).is_some_and(|d| {
+            d.flags.fetch_and(!crate::phys::PG_REFERENCED, Ordering::AcqRel) & crate::phys::PG_REFERENCED != 0
+        });
+    (used, refs.locked)
 }
 
 /// Whether reclaim may take `pfn` at all: an anonymous or page-cache page

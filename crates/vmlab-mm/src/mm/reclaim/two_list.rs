@@ -16,7 +16,7 @@ use crate::phys::PG_REFERENCED;
 use crate::sync::Ordering;
 
 pub(super) const INACTIVE: usize = 0;
-pub(super) const ACTIVE: usize = 1;
+const ACTIVE: usize = 1;
 
 pub(super) fn shrink(cx: &ReclaimCx<'_>, want: usize) -> usize {
     let phys = cx.rcx.phys;
