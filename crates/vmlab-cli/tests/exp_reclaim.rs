@@ -40,7 +40,7 @@ fn quick_json_rows_and_claims() {
         .iter()
         .map(|p| p.as_str().unwrap())
         .collect();
-    for p in ["clock", "two_list", "vma_scan"] {
+    for p in ["clock", "two_list", "vma_scan", "clock_pro"] {
         assert!(policies.contains(&p), "{policies:?}");
     }
     let rows = v["rows"].as_array().unwrap();
@@ -73,8 +73,12 @@ fn quick_json_rows_and_claims() {
                 f(r, "reclaim_ns") > 0.0 && f(r, "reclaimed_per_s") > 0.0,
                 "{p} {w}: {r}"
             );
-            // A loop over 4x RAM misses (nearly) every time under every design.
-            if w == "loop" {
+            // A loop over 4x RAM misses (nearly) every time under every
+            // recency design; CLOCK-Pro keeps part of it hot (0.83 of the
+            // accesses miss when tried).
+            if w == "loop" && p == "clock_pro" {
+                assert!(f(r, "major_faults") < 0.9 * accesses, "{p} loop: {r}");
+            } else if w == "loop" {
                 assert!(f(r, "major_faults") >= 0.9 * accesses, "{p} loop: {r}");
             }
             // Only the workloads with pages mapped by several processes have a fraction.
