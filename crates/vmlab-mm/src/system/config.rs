@@ -595,7 +595,7 @@ mod tests {
         assert_eq!(ReclaimName::Mglru.policy().lru_lists(), 4);
         assert_eq!(
             applied("reclaim=lru_gen").unwrap_err(),
-            "reclaim: unknown value \"lru_gen\", expected one of: clock, two_list, vma_scan, mglru \
+            "reclaim: unknown value \"lru_gen\", expected one of: clock, two_list, vma_scan, mglru, clock_pro \
              (in \"reclaim=lru_gen\")"
         );
     }
