@@ -50,6 +50,39 @@ pub struct ReplayArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+
+    /// full mode, a recorded program: the bytes of the file it mapped at RECORDED come
+    /// from HOST (cut or zero-filled to the recorded size). Repeatable; other files are zeros.
+    #[arg(long = "file", value_name = "RECORDED=HOST")]
+    files: Vec<String>,
+
+    /// full mode, a recorded program: read every file it mapped from the same path on this
+    /// host where one exists (the executable, its libraries, its input), not zeros.
+    #[arg(long)]
+    host_files: bool,
+}
+
+/// `--file` and `--host-files` as the program replay takes them.
+fn replay_files(a: &ReplayArgs) -> Result<vmlab::replay::program::Files, Failure> {
+    let mut files = vmlab::replay::program::Files {
+        from_host: a.host_files,
+        ..Default::default()
+    };
+    for f in &a.files {
+        match f.split_once('=') {
+            Some((rec, host)) if !rec.is_empty() && !host.is_empty() => {
+                if files.given.insert(rec.to_string(), host.into()).is_some() {
+                    return Err(Failure::Usage(format!("--file {rec}=...: given twice")));
+                }
+            }
+            _ => {
+                return Err(Failure::Usage(format!(
+                    "--file {f}: expected RECORDED=HOST (the path the program mapped, then a file here)"
+                )))
+            }
+        }
+    }
+    Ok(files)
 }
 
 /// The `--set` keys replay takes for itself.
@@ -99,8 +132,14 @@ pub fn run(config: Option<&Path>, sets: &[String], a: &ReplayArgs) -> Result<(),
         )));
     }
     let format = trace_format(a)?;
+    let files = replay_files(a)?;
     if mode == Mode::Full {
-        return full(&cfg, policy.as_deref(), format, a);
+        return full(&cfg, policy.as_deref(), format, &files, a);
+    }
+    if !files.given.is_empty() || files.from_host {
+        return Err(Failure::Usage(
+            "--file and --host-files are for --mode full (cache mode reads no bytes)".into(),
+        ));
     }
     let policy = policy.unwrap_or_else(|| "lru".to_string());
     if !cache::NAMES.contains(&policy.as_str()) {
@@ -217,6 +256,7 @@ fn full(
     cfg: &vmlab::mm::system::MachineConfig,
     policy: Option<&str>,
     format: Option<Format>,
+    files: &vmlab::replay::program::Files,
     a: &ReplayArgs,
 ) -> Result<(), Failure> {
     use vmlab::replay::full::{self, FullError, FullPolicy};
@@ -235,15 +275,19 @@ fn full(
     // A recorded program's faults outside its mappings, and its syscalls that
     // did not do on replay what they did when recorded.
     let mut unexpected: Vec<String> = Vec::new();
+    let mut host_notes: Vec<String> = Vec::new();
+    let input = full::Input {
+        path: &a.file,
+        format,
+        files,
+    };
     for (n, &frames) in a.frames.iter().enumerate() {
         let mut progress = |refs: u64| bar.tick(&name, frames, n, a.frames.len(), refs);
-        let r = full::run_any_file(&a.file, format.clone(), cfg, frames, policy, &build, &mut progress).map_err(
-            |e| match e {
-                FullError::Trace(t) => Failure::Usage(t.to_string()),
-                FullError::Usage(m) => Failure::Usage(m),
-                other => Failure::Runtime(other.to_string()),
-            },
-        )?;
+        let r = full::run_any_file(&input, cfg, frames, policy, &build, &mut progress).map_err(|e| match e {
+            FullError::Trace(t) => Failure::Usage(t.to_string()),
+            FullError::Usage(m) => Failure::Usage(m),
+            other => Failure::Runtime(other.to_string()),
+        })?;
         let row = |references: u64, misses: u64, elapsed: Duration, stats: &vmlab::mm::system::Stats| {
             json!({
                 "policy": name,
@@ -275,6 +319,21 @@ fn full(
                 v["protection"] = json!(p.protection);
                 v["other_faults"] = json!(p.other_faults);
                 v["divergences"] = json!(p.divergences);
+                v["files_from_host"] = json!(p
+                    .files_from_host
+                    .iter()
+                    .map(|f| json!({"path": f.path, "host": f.host, "host_len": f.host_len, "len": f.len}))
+                    .collect::<Vec<_>>());
+                if n == 0 {
+                    for f in &p.files_from_host {
+                        let fit = match f.host_len.cmp(&f.len) {
+                            std::cmp::Ordering::Equal => String::new(),
+                            std::cmp::Ordering::Less => format!(", zero-filled from {} bytes", f.host_len),
+                            std::cmp::Ordering::Greater => format!(", cut from {} bytes", f.host_len),
+                        };
+                        host_notes.push(format!("{}: bytes from {} ({} bytes{fit})", f.path, f.host, f.len));
+                    }
+                }
                 for f in &p.reported {
                     unexpected.push(format!(
                         "{frames} frames: reference {} ({:?} of page {:#x}): {}",
@@ -324,6 +383,9 @@ fn full(
             r["major_faults"].as_u64().unwrap_or(0),
             r["refs_per_s"].as_f64().unwrap_or(0.0)
         );
+    }
+    for n in &host_notes {
+        let _ = writeln!(o, "file {n}");
     }
     out(&o)?;
     unexpected_faults(&unexpected)

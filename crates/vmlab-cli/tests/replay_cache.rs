@@ -105,6 +105,10 @@ fn usage_errors_exit_2() {
             vec!["replay", &t, "--frames", "20", "--set", "clock_init_ref=maybe"],
             "clock_init_ref",
         ),
+        (
+            vec!["replay", &t, "--frames", "20", "--mode", "full", "--host-files"],
+            "this is a page-number trace",
+        ),
     ] {
         let o = vmlab(&args);
         let err = String::from_utf8_lossy(&o.stderr);

@@ -113,8 +113,10 @@ fn a_recorded_program_replays_in_full_mode() {
     )));
     let build = |c: &vmlab::mm::system::MachineConfig| vmlab::host::build_machine(c).map_err(|e| format!("{e:?}"));
     let base = vmlab::mm::system::MachineConfig::default();
-    let replay =
-        |frames| vmlab::replay::program::run_program_file(&out, None, &base, frames, &build, &mut |_| {}).unwrap();
+    let replay = |frames| {
+        vmlab::replay::program::run_program_file(&out, None, &base, frames, &build, &Default::default(), &mut |_| {})
+            .unwrap()
+    };
     let big = replay(4096);
     assert_eq!(big.outside, 0, "{:?}", big.reported);
     assert_eq!(big.protection, 0, "{:?}", big.reported);
@@ -133,7 +135,110 @@ fn a_recorded_program_replays_in_full_mode() {
         small.reported
     );
     assert_eq!(small.divergences, 0, "{:?}", small.divergence_list);
+    file_contents(&out, &exe, &d);
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The recording of `exe` (at `out`) replayed with its file contents from
+/// the host: the executable's first mapped page holds its ELF header only
+/// when `--file`/`--host-files` give it, and a shorter host file is
+/// zero-filled to the recorded size.
+fn file_contents(out: &Path, exe: &Path, d: &Path) {
+    use vmlab::replay::program::{self, Files};
+    let ev = events(out);
+    let exe_s = exe.display().to_string();
+    let exe_len = std::fs::metadata(exe).unwrap().len();
+    let start = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::Initial {
+                start,
+                backing: MapBacking::File { path, pgoff: 0, .. },
+                ..
+            } if *path == exe_s => Some(*start),
+            _ => None,
+        })
+        .expect("the executable's first segment");
+    let head = |files: &Files| {
+        let (_, mut r) = trace::open(out, None).unwrap();
+        let s = program::survey(&mut *r).unwrap();
+        let cfg = program::program_config(&vmlab::mm::system::MachineConfig::default(), 4096, &s).unwrap();
+        let m = vmlab::host::build_machine(&cfg).unwrap();
+        let (_, mut r) = trace::open(out, None).unwrap();
+        let res = program::replay(&m, 4096, &s, &mut *r, files, &mut |_| {}).unwrap();
+        let mut buf = [0u8; 8];
+        m.read(res.pid, start, &mut buf).unwrap().unwrap();
+        (buf, res.files_from_host)
+    };
+    let (zeros, none) = head(&Files::default());
+    assert_eq!(zeros, [0; 8]);
+    assert!(none.is_empty());
+    let given = Files {
+        given: [(exe_s.clone(), exe.to_path_buf())].into(),
+        from_host: false,
+    };
+    let (elf, listed) = head(&given);
+    assert_eq!(&elf[..4], b"\x7fELF");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!((listed[0].host_len, listed[0].len), (exe_len, exe_len));
+    let (elf2, listed) = head(&Files {
+        from_host: true,
+        ..Files::default()
+    });
+    assert_eq!(elf2, elf);
+    assert!(listed.iter().any(|f| f.path == exe_s), "{listed:?}");
+    let short = d.join("short");
+    std::fs::write(&short, b"AB").unwrap();
+    let (ab, listed) = head(&Files {
+        given: [(exe_s.clone(), short.clone())].into(),
+        from_host: false,
+    });
+    assert_eq!(ab, *b"AB\0\0\0\0\0\0");
+    assert_eq!((listed[0].host_len, listed[0].len), (2, exe_len));
+    // The CLI: the note on stdout; a recorded path the trace does not map,
+    // a malformed value, an unreadable host file and cache mode exit 2.
+    let cli = |mode: &str, args: &[&str]| {
+        let o = vmlab()
+            .args(["replay", "--mode", mode, "--frames", "4096", "--quiet"])
+            .arg(out)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let arg = format!("{exe_s}={}", short.display());
+    let (code, stdout, stderr) = cli("full", &["--file", &arg]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "file {exe_s}: bytes from {} ({exe_len} bytes, zero-filled from 2 bytes)",
+            short.display()
+        )),
+        "{stdout}"
+    );
+    for (mode, args, why) in [
+        (
+            "full",
+            vec!["/no/such/recorded=/etc/hostname".to_string()],
+            "the trace maps no such file",
+        ),
+        ("full", vec!["nohost".to_string()], "expected RECORDED=HOST"),
+        (
+            "full",
+            vec![format!("{exe_s}={}", d.join("absent").display())],
+            "cannot read",
+        ),
+        ("cache", vec![arg.clone()], "are for --mode full"),
+    ] {
+        let args: Vec<&str> = args.iter().flat_map(|s| ["--file", s.as_str()]).collect();
+        let (code, _, stderr) = cli(mode, &args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

@@ -549,6 +549,14 @@ pub fn run_file(
     replay(&m, frames, distinct, bound, &mut *open()?, progress)
 }
 
+/// What `run_any_file` replays: a trace file, its format if not sniffed,
+/// and where a recorded program's files get their bytes.
+pub struct Input<'a> {
+    pub path: &'a std::path::Path,
+    pub format: Option<crate::trace::Format>,
+    pub files: &'a super::program::Files,
+}
+
 /// What `run_any_file` replayed.
 #[derive(Clone, Debug)]
 pub enum Replayed {
@@ -564,16 +572,22 @@ pub enum Replayed {
 /// `run_file`. Program replay takes the
 /// machine's designs only: `lru`/`opt` bounds are for page-number traces.
 pub fn run_any_file(
-    path: &std::path::Path,
-    format: Option<crate::trace::Format>,
+    input: &Input,
     base: &MachineConfig,
     frames: u64,
     policy: FullPolicy,
     build: &dyn Fn(&MachineConfig) -> Result<Machine, String>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Replayed, FullError> {
+    let Input { path, format, files } = input;
+    let (path, format) = (*path, format.clone());
     let (_, mut r) = crate::trace::open(path, format.clone())?;
     if !has_events(&mut *r)? {
+        if !files.given.is_empty() || files.from_host {
+            return Err(FullError::Usage(
+                "--file and --host-files give a recorded program's files; this is a page-number trace".into(),
+            ));
+        }
         return run_file(path, format, base, frames, policy, build, progress).map(Replayed::Pages);
     }
     let mut cfg = base.clone();
@@ -586,5 +600,5 @@ pub fn run_any_file(
             ))
         }
     }
-    super::program::run_program_file(path, format, &cfg, frames, build, progress).map(Replayed::Program)
+    super::program::run_program_file(path, format, &cfg, frames, build, files, progress).map(Replayed::Program)
 }

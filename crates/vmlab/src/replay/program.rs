@@ -8,7 +8,10 @@
 //!   `MAP_PRIVATE|MAP_ANONYMOUS`, a file `MAP_PRIVATE` of an in-memory file
 //!   (`MemFile`) of zeros as long as the recorded size (or, if that is 0,
 //!   unknown, the furthest extent any mapping of the path reaches; at most
-//!   `MemFile::MAX_LEN`). An `Initial` whose prot has `PROT_GROWSDOWN` is
+//!   `MemFile::MAX_LEN`), unless `Files` gives its contents: a host file
+//!   named for the recorded path, or the recorded path itself read on this
+//!   host; either is cut or zero-filled to that length, and each is listed
+//!   in the result with its host length. An `Initial` whose prot has `PROT_GROWSDOWN` is
 //!   the stack: mapped `MAP_GROWSDOWN`, so a reference below it grows it
 //!   as Linux does (within RLIMIT_STACK and the guard gap), and is not
 //!   reported.
@@ -137,6 +140,79 @@ pub fn survey(reader: &mut dyn TraceReader) -> Result<Survey, TraceError> {
     Ok(s)
 }
 
+/// Where the replay's files get their bytes (default: every file zeros).
+#[derive(Clone, Debug, Default)]
+pub struct Files {
+    /// Recorded path → the host file holding its contents.
+    pub given: HashMap<String, std::path::PathBuf>,
+    /// Every other recorded path that names a regular file on this host is
+    /// read from it (the executable, the libraries, the program's input).
+    pub from_host: bool,
+}
+
+impl Files {
+    /// A given recorded path the trace never maps: most likely a typo.
+    fn check(&self, s: &Survey) -> Result<(), FullError> {
+        let mut unknown: Vec<&String> = self.given.keys().filter(|p| !s.files.contains_key(*p)).collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        unknown.sort();
+        let mut mapped: Vec<&String> = s.files.keys().collect();
+        mapped.sort();
+        let list = |v: &[&String]| v.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
+        Err(FullError::Usage(format!(
+            "--file {}: the trace maps no such file (it maps: {})",
+            list(&unknown),
+            if mapped.is_empty() {
+                "none".to_string()
+            } else {
+                list(&mapped)
+            }
+        )))
+    }
+
+    /// The bytes of recorded `path` in a replay where it is `len` long, and
+    /// where they came from (`None`: zeros).
+    fn bytes(&self, path: &str, len: u64) -> Result<(Vec<u8>, Option<FileSource>), FullError> {
+        let host = match self.given.get(path) {
+            Some(h) => Some(h.clone()),
+            None if self.from_host && std::path::Path::new(path).is_file() => Some(path.into()),
+            None => None,
+        };
+        let Some(host) = host else {
+            return Ok((vec![0; len as usize], None));
+        };
+        let fail = |e: std::io::Error| FullError::Usage(format!("{path}: cannot read {}: {e}", host.display()));
+        let f = std::fs::File::open(&host).map_err(fail)?;
+        let host_len = f.metadata().map_err(fail)?.len();
+        let mut bytes = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, len), &mut bytes).map_err(fail)?;
+        bytes.resize(len as usize, 0);
+        Ok((
+            bytes,
+            Some(FileSource {
+                path: path.to_string(),
+                host: host.display().to_string(),
+                host_len,
+                len,
+            }),
+        ))
+    }
+}
+
+/// A replayed file whose bytes came from the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSource {
+    /// The recorded path.
+    pub path: String,
+    pub host: String,
+    pub host_len: u64,
+    /// Its length in the replay (the recorded size): the host file is cut
+    /// or zero-filled to it.
+    pub len: u64,
+}
+
 /// A reference that faulted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reported {
@@ -150,6 +226,8 @@ pub struct Reported {
 /// What a program replay measured.
 #[derive(Clone, Debug, Default)]
 pub struct ProgramResult {
+    /// The replayed process, alive after the replay (its memory can be read).
+    pub pid: Pid,
     pub references: u64,
     pub distinct: u64,
     pub events: u64,
@@ -172,6 +250,8 @@ pub struct ProgramResult {
     pub divergence_list: Vec<String>,
     /// The page-table bound the balloon left room for.
     pub tables: u64,
+    /// The files whose bytes came from the host (the others are zeros).
+    pub files_from_host: Vec<FileSource>,
     pub elapsed: Duration,
     pub stats: Stats,
 }
@@ -332,13 +412,19 @@ pub fn replay(
     frames: u64,
     s: &Survey,
     reader: &mut dyn TraceReader,
+    files: &Files,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ProgramResult, FullError> {
     let run = |what: &str, e: &dyn std::fmt::Debug| FullError::Run(format!("{what}: {e:?}"));
+    files.check(s)?;
     let pid = m.spawn().map_err(|e| run("spawn", &e))?;
     let mut fds = HashMap::new();
-    for (path, &len) in &s.files {
-        let bytes = vec![0u8; len as usize];
+    let mut from_host = Vec::new();
+    let mut paths: Vec<(&String, &u64)> = s.files.iter().collect();
+    paths.sort();
+    for (path, &len) in paths {
+        let (bytes, source) = files.bytes(path, len)?;
+        from_host.extend(source);
         fds.insert(path.clone(), m.open_file(Box::new(MemFile::new(&bytes, true))));
     }
     balloon(m, frames + s.tables)?;
@@ -346,6 +432,8 @@ pub fn replay(
     let mut out = ProgramResult {
         distinct: s.distinct,
         tables: s.tables,
+        files_from_host: from_host,
+        pid,
         ..ProgramResult::default()
     };
     let before = m.stats();
@@ -464,13 +552,15 @@ pub fn run_program_file(
     base: &MachineConfig,
     frames: u64,
     build: &dyn Fn(&MachineConfig) -> Result<Machine, String>,
+    files: &Files,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ProgramResult, FullError> {
     let open = || crate::trace::open(path, format.clone()).map(|(_, r)| r);
     let s = survey(&mut *open()?)?;
+    files.check(&s)?;
     let cfg = program_config(base, frames, &s)?;
     let m = build(&cfg).map_err(FullError::Machine)?;
-    replay(&m, frames, &s, &mut *open()?, progress)
+    replay(&m, frames, &s, &mut *open()?, files, progress)
 }
 
 #[cfg(test)]
@@ -493,7 +583,15 @@ mod tests {
         let s = survey(&mut Vec1(recs.clone().into_iter())).unwrap();
         let cfg = program_config(&MachineConfig::default(), frames, &s).unwrap();
         let m = Machine::new(&cfg).unwrap();
-        replay(&m, frames, &s, &mut Vec1(recs.into_iter()), &mut |_| {}).unwrap()
+        replay(
+            &m,
+            frames,
+            &s,
+            &mut Vec1(recs.into_iter()),
+            &Files::default(),
+            &mut |_| {},
+        )
+        .unwrap()
     }
 
     fn r(page: u64, kind: RefKind) -> Record {
