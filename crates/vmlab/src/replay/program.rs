@@ -26,13 +26,14 @@
 //!   for the program's commit charge. A syscall that failed in the
 //!   recording is replayed as recorded and must fail (a mapping it makes
 //!   anyway is unmapped again); success where the recording failed, or
-//!   the reverse, or another address or break, is a divergence (counted,
-//!   the first few described). Errno values are not compared.
-//! - References: `I` and `L` are loads, `S` (and a page-number trace's
-//!   `Access`) stores, `M` a load then a store. A reference that faults
-//!   because no mapping covers it, or its mapping forbids it (PROT_NONE,
-//!   a store to read-only memory), is reported (counted by why, the first
-//!   few listed), never mapped.
+//!   the reverse, or another address, break or errno, is a divergence
+//!   (counted, the first few described).
+//! - References: `I` an instruction fetch (needs PROT_EXEC), `L` a load,
+//!   `S` (and a page-number trace's `Access`) a store, `M` a load then a
+//!   store. A reference that faults because no mapping covers it, or its
+//!   mapping forbids it (PROT_NONE, a store to read-only memory, a fetch
+//!   from memory without PROT_EXEC), is reported (counted by why, the
+//!   first few listed), never mapped.
 //!
 //! Sizing reuses full mode's (`full::machine_config`, `full::balloon`),
 //! but a program's mappings change during the run, so its page tables
@@ -50,7 +51,7 @@
 
 use super::full::{balloon, machine_config, FullError};
 use crate::mm::addr::PAGE_SIZE;
-use crate::mm::errno::FaultReason;
+use crate::mm::errno::{Errno, FaultReason};
 use crate::mm::mm::fault::Access;
 use crate::mm::mm::uapi::{
     MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN, MAP_NORESERVE, MAP_PRIVATE, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE,
@@ -275,8 +276,8 @@ struct Player<'m> {
 impl Player<'_> {
     /// `mmap` of `backing`: an in-memory file if its path is known, else
     /// anonymous (an fd the recording could not name).
-    fn map(&self, addr: u64, len: u64, prot: u32, flags: u32, backing: &MapBacking) -> Result<u64, String> {
-        let r = match backing {
+    fn map(&self, addr: u64, len: u64, prot: u32, flags: u32, backing: &MapBacking) -> Result<u64, Errno> {
+        match backing {
             MapBacking::File { path, pgoff, .. } if self.fds.contains_key(path) => self.m.mmap_fd(
                 self.pid,
                 addr,
@@ -287,8 +288,7 @@ impl Player<'_> {
                 pgoff.saturating_mul(PAGE_SIZE),
             ),
             _ => self.m.mmap(self.pid, addr, len, prot, flags | MAP_ANONYMOUS),
-        };
-        r.map_err(|e| format!("{e:?}"))
+        }
     }
 
     fn event(&self, e: &Event, out: &mut ProgramResult) {
@@ -334,18 +334,30 @@ impl Player<'_> {
                         Ok(a) if a == want => {}
                         r => out.diverge(format!("after reference {at}: mmap at {want:#x} (len {len}): {r:?}")),
                     }
-                } else if let Ok(a) = self.map(*addr, *len, *prot, flags | MAP_NORESERVE, backing) {
-                    out.diverge(format!(
-                        "after reference {at}: mmap({addr:#x}, {len}) failed in the recording ({result}), gave {a:#x}"
-                    ));
-                    let _ = self.m.munmap(self.pid, a, *len);
+                } else {
+                    match self.map(*addr, *len, *prot, flags | MAP_NORESERVE, backing) {
+                        Ok(a) => {
+                            out.diverge(format!(
+                                "after reference {at}: mmap({addr:#x}, {len}) failed in the recording ({}), gave {a:#x}",
+                                errno_name(*result)
+                            ));
+                            let _ = self.m.munmap(self.pid, a, *len);
+                        }
+                        Err(e) if !same_outcome(*result, Err(e)) => out.diverge(format!(
+                            "after reference {at}: mmap({addr:#x}, {len}): recorded {}, replayed {}",
+                            errno_name(*result),
+                            e.name()
+                        )),
+                        Err(_) => {}
+                    }
                 }
             }
             Event::Munmap { addr, len, result } => {
                 let r = self.m.munmap(self.pid, *addr, *len);
-                if r.is_ok() != ok_of(*result) {
+                if !same_outcome(*result, r.map(|_| 0)) {
                     out.diverge(format!(
-                        "after reference {at}: munmap({addr:#x}, {len}): recorded {result}, replayed {r:?}"
+                        "after reference {at}: munmap({addr:#x}, {len}): recorded {}, replayed {r:?}",
+                        errno_name(*result)
                     ));
                 }
             }
@@ -356,9 +368,10 @@ impl Player<'_> {
                 result,
             } => {
                 let r = self.m.mprotect(self.pid, *addr, *len, *prot);
-                if r.is_ok() != ok_of(*result) {
+                if !same_outcome(*result, r.map(|_| 0)) {
                     out.diverge(format!(
-                        "after reference {at}: mprotect({addr:#x}, {len}, {prot}): recorded {result}, replayed {r:?}"
+                        "after reference {at}: mprotect({addr:#x}, {len}, {prot}): recorded {}, replayed {r:?}",
+                        errno_name(*result)
                     ));
                 }
             }
@@ -380,13 +393,11 @@ impl Player<'_> {
                     self.m
                         .mremap(self.pid, *old_addr, *old_len, *new_len, f, *result as u64)
                 };
-                let same = match r {
-                    Ok(a) => ok_of(*result) && a == *result as u64,
-                    Err(_) => !ok_of(*result),
-                };
+                let same = same_outcome(*result, r);
                 if !same {
                     out.diverge(format!(
-                        "after reference {at}: mremap({old_addr:#x}, {old_len}, {new_len}): recorded {result:#x}, replayed {r:?}"
+                        "after reference {at}: mremap({old_addr:#x}, {old_len}, {new_len}): recorded {}, replayed {r:?}",
+                        if ok_of(*result) { format!("{result:#x}") } else { errno_name(*result) }
                     ));
                     if let (Ok(a), false) = (r, ok_of(*result)) {
                         let _ = self.m.munmap(self.pid, a, *new_len);
@@ -402,6 +413,23 @@ impl Player<'_> {
                 }
             }
         }
+    }
+}
+
+/// Whether a replayed call's outcome `r` is the recorded `result`: the
+/// same value, or the same errno (a recorded failure is minus its errno).
+fn same_outcome(result: i64, r: Result<u64, Errno>) -> bool {
+    match r {
+        Ok(v) => result >= 0 && v == result as u64,
+        Err(e) => -result == i64::from(e.code()),
+    }
+}
+
+/// A recorded result: its errno's name if it is a failure.
+fn errno_name(result: i64) -> String {
+    match Errno::from_code(i32::try_from(-result).unwrap_or(0)) {
+        Some(e) if result < 0 => e.name().to_string(),
+        _ => format!("{result}"),
     }
 }
 
@@ -475,7 +503,8 @@ pub fn replay(
             let res = match addr {
                 None => Err(None),
                 Some(a) => match r.kind {
-                    RefKind::Instr | RefKind::Load => c.access(a, Access::Read),
+                    RefKind::Instr => c.access(a, Access::Exec),
+                    RefKind::Load => c.access(a, Access::Read),
                     RefKind::Store | RefKind::Access => c.access(a, Access::Write),
                     RefKind::Modify => c.access(a, Access::Read).and_then(|()| c.access(a, Access::Write)),
                 }
@@ -566,7 +595,7 @@ pub fn run_program_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mm::mm::uapi::{PROT_READ, PROT_WRITE};
+    use crate::mm::mm::uapi::{PROT_EXEC, PROT_READ, PROT_WRITE};
     use crate::trace::Ref;
 
     struct Vec1(std::vec::IntoIter<Record>);
@@ -631,6 +660,74 @@ mod tests {
         assert_eq!(out.divergences, 1, "{:?}", out.divergence_list);
         assert!(out.divergence_list[0].contains("munmap"), "{:?}", out.divergence_list);
         assert_eq!(out.misses, 2);
+    }
+
+    /// An instruction fetch needs PROT_EXEC: from a read-only mapping it is
+    /// reported, from a read-exec one it is not.
+    #[test]
+    fn an_instruction_fetch_needs_prot_exec() {
+        let recs = vec![
+            Record::event(Event::Initial {
+                start: A,
+                end: A + PAGE_SIZE,
+                prot: PROT_READ | PROT_EXEC,
+                backing: MapBacking::Anon,
+            }),
+            Record::event(Event::Initial {
+                start: A + PAGE_SIZE,
+                end: A + 2 * PAGE_SIZE,
+                prot: PROT_READ,
+                backing: MapBacking::Anon,
+            }),
+            r(A >> 12, RefKind::Instr),
+            r((A >> 12) + 1, RefKind::Load),
+            r((A >> 12) + 1, RefKind::Instr),
+        ];
+        let out = play(recs, 16);
+        assert_eq!(out.protection, 1, "{:?}", out.reported);
+        assert_eq!(out.reported[0].reference, 3, "{:?}", out.reported);
+        assert_eq!(out.first_touches, 2);
+    }
+
+    /// A call that failed in the recording must fail on replay with the
+    /// recorded errno: Linux gives EINVAL for an mmap of length 0 and a
+    /// munmap of an unaligned address, so a recording that says ENOMEM
+    /// there diverges.
+    #[test]
+    fn a_recorded_failure_replays_with_its_errno() {
+        let calls = |errno: i64| {
+            vec![
+                Record::event(Event::Mmap {
+                    addr: 0,
+                    len: 0,
+                    prot: PROT_READ,
+                    flags: MAP_PRIVATE | MAP_ANONYMOUS,
+                    fd: -1,
+                    offset: 0,
+                    backing: MapBacking::Anon,
+                    result: -errno,
+                }),
+                Record::event(Event::Munmap {
+                    addr: A + 1,
+                    len: PAGE_SIZE,
+                    result: -errno,
+                }),
+            ]
+        };
+        let same = play(calls(22), 16);
+        assert_eq!(same.divergences, 0, "{:?}", same.divergence_list);
+        let other = play(calls(12), 16);
+        assert_eq!(other.divergences, 2, "{:?}", other.divergence_list);
+        assert!(
+            other.divergence_list[0].contains("recorded ENOMEM, replayed EINVAL"),
+            "{:?}",
+            other.divergence_list
+        );
+        assert!(
+            other.divergence_list[1].contains("munmap"),
+            "{:?}",
+            other.divergence_list
+        );
     }
 
     #[test]
