@@ -268,6 +268,28 @@ fn cold_pages_go_before_hot_ones() {
     }
 }
 
+/// Under clock_pro, a page MADV_PAGEOUT evicts in its test period is
+/// remembered as non-resident as hand-cold's evictions are (the shadow it
+/// leaves stands: `Workingset::left`), and its refault is one: it comes
+/// back hot, forgotten as non-resident.
+#[test]
+fn clock_pro_remembers_pages_paged_out_in_their_test_period() {
+    let n = 64;
+    let Some((m, pid, base)) = filled("clock_pro", true, n) else {
+        return;
+    };
+    let before = m.clock_pro_state().unwrap();
+    assert_eq!(before.nonresident, 0, "{before:?}");
+    m.madvise(pid, base, n * P, MADV_PAGEOUT).unwrap();
+    let out = m.clock_pro_state().unwrap();
+    assert_eq!(out.nonresident, n as usize, "{out:?}");
+    verify(&m, pid, base, n, 1, "clock_pro");
+    let back = m.clock_pro_state().unwrap();
+    assert_eq!(back.nonresident, 0, "{back:?}");
+    assert!(back.cold_target > before.cold_target, "{before:?} -> {back:?}");
+    common::finish(&m);
+}
+
 /// MADV_PAGEOUT with swap: written out now, not resident, read back
 /// intact by major faults.
 #[test]

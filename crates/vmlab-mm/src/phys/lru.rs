@@ -75,6 +75,9 @@ pub trait Workingset: Send + Sync {
     fn admit(&self, shadow: Option<u64>, listed: &[usize]) -> bool;
     /// `pfn` entered memory and was put at the head of a list.
     fn placed(&self, pfn: Pfn);
+    /// The eviction `shadow` was made for succeeded (by reclaim or
+    /// MADV_PAGEOUT alike): it stands where the page was.
+    fn left(&self, shadow: u64);
 }
 
 struct Lists {
@@ -143,6 +146,18 @@ impl Lru {
         match &self.heads.lock().workingset {
             Some(w) => w.shadow(pfn),
             None => n,
+        }
+    }
+
+    /// The eviction `evicted` gave `shadow` for succeeded: the page is
+    /// gone from memory, its shadow left in its cache. Linux: the shadow
+    /// `__remove_mapping` stores.
+    pub fn shadow_left(&self, shadow: u64) {
+        if self.lists == 0 {
+            return;
+        }
+        if let Some(w) = &self.heads.lock().workingset {
+            w.left(shadow);
         }
     }
 

@@ -152,11 +152,11 @@ impl State {
         self.shrink_target(ended);
     }
 
-    /// Evicted in its test period at ring position `at`: non-resident,
-    /// and hand-test drops the oldest while more are kept than pages are
-    /// resident.
-    fn note_nonresident(&self, at: u64) {
-        let m = self.resident.load(Ordering::Relaxed).max(1);
+    /// Evicted in its test period at ring position `at`, with `m` pages
+    /// resident: non-resident, and hand-test drops the oldest while more
+    /// are kept than pages are resident.
+    fn note_nonresident(&self, at: u64, m: usize) {
+        let m = m.max(1);
         let dropped = {
             let mut n = self.nonresident.lock();
             n.insert(at);
@@ -168,6 +168,17 @@ impl State {
             dropped
         };
         self.shrink_target(dropped);
+    }
+
+    /// The paper's memory size m: the resident pages reclaim last found,
+    /// or, while memory never filled (a MADV_PAGEOUT before any reclaim),
+    /// every frame; at least 1.
+    fn memory_size(&self) -> usize {
+        if self.reclaimed.load(Ordering::Relaxed) {
+            self.resident.load(Ordering::Relaxed).max(1)
+        } else {
+            self.stamps.len().max(1)
+        }
     }
 
     /// The cold target now.
@@ -202,7 +213,7 @@ impl Workingset for State {
         if !self.in_test(shadow) || !self.nonresident.lock().remove(&shadow) {
             return false;
         }
-        let m = self.resident.load(Ordering::Relaxed).max(1);
+        let m = self.memory_size();
         let _ = self
             .cold_target
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| Some((t + 1).min(m)));
@@ -211,6 +222,14 @@ impl Workingset for State {
 
     fn placed(&self, pfn: Pfn) {
         self.stamp_as(pfn, FRESH);
+    }
+
+    /// A page evicted in its test period (by hand-cold, or MADV_PAGEOUT
+    /// whatever its state) stays known as non-resident.
+    fn left(&self, shadow: u64) {
+        if self.in_test(shadow) {
+            self.note_nonresident(shadow, self.memory_size());
+        }
     }
 }
 
@@ -289,10 +308,8 @@ pub(super) fn shrink(s: &State, cx: &ReclaimCx<'_>, want: usize) -> usize {
             } else {
                 match evict(cx, pfn) {
                     Evicted::Freed => {
+                        // Non-resident if in test: `Workingset::left`.
                         freed += 1;
-                        if s.in_test(at) {
-                            s.note_nonresident(at);
-                        }
                         continue;
                     }
                     Evicted::Kept => lru.add(descs, pfn, COLD),

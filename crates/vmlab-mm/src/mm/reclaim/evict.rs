@@ -106,7 +106,23 @@ fn evict_anon(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
         cx.counters.pswpout.fetch_add(1, Ordering::Relaxed);
     }
     // Ours and the cache's: a fault that found it meanwhile keeps it.
-    swap_cache::remove_if(swap, phys, pfn, 2, Some(phys.lru().evicted(pfn)))
+    leave_shadow(phys, pfn, |shadow| {
+        swap_cache::remove_if(swap, phys, pfn, 2, Some(shadow))
+    })
+}
+
+/// Take `pfn` out of its cache by `remove`, which leaves the shadow it is
+/// given there and says whether it did; the design hears of a shadow that
+/// stands (`Lru::shadow_left`). Every eviction that leaves a shadow goes
+/// through here.
+fn leave_shadow(phys: &crate::phys::PhysMem, pfn: Pfn, remove: impl FnOnce(u64) -> bool) -> bool {
+    let lru = phys.lru();
+    let shadow = lru.evicted(pfn);
+    let removed = remove(shadow);
+    if removed {
+        lru.shadow_left(shadow);
+    }
+    removed
 }
 
 /// A lazily freed anonymous page: unmapped everywhere while clean, then
@@ -172,7 +188,9 @@ fn evict_file(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
         }
     }
     // Ours and the cache's.
-    obj.remove_page_if(phys, index, pfn, 2, phys.lru().evicted(pfn), None)
+    leave_shadow(phys, pfn, |shadow| {
+        obj.remove_page_if(phys, index, pfn, 2, shadow, None)
+    })
 }
 
 /// A page of shared anonymous memory: unmapped everywhere, copied to a
@@ -204,7 +222,9 @@ fn evict_shmem(cx: &ReclaimCx<'_>, pfn: Pfn) -> bool {
         return false;
     }
     cx.counters.pswpout.fetch_add(1, Ordering::Relaxed);
-    if obj.remove_page_if(phys, index, pfn, 2, phys.lru().evicted(pfn), Some(e)) {
+    if leave_shadow(phys, pfn, |shadow| {
+        obj.remove_page_if(phys, index, pfn, 2, shadow, Some(e))
+    }) {
         true
     } else {
         d.flags.fetch_or(PG_DIRTY, Ordering::AcqRel);
