@@ -210,11 +210,21 @@ fn trace_format(a: &ReplayArgs) -> Result<Option<Format>, Failure> {
     })
 }
 
-/// A progress bar on stderr for runs longer than a second (none when hidden).
+/// A progress bar on stderr for runs longer than a second (none when hidden,
+/// and indicatif draws nothing when stderr is not a terminal). The first
+/// run of a trace is a spinner with the rate; later runs read the same
+/// trace, so the first one's reference count gives them a bar with an ETA.
 struct Progress {
     show: bool,
+    /// When the first run started: the bar appears after a second of it.
     start: Instant,
     bar: Option<indicatif::ProgressBar>,
+    /// The run the bar shows, when it started, and its length if known.
+    run: usize,
+    run_start: Instant,
+    total: Option<u64>,
+    /// References of the run before (the trace's length).
+    last_refs: u64,
 }
 
 impl Progress {
@@ -223,6 +233,10 @@ impl Progress {
             show,
             start: Instant::now(),
             bar: None,
+            run: 0,
+            run_start: Instant::now(),
+            total: None,
+            last_refs: 0,
         }
     }
 
@@ -230,15 +244,43 @@ impl Progress {
         if !self.show {
             return;
         }
+        if run != self.run {
+            // A new run: the trace's length is now known.
+            self.run = run;
+            self.run_start = Instant::now();
+            self.total = Some(self.last_refs).filter(|&t| t > 0);
+            if let Some(b) = self.bar.take() {
+                b.finish_and_clear();
+            }
+        }
+        self.last_refs = refs;
         if self.bar.is_none() && self.start.elapsed() > Duration::from_secs(1) {
-            let b = indicatif::ProgressBar::new_spinner();
+            let b = match self.total {
+                Some(t) => {
+                    let b = indicatif::ProgressBar::new(t);
+                    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}% ETA {eta}")
+                    {
+                        b.set_style(style.progress_chars("=> "));
+                    }
+                    b
+                }
+                None => indicatif::ProgressBar::new_spinner(),
+            };
             b.enable_steady_tick(Duration::from_millis(200));
             self.bar = Some(b);
         }
         if let Some(b) = &self.bar {
-            let rate = refs as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+            // The run's first batch came before its first tick: no rate
+            // until the run has gone on a while.
+            let secs = self.run_start.elapsed().as_secs_f64();
+            let rate = if secs > 0.2 {
+                format!(", {:.0}/s", refs as f64 / secs)
+            } else {
+                String::new()
+            };
+            b.set_position(refs);
             b.set_message(format!(
-                "{policy} {frames} frames (run {}/{runs}): {refs} references, {rate:.0}/s",
+                "{policy} {frames} frames (run {}/{runs}): {refs} references{rate}",
                 run + 1
             ));
         }

@@ -149,3 +149,49 @@ fn full_mode_lru_equals_cache_mode_lru() {
     assert_eq!(misses("full", "lru"), cache);
     assert_ne!(misses("full", "two_list"), cache);
 }
+
+/// The progress bar, on a terminal (`script` gives the command a pty): a
+/// run over a second shows references and their rate, and the runs after
+/// the first a bar with an ETA (the first told the trace's length);
+/// `--quiet` and `--json` show none. Host facts: util-linux's `script`
+/// (skipped without it) and a pty.
+#[test]
+fn the_progress_bar_shows_on_a_terminal_unless_quiet() {
+    if !std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipped: script (util-linux) not found");
+        return;
+    }
+    let trace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/traces/trace-sprite.trc.bin.gz");
+    let run = |extra: &str| {
+        let dir = std::env::temp_dir().join(format!("vmlab-progress-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join(format!("log{}", extra.len()));
+        let cmd = format!(
+            "{} replay {} --mode full --set reclaim=two_list --frames 200,400 {extra}",
+            env!("CARGO_BIN_EXE_vmlab"),
+            trace.display()
+        );
+        let o = std::process::Command::new("script")
+            .args(["-qec", &cmd])
+            .arg(&log)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+        let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+        let _ = std::fs::remove_dir_all(&dir);
+        text
+    };
+    let shown = run("");
+    assert!(shown.contains("two_list 200 frames (run 1/2)"), "{shown}");
+    assert!(shown.contains("references, ") && shown.contains("/s"), "{shown}");
+    assert!(shown.contains("(run 2/2)") && shown.contains("ETA"), "{shown}");
+    for quiet in ["--quiet", "--json"] {
+        let text = run(quiet);
+        assert!(!text.contains("(run 1/2)") && !text.contains("ETA"), "{quiet}: {text}");
+        assert!(text.contains("133996"), "{quiet}: the results: {text}");
+    }
+}
