@@ -319,19 +319,18 @@ impl Lru {
 
     /// Put `pfn` (on no list) at the head of `list`. Linux: `folio_add_lru`.
     pub fn add(&self, descs: &[FrameDesc], pfn: Pfn, list: usize) {
-        if list >= self.lists {
-            return;
-        }
-        let mut h = self.heads.lock();
-        if descs[pfn.0].flags.load(Ordering::Acquire) & PG_LRU != 0 {
-            return;
-        }
-        Self::push_head(&mut h.heads[list], descs, pfn, list);
+        self.insert(descs, pfn, list, false);
     }
 
     /// Put `pfn` (on no list) at the tail of `list` (the end reclaim takes
     /// from next).
     pub fn add_tail(&self, descs: &[FrameDesc], pfn: Pfn, list: usize) {
+        self.insert(descs, pfn, list, true);
+    }
+
+    /// `add` or `add_tail`: nothing if `pfn` is listed already (someone
+    /// else put it back) or the design keeps no such list.
+    fn insert(&self, descs: &[FrameDesc], pfn: Pfn, list: usize, tail: bool) {
         if list >= self.lists {
             return;
         }
@@ -339,7 +338,11 @@ impl Lru {
         if descs[pfn.0].flags.load(Ordering::Acquire) & PG_LRU != 0 {
             return;
         }
-        Self::push_tail(&mut h.heads[list], descs, pfn, list);
+        if tail {
+            Self::push_tail(&mut h.heads[list], descs, pfn, list);
+        } else {
+            Self::push_head(&mut h.heads[list], descs, pfn, list);
+        }
     }
 
     /// Take `pfn` off its list, if it is on one; returns the list.
