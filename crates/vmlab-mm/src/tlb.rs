@@ -15,13 +15,18 @@ use crate::addr::Pfn;
 use crate::sync::{fence, AtomicU64, Ordering};
 use alloc::boxed::Box;
 
-/// Entry layout: bits 0..36 virtual page number, 36..62 frame number,
-/// bit 62 writable, bit 63 valid.
-const VPN_BITS: u32 = 36;
+/// Entry layout: bits 0..35 virtual page number (every user page: below
+/// `TASK_SIZE`, 2^47), 35..61 frame number, bit 61 executable, bit 62
+/// writable, bit 63 valid. A lookup of a page number of more than 35 bits
+/// never matches (`match_raw`), so it walks and faults.
+const VPN_BITS: u32 = 35;
 const VPN_MASK: u64 = (1 << VPN_BITS) - 1;
 const PFN_MASK: u64 = (1 << 26) - 1;
+const EXEC: u64 = 1 << 61;
 const WRITABLE: u64 = 1 << 62;
 const VALID: u64 = 1 << 63;
+const _: () = assert!(VPN_BITS as u64 + 26 <= 61);
+const _: () = assert!(crate::addr::TASK_SIZE >> crate::addr::PAGE_SHIFT <= VPN_MASK + 1);
 
 /// Largest frame number a TLB entry can hold (so RAM of up to `MAX_PFN + 1`
 /// frames, 256 GiB).
@@ -44,6 +49,7 @@ pub struct Tlb {
 pub struct Translation {
     pub pfn: Pfn,
     pub writable: bool,
+    pub exec: bool,
 }
 
 impl Tlb {
@@ -103,7 +109,9 @@ impl Tlb {
 
     #[inline(always)]
     fn match_raw(e: u64, vpn: u64) -> u64 {
-        if e & (VALID | VPN_MASK) == VALID | (vpn & VPN_MASK) {
+        // `vpn` unmasked: one with bits above VPN_MASK (below bit 52, never
+        // VALID's) cannot equal a masked tag.
+        if e & (VALID | VPN_MASK) == VALID | vpn {
             e
         } else {
             0
@@ -122,6 +130,12 @@ impl Tlb {
         e & WRITABLE != 0
     }
 
+    /// Whether a raw entry allows instruction fetches (the PTE has no NX).
+    #[inline(always)]
+    pub fn raw_exec(e: u64) -> bool {
+        e & EXEC != 0
+    }
+
     /// The translation of `vpn`, if cached.
     #[inline]
     pub fn lookup(&self, vpn: u64) -> Option<Translation> {
@@ -129,19 +143,24 @@ impl Tlb {
         (e != 0).then(|| Translation {
             pfn: Pfn(Self::raw_pfn(e)),
             writable: Self::raw_writable(e),
+            exec: Self::raw_exec(e),
         })
     }
 
     /// Cache `vpn -> pfn`. Only the owning CPU fills.
     #[inline]
-    pub fn fill(&self, vpn: u64, pfn: Pfn, writable: bool) {
-        self.slot(vpn).store(Self::entry(vpn, pfn, writable), Ordering::Release);
+    pub fn fill(&self, vpn: u64, pfn: Pfn, writable: bool, exec: bool) {
+        self.slot(vpn)
+            .store(Self::entry(vpn, pfn, writable, exec), Ordering::Release);
     }
 
-    fn entry(vpn: u64, pfn: Pfn, writable: bool) -> u64 {
+    fn entry(vpn: u64, pfn: Pfn, writable: bool, exec: bool) -> u64 {
         let mut e = VALID | (vpn & VPN_MASK) | ((pfn.0 as u64 & PFN_MASK) << VPN_BITS);
         if writable {
             e |= WRITABLE;
+        }
+        if exec {
+            e |= EXEC;
         }
         e
     }
@@ -175,9 +194,9 @@ impl Tlb {
     /// `remote_barrier` between its bump and its clear (`Machine::shootdown_on`
     /// with a real membarrier), there, and the miss path saves a fence.
     #[inline]
-    pub fn fill_checked(&self, vpn: u64, pfn: Pfn, writable: bool, gen: u64, fence_here: bool) -> bool {
+    pub fn fill_checked(&self, vpn: u64, pfn: Pfn, writable: bool, exec: bool, gen: u64, fence_here: bool) -> bool {
         let s = self.slot(vpn);
-        let e = Self::entry(vpn, pfn, writable);
+        let e = Self::entry(vpn, pfn, writable, exec);
         s.store(e, Ordering::Relaxed);
         if fence_here {
             fence(Ordering::SeqCst);
@@ -300,29 +319,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn exec_bit_and_page_numbers_beyond_the_tag() {
+        let t = Tlb::new(16);
+        t.fill(5, Pfn(MAX_PFN), false, true);
+        let tr = t.lookup(5).unwrap();
+        assert_eq!((tr.pfn, tr.writable, tr.exec), (Pfn(MAX_PFN), false, true));
+        t.fill(6, Pfn(1), true, false);
+        assert!(!t.lookup(6).unwrap().exec);
+        // A page number past the tag's bits never matches the entry its low
+        // bits name.
+        assert_eq!(t.lookup(5 | (1 << VPN_BITS)), None);
+        assert_eq!(t.lookup_raw(6 | (1 << 40)), 0);
+    }
+
+    #[test]
     fn fill_lookup_invalidate() {
         let t = Tlb::new(100);
         assert_eq!(t.capacity(), 128);
         assert_eq!(t.lookup(5), None);
-        t.fill(5, Pfn(77), false);
+        t.fill(5, Pfn(77), false, false);
         assert_eq!(
             t.lookup(5),
             Some(Translation {
                 pfn: Pfn(77),
-                writable: false
+                writable: false,
+                exec: false
             })
         );
         // Same slot, other tag: a miss, and invalidating it leaves entry 5 alone.
         assert_eq!(t.lookup(5 + 128), None);
         t.invalidate_page(5 + 128);
         assert!(t.lookup(5).is_some());
-        t.fill(5 + 128, Pfn(3), true);
+        t.fill(5 + 128, Pfn(3), true, false);
         assert_eq!(t.lookup(5), None, "direct mapped: the new fill evicts");
         assert_eq!(
             t.lookup(133),
             Some(Translation {
                 pfn: Pfn(3),
-                writable: true
+                writable: true,
+                exec: false
             })
         );
         t.invalidate_range(130, 140);
@@ -333,7 +368,7 @@ mod tests {
     fn large_range_flushes_all() {
         let t = Tlb::new(8);
         for v in 0..8 {
-            t.fill(v * 1000, Pfn(v as usize), true);
+            t.fill(v * 1000, Pfn(v as usize), true, false);
         }
         t.invalidate_range(0, 100);
         assert!((0..8).all(|v| t.lookup(v * 1000).is_none()));

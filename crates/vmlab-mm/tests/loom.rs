@@ -319,7 +319,7 @@ mod tlb_fill {
             let filler = thread::spawn(move || loop {
                 let gen = tlb2.generation();
                 let pfn = pte2.load(Ordering::Acquire) as usize;
-                if tlb2.fill_checked(VPN, Pfn(pfn), false, gen, true) {
+                if tlb2.fill_checked(VPN, Pfn(pfn), false, false, gen, true) {
                     return pfn;
                 }
             });

@@ -264,6 +264,41 @@ fn execute_only_memory_with_protection_keys() {
     assert_eq!(cpu.store_u64(a, 1).unwrap_err().si_code(), Some(SEGV_ACCERR));
 }
 
+/// The TLB caches whether a page may be executed: a second fetch from a
+/// read-exec page is a hit, a load's cached translation of a page without
+/// PROT_EXEC never serves a fetch, and mprotect taking PROT_EXEC away
+/// shoots the executable translation down.
+#[test]
+fn instruction_fetches_hit_the_tlb_only_where_exec_is_allowed() {
+    let m = machine();
+    let pid = m.spawn().unwrap();
+    let a = m
+        .mmap(pid, 0, 2 * 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS)
+        .unwrap();
+    m.mprotect(pid, a + 4096, 4096, PROT_READ).unwrap();
+    let mut cpu = m.cpu(0).unwrap();
+    cpu.switch_to(pid).unwrap();
+    cpu.translate(a, Access::Exec).unwrap();
+    let (hits, misses) = cpu.local_tlb_counts();
+    cpu.translate(a, Access::Exec).unwrap();
+    assert_eq!(cpu.local_tlb_counts(), (hits + 1, misses), "the second fetch hits");
+    // Readable, not executable: the load fills the TLB, the fetch faults.
+    assert_eq!(cpu.load_u64(a + 4096).unwrap(), 0);
+    assert_eq!(cpu.load_u64(a + 4096).unwrap(), 0, "now a TLB hit");
+    for _ in 0..2 {
+        let e = cpu.translate(a + 4096, Access::Exec).unwrap_err();
+        assert_eq!(e.reason, FaultReason::Protection);
+    }
+    m.mprotect(pid, a, 4096, PROT_READ).unwrap();
+    assert_eq!(
+        cpu.translate(a, Access::Exec).unwrap_err().reason,
+        FaultReason::Protection
+    );
+    assert_eq!(cpu.load_u64(a).unwrap(), 0);
+    drop(cpu);
+    m.check().unwrap();
+}
+
 /// The checker reports a broken state instead of panicking: here an address
 /// space reaches another one's leaf table through a corrupted PD entry
 /// flagged as a fork-shared table above TASK_SIZE, so it "does not own" more

@@ -256,7 +256,12 @@ impl<'m> Cpu<'m> {
         loop {
             self.enter();
             let e = Tlb::lookup_in(self.tlb_slots, vpn(addr));
-            if e != 0 && (kind != Access::Write || Tlb::raw_writable(e)) && kind != Access::Exec {
+            let allowed = match kind {
+                Access::Read => true,
+                Access::Write => Tlb::raw_writable(e),
+                Access::Exec => Tlb::raw_exec(e),
+            };
+            if e != 0 && allowed {
                 self.hits += 1;
                 return Ok(Pfn(Tlb::raw_pfn(e)));
             }
@@ -295,25 +300,25 @@ impl<'m> Cpu<'m> {
                 self.m.wake_kswapd(self.id);
             }
             let gen = self.tlb.generation();
-            let (pfn, writable, cacheable) = self.walk_or_fault(addr, kind)?;
-            if !cacheable {
+            let (pfn, perm) = self.walk_or_fault(addr, kind)?;
+            let Some((writable, exec)) = perm else {
                 return Ok((pfn, gen));
-            }
+            };
             // A shootdown that raced with the walk: walk again (see `Tlb::fill_checked`).
             if self
                 .tlb
-                .fill_checked(vpn(addr), pfn, writable, gen, !self.m.host_barrier_is_real())
+                .fill_checked(vpn(addr), pfn, writable, exec, gen, !self.m.host_barrier_is_real())
             {
                 return Ok((pfn, gen));
             }
         }
     }
 
-    /// The frame `addr` is in for an access of `kind`, whether the TLB may
-    /// cache it writable, and whether it may cache it at all: the TLB serves
-    /// loads and stores without a key check, so an execute-only page (found
-    /// by an instruction fetch) is never cached.
-    fn walk_or_fault(&mut self, addr: u64, kind: Access) -> Result<(Pfn, bool, bool), Fault> {
+    /// The frame `addr` is in for an access of `kind`, and what the TLB may
+    /// cache of it: `(writable, executable)`, or `None` if nothing (the TLB
+    /// serves loads and stores without a key check, so an execute-only page,
+    /// found by an instruction fetch, is never cached).
+    fn walk_or_fault(&mut self, addr: u64, kind: Access) -> Result<(Pfn, Option<(bool, bool)>), Fault> {
         let mut no_progress = 0;
         // A page held over the work between two tries and dropped just
         // before the next try (held during the try, it would make the page
@@ -367,7 +372,7 @@ impl<'m> Cpu<'m> {
     }
 
     /// One try of `walk_or_fault` (see `Again`).
-    fn walk_or_fault_once(&mut self, addr: u64, kind: Access) -> Result<(Pfn, bool, bool), Again> {
+    fn walk_or_fault_once(&mut self, addr: u64, kind: Access) -> Result<(Pfn, Option<(bool, bool)>), Again> {
         let Some(p) = self.proc.as_ref() else {
             return Err(Fault::segv(addr, FaultReason::BadAddress).into());
         };
@@ -470,11 +475,8 @@ impl<'m> Cpu<'m> {
         };
         // Cache writable only once dirty, so the first store through a clean
         // entry comes back here to set the dirty bit.
-        Ok((
-            pte.pfn(),
-            pte.writable() && pte.dirty() && upper_writable,
-            !pte.pkey_denies_data(),
-        ))
+        let perm = (pte.writable() && pte.dirty() && upper_writable, pte.0 & Pte::NX == 0);
+        Ok((pte.pfn(), (!pte.pkey_denies_data()).then_some(perm)))
     }
 }
 
