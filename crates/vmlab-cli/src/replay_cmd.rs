@@ -136,7 +136,7 @@ pub fn run(config: Option<&Path>, sets: &[String], a: &ReplayArgs) -> Result<(),
     if mode == Mode::Full {
         return full(&cfg, policy.as_deref(), format, &files, a);
     }
-    if !files.given.is_empty() || files.from_host {
+    if files.any() {
         return Err(Failure::Usage(
             "--file and --host-files are for --mode full (cache mode reads no bytes)".into(),
         ));

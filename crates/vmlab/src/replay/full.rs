@@ -583,7 +583,7 @@ pub fn run_any_file(
     let (path, format) = (*path, format.clone());
     let (_, mut r) = crate::trace::open(path, format.clone())?;
     if !has_events(&mut *r)? {
-        if !files.given.is_empty() || files.from_host {
+        if files.any() {
             return Err(FullError::Usage(
                 "--file and --host-files give a recorded program's files; this is a page-number trace".into(),
             ));

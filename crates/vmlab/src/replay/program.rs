@@ -152,6 +152,11 @@ pub struct Files {
 }
 
 impl Files {
+    /// Whether any file's bytes are to come from the host.
+    pub fn any(&self) -> bool {
+        !self.given.is_empty() || self.from_host
+    }
+
     /// A given recorded path the trace never maps: most likely a typo.
     fn check(&self, s: &Survey) -> Result<(), FullError> {
         let mut unknown: Vec<&String> = self.given.keys().filter(|p| !s.files.contains_key(*p)).collect();
@@ -586,7 +591,6 @@ pub fn run_program_file(
 ) -> Result<ProgramResult, FullError> {
     let open = || crate::trace::open(path, format.clone()).map(|(_, r)| r);
     let s = survey(&mut *open()?)?;
-    files.check(&s)?;
     let cfg = program_config(base, frames, &s)?;
     let m = build(&cfg).map_err(FullError::Machine)?;
     replay(&m, frames, &s, &mut *open()?, files, progress)
