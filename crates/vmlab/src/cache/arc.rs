@@ -22,7 +22,8 @@
 //! - A hit in T1 moves the page to T2's head; in T2, to T2's head.
 
 use super::list::{Arena, List};
-use super::{page_map, CachePolicy, PageMap};
+use super::slot_map::SlotMap;
+use super::CachePolicy;
 
 const T1: u8 = 0;
 const T2: u8 = 1;
@@ -35,7 +36,7 @@ pub struct Arc {
     arena: Arena,
     /// T1, T2, B1, B2 by their list number.
     lists: [List; 4],
-    map: PageMap<u32>,
+    map: SlotMap,
 }
 
 impl Arc {
@@ -45,7 +46,7 @@ impl Arc {
             p: 0.0,
             arena: Arena::with_capacity(2 * frames),
             lists: [List::new(); 4],
-            map: page_map(2 * frames),
+            map: SlotMap::with_capacity(2 * frames),
         }
     }
 
@@ -69,7 +70,7 @@ impl Arc {
     /// Drop the tail of list `l` altogether.
     fn drop_tail(&mut self, l: u8) {
         if let Some(t) = self.arena.pop_tail(&mut self.lists[l as usize]) {
-            self.map.remove(&self.arena.node(t).page);
+            self.map.remove(self.arena.node(t).page, self.arena.page_of());
             self.arena.release(t);
         }
     }
@@ -91,7 +92,7 @@ impl CachePolicy for Arc {
     fn access(&mut self, page: u64) -> bool {
         // Which ghost list the page was in, if it was in one.
         let mut ghost = None;
-        if let Some(&i) = self.map.get(&page) {
+        if let Some(i) = self.map.get(page, self.arena.page_of()) {
             match self.arena.node(i).list {
                 T1 => {
                     self.arena.unlink(&mut self.lists[T1 as usize], i);
@@ -111,7 +112,7 @@ impl CachePolicy for Arc {
                         self.p = (self.p - (b1 / b2).max(1.0)).max(0.0);
                     }
                     self.arena.unlink(&mut self.lists[l as usize], i);
-                    self.map.remove(&page);
+                    self.map.remove(page, self.arena.page_of());
                     self.arena.release(i);
                     ghost = Some(l);
                 }
@@ -140,7 +141,7 @@ impl CachePolicy for Arc {
         let to = if ghost.is_some() { T2 } else { T1 };
         let i = self.arena.alloc(page, to);
         self.arena.push_head(&mut self.lists[to as usize], i);
-        self.map.insert(page, i);
+        self.map.insert(page, i, self.arena.page_of());
         false
     }
     fn name(&self) -> &'static str {

@@ -66,4 +66,8 @@ impl CachePolicy for Clock {
     fn resident(&self) -> usize {
         self.pq.q.len
     }
+    #[inline]
+    fn prefetch(&self, page: u64) {
+        self.pq.map.prefetch(page);
+    }
 }

@@ -29,7 +29,8 @@
 //! miss to undo, or moves past a page another hand's work put there.
 
 use super::list::NIL;
-use super::{page_map, CachePolicy, PageMap};
+use super::slot_map::SlotMap;
+use super::CachePolicy;
 
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 enum Kind {
@@ -57,7 +58,7 @@ pub struct ClockPro {
     test: usize,
     ring: Vec<Entry>,
     free: Vec<u32>,
-    map: PageMap<u32>,
+    map: SlotMap,
     hand_hot: u32,
     hand_cold: u32,
     hand_test: u32,
@@ -84,11 +85,16 @@ impl ClockPro {
             test: 0,
             ring: Vec::with_capacity((2 * frames).min(super::PREALLOC_MAX)),
             free: Vec::new(),
-            map: page_map(2 * frames),
+            map: SlotMap::with_capacity(2 * frames),
             hand_hot: NIL,
             hand_cold: NIL,
             hand_test: NIL,
         }
+    }
+
+    /// An entry's page, for [`SlotMap`].
+    fn page_of(&self) -> impl Fn(u32) -> u64 + '_ {
+        move |i| self.ring[i as usize].page
     }
 
     fn next(&self, i: u32) -> u32 {
@@ -115,7 +121,8 @@ impl ClockPro {
                 (self.ring.len() - 1) as u32
             }
         };
-        self.map.insert(page, i);
+        let ring = &self.ring;
+        self.map.insert(page, i, |s| ring[s as usize].page);
         if self.hand_hot == NIL {
             self.ring[i as usize].prev = i;
             self.ring[i as usize].next = i;
@@ -148,7 +155,8 @@ impl ClockPro {
             Kind::Cold => self.cold -= 1,
             Kind::Test => self.test -= 1,
         }
-        self.map.remove(&page);
+        let ring = &self.ring;
+        self.map.remove(page, |s| ring[s as usize].page);
         let alone = n == i;
         for h in [&mut self.hand_hot, &mut self.hand_cold, &mut self.hand_test] {
             if *h == i {
@@ -304,7 +312,7 @@ impl ClockPro {
 
 impl CachePolicy for ClockPro {
     fn access(&mut self, page: u64) -> bool {
-        if let Some(&i) = self.map.get(&page) {
+        if let Some(i) = self.map.get(page, self.page_of()) {
             let e = &mut self.ring[i as usize];
             if e.kind != Kind::Test {
                 e.referenced = true;

@@ -33,4 +33,8 @@ impl CachePolicy for Fifo {
     fn resident(&self) -> usize {
         self.pq.q.len
     }
+    #[inline]
+    fn prefetch(&self, page: u64) {
+        self.pq.map.prefetch(page);
+    }
 }

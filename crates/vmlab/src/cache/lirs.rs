@@ -41,7 +41,8 @@
 //! the paper traces), this file stops the loop instead.
 
 use super::list::{Arena, List, NIL};
-use super::{page_map, CachePolicy, PageMap};
+use super::slot_map::SlotMap;
+use super::CachePolicy;
 
 const LIR: u8 = 1;
 const IN_CACHE: u8 = 2;
@@ -51,25 +52,25 @@ const IN_CACHE: u8 = 2;
 /// lookup finds the newest. `aux` links a page's entries, newest first.
 struct IdList {
     l: List,
-    map: PageMap<u32>,
+    map: SlotMap,
 }
 
 impl IdList {
     fn new(n: usize) -> IdList {
         IdList {
             l: List::new(),
-            map: page_map(n),
+            map: SlotMap::with_capacity(n),
         }
     }
 
-    fn find(&self, page: u64) -> Option<u32> {
-        self.map.get(&page).copied()
+    fn find(&self, a: &Arena, page: u64) -> Option<u32> {
+        self.map.get(page, a.page_of())
     }
 
     /// A new entry for `page` at the head, with `flags`.
     fn insert(&mut self, a: &mut Arena, page: u64, flags: u8) -> u32 {
         let i = a.alloc(page, 0);
-        let older = self.map.insert(page, i).unwrap_or(NIL);
+        let older = self.map.insert(page, i, a.page_of()).unwrap_or(NIL);
         let n = a.node_mut(i);
         n.aux = older;
         n.flags = flags;
@@ -81,12 +82,12 @@ impl IdList {
     fn remove_entry(&mut self, a: &mut Arena, i: u32) {
         a.unlink(&mut self.l, i);
         let (page, older) = (a.node(i).page, a.node(i).aux);
-        match self.map.get(&page).copied() {
+        match self.map.get(page, a.page_of()) {
             Some(h) if h == i => {
                 if older == NIL {
-                    self.map.remove(&page);
+                    self.map.remove(page, a.page_of());
                 } else {
-                    self.map.insert(page, older);
+                    self.map.insert(page, older, a.page_of());
                 }
             }
             Some(mut h) => {
@@ -107,7 +108,7 @@ impl IdList {
 
     /// Remove the newest entry of `page`, if any (libCacheSim's `remove`).
     fn remove(&mut self, a: &mut Arena, page: u64) -> bool {
-        match self.find(page) {
+        match self.find(a, page) {
             Some(i) => {
                 self.remove_entry(a, i);
                 true
@@ -187,7 +188,7 @@ impl Lirs {
         let page = self.a.node(t).page;
         self.hirs_count = self.hirs_count.wrapping_sub(1);
         self.q.evict_tail(&mut self.a);
-        if let Some(s) = self.s.find(page) {
+        if let Some(s) = self.s.find(&self.a, page) {
             self.a.node_mut(s).flags &= !IN_CACHE;
             self.nh.insert(&mut self.a, page, 0);
             self.nonresident = self.nonresident.wrapping_add(1);
@@ -224,8 +225,8 @@ impl Lirs {
     }
 
     fn find(&mut self, page: u64) -> bool {
-        let s = self.s.find(page);
-        let q = self.q.find(page);
+        let s = self.s.find(&self.a, page);
+        let q = self.q.find(&self.a, page);
         if let Some(i) = s {
             self.a.move_head(&mut self.s.l, i);
         }
@@ -247,7 +248,7 @@ impl Lirs {
                 self.make_lir_room();
                 // The entry is S's head, which neither pruning nor LIR
                 // eviction (S's tail) takes while S has another entry.
-                if let Some(s) = self.s.find(page) {
+                if let Some(s) = self.s.find(&self.a, page) {
                     self.a.node_mut(s).flags |= LIR;
                 }
                 self.lirs_count = self.lirs_count.wrapping_add(1);
@@ -267,13 +268,15 @@ impl Lirs {
 
     /// Whether `page` has a non-resident HIR entry in S.
     fn nonresident_in_s(&self, page: u64) -> Option<u32> {
-        self.s.find(page).filter(|&s| self.flags(s) & (LIR | IN_CACHE) == 0)
+        self.s
+            .find(&self.a, page)
+            .filter(|&s| self.flags(s) & (LIR | IN_CACHE) == 0)
     }
 
     fn miss(&mut self, page: u64) {
         // libCacheSim's LIRS_can_insert (which evicts).
         let in_s = self.nonresident_in_s(page);
-        let in_none = self.s.find(page).is_none() && self.q.find(page).is_none();
+        let in_none = self.s.find(&self.a, page).is_none() && self.q.find(&self.a, page).is_none();
         if in_s.is_some() {
             self.make_lir_room();
             if self.nh.remove(&mut self.a, page) {
@@ -304,7 +307,7 @@ impl Lirs {
             self.a.node_mut(s).flags |= LIR | IN_CACHE;
             self.lirs_count = self.lirs_count.wrapping_add(1);
             self.occupied += 1;
-        } else if self.s.find(page).is_none() && self.q.find(page).is_none() {
+        } else if self.s.find(&self.a, page).is_none() && self.q.find(&self.a, page).is_none() {
             if self.lirs_count < self.lirs_limit {
                 self.s.insert(&mut self.a, page, LIR | IN_CACHE);
                 self.lirs_count = self.lirs_count.wrapping_add(1);
@@ -324,8 +327,8 @@ impl Lirs {
                 self.evict_hir();
             }
             self.evict_lir();
-        } else if self.s.find(page).is_none()
-            && self.q.find(page).is_none()
+        } else if self.s.find(&self.a, page).is_none()
+            && self.q.find(&self.a, page).is_none()
             && self.lirs_count.wrapping_add(1) > self.lirs_limit
             && self.hirs_count.wrapping_add(1) > self.hirs_limit
         {

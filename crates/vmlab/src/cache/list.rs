@@ -88,6 +88,13 @@ impl Arena {
         &self.nodes[i as usize]
     }
 
+    /// A slot's page, as [`SlotMap`](super::slot_map::SlotMap) asks for
+    /// it to tell apart pages with equal tags.
+    #[inline]
+    pub fn page_of(&self) -> impl Fn(u32) -> u64 + '_ {
+        move |i| self.node(i).page
+    }
+
     #[inline]
     pub fn node_mut(&mut self, i: u32) -> &mut Node {
         &mut self.nodes[i as usize]
@@ -160,7 +167,7 @@ impl Arena {
 pub(crate) struct PageQueue {
     pub arena: Arena,
     pub q: List,
-    pub map: super::PageMap<u32>,
+    pub map: super::slot_map::SlotMap,
 }
 
 impl PageQueue {
@@ -168,21 +175,46 @@ impl PageQueue {
         PageQueue {
             arena: Arena::with_capacity(frames),
             q: List::new(),
-            map: super::page_map(frames),
+            map: super::slot_map::SlotMap::with_capacity(frames),
         }
     }
 
     #[inline]
     pub fn find(&self, page: u64) -> Option<u32> {
-        self.map.get(&page).copied()
+        self.map.get(page, self.arena.page_of())
     }
 
     /// Drop the page at the tail.
     #[inline]
     pub fn evict_tail(&mut self) {
         if let Some(t) = self.arena.pop_tail(&mut self.q) {
-            self.map.remove(&self.arena.node(t).page);
+            self.map.remove(self.arena.node(t).page, self.arena.page_of());
             self.arena.release(t);
+            self.prefetch_tail();
+        }
+    }
+
+    /// Start fetching what the next two evictions will touch: the new
+    /// tail's map entry (its node was fetched by the eviction before) and
+    /// the node after it. Hints only: a hit that moves either page first
+    /// just wastes them.
+    #[inline]
+    pub fn prefetch_tail(&self) {
+        if let Some(t) = self.q.tail_slot() {
+            let n = self.arena.node(t);
+            self.map.prefetch(n.page);
+            if n.prev != NIL {
+                super::slot_map::prefetch(self.arena.node(n.prev));
+            }
+        }
+    }
+
+    /// Start fetching `page`'s node, if its map entry says where it is
+    /// (the entry should be in cache already: see [`SlotMap::prefetch`]).
+    #[inline]
+    pub fn prefetch_node(&self, page: u64) {
+        if let Some(i) = self.map.likely(page) {
+            super::slot_map::prefetch(self.arena.node(i));
         }
     }
 
@@ -192,7 +224,7 @@ impl PageQueue {
         let i = self.arena.alloc(page, 0);
         self.arena.node_mut(i).flags = flags;
         self.arena.push_head(&mut self.q, i);
-        self.map.insert(page, i);
+        self.map.insert(page, i, self.arena.page_of());
     }
 
     /// A reference in a queue that evicts its tail when `frames` are full:

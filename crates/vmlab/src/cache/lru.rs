@@ -32,4 +32,12 @@ impl CachePolicy for Lru {
     fn resident(&self) -> usize {
         self.pq.q.len
     }
+    #[inline]
+    fn prefetch(&self, page: u64) {
+        self.pq.map.prefetch(page);
+    }
+    #[inline]
+    fn prefetch_near(&self, page: u64) {
+        self.pq.prefetch_node(page);
+    }
 }

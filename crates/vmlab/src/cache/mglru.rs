@@ -21,7 +21,8 @@
 //! reaches the oldest generation —, one page per eviction step.
 
 use super::list::{Arena, List};
-use super::{page_map, CachePolicy, PageMap};
+use super::slot_map::SlotMap;
+use super::CachePolicy;
 
 /// Generations at most (Linux's MAX_NR_GENS).
 pub const MAX_GENS: u64 = 4;
@@ -37,7 +38,7 @@ pub struct Mglru {
     max_seq: u64,
     arena: Arena,
     gens: [List; MAX_GENS as usize],
-    map: PageMap<u32>,
+    map: SlotMap,
 }
 
 impl Mglru {
@@ -49,7 +50,7 @@ impl Mglru {
             max_seq: MIN_GENS - 1,
             arena: Arena::with_capacity(frames),
             gens: [List::new(); MAX_GENS as usize],
-            map: page_map(frames),
+            map: SlotMap::with_capacity(frames),
         }
     }
 
@@ -89,7 +90,7 @@ impl Mglru {
                 let l = &mut self.gens[(young % MAX_GENS) as usize];
                 self.arena.push_head(l, t);
             } else {
-                self.map.remove(&self.arena.node(t).page);
+                self.map.remove(self.arena.node(t).page, self.arena.page_of());
                 self.arena.release(t);
                 self.resident -= 1;
                 return;
@@ -100,7 +101,7 @@ impl Mglru {
 
 impl CachePolicy for Mglru {
     fn access(&mut self, page: u64) -> bool {
-        if let Some(&i) = self.map.get(&page) {
+        if let Some(i) = self.map.get(page, self.arena.page_of()) {
             self.arena.node_mut(i).flags |= REF;
             return true;
         }
@@ -111,7 +112,7 @@ impl CachePolicy for Mglru {
         let i = self.arena.alloc(page, 0);
         let l = &mut self.gens[(young % MAX_GENS) as usize];
         self.arena.push_head(l, i);
-        self.map.insert(page, i);
+        self.map.insert(page, i, self.arena.page_of());
         self.resident += 1;
         false
     }

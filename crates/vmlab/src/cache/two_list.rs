@@ -18,7 +18,8 @@
 //! refault (workingset) activation, one page per scan step.
 
 use super::list::{Arena, List};
-use super::{page_map, CachePolicy, PageMap};
+use super::slot_map::SlotMap;
+use super::CachePolicy;
 
 const INACTIVE: u8 = 0;
 const ACTIVE: u8 = 1;
@@ -29,7 +30,7 @@ pub struct TwoList {
     arena: Arena,
     inactive: List,
     active: List,
-    map: PageMap<u32>,
+    map: SlotMap,
 }
 
 impl TwoList {
@@ -39,7 +40,7 @@ impl TwoList {
             arena: Arena::with_capacity(frames),
             inactive: List::new(),
             active: List::new(),
-            map: page_map(frames),
+            map: SlotMap::with_capacity(frames),
         }
     }
 
@@ -64,7 +65,7 @@ impl TwoList {
             let Some(t) = self.arena.pop_tail(&mut self.inactive) else {
                 // All active (frames == 1): the balance left none inactive.
                 if let Some(t) = self.arena.pop_tail(&mut self.active) {
-                    self.map.remove(&self.arena.node(t).page);
+                    self.map.remove(self.arena.node(t).page, self.arena.page_of());
                     self.arena.release(t);
                 }
                 return;
@@ -75,7 +76,7 @@ impl TwoList {
                 n.list = ACTIVE;
                 self.arena.push_head(&mut self.active, t);
             } else {
-                self.map.remove(&self.arena.node(t).page);
+                self.map.remove(self.arena.node(t).page, self.arena.page_of());
                 self.arena.release(t);
                 return;
             }
@@ -85,7 +86,7 @@ impl TwoList {
 
 impl CachePolicy for TwoList {
     fn access(&mut self, page: u64) -> bool {
-        if let Some(&i) = self.map.get(&page) {
+        if let Some(i) = self.map.get(page, self.arena.page_of()) {
             self.arena.node_mut(i).flags |= REF;
             return true;
         }
@@ -94,7 +95,7 @@ impl CachePolicy for TwoList {
         }
         let i = self.arena.alloc(page, INACTIVE);
         self.arena.push_head(&mut self.inactive, i);
-        self.map.insert(page, i);
+        self.map.insert(page, i, self.arena.page_of());
         false
     }
     fn name(&self) -> &'static str {

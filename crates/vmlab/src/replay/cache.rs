@@ -81,13 +81,15 @@ fn replay<P: CachePolicy + ?Sized>(
 ) -> Result<(Format, u64, u64), ReplayError> {
     let (format, mut reader) = trace::open(path, format)?;
     let (mut refs, mut misses) = (0u64, 0u64);
+    let mut pages = Vec::with_capacity(trace::BATCH);
     trace::for_each_batch(&mut *reader, |batch| {
-        for r in batch {
-            if let Record::Ref(r) = r {
-                refs += 1;
-                misses += u64::from(!p.access(r.page));
-            }
-        }
+        pages.clear();
+        pages.extend(batch.iter().filter_map(|r| match r {
+            Record::Ref(r) => Some(r.page),
+            Record::Event(_) => None,
+        }));
+        refs += pages.len() as u64;
+        misses += cache::serve(p, &pages);
         progress(refs);
         Ok::<(), ReplayError>(())
     })?;
