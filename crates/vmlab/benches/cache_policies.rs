@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let mut p = cache::build(name, FRAMES, &Options::default()).expect("policy");
-                black_box(cache::serve(p.as_mut(), &trace))
+                black_box(p.serve(&trace))
             })
         });
     }

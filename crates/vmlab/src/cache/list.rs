@@ -200,6 +200,9 @@ impl PageQueue {
     /// just wastes them.
     #[inline]
     pub fn prefetch_tail(&self) {
+        if !self.map.is_large() {
+            return;
+        }
         if let Some(t) = self.q.tail_slot() {
             let n = self.arena.node(t);
             self.map.prefetch(n.page);
@@ -213,6 +216,9 @@ impl PageQueue {
     /// (the entry should be in cache already: see [`SlotMap::prefetch`]).
     #[inline]
     pub fn prefetch_node(&self, page: u64) {
+        if !self.map.is_large() {
+            return;
+        }
         if let Some(i) = self.map.likely(page) {
             super::slot_map::prefetch(self.arena.node(i));
         }

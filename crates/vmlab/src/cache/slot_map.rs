@@ -166,10 +166,21 @@ impl SlotMap {
     }
 
     /// Ask the CPU to bring `page`'s home bucket into cache: a hint with no
-    /// effect on the map's contents.
+    /// effect on the map's contents. Nothing while the map is small enough
+    /// to stay in cache anyway ([`SlotMap::is_large`]).
     #[inline]
     pub fn prefetch(&self, page: u64) {
-        prefetch(&self.entries[self.home(tag(page))]);
+        if self.is_large() {
+            prefetch(&self.entries[self.home(tag(page))]);
+        }
+    }
+
+    /// Whether the map is past what a core's L2 cache keeps (256 KiB of
+    /// entries, a quarter of this machine's L2): below that, the policies'
+    /// prefetch hints cost more than they save.
+    #[inline]
+    pub fn is_large(&self) -> bool {
+        self.entries.len() >= (256 << 10) / core::mem::size_of::<Entry>()
     }
 
     /// The empty entry that ends `tag`'s run.

@@ -89,7 +89,7 @@ fn replay<P: CachePolicy + ?Sized>(
             Record::Event(_) => None,
         }));
         refs += pages.len() as u64;
-        misses += cache::serve(p, &pages);
+        misses += p.serve(&pages);
         progress(refs);
         Ok::<(), ReplayError>(())
     })?;

@@ -66,6 +66,58 @@ use std::time::{Duration, Instant};
 /// How many reported references and divergences are described.
 const LISTED: usize = 10;
 
+/// Entries of [`PageSet`]'s filter.
+const RECENT: usize = 64;
+
+/// A set of page numbers with a direct-mapped filter of recent members in
+/// front (by their low bits): most references of a program are to one of
+/// the last few pages (LRU stack depth 1 to 3 on a lackey trace), and the
+/// filter answers them without hashing.
+struct PageSet {
+    set: HashSet<u64, std::hash::BuildHasherDefault<crate::cache::PageHasher>>,
+    /// Members, or `NONE`.
+    recent: [u64; RECENT],
+}
+
+impl PageSet {
+    /// The filter's empty entry. It is also a page number (past every
+    /// address space), which therefore always goes to the set.
+    const NONE: u64 = u64::MAX;
+
+    fn with_capacity(n: usize) -> PageSet {
+        PageSet {
+            set: HashSet::with_capacity_and_hasher(n, Default::default()),
+            recent: [Self::NONE; RECENT],
+        }
+    }
+
+    fn contains(&mut self, page: u64) -> bool {
+        let hot = &mut self.recent[page as usize % RECENT];
+        if *hot == page && page != Self::NONE {
+            return true;
+        }
+        let is = self.set.contains(&page);
+        if is {
+            *hot = page;
+        }
+        is
+    }
+
+    /// Add `page`: true if it was not a member.
+    fn insert(&mut self, page: u64) -> bool {
+        let hot = &mut self.recent[page as usize % RECENT];
+        if *hot == page && page != Self::NONE {
+            return false;
+        }
+        *hot = page;
+        self.set.insert(page)
+    }
+
+    fn len(&self) -> usize {
+        self.set.len()
+    }
+}
+
 /// What a first pass learns of a recorded program's trace.
 #[derive(Clone, Debug, Default)]
 pub struct Survey {
@@ -82,10 +134,8 @@ pub struct Survey {
 /// Read `reader` once: pages, events, tables, files.
 pub fn survey(reader: &mut dyn TraceReader) -> Result<Survey, TraceError> {
     let mut s = Survey::default();
-    let mut pages: HashSet<u64, std::hash::BuildHasherDefault<crate::cache::PageHasher>> = HashSet::default();
+    let mut pages = PageSet::with_capacity(0);
     let (mut pmds, mut puds, mut p4ds) = (HashSet::new(), HashSet::new(), HashSet::new());
-    // Most references are to the page of the one before: skip the set.
-    let mut last = u64::MAX;
     let mut sizes: HashMap<String, (u64, u64)> = HashMap::new();
     let mut file = |b: &MapBacking, len: u64| {
         if let MapBacking::File { path, size, pgoff } = b {
@@ -106,10 +156,6 @@ pub fn survey(reader: &mut dyn TraceReader) -> Result<Survey, TraceError> {
             match r {
                 Record::Ref(r) => {
                     s.references += 1;
-                    if r.page == last {
-                        continue;
-                    }
-                    last = r.page;
                     if pages.insert(r.page) {
                         pmds.insert(r.page >> 9);
                         puds.insert(r.page >> 18);
@@ -470,11 +516,7 @@ pub fn replay(
         ..ProgramResult::default()
     };
     let before = m.stats();
-    let mut seen: HashSet<u64, std::hash::BuildHasherDefault<crate::cache::PageHasher>> =
-        HashSet::with_capacity_and_hasher(s.distinct as usize, Default::default());
-    // The last page referenced and found touched before: most references
-    // are to the page of the one before (LRU stack depth 1), and skip the set.
-    let mut last_seen = u64::MAX;
+    let mut seen = PageSet::with_capacity(s.distinct as usize);
     let mut first_majors = 0u64;
     let mut batch = Vec::with_capacity(BATCH);
     let t0 = Instant::now();
@@ -503,7 +545,7 @@ pub fn replay(
             let Some(c) = cpu.as_mut() else { continue };
             out.references += 1;
             let addr = r.page.checked_shl(PAGE_SHIFT).filter(|a| a >> PAGE_SHIFT == r.page);
-            let first = r.page != last_seen && !seen.contains(&r.page);
+            let first = !seen.contains(r.page);
             let majors = if first { m.stats().major_faults } else { 0 };
             let res = match addr {
                 None => Err(None),
@@ -522,7 +564,6 @@ pub fn replay(
                         out.first_touches += 1;
                         first_majors += m.stats().major_faults - majors;
                     }
-                    last_seen = r.page;
                 }
                 Err(f) => {
                     let why = match f {
@@ -625,6 +666,29 @@ mod tests {
             &mut |_| {},
         )
         .unwrap()
+    }
+
+    /// The filtered set answers as a plain set: pages that share the
+    /// filter's entry (equal low bits), repeats, and `PageSet::NONE` itself.
+    #[test]
+    fn page_set_agrees_with_a_plain_set() {
+        use rand::{rngs::SmallRng, Rng, SeedableRng};
+        let mut rng = SmallRng::seed_from_u64(5);
+        let mut set = PageSet::with_capacity(0);
+        let mut shadow = std::collections::HashSet::new();
+        for n in 0..20_000 {
+            let page = match rng.gen_range(0..10) {
+                0 => PageSet::NONE,
+                1..=5 => rng.gen_range(0..4u64) * RECENT as u64 + 7,
+                _ => rng.gen_range(0..1_000u64),
+            };
+            if rng.gen() {
+                assert_eq!(set.insert(page), shadow.insert(page), "insert {page} at {n}");
+            } else {
+                assert_eq!(set.contains(page), shadow.contains(&page), "contains {page} at {n}");
+            }
+        }
+        assert_eq!(set.len(), shadow.len());
     }
 
     fn r(page: u64, kind: RefKind) -> Record {

@@ -43,6 +43,16 @@ pub const MAGIC: &[u8; 8] = b"VMLABTR\x01";
 /// Longest path a backing may have (a bound on what a bad file makes us allocate).
 const MAX_PATH: u64 = 1 << 16;
 
+/// The kinds by code (`kind_code`'s inverse): a table, since the decoder
+/// meets them in no predictable order and a jump table would mispredict.
+const KINDS: [RefKind; 5] = [
+    RefKind::Instr,
+    RefKind::Load,
+    RefKind::Store,
+    RefKind::Modify,
+    RefKind::Access,
+];
+
 fn kind_code(k: RefKind) -> u8 {
     match k {
         RefKind::Instr => 0,
@@ -343,35 +353,47 @@ impl VmlabReader {
                 Err(e) => return Err(TraceError::io(&self.path, &e)),
             }
         };
-        let mut prev = self.prev;
+        let [mut code_page, mut data_page] = self.prev;
         let mut i = 0;
-        while out.len() < max && buf.len() - i >= 10 {
-            let (mut v, mut n) = (0u128, 0);
-            loop {
-                let b = buf[i + n];
-                v |= ((b & 0x7f) as u128) << (7 * n);
-                n += 1;
-                if b & 0x80 == 0 || n == 10 {
+        let room = max.saturating_sub(out.len());
+        out.reserve(room);
+        let end = out.len() + room;
+        while out.len() < end && buf.len() - i >= 10 {
+            // One or two bytes (a step of less than 2^10 pages) is almost
+            // every reference; longer varints up to 9 bytes fit a u64, and
+            // a 10-byte one (a delta of 2^60 or more) is left to `record`.
+            let b0 = buf[i];
+            let (v, n) = if b0 < 0x80 {
+                (b0 as u64, 1)
+            } else if buf[i + 1] < 0x80 {
+                ((b0 & 0x7f) as u64 | (buf[i + 1] as u64) << 7, 2)
+            } else {
+                let (mut v, mut n) = (0u64, 0);
+                while n < 9 && buf[i + n] & 0x80 != 0 {
+                    v |= ((buf[i + n] & 0x7f) as u64) << (7 * n);
+                    n += 1;
+                }
+                if n == 9 {
                     break;
                 }
-            }
-            if buf[i + n - 1] & 0x80 != 0 || v >> 67 != 0 {
-                break;
-            }
-            let kind = match v & 7 {
-                0 => RefKind::Instr,
-                1 => RefKind::Load,
-                2 => RefKind::Store,
-                3 => RefKind::Modify,
-                4 => RefKind::Access,
-                _ => break,
+                (v | (buf[i + n] as u64) << (7 * n), n + 1)
             };
-            let p = &mut prev[stream(kind)];
-            *p = p.wrapping_add(unzigzag((v >> 3) as u64) as u64);
-            out.push(Record::Ref(Ref { page: *p, kind }));
+            let Some(&kind) = KINDS.get((v & 7) as usize) else {
+                break;
+            };
+            // The two streams' pages in locals, chosen by select: kept in
+            // registers, where an indexed array went through the stack.
+            let data = stream(kind) == 1;
+            let page = if data { data_page } else { code_page }.wrapping_add(unzigzag(v >> 3) as u64);
+            if data {
+                data_page = page;
+            } else {
+                code_page = page;
+            }
+            out.push(Record::Ref(Ref { page, kind }));
             i += n;
         }
-        self.prev = prev;
+        self.prev = [code_page, data_page];
         self.r.consume(i);
         self.offset += i as u64;
         Ok(())
@@ -382,14 +404,10 @@ impl VmlabReader {
         let Some(first) = self.byte()? else { return Ok(None) };
         let v = self.varint_from(first, "a record")?;
         let low = (v & 7) as u8;
-        let kind = match low {
-            0 => RefKind::Instr,
-            1 => RefKind::Load,
-            2 => RefKind::Store,
-            3 => RefKind::Modify,
-            4 => RefKind::Access,
-            7 => return self.event((v >> 3) as u64).map(|e| Some(Record::event(e))),
-            _ => return Err(self.err(format!("a reference kind 0 to 4 or an event (7), not {low}"))),
+        let kind = match KINDS.get(low as usize) {
+            Some(&k) => k,
+            None if low == 7 => return self.event((v >> 3) as u64).map(|e| Some(Record::event(e))),
+            None => return Err(self.err(format!("a reference kind 0 to 4 or an event (7), not {low}"))),
         };
         let d = u64::try_from(v >> 3).map_err(|_| self.err("a page delta below 2^64"))?;
         let prev = &mut self.prev[stream(kind)];
