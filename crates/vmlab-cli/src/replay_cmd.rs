@@ -151,7 +151,7 @@ pub fn run(config: Option<&Path>, sets: &[String], a: &ReplayArgs) -> Result<(),
     let mut bar = Progress::new(!a.quiet && !a.json);
     let mut rows = Vec::new();
     for (n, &frames) in a.frames.iter().enumerate() {
-        let mut progress = |refs: u64| bar.tick(&policy, frames, n, a.frames.len(), refs);
+        let mut progress = |t| bar.tick(&policy, frames, n, a.frames.len(), t);
         let r = replay::cache::run(&a.file, format.clone(), &policy, frames, &opts, &mut progress).map_err(
             |e| match e {
                 ReplayError::Usage(m) => Failure::Usage(m),
@@ -211,21 +211,21 @@ fn trace_format(a: &ReplayArgs) -> Result<Option<Format>, Failure> {
 }
 
 /// A progress bar on stderr for runs longer than a second (none when hidden,
-/// and indicatif draws nothing when stderr is not a terminal). The first
-/// run of a trace is a spinner with the rate; later runs read the same
-/// trace, so the first one's reference count gives them a bar with an ETA.
+/// and indicatif draws nothing when stderr is not a terminal): the share of
+/// the trace's file read, with an ETA, and the references so far and their
+/// rate. Each `--frames` value's run gets its own bar.
 struct Progress {
     show: bool,
     /// When the first run started: the bar appears after a second of it.
     start: Instant,
     bar: Option<indicatif::ProgressBar>,
-    /// The run the bar shows, when it started, and its length if known.
+    /// The run the bar shows, and when it started.
     run: usize,
     run_start: Instant,
-    total: Option<u64>,
-    /// References of the run before (the trace's length).
-    last_refs: u64,
 }
+
+/// The bar's length: the file read, in thousandths.
+const PER_MILLE: u64 = 1000;
 
 impl Progress {
     fn new(show: bool) -> Progress {
@@ -235,38 +235,30 @@ impl Progress {
             bar: None,
             run: 0,
             run_start: Instant::now(),
-            total: None,
-            last_refs: 0,
         }
     }
 
-    fn tick(&mut self, policy: &str, frames: u64, run: usize, runs: usize, refs: u64) {
+    fn tick(&mut self, policy: &str, frames: u64, run: usize, runs: usize, t: vmlab::replay::Tick) {
         if !self.show {
             return;
         }
         if run != self.run {
-            // A new run: the trace's length is now known.
             self.run = run;
             self.run_start = Instant::now();
-            self.total = Some(self.last_refs).filter(|&t| t > 0);
             if let Some(b) = self.bar.take() {
                 b.finish_and_clear();
             }
         }
-        self.last_refs = refs;
         if self.bar.is_none() && self.start.elapsed() > Duration::from_secs(1) {
-            let b = match self.total {
-                Some(t) => {
-                    let b = indicatif::ProgressBar::new(t);
-                    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}% ETA {eta}")
-                    {
-                        b.set_style(style.progress_chars("=> "));
-                    }
-                    b
-                }
-                None => indicatif::ProgressBar::new_spinner(),
-            };
+            let b = indicatif::ProgressBar::new(PER_MILLE);
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}% ETA {eta}") {
+                b.set_style(style.progress_chars("=> "));
+            }
             b.enable_steady_tick(Duration::from_millis(200));
+            // The ETA is indicatif's, from the bar's rate since it began:
+            // start it at the run's position so far, not at 0.
+            b.set_position((t.fraction * PER_MILLE as f64) as u64);
+            b.reset_eta();
             self.bar = Some(b);
         }
         if let Some(b) = &self.bar {
@@ -274,14 +266,15 @@ impl Progress {
             // until the run has gone on a while.
             let secs = self.run_start.elapsed().as_secs_f64();
             let rate = if secs > 0.2 {
-                format!(", {:.0}/s", refs as f64 / secs)
+                format!(", {:.0}/s", t.refs as f64 / secs)
             } else {
                 String::new()
             };
-            b.set_position(refs);
+            b.set_position((t.fraction * PER_MILLE as f64) as u64);
             b.set_message(format!(
-                "{policy} {frames} frames (run {}/{runs}): {refs} references{rate}",
-                run + 1
+                "{policy} {frames} frames (run {}/{runs}): {} references{rate}",
+                run + 1,
+                t.refs
             ));
         }
     }
@@ -324,7 +317,7 @@ fn full(
         files,
     };
     for (n, &frames) in a.frames.iter().enumerate() {
-        let mut progress = |refs: u64| bar.tick(&name, frames, n, a.frames.len(), refs);
+        let mut progress = |t| bar.tick(&name, frames, n, a.frames.len(), t);
         let r = full::run_any_file(&input, cfg, frames, policy, &build, &mut progress).map_err(|e| match e {
             FullError::Trace(t) => Failure::Usage(t.to_string()),
             FullError::Usage(m) => Failure::Usage(m),

@@ -9,7 +9,7 @@
 //! distinct page), and the replay streams them: memory is bounded by the
 //! distinct pages, not the trace's length.
 
-use super::ReplayError;
+use super::{ReplayError, Tick};
 use crate::cache::{self, CachePolicy, Options};
 use crate::trace::{self, Format, Record};
 use std::fs::File;
@@ -32,15 +32,15 @@ pub struct CacheRun {
 }
 
 /// Replay the trace at `path` (in `format`, or sniffed) through `policy`
-/// over `frames` frames. `progress` is told the references done so far
-/// after each batch.
+/// over `frames` frames. `progress` is told how far it has got after
+/// each batch.
 pub fn run(
     path: &Path,
     format: Option<Format>,
     policy: &str,
     frames: u64,
     opts: &Options,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(Tick),
 ) -> Result<CacheRun, ReplayError> {
     let start = Instant::now();
     let (format, refs, misses) = if cache::needs_future(policy) {
@@ -77,9 +77,9 @@ fn replay<P: CachePolicy + ?Sized>(
     p: &mut P,
     path: &Path,
     format: Option<Format>,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(Tick),
 ) -> Result<(Format, u64, u64), ReplayError> {
-    let (format, mut reader) = trace::open(path, format)?;
+    let (format, mut reader, extent) = trace::open_counted(path, format)?;
     let (mut refs, mut misses) = (0u64, 0u64);
     let mut pages = Vec::with_capacity(trace::BATCH);
     trace::for_each_batch(&mut *reader, |batch| {
@@ -90,7 +90,10 @@ fn replay<P: CachePolicy + ?Sized>(
         }));
         refs += pages.len() as u64;
         misses += p.serve(&pages);
-        progress(refs);
+        progress(Tick {
+            refs,
+            fraction: extent.fraction(),
+        });
         Ok::<(), ReplayError>(())
     })?;
     Ok((format, refs, misses))

@@ -521,7 +521,7 @@ pub fn run_file(
     frames: u64,
     policy: FullPolicy,
     build: &dyn Fn(&MachineConfig) -> Result<Machine, String>,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(super::Tick),
 ) -> Result<FullResult, FullError> {
     let open = || crate::trace::open(path, format.clone()).map(|(_, r)| r);
     let (_, distinct) = distinct_pages(&mut *open()?)?;
@@ -546,7 +546,13 @@ pub fn run_file(
     };
     let cfg = machine_config(&cfg_base, frames, distinct)?;
     let m = build(&cfg).map_err(FullError::Machine)?;
-    replay(&m, frames, distinct, bound, &mut *open()?, progress)
+    let (_, mut r, extent) = crate::trace::open_counted(path, format)?;
+    replay(&m, frames, distinct, bound, &mut *r, &mut |refs| {
+        progress(super::Tick {
+            refs,
+            fraction: extent.fraction(),
+        })
+    })
 }
 
 /// What `run_any_file` replays: a trace file, its format if not sniffed,
@@ -577,7 +583,7 @@ pub fn run_any_file(
     frames: u64,
     policy: FullPolicy,
     build: &dyn Fn(&MachineConfig) -> Result<Machine, String>,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(super::Tick),
 ) -> Result<Replayed, FullError> {
     let Input { path, format, files } = input;
     let (path, format) = (*path, format.clone());

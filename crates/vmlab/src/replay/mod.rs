@@ -10,6 +10,16 @@ pub mod cache;
 pub mod full;
 pub mod program;
 
+/// How far a replay has got, as its progress callback is told after each
+/// batch: the references so far, and the fraction of the trace's file
+/// read (by bytes, so known on a first pass, before the trace's length in
+/// references is).
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct Tick {
+    pub refs: u64,
+    pub fraction: f64,
+}
+
 /// How a trace is replayed (`--mode`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Mode {

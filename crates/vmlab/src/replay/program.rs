@@ -628,13 +628,19 @@ pub fn run_program_file(
     frames: u64,
     build: &dyn Fn(&MachineConfig) -> Result<Machine, String>,
     files: &Files,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(super::Tick),
 ) -> Result<ProgramResult, FullError> {
-    let open = || crate::trace::open(path, format.clone()).map(|(_, r)| r);
-    let s = survey(&mut *open()?)?;
+    let (_, mut r) = crate::trace::open(path, format.clone())?;
+    let s = survey(&mut *r)?;
     let cfg = program_config(base, frames, &s)?;
     let m = build(&cfg).map_err(FullError::Machine)?;
-    replay(&m, frames, &s, &mut *open()?, files, progress)
+    let (_, mut r, extent) = crate::trace::open_counted(path, format)?;
+    replay(&m, frames, &s, &mut *r, files, &mut |refs| {
+        progress(super::Tick {
+            refs,
+            fraction: extent.fraction(),
+        })
+    })
 }
 
 #[cfg(test)]

@@ -29,6 +29,8 @@ pub mod vmlab_fmt;
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// The page size page numbers count in (vmlab's, x86's base page).
 pub const PAGE_SHIFT: u32 = 12;
@@ -405,10 +407,64 @@ pub const BATCH: usize = 4096;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
+/// How far into its file a reader is: the bytes read from the file (the
+/// compressed bytes, for a compressed trace) of the file's length. Known
+/// before the trace's length in references is, so a first pass can show
+/// an ETA. Readers buffer ahead, so it runs ahead of the records by a
+/// buffer (64 KiB) at most.
+#[derive(Clone, Debug)]
+pub struct Extent {
+    read: Arc<AtomicU64>,
+    len: u64,
+}
+
+impl Extent {
+    /// The fraction of the file read, 0 to 1 (1 for an empty file).
+    pub fn fraction(&self) -> f64 {
+        if self.len == 0 {
+            return 1.0;
+        }
+        (self.read.load(Ordering::Relaxed) as f64 / self.len as f64).min(1.0)
+    }
+}
+
+/// A reader that adds what it reads to an [`Extent`]'s count.
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// The file's bytes, decompressed if it is gzip or zstd.
 pub fn open_bytes(path: &Path) -> Result<Box<dyn BufRead>, TraceError> {
+    open_bytes_counted(path).map(|(r, _)| r)
+}
+
+/// [`open_bytes`], and how far into the file the reader is.
+fn open_bytes_counted(path: &Path) -> Result<(Box<dyn BufRead>, Extent), TraceError> {
     let f = std::fs::File::open(path).map_err(|e| TraceError::io(path, &e))?;
-    let mut r = BufReader::with_capacity(1 << 16, f);
+    let len = f.metadata().map_err(|e| TraceError::io(path, &e))?.len();
+    let extent = Extent {
+        read: Arc::default(),
+        len,
+    };
+    let f = Counting {
+        inner: f,
+        read: extent.read.clone(),
+    };
+    let r = decompressed(path, BufReader::with_capacity(1 << 16, f))?;
+    Ok((r, extent))
+}
+
+/// `r`'s bytes, decompressed if they start as gzip or zstd.
+fn decompressed<R: BufRead + 'static>(path: &Path, mut r: R) -> Result<Box<dyn BufRead>, TraceError> {
     let head = r.fill_buf().map_err(|e| TraceError::io(path, &e))?;
     if head.starts_with(&GZIP_MAGIC) {
         Ok(Box::new(BufReader::with_capacity(
@@ -440,7 +496,12 @@ pub fn peek(mut r: Box<dyn BufRead>, n: usize, path: &Path) -> Result<(Vec<u8>, 
 
 /// Open `path` as `format`, or as the format its content shows if `None`.
 pub fn open(path: &Path, format: Option<Format>) -> Result<(Format, Box<dyn TraceReader>), TraceError> {
-    let bytes = open_bytes(path)?;
+    open_counted(path, format).map(|(f, r, _)| (f, r))
+}
+
+/// [`open`], and how far into the file the reader is (for progress).
+pub fn open_counted(path: &Path, format: Option<Format>) -> Result<(Format, Box<dyn TraceReader>, Extent), TraceError> {
+    let (bytes, extent) = open_bytes_counted(path)?;
     let (head, bytes) = peek(bytes, SNIFF_BYTES, path)?;
     let format = match format {
         Some(f) => f,
@@ -463,7 +524,7 @@ pub fn open(path: &Path, format: Option<Format>) -> Result<(Format, Box<dyn Trac
         Format::Lcs => Box::new(lcs::LcsReader::new(bytes, path)?),
         Format::Vmlab => Box::new(vmlab_fmt::VmlabReader::new(bytes, path)?),
     };
-    Ok((format, reader))
+    Ok((format, reader, extent))
 }
 
 /// Bytes `sniff` looks at.
@@ -569,5 +630,35 @@ mod tests {
         assert_eq!(sniff(&trc), Some(Format::Trc));
         assert_eq!(sniff(b"just some words\nand more words\n"), None);
         assert_eq!(sniff(&[0xff; 64]), None);
+    }
+
+    /// The extent counts the file's bytes as the reader takes them, the
+    /// compressed ones for a gzip file: short of the whole while batches
+    /// remain, all of it at the end.
+    #[test]
+    fn the_extent_follows_the_file_read() {
+        use std::io::Write;
+        let pages: Vec<u8> = (0..200_000u32).flat_map(|p| (p % 5000).to_be_bytes()).collect();
+        let plain = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(plain.path(), &pages).unwrap();
+        let gz = tempfile::NamedTempFile::new().unwrap();
+        let mut e = flate2::write::GzEncoder::new(gz.reopen().unwrap(), flate2::Compression::fast());
+        e.write_all(&pages).unwrap();
+        e.finish().unwrap();
+        for f in [&plain, &gz] {
+            let (_, mut r, extent) = open_counted(f.path(), Some(Format::Trc)).unwrap();
+            let mut seen = vec![extent.fraction()];
+            let mut refs = 0;
+            for_each_batch(&mut *r, |b| {
+                refs += b.len();
+                seen.push(extent.fraction());
+                Ok::<(), TraceError>(())
+            })
+            .unwrap();
+            assert_eq!(refs, 200_000);
+            assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+            assert!(seen[1] < 0.5, "after one batch of 49: {seen:?}");
+            assert_eq!(*seen.last().unwrap(), 1.0);
+        }
     }
 }
