@@ -116,9 +116,12 @@ fn stream(a: &RecordArgs, log: std::io::PipeReader, file: std::fs::File) -> Resu
     let mut sizes = HashMap::new();
     let mut batch = Vec::with_capacity(trace::BATCH);
     loop {
-        reader
-            .read_batch(&mut batch, trace::BATCH)
-            .map_err(|e| Failure::Runtime(format!("reading valgrind's log: {e}")))?;
+        let read = reader.read_batch(&mut batch, trace::BATCH);
+        // A fork seen first explains a bad line after it (the child's
+        // output mixed into the log): the refusal is the answer.
+        if let (Err(e), None) = (&read, reader.process_creation()) {
+            return Err(Failure::Runtime(format!("reading valgrind's log: {e}")));
+        }
         if let Some(at) = reader.process_creation() {
             if let Some(b) = &bar {
                 b.finish_and_clear();

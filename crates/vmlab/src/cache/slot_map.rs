@@ -301,7 +301,8 @@ mod tests {
     /// half an entry (about 0.2 for each shape at this load, 0.3).
     #[test]
     fn page_ids_of_every_shape_sit_near_home() {
-        let shapes: [(&str, fn(u64) -> u64); 5] = [
+        type Shape = (&'static str, fn(u64) -> u64);
+        let shapes: [Shape; 5] = [
             ("sequential", |r| r),
             ("strided", |r| r * 4096),
             ("high half", |r| r << 32),
