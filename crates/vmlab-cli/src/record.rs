@@ -104,7 +104,8 @@ fn stream(a: &RecordArgs, log: std::io::PipeReader, file: std::fs::File) -> Resu
     let mut reader = LackeyReader::new(
         Box::new(BufReader::with_capacity(1 << 16, log)),
         Path::new("valgrind's stderr"),
-    );
+    )
+    .mixed_lines_are_forks();
     let mut w = trace::vmlab_fmt::VmlabWriter::new(BufWriter::with_capacity(1 << 16, file)).map_err(werr)?;
     let bar = (!a.quiet).then(|| {
         let b = indicatif::ProgressBar::new_spinner();

@@ -212,8 +212,9 @@ fn trace_format(a: &ReplayArgs) -> Result<Option<Format>, Failure> {
 
 /// A progress bar on stderr for runs longer than a second (none when hidden,
 /// and indicatif draws nothing when stderr is not a terminal): the share of
-/// the trace's file read, with an ETA, and the references so far and their
-/// rate. Each `--frames` value's run gets its own bar.
+/// the trace's file read, with an ETA (a spinner for a trace from a pipe),
+/// and the references so far and their rate. Each `--frames` value's run
+/// gets its own bar.
 struct Progress {
     show: bool,
     /// When the first run started: the bar appears after a second of it.
@@ -249,16 +250,25 @@ impl Progress {
                 b.finish_and_clear();
             }
         }
+        let per_mille = t.fraction.map(|f| (f * PER_MILLE as f64) as u64);
         if self.bar.is_none() && self.start.elapsed() > Duration::from_secs(1) {
-            let b = indicatif::ProgressBar::new(PER_MILLE);
-            if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}% ETA {eta}") {
-                b.set_style(style.progress_chars("=> "));
-            }
+            // A trace from a pipe has no length: a spinner.
+            let b = match per_mille {
+                Some(at) => {
+                    let b = indicatif::ProgressBar::new(PER_MILLE);
+                    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {percent}% ETA {eta}")
+                    {
+                        b.set_style(style.progress_chars("=> "));
+                    }
+                    // The ETA is indicatif's, from the bar's rate since it
+                    // began: start it at the run's position so far.
+                    b.set_position(at);
+                    b.reset_eta();
+                    b
+                }
+                None => indicatif::ProgressBar::new_spinner(),
+            };
             b.enable_steady_tick(Duration::from_millis(200));
-            // The ETA is indicatif's, from the bar's rate since it began:
-            // start it at the run's position so far, not at 0.
-            b.set_position((t.fraction * PER_MILLE as f64) as u64);
-            b.reset_eta();
             self.bar = Some(b);
         }
         if let Some(b) = &self.bar {
@@ -270,7 +280,9 @@ impl Progress {
             } else {
                 String::new()
             };
-            b.set_position((t.fraction * PER_MILLE as f64) as u64);
+            if let Some(at) = per_mille {
+                b.set_position(at);
+            }
             b.set_message(format!(
                 "{policy} {frames} frames (run {}/{runs}): {} references{rate}",
                 run + 1,

@@ -193,7 +193,7 @@ impl SlotMap {
     /// prefetch hints cost more than they save.
     #[inline]
     pub fn is_large(&self) -> bool {
-        self.entries.len() >= (256 << 10) / core::mem::size_of::<Entry>()
+        self.entries.len() > (256 << 10) / core::mem::size_of::<Entry>()
     }
 
     /// The empty entry that ends `tag`'s run.
@@ -202,6 +202,9 @@ impl SlotMap {
     }
 
     fn grow(&mut self) {
+        // Unreachable past 2^32 entries: no policy holds more than about
+        // twice its frames, which `check_frames` keeps below 2^30.
+        debug_assert!(self.shift > 0, "a SlotMap of more than 2^32 entries");
         let bigger = vec![EMPTY; self.entries.len() * 2];
         let old = core::mem::replace(&mut self.entries, bigger);
         self.shift -= 1;

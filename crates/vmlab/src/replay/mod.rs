@@ -13,11 +13,11 @@ pub mod program;
 /// How far a replay has got, as its progress callback is told after each
 /// batch: the references so far, and the fraction of the trace's file
 /// read (by bytes, so known on a first pass, before the trace's length in
-/// references is).
+/// references is; `None` for a trace read from a pipe).
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Tick {
     pub refs: u64,
-    pub fraction: f64,
+    pub fraction: Option<f64>,
 }
 
 /// How a trace is replayed (`--mode`).

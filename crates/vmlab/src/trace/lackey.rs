@@ -57,7 +57,9 @@
 //!   process ids a replay could use).
 //!
 //! A memory, syscall or ` --> ` line that does not parse is an error
-//! naming its line and what was expected. Lines of other shapes are the
+//! naming its line and what was expected (for the recorder, which reads
+//! the log as it is written, a bad line naming a process-creating call is
+//! the fork instead: `mixed_lines_are_forks`). Lines of other shapes are the
 //! traced program's own output when it shares lackey's stderr (no
 //! `--log-file`) and are skipped, but a file with no lackey line at all
 //! is an error naming its first line of other text.
@@ -111,6 +113,9 @@ pub struct LackeyReader {
     segs: Vec<Seg>,
     brk_base_sent: bool,
     forked: Option<String>,
+    /// Whether a bad line naming a process-creating call is taken as the
+    /// fork (`mixed_lines_are_forks`) rather than an error.
+    mixed_forks: bool,
 }
 
 /// Reading valgrind's `-d` segment listing at client startup.
@@ -154,7 +159,18 @@ impl LackeyReader {
             segs: Vec::new(),
             brk_base_sent: false,
             forked: None,
+            mixed_forks: false,
         }
+    }
+
+    /// For a log being written while it is read (the recorder): after a
+    /// fork the parent's and the child's lines can mix mid-line, the
+    /// clone's own among them, so a bad line that names a process-creating
+    /// call is noted as the fork (`process_creation`) and skipped instead
+    /// of failing the read. A stored log's bad line stays an error.
+    pub fn mixed_lines_are_forks(mut self) -> LackeyReader {
+        self.mixed_forks = true;
+        self
     }
 
     /// The first process-creating syscall seen (`sys_clone`, `sys_fork`,
@@ -484,7 +500,11 @@ impl LackeyReader {
                     // and their lines can mix mid-line, the clone's own
                     // among them: a bad line naming a process-creating call
                     // is that fork, not a malformed log.
-                    Err(_) if self.forked.is_none() && PROCESS_CREATION.iter().any(|n| l.contains(n)) => {
+                    Err(_)
+                        if self.mixed_forks
+                            && self.forked.is_none()
+                            && PROCESS_CREATION.iter().any(|n| l.contains(n)) =>
+                    {
                         self.forked = Some(format!(
                             "line {} (mixed with another process's output): {}",
                             self.line_no,
@@ -810,16 +830,18 @@ SYSCALL[9,1](56) sys_clone ( 0x1200011, 0x0 ) --> [pre-success] Success(0x0) \n"
         assert!(sniff(t));
     }
 
-    /// After a fork, the parent's and the child's lines can mix mid-line in
-    /// the one log, the clone's own among them: such a line is the fork,
-    /// noted, not a malformed log. A bad line naming no such call is still
-    /// an error.
+    /// For the recorder: after a fork, the parent's and the child's lines
+    /// can mix mid-line in the one log, the clone's own among them: such a
+    /// line is the fork, noted, not a malformed log. A bad line naming no
+    /// such call is still an error, and so is the mixed line for a reader
+    /// of a stored log.
     #[test]
     fn a_clone_line_mixed_with_the_childs_output_is_the_fork() {
         let t = "I  0010a000,4\n\
 I  0010SYSCALL[9,1](56) sys_clone ( 0x1200011, 0x0 ) --> [pre-success] Success(0x0) \n\
 I  0010a000,4\n";
-        let mut r = LackeyReader::new(Box::new(Cursor::new(t.as_bytes().to_vec())), Path::new("t"));
+        let mut r =
+            LackeyReader::new(Box::new(Cursor::new(t.as_bytes().to_vec())), Path::new("t")).mixed_lines_are_forks();
         let mut out = Vec::new();
         r.read_batch(&mut out, 100).unwrap();
         assert_eq!(out.len(), 2);
@@ -829,8 +851,13 @@ I  0010a000,4\n";
             r.process_creation()
         );
         let bad = "I  0010a000,4\nI  0010SYSCALL[9,1](12) sys_brk ( 0x0 ) --> [pre-success] Success(0x0)\n";
-        let mut r = LackeyReader::new(Box::new(Cursor::new(bad.as_bytes().to_vec())), Path::new("t"));
+        let mut r =
+            LackeyReader::new(Box::new(Cursor::new(bad.as_bytes().to_vec())), Path::new("t")).mixed_lines_are_forks();
         assert!(r.read_batch(&mut out, 100).is_err());
         assert!(r.process_creation().is_none());
+        // A stored log (not the recorder's) keeps the mixed clone line an
+        // error.
+        let mut r = LackeyReader::new(Box::new(Cursor::new(t.as_bytes().to_vec())), Path::new("t"));
+        assert!(r.read_batch(&mut out, 100).is_err());
     }
 }

@@ -415,16 +415,19 @@ const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 #[derive(Clone, Debug)]
 pub struct Extent {
     read: Arc<AtomicU64>,
-    len: u64,
+    /// The file's length; `None` for what has none (a pipe, a FIFO).
+    len: Option<u64>,
 }
 
 impl Extent {
-    /// The fraction of the file read, 0 to 1 (1 for an empty file).
-    pub fn fraction(&self) -> f64 {
-        if self.len == 0 {
-            return 1.0;
+    /// The fraction of the file read, 0 to 1 (1 for an empty file); `None`
+    /// when the file has no length to be a fraction of (a pipe).
+    pub fn fraction(&self) -> Option<f64> {
+        let len = self.len?;
+        if len == 0 {
+            return Some(1.0);
         }
-        (self.read.load(Ordering::Relaxed) as f64 / self.len as f64).min(1.0)
+        Some((self.read.load(Ordering::Relaxed) as f64 / len as f64).min(1.0))
     }
 }
 
@@ -450,7 +453,8 @@ pub fn open_bytes(path: &Path) -> Result<Box<dyn BufRead>, TraceError> {
 /// [`open_bytes`], and how far into the file the reader is.
 fn open_bytes_counted(path: &Path) -> Result<(Box<dyn BufRead>, Extent), TraceError> {
     let f = std::fs::File::open(path).map_err(|e| TraceError::io(path, &e))?;
-    let len = f.metadata().map_err(|e| TraceError::io(path, &e))?.len();
+    let meta = f.metadata().map_err(|e| TraceError::io(path, &e))?;
+    let len = meta.is_file().then_some(meta.len());
     let extent = Extent {
         read: Arc::default(),
         len,
@@ -647,11 +651,11 @@ mod tests {
         e.finish().unwrap();
         for f in [&plain, &gz] {
             let (_, mut r, extent) = open_counted(f.path(), Some(Format::Trc)).unwrap();
-            let mut seen = vec![extent.fraction()];
+            let mut seen = vec![extent.fraction().unwrap()];
             let mut refs = 0;
             for_each_batch(&mut *r, |b| {
                 refs += b.len();
-                seen.push(extent.fraction());
+                seen.push(extent.fraction().unwrap());
                 Ok::<(), TraceError>(())
             })
             .unwrap();

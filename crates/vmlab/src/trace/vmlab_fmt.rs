@@ -361,7 +361,8 @@ impl VmlabReader {
         while out.len() < end && buf.len() - i >= 10 {
             // One or two bytes (a step of less than 2^10 pages) is almost
             // every reference; longer varints up to 9 bytes fit a u64, and
-            // a 10-byte one (a delta of 2^60 or more) is left to `record`.
+            // a 10-byte one (a delta of 2^59 or more either way) is left to
+            // `record`.
             let b0 = buf[i];
             let (v, n) = if b0 < 0x80 {
                 (b0 as u64, 1)
