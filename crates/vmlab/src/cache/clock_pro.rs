@@ -64,6 +64,12 @@ pub struct ClockPro {
     hand_test: u32,
 }
 
+/// A ring entry's page, for [`SlotMap`] (a free function, so that the ring
+/// is borrowed while the map is changed).
+fn page_of(ring: &[Entry]) -> impl Fn(u32) -> u64 + '_ {
+    move |i| ring[i as usize].page
+}
+
 /// The least cold target: 1% of the frames, at least 1 (the original
 /// simulator's MIN_COLD_ALLOC band, LIRS's HIR share).
 fn min_cold(frames: usize) -> usize {
@@ -92,11 +98,6 @@ impl ClockPro {
         }
     }
 
-    /// An entry's page, for [`SlotMap`].
-    fn page_of(&self) -> impl Fn(u32) -> u64 + '_ {
-        move |i| self.ring[i as usize].page
-    }
-
     fn next(&self, i: u32) -> u32 {
         self.ring[i as usize].next
     }
@@ -121,8 +122,7 @@ impl ClockPro {
                 (self.ring.len() - 1) as u32
             }
         };
-        let ring = &self.ring;
-        self.map.insert(page, i, |s| ring[s as usize].page);
+        self.map.insert(page, i, page_of(&self.ring));
         if self.hand_hot == NIL {
             self.ring[i as usize].prev = i;
             self.ring[i as usize].next = i;
@@ -155,8 +155,7 @@ impl ClockPro {
             Kind::Cold => self.cold -= 1,
             Kind::Test => self.test -= 1,
         }
-        let ring = &self.ring;
-        self.map.remove(page, |s| ring[s as usize].page);
+        self.map.remove(page, page_of(&self.ring));
         let alone = n == i;
         for h in [&mut self.hand_hot, &mut self.hand_cold, &mut self.hand_test] {
             if *h == i {
@@ -312,7 +311,7 @@ impl ClockPro {
 
 impl CachePolicy for ClockPro {
     fn access(&mut self, page: u64) -> bool {
-        if let Some(i) = self.map.get(page, self.page_of()) {
+        if let Some(i) = self.map.get(page, page_of(&self.ring)) {
             let e = &mut self.ring[i as usize];
             if e.kind != Kind::Test {
                 e.referenced = true;

@@ -90,10 +90,7 @@ fn replay<P: CachePolicy + ?Sized>(
         }));
         refs += pages.len() as u64;
         misses += p.serve(&pages);
-        progress(Tick {
-            refs,
-            fraction: extent.fraction(),
-        });
+        progress(Tick::at(refs, &extent));
         Ok::<(), ReplayError>(())
     })?;
     Ok((format, refs, misses))

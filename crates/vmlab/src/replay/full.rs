@@ -548,10 +548,7 @@ pub fn run_file(
     let m = build(&cfg).map_err(FullError::Machine)?;
     let (_, mut r, extent) = crate::trace::open_counted(path, format)?;
     replay(&m, frames, distinct, bound, &mut *r, &mut |refs| {
-        progress(super::Tick {
-            refs,
-            fraction: extent.fraction(),
-        })
+        progress(super::Tick::at(refs, &extent))
     })
 }
 

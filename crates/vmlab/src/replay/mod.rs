@@ -20,6 +20,16 @@ pub struct Tick {
     pub fraction: Option<f64>,
 }
 
+impl Tick {
+    /// `refs` done, with `extent`'s share of the file read.
+    pub fn at(refs: u64, extent: &crate::trace::Extent) -> Tick {
+        Tick {
+            refs,
+            fraction: extent.fraction(),
+        }
+    }
+}
+
 /// How a trace is replayed (`--mode`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Mode {

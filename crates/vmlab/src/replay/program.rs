@@ -636,10 +636,7 @@ pub fn run_program_file(
     let m = build(&cfg).map_err(FullError::Machine)?;
     let (_, mut r, extent) = crate::trace::open_counted(path, format)?;
     replay(&m, frames, &s, &mut *r, files, &mut |refs| {
-        progress(super::Tick {
-            refs,
-            fraction: extent.fraction(),
-        })
+        progress(super::Tick::at(refs, &extent))
     })
 }
 
