@@ -4436,6 +4436,13 @@ fn madvise_reclaim_advice_matches_the_host_kernel() {
         );
     }
     let file: Vec<u8> = (0..4 * P).map(|i| (i / P) as u8 + 1).collect();
+    // Host fact: a page just faulted in waits in its CPU's LRU batch, and
+    // MADV_PAGEOUT drains only the calling CPU's batch, so a thread moved
+    // to the other CPU between the stores and the advice finds the pages
+    // not yet on the LRU and keeps them (seen once under load: the lazily
+    // freed pages read back 1001..1003). Pinned to one CPU, the advice
+    // sees every page of the script.
+    pin_to_current_cpu();
     let host = reclaim_advice::script(&mut reclaim_advice::Host::new(&dir, &file), host_swap, on_tmpfs);
     let mut cfg = MachineConfig {
         ram: ByteSize(16 << 20),
@@ -4741,5 +4748,22 @@ mod reclaim_advice {
             cpu.switch_to(self.pid).unwrap();
             cpu.load_u64(addr).unwrap()
         }
+    }
+}
+
+/// Pin the calling thread to the CPU it runs on (best effort: a host that
+/// refuses leaves it unpinned).
+fn pin_to_current_cpu() {
+    // SAFETY: sched_getcpu takes nothing; CPU_ZERO/CPU_SET write only the
+    // local set; sched_setaffinity(0, ..) reads it for the calling thread.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 {
+            return;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu as usize, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }
